@@ -1,0 +1,50 @@
+# Colony — top-level entry points. `make run` and `make test` install what they
+# need (Debian 12 packages), build, and run. See README.md.
+BUILD_DIR  ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS       ?= 2
+SANITIZE   ?=
+CTEST_ARGS ?=
+
+# Everything the build, the node and the tests need, as Debian 12 packages.
+DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev libsqlite3-dev \
+        libprotobuf-dev protobuf-compiler libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev \
+        catch2 libssl-dev postgresql-15 python3 curl clang-format clang-tidy
+
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: deps build run test test-sanitize bench format tidy clean
+
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCOLONY_WERROR=ON -DCOLONY_SANITIZE=$(SANITIZE) >/dev/null
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+run: build
+	$(BUILD_DIR)/bin/colonyd --config config/colony.conf
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+
+# The unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize:
+	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug SANITIZE=address,undefined CTEST_ARGS="-L 'unit|integration'"
+
+bench: deps
+	@echo "benchmarks arrive with the benchmark issue (#5)"; exit 1
+
+format:
+	@find protocol actors runtime adapters tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+
+tidy: build
+	@find actors runtime adapters protocol -name '*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet
+
+clean:
+	rm -rf $(BUILD_DIR) build-asan

@@ -1,0 +1,98 @@
+// Messages between the HTTP edge, the entity registry and entity actors.
+//
+// An entity is addressed by (kind, tenant id, entity id). A command names the
+// operation; bodies arrive already parsed into colony.v1 messages (creates) or
+// as a JSON merge patch (patches). Replies carry an immutable snapshot of the
+// entity, shared rather than copied, or a failure.
+#pragma once
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "colony/actors/domain.hpp"
+
+namespace google::protobuf {
+class Message;
+}
+
+namespace colony::actors {
+
+enum class entity_kind : std::uint8_t { tenant = 1, user = 2 };
+
+[[nodiscard]] const char* to_string(entity_kind k) noexcept;
+
+struct entity_key {
+  entity_kind kind = entity_kind::tenant;
+  std::string tenant_id; // for a tenant: its own id
+  std::string id;
+
+  [[nodiscard]] std::string str() const; // "tenant/<tid>/<id>", unique per entity
+};
+
+/// What a command asks of its entity.
+enum class op : std::uint8_t {
+  get = 1,
+  create,
+  patch,
+  remove,
+  activate,
+  suspend,
+  cancel,
+  usage,
+  // Addressed to the tenant, which gates and forwards them to the user actor:
+  create_user,
+  patch_user,
+  remove_user,
+};
+
+/// Who asked, for logs and for the outbox rows.
+struct request_meta {
+  std::string request_id;
+  std::string traceparent;
+};
+
+struct command {
+  op what = op::get;
+  std::shared_ptr<const google::protobuf::Message> payload; // create bodies (parsed at the edge)
+  std::string text;                                          // merge patch, or transition reason
+  std::optional<std::uint32_t> if_match;                     // expected version (If-Match)
+  std::string user_id;                                       // for the *_user operations
+  request_meta meta;
+  bool inject_crash = false; // fault injection (enabled by configuration only)
+};
+
+struct entity_reply {
+  std::shared_ptr<const google::protobuf::Message> entity; // set on success (except deletes)
+  std::uint32_t version = 0;
+  bool created = false;
+  std::optional<failure> error;
+
+  static entity_reply fail(failure f) {
+    entity_reply r;
+    r.error = std::move(f);
+    return r;
+  }
+};
+
+// Atoms (CAF 0.17: at most 10 characters).
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using list_atom = caf::atom_constant<caf::atom("list")>;
+using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
+using health_atom = caf::atom_constant<caf::atom("health")>;
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using batch_atom = caf::atom_constant<caf::atom("batch")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
+} // namespace colony::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::entity_key)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::entity_reply)

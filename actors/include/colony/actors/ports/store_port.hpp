@@ -1,0 +1,132 @@
+// store_port: the contract between entity actors (and the read side of the API)
+// and a persistent store. Implemented by the SQLite and PostgreSQL adapters.
+//
+// - load: an entity's last committed state (protobuf bytes) and version.
+// - commit: one entity change plus its outbox events, atomically; the adapter
+//   may group many concurrent commits into one transaction (group commit), but
+//   each change succeeds or fails on its own.
+// - list: a page of tenants or users for the read side (keyset pagination).
+// - resolve: tenant slug → id.
+// - health: whether the database answers, and why not.
+#pragma once
+
+#include <caf/typed_actor.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "colony/actors/messages.hpp"
+
+namespace colony::actors {
+
+enum class store_status : std::uint8_t {
+  ok = 1,
+  not_found,       // no such row (load), or the row to update/delete is gone
+  stale,           // optimistic concurrency: the row's version is not the expected one
+  duplicate,       // a unique constraint: `field` names it (slug, email)
+  unavailable,     // the database cannot be reached; retry later
+  error,           // anything else; detail is for logs, never for clients
+};
+
+/// One outbox row, written in the same transaction as its change.
+struct outbox_event {
+  std::string id;
+  std::string type;
+  std::string payload; // colony.v1.Event, serialized
+};
+
+/// The indexed columns of an entity next to its serialized state.
+struct entity_row {
+  std::string tenant_id;
+  std::string id;
+  std::string unique_key;  // tenant: slug; user: lower-cased email
+  std::string name;
+  std::string status;
+  std::string plan;        // tenant only
+  std::string roles;       // user only: ",admin,member,"
+  std::int64_t created_us = 0;
+  std::int64_t updated_us = 0;
+  std::uint32_t version = 0;
+  std::string state;       // the colony.v1 message, serialized
+};
+
+enum class change_kind : std::uint8_t { insert = 1, update, remove };
+
+struct change {
+  entity_kind kind = entity_kind::tenant;
+  change_kind what = change_kind::insert;
+  entity_row row;                    // for remove: tenant_id and id suffice
+  std::uint32_t expected_version = 0; // update/remove: the version being replaced
+  std::int32_t user_count_delta = 0;  // applied to the user's tenant in the same transaction
+  std::vector<outbox_event> events;
+};
+
+struct commit_outcome {
+  store_status status = store_status::ok;
+  std::string field;  // for duplicate: which unique field
+  std::string detail; // for logs
+};
+
+struct loaded {
+  store_status status = store_status::ok;
+  std::string state;
+  std::uint32_t version = 0;
+  std::int32_t user_count = 0; // tenants only
+  std::string detail;
+};
+
+/// A page request of the read side. Sort is by (sort_field, id); `after_*` is
+/// the keyset position of the last row of the previous page.
+struct list_query {
+  entity_kind kind = entity_kind::tenant;
+  std::string tenant_id; // users only
+  std::string status;
+  std::string plan;      // tenants only
+  std::string role;      // users only
+  std::string q;         // users only: substring of email or name
+  std::string sort_field = "createdAt"; // createdAt | name | slug | email
+  bool descending = false;
+  bool has_after = false;
+  std::string after_text;
+  std::int64_t after_number = 0;
+  std::string after_id;
+  int limit = 50; // the store returns up to limit + 1 rows so the caller knows if more follow
+};
+
+struct list_row {
+  std::string state;
+  std::int32_t user_count = 0;
+  std::string sort_text;
+  std::int64_t sort_number = 0;
+  std::string id;
+};
+
+struct row_page {
+  store_status status = store_status::ok;
+  std::vector<list_row> rows;
+  std::string detail;
+};
+
+struct store_health {
+  bool ready = false;
+  std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
+  std::int64_t since_us = 0;
+};
+
+using store_port = caf::typed_actor<
+  caf::replies_to<load_atom, entity_key>::with<loaded>,
+  caf::replies_to<commit_atom, change>::with<commit_outcome>,
+  caf::replies_to<list_atom, list_query>::with<row_page>,
+  caf::replies_to<resolve_atom, std::string>::with<std::string>,
+  caf::replies_to<health_atom>::with<store_health>>;
+
+} // namespace colony::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::change)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::commit_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::loaded)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::list_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::row_page)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::store_health)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::commit_outcome>)

@@ -1,0 +1,76 @@
+// Mechanics shared by the entity actors: outbox rows, commit, idle handling.
+#pragma once
+
+#include <caf/all.hpp>
+#include <google/protobuf/message.h>
+
+#include "colony/actors/entities.hpp"
+#include "colony/protocol/time.hpp"
+#include "colony/v1/event.pb.h"
+
+namespace colony::actors::detail {
+
+inline outbox_event make_event(std::string type, const entity_key& key, std::uint32_t version,
+                               const request_meta& meta, const google::protobuf::Message* state,
+                               std::int64_t now) {
+  v1::Event ev;
+  ev.set_id(protocol::new_uuid_v7());
+  ev.set_type(type);
+  ev.set_tenant_id(key.tenant_id);
+  ev.set_aggregate_kind(to_string(key.kind));
+  ev.set_aggregate_id(key.id);
+  ev.set_aggregate_version(version);
+  protocol::set_timestamp(*ev.mutable_occurred_at(), now);
+  ev.set_request_id(meta.request_id);
+  ev.set_traceparent(meta.traceparent);
+  if (state != nullptr)
+    ev.set_payload(state->SerializeAsString());
+  return outbox_event{ev.id(), std::move(type), ev.SerializeAsString()};
+}
+
+/// The failure a client sees for a store outcome that is not ok.
+inline failure failure_from(const commit_outcome& o, std::string_view what) {
+  switch (o.status) {
+    case store_status::duplicate:
+      return [&] {
+        failure f = fail(errc::conflict, std::string{what} + " with this " + o.field + " already exists");
+        f.errors.push_back({o.field, "already taken"});
+        return f;
+      }();
+    case store_status::stale:
+      return fail(errc::conflict, std::string{what} +
+                                    " was changed concurrently by another writer; read it again and retry");
+    case store_status::not_found:
+      return fail(errc::not_found, std::string{what} + " not found");
+    case store_status::unavailable:
+      return fail(errc::unavailable, "the store is unavailable; retry later");
+    default:
+      return fail(errc::internal, "the store failed to commit");
+  }
+}
+
+/// A crash in a handler ends the actor with an error (the registry logs and
+/// counts it); nothing is printed by CAF itself.
+inline void install_crash_handler(caf::scheduled_actor* self) {
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      return caf::make_error(caf::sec::runtime_error, std::string{e.what()});
+    } catch (...) {
+      return caf::make_error(caf::sec::runtime_error, std::string{"unknown exception"});
+    }
+  });
+}
+
+inline std::optional<failure> check_if_match(const command& cmd, std::uint32_t version) {
+  if (cmd.if_match && *cmd.if_match != version) {
+    failure f = fail(errc::precondition_failed, "If-Match names version " + std::to_string(*cmd.if_match) +
+                                                  " but the current version is " + std::to_string(version));
+    f.numbers.emplace_back("currentVersion", version);
+    return f;
+  }
+  return std::nullopt;
+}
+
+} // namespace colony::actors::detail

@@ -1,0 +1,34 @@
+#include "colony/actors/messages.hpp"
+
+#include <caf/all.hpp>
+
+#include "colony/actors/entities.hpp"
+
+namespace colony::actors {
+
+const char* to_string(entity_kind k) noexcept {
+  switch (k) {
+    case entity_kind::tenant: return "tenant";
+    case entity_kind::user: return "user";
+  }
+  return "unknown";
+}
+
+std::string entity_key::str() const {
+  std::string s{to_string(kind)};
+  s += '/';
+  s += tenant_id;
+  s += '/';
+  s += id;
+  return s;
+}
+
+failure failure_from(const caf::error& err) {
+  if (err == caf::sec::request_timeout)
+    return fail(errc::unavailable, "the entity did not answer in time; retry later");
+  if (err == caf::sec::request_receiver_down)
+    return fail(errc::unavailable, "the entity was restarting; retry");
+  return fail(errc::internal, "the entity failed while handling the request");
+}
+
+} // namespace colony::actors

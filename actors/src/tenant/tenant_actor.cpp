@@ -1,0 +1,256 @@
+#include "../entity_common.hpp"
+#include "colony/actors/tenant/tenant_model.hpp"
+
+namespace colony::actors {
+namespace {
+
+struct tenant_state {
+  entity_key key;
+  std::shared_ptr<const entity_env> env;
+  std::shared_ptr<const v1::Tenant> current; // null: the tenant does not exist
+  std::int32_t seats_in_flight = 0;          // user creations admitted, not yet answered
+  std::uint64_t handled = 0;                 // commands seen (the registry compares on idle)
+  bool load_failed = false;
+  bool committing = false;                   // a commit is awaited (the mailbox waits too)
+  static inline const char* name = "colony.tenant";
+};
+
+using self_ptr = caf::stateful_actor<tenant_state>*;
+
+entity_row row_of(const v1::Tenant& t) {
+  entity_row r;
+  r.tenant_id = t.id();
+  r.id = t.id();
+  r.unique_key = t.slug();
+  r.name = t.name();
+  r.status = t.status();
+  r.plan = t.plan();
+  r.created_us = protocol::timestamp_us(t.created_at());
+  r.updated_us = protocol::timestamp_us(t.updated_at());
+  r.version = t.version();
+  r.state = t.SerializeAsString();
+  return r;
+}
+
+std::string event_type_for(op what) {
+  switch (what) {
+    case op::create: return "tenant.created";
+    case op::activate: return "tenant.activated";
+    case op::suspend: return "tenant.suspended";
+    case op::cancel: return "tenant.cancelled";
+    default: return "tenant.updated";
+  }
+}
+
+entity_reply ok_reply(const std::shared_ptr<const v1::Tenant>& t, bool created = false) {
+  entity_reply r;
+  r.entity = t;
+  r.version = t->version();
+  r.created = created;
+  return r;
+}
+
+/// After a command that leaves no live state, ask to be passivated right away.
+void drop_if_empty(self_ptr self) {
+  auto& st = self->state;
+  if ((st.current == nullptr || st.load_failed) && !st.committing)
+    self->send(st.env->registry, idle_atom::value, st.key, st.handled);
+}
+
+/// Persists `next` (and its event) and answers the client after the commit.
+caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind what, op cause,
+                                 const request_meta& meta) {
+  auto& st = self->state;
+  auto now = protocol::timestamp_us(next.updated_at());
+  change ch;
+  ch.kind = entity_kind::tenant;
+  ch.what = what;
+  ch.row = row_of(next);
+  ch.expected_version = st.current ? st.current->version() : 0;
+  std::string type = event_type_for(cause);
+  if (cause == op::patch && st.current && st.current->plan() != next.plan())
+    ch.events.push_back(detail::make_event("tenant.plan_changed", st.key, next.version(), meta, &next, now));
+  ch.events.push_back(detail::make_event(type, st.key, next.version(), meta, &next, now));
+  auto snapshot = std::make_shared<const v1::Tenant>(std::move(next));
+  auto rp = self->make_response_promise<entity_reply>();
+  st.committing = true;
+  self->request(st.env->store, st.env->store_timeout, commit_atom::value, std::move(ch))
+    .await(
+      [self, rp, snapshot, what](commit_outcome& o) mutable {
+        self->state.committing = false;
+        if (o.status == store_status::ok) {
+          self->state.current = snapshot;
+          rp.deliver(ok_reply(snapshot, what == change_kind::insert));
+          return;
+        }
+        if (o.status == store_status::stale) {
+          // Another activation wrote first: drop our copy and reload next time.
+          self->state.current = nullptr;
+          self->state.load_failed = true;
+        }
+        rp.deliver(entity_reply::fail(detail::failure_from(o, "a tenant")));
+        drop_if_empty(self);
+      },
+      [self, rp](caf::error&) mutable {
+        self->state.committing = false;
+        drop_if_empty(self);
+        rp.deliver(entity_reply::fail(fail(errc::unavailable, "the store did not answer; retry later")));
+      });
+  return rp;
+}
+
+caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
+  auto& st = self->state;
+  const auto& t = *st.current;
+  if (auto err = check_writable(t))
+    return entity_reply::fail(*err);
+  entity_key user_key{entity_kind::user, st.key.id, cmd.user_id};
+  if (cmd.what == op::patch_user) {
+    cmd.what = op::patch;
+    self->delegate(st.env->registry, std::move(user_key), std::move(cmd));
+    return caf::delegated<entity_reply>{};
+  }
+  bool creating = cmd.what == op::create_user;
+  if (creating) {
+    if (auto err = check_seat_available(t, st.seats_in_flight))
+      return entity_reply::fail(*err);
+    ++st.seats_in_flight;
+    cmd.what = op::create;
+  } else {
+    cmd.what = op::remove;
+  }
+  auto rp = self->make_response_promise<entity_reply>();
+  auto adjust = [self, creating](bool committed) {
+    auto& s = self->state;
+    if (creating)
+      --s.seats_in_flight;
+    if (committed && s.current) {
+      auto copy = std::make_shared<v1::Tenant>(*s.current);
+      copy->mutable_usage()->set_users(copy->usage().users() + (creating ? 1 : -1));
+      s.current = std::move(copy);
+    }
+  };
+  self->request(st.env->registry, st.env->store_timeout * 2, std::move(user_key), std::move(cmd))
+    .then(
+      [rp, adjust](entity_reply& r) mutable {
+        adjust(!r.error.has_value());
+        rp.deliver(std::move(r));
+      },
+      [rp, adjust](caf::error& err) mutable {
+        adjust(false);
+        rp.deliver(entity_reply::fail(failure_from(err)));
+      });
+  return rp;
+}
+
+caf::result<entity_reply> handle(self_ptr self, command& cmd) {
+  auto& st = self->state;
+  const auto& env = *st.env;
+  if (cmd.inject_crash && env.fault_injection)
+    throw std::runtime_error("fault injection: crash requested for " + st.key.str());
+  if (st.load_failed)
+    return entity_reply::fail(fail(errc::unavailable, "the tenant could not be loaded; retry later"));
+  auto now = protocol::now_us();
+  if (cmd.what == op::create) {
+    if (st.current)
+      return entity_reply::fail(fail(errc::conflict, "a tenant with this id already exists"));
+    const auto* req = dynamic_cast<const v1::CreateTenantRequest*>(cmd.payload.get());
+    if (req == nullptr)
+      return entity_reply::fail(fail(errc::malformed, "a tenant creation needs a body"));
+    auto created = create_tenant(*req, env.rules, st.key.id, now);
+    if (!created)
+      return entity_reply::fail(std::move(created.error()));
+    return commit(self, std::move(created.value()), change_kind::insert, op::create, cmd.meta);
+  }
+  if (!st.current)
+    return entity_reply::fail(fail(errc::not_found, "no tenant with id " + st.key.id));
+  const auto& t = *st.current;
+  switch (cmd.what) {
+    case op::get:
+      return ok_reply(st.current);
+    case op::usage: {
+      auto report = std::make_shared<v1::TenantUsageReport>();
+      report->set_tenant_id(t.id());
+      report->set_plan(t.plan());
+      *report->mutable_limits() = t.limits();
+      *report->mutable_usage() = t.usage();
+      entity_reply r;
+      r.entity = std::move(report);
+      r.version = t.version();
+      return r;
+    }
+    case op::patch: {
+      if (auto err = detail::check_if_match(cmd, t.version()))
+        return entity_reply::fail(*err);
+      auto next = patch_tenant(t, cmd.text, env.rules, now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      return commit(self, std::move(next.value()), change_kind::update, op::patch, cmd.meta);
+    }
+    case op::activate:
+    case op::suspend:
+    case op::cancel: {
+      if (auto err = detail::check_if_match(cmd, t.version()))
+        return entity_reply::fail(*err);
+      auto to = cmd.what == op::activate ? tenant_status::active
+              : cmd.what == op::suspend  ? tenant_status::suspended
+                                         : tenant_status::cancelled;
+      auto next = transition_tenant(t, to, cmd.text, now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      return commit(self, std::move(next.value()), change_kind::update, cmd.what, cmd.meta);
+    }
+    case op::create_user:
+    case op::patch_user:
+    case op::remove_user:
+      return forward_user_write(self, std::move(cmd));
+    default:
+      return entity_reply::fail(fail(errc::malformed, "operation not supported on a tenant"));
+  }
+}
+
+caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env) {
+  self->state.key = key;
+  self->state.env = env;
+  detail::install_crash_handler(self);
+  // Load first; commands that arrive meanwhile wait in the mailbox.
+  self->request(env->store, env->store_timeout, load_atom::value, key)
+    .await(
+      [self](loaded& l) {
+        auto& st = self->state;
+        if (l.status == store_status::ok) {
+          auto t = std::make_shared<v1::Tenant>();
+          if (!t->ParseFromString(l.state)) {
+            st.load_failed = true;
+            return;
+          }
+          // Limits follow the configured plan; usage.users is the live seat count.
+          if (auto it = st.env->rules.plans.find(t->plan()); it != st.env->rules.plans.end())
+            fill_limits(*t->mutable_limits(), it->second);
+          t->mutable_usage()->set_users(l.user_count);
+          st.current = std::move(t);
+        } else if (l.status != store_status::not_found) {
+          st.load_failed = true;
+        }
+      },
+      [self](caf::error&) { self->state.load_failed = true; });
+  return {
+    [self](command& cmd) -> caf::result<entity_reply> {
+      ++self->state.handled;
+      auto res = handle(self, cmd);
+      drop_if_empty(self);
+      return res;
+    },
+    [self](stop_atom) { self->quit(); },
+    caf::after(env->idle_timeout) >>
+      [self] { self->send(self->state.env->registry, idle_atom::value, self->state.key, self->state.handled); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_tenant_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env) {
+  return sys.spawn(tenant_actor, std::move(key), std::move(env));
+}
+
+} // namespace colony::actors

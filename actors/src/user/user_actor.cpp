@@ -1,0 +1,184 @@
+#include "../entity_common.hpp"
+#include "colony/actors/user/user_model.hpp"
+
+namespace colony::actors {
+namespace {
+
+struct user_state {
+  entity_key key;
+  std::shared_ptr<const entity_env> env;
+  std::shared_ptr<const v1::User> current; // null: the user does not exist
+  std::uint64_t handled = 0;
+  bool load_failed = false;
+  bool committing = false;
+  static inline const char* name = "colony.user";
+};
+
+using self_ptr = caf::stateful_actor<user_state>*;
+
+entity_row row_of(const v1::User& u) {
+  entity_row r;
+  r.tenant_id = u.tenant_id();
+  r.id = u.id();
+  r.unique_key = normalize_email(u.email());
+  r.name = u.name();
+  r.status = u.status();
+  r.roles = ",";
+  for (const auto& role : u.roles())
+    r.roles += role + ",";
+  r.created_us = protocol::timestamp_us(u.created_at());
+  r.updated_us = protocol::timestamp_us(u.updated_at());
+  r.version = u.version();
+  r.state = u.SerializeAsString();
+  return r;
+}
+
+void drop_if_empty(self_ptr self) {
+  auto& st = self->state;
+  if ((st.current == nullptr || st.load_failed) && !st.committing)
+    self->send(st.env->registry, idle_atom::value, st.key, st.handled);
+}
+
+caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> next, change_kind what,
+                                 const request_meta& meta) {
+  auto& st = self->state;
+  auto now = protocol::now_us();
+  change ch;
+  ch.kind = entity_kind::user;
+  ch.what = what;
+  ch.expected_version = st.current ? st.current->version() : 0;
+  if (what == change_kind::remove) {
+    ch.row.tenant_id = st.key.tenant_id;
+    ch.row.id = st.key.id;
+    ch.user_count_delta = -1;
+    ch.events.push_back(detail::make_event("user.deleted", st.key, st.current->version() + 1, meta, nullptr, now));
+  } else {
+    ch.row = row_of(*next);
+    if (what == change_kind::insert)
+      ch.user_count_delta = 1;
+    ch.events.push_back(detail::make_event(what == change_kind::insert ? "user.created" : "user.updated",
+                                           st.key, next->version(), meta, next.get(), now));
+  }
+  auto rp = self->make_response_promise<entity_reply>();
+  st.committing = true;
+  self->request(st.env->store, st.env->store_timeout, commit_atom::value, std::move(ch))
+    .await(
+      [self, rp, next, what](commit_outcome& o) mutable {
+        auto& s = self->state;
+        s.committing = false;
+        if (o.status == store_status::ok) {
+          entity_reply r;
+          if (what == change_kind::remove) {
+            r.version = s.current->version() + 1;
+            s.current = nullptr;
+          } else {
+            s.current = next;
+            r.entity = next;
+            r.version = next->version();
+            r.created = what == change_kind::insert;
+          }
+          rp.deliver(std::move(r));
+          drop_if_empty(self);
+          return;
+        }
+        if (o.status == store_status::stale) {
+          s.current = nullptr;
+          s.load_failed = true;
+        }
+        rp.deliver(entity_reply::fail(detail::failure_from(o, "a user")));
+        drop_if_empty(self);
+      },
+      [self, rp](caf::error&) mutable {
+        self->state.committing = false;
+        drop_if_empty(self);
+        rp.deliver(entity_reply::fail(fail(errc::unavailable, "the store did not answer; retry later")));
+      });
+  return rp;
+}
+
+caf::result<entity_reply> handle(self_ptr self, command& cmd) {
+  auto& st = self->state;
+  if (cmd.inject_crash && st.env->fault_injection)
+    throw std::runtime_error("fault injection: crash requested for " + st.key.str());
+  if (st.load_failed)
+    return entity_reply::fail(fail(errc::unavailable, "the user could not be loaded; retry later"));
+  auto now = protocol::now_us();
+  if (cmd.what == op::create) {
+    if (st.current)
+      return entity_reply::fail(fail(errc::conflict, "a user with this id already exists"));
+    const auto* req = dynamic_cast<const v1::CreateUserRequest*>(cmd.payload.get());
+    if (req == nullptr)
+      return entity_reply::fail(fail(errc::malformed, "a user creation needs a body"));
+    auto created = create_user(*req, st.key.tenant_id, st.key.id, now);
+    if (!created)
+      return entity_reply::fail(std::move(created.error()));
+    return commit(self, std::make_shared<const v1::User>(std::move(created.value())), change_kind::insert,
+                  cmd.meta);
+  }
+  if (!st.current)
+    return entity_reply::fail(fail(errc::not_found, "no user with id " + st.key.id + " in this tenant"));
+  const auto& u = *st.current;
+  switch (cmd.what) {
+    case op::get: {
+      entity_reply r;
+      r.entity = st.current;
+      r.version = u.version();
+      return r;
+    }
+    case op::patch: {
+      if (auto err = detail::check_if_match(cmd, u.version()))
+        return entity_reply::fail(*err);
+      auto next = patch_user(u, cmd.text, now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      return commit(self, std::make_shared<const v1::User>(std::move(next.value())), change_kind::update,
+                    cmd.meta);
+    }
+    case op::remove:
+      if (auto err = detail::check_if_match(cmd, u.version()))
+        return entity_reply::fail(*err);
+      return commit(self, nullptr, change_kind::remove, cmd.meta);
+    default:
+      return entity_reply::fail(fail(errc::malformed, "operation not supported on a user"));
+  }
+}
+
+caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env) {
+  self->state.key = key;
+  self->state.env = env;
+  detail::install_crash_handler(self);
+  self->request(env->store, env->store_timeout, load_atom::value, key)
+    .await(
+      [self](loaded& l) {
+        auto& st = self->state;
+        if (l.status == store_status::ok) {
+          auto u = std::make_shared<v1::User>();
+          if (!u->ParseFromString(l.state))
+            st.load_failed = true;
+          else
+            st.current = std::move(u);
+        } else if (l.status != store_status::not_found) {
+          st.load_failed = true;
+        }
+      },
+      [self](caf::error&) { self->state.load_failed = true; });
+  return {
+    [self](command& cmd) -> caf::result<entity_reply> {
+      ++self->state.handled;
+      auto res = handle(self, cmd);
+      drop_if_empty(self);
+      return res;
+    },
+    [self](stop_atom) { self->quit(); },
+    caf::after(env->idle_timeout) >>
+      [self] { self->send(self->state.env->registry, idle_atom::value, self->state.key, self->state.handled); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env) {
+  return sys.spawn(user_actor, std::move(key), std::move(env));
+}
+
+} // namespace colony::actors

@@ -1,0 +1,81 @@
+// The public HTTP entry point: a Boost.Beast server on its own Asio threads in
+// front of the API (routing, validation, problem+json), which talks to the
+// entity registry and the store through actors and never blocks on them.
+//
+// Lifecycle: start() binds and serves; stop_accepting() closes the listener
+// (readiness turns 503); drain(deadline) waits for in-flight requests; stop()
+// closes every connection and joins the threads. All may be called from the
+// main thread only.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "colony/actors/ports/store_port.hpp"
+#include "colony/actors/tenant/tenant_model.hpp"
+#include "colony/runtime/metrics.hpp"
+
+namespace colony::adapters {
+
+struct http_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::size_t body_limit = 1024 * 1024;
+  std::size_t header_limit = 16 * 1024;
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds request_timeout{10'000};
+  int threads = 2;
+  int max_connections = 10'000;
+  bool fault_injection = false;
+};
+
+/// What the API needs from the rest of the node.
+struct api_context {
+  caf::actor registry;
+  actors::store_port store;
+  std::shared_ptr<runtime::metrics> metrics;
+  actors::tenant_rules rules;
+  std::string version;
+};
+
+/// One route of the API, for documentation checks.
+struct route_info {
+  std::string method;
+  std::string path; // template, e.g. /v1/tenants/{tenantId}
+};
+
+/// Every route the router serves.
+[[nodiscard]] std::vector<route_info> api_routes();
+
+/// The OpenAPI 3.1 document served at /openapi.json.
+[[nodiscard]] const std::string& openapi_document();
+
+class http_server {
+public:
+  http_server(caf::actor_system& sys, http_options opts, api_context ctx);
+  ~http_server();
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// Binds and starts serving. Throws std::runtime_error naming the address on failure.
+  void start();
+  /// The bound port (useful with port 0).
+  [[nodiscard]] std::uint16_t port() const;
+  void stop_accepting();
+  /// Waits until no request is in flight or the deadline passes; true if drained.
+  bool drain(std::chrono::steady_clock::time_point deadline);
+  void stop();
+
+  struct impl; // defined in server.cpp
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace colony::adapters

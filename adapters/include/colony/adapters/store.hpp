@@ -1,0 +1,33 @@
+// Store adapters: SQLite (embedded default) and PostgreSQL behind store_port.
+//
+// spawn_store returns an actor that implements store_port. Blocking driver
+// calls run in detached worker actors, each owning one connection: one writer
+// that groups concurrent commits into one transaction (group commit), and
+// `read_connections` readers for loads and lists. Lost connections are
+// re-opened with exponential backoff; `health` reports the outage meanwhile.
+// Migrations are applied by the writer on every (re)connect, idempotently.
+#pragma once
+
+#include <caf/fwd.hpp>
+#include <memory>
+#include <string>
+
+#include "colony/actors/ports/store_port.hpp"
+#include "colony/runtime/metrics.hpp"
+
+namespace colony::adapters {
+
+struct store_options {
+  std::string spec = "sqlite:";  // sqlite:, sqlite:/path, postgresql://...
+  std::string data_dir = "./var";
+  int read_connections = 2;
+  int max_batch = 256;
+  std::shared_ptr<runtime::metrics> metrics; // may be null
+};
+
+/// Where the store lives, safe for logs (passwords masked).
+[[nodiscard]] std::string describe_store(const store_options& opts);
+
+[[nodiscard]] actors::store_port spawn_store(caf::actor_system& sys, const store_options& opts);
+
+} // namespace colony::adapters

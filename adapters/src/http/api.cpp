@@ -1,0 +1,890 @@
+#include "api.hpp"
+
+#include <caf/all.hpp>
+#include <charconv>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "colony/actors/entities.hpp"
+#include "colony/actors/user/user_model.hpp"
+#include "colony/protocol/json.hpp"
+#include "colony/protocol/time.hpp"
+#include "colony/runtime/log.hpp"
+#include "colony/v1/tenant.pb.h"
+#include "colony/v1/user.pb.h"
+
+namespace colony::adapters::http {
+
+namespace {
+
+using namespace actors;
+
+/// A unit of work run inside a bridge actor, so that Asio threads can start
+/// actor requests without blocking and get the answer through a callback.
+struct bridge_job {
+  std::function<void(caf::event_based_actor*)> run;
+};
+
+} // namespace
+} // namespace colony::adapters::http
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::adapters::http::bridge_job)
+
+namespace colony::adapters::http {
+namespace {
+
+constexpr std::string_view problem_base = "https://colony.dev/problems/";
+
+caf::behavior bridge(caf::event_based_actor* self) {
+  self->set_default_handler(caf::drop);
+  return {[self](bridge_job& job) { job.run(self); }};
+}
+
+std::string pct_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%' && i + 2 < s.size()) {
+      int v = 0;
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+      if (ec == std::errc{} && p == s.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+        continue;
+      }
+      out += c;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string base64url_encode(std::string_view in) {
+  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  std::size_t i = 0;
+  while (i + 2 < in.size()) {
+    auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+             static_cast<unsigned char>(in[i + 2]);
+    out += tbl[(n >> 18) & 63];
+    out += tbl[(n >> 12) & 63];
+    out += tbl[(n >> 6) & 63];
+    out += tbl[n & 63];
+    i += 3;
+  }
+  if (i + 1 == in.size()) {
+    auto n = static_cast<unsigned char>(in[i]) << 16;
+    out += tbl[(n >> 18) & 63];
+    out += tbl[(n >> 12) & 63];
+  } else if (i + 2 == in.size()) {
+    auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += tbl[(n >> 18) & 63];
+    out += tbl[(n >> 12) & 63];
+    out += tbl[(n >> 6) & 63];
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view in) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+  };
+  if (in.size() % 4 == 1)
+    return std::nullopt;
+  std::string out;
+  std::uint32_t buf = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v = val(c);
+    if (v < 0)
+      return std::nullopt;
+    buf = (buf << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buf >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> segs;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    auto j = path.find('/', i);
+    if (j == std::string_view::npos)
+      j = path.size();
+    segs.push_back(pct_decode(path.substr(i, j - i), false));
+    i = j;
+  }
+  return segs;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+  std::map<std::string, std::string> out;
+  std::size_t i = 0;
+  while (i <= q.size() && !q.empty()) {
+    auto j = q.find('&', i);
+    if (j == std::string_view::npos)
+      j = q.size();
+    auto part = q.substr(i, j - i);
+    if (!part.empty()) {
+      auto eq = part.find('=');
+      auto key = pct_decode(part.substr(0, eq), true);
+      auto value = eq == std::string_view::npos ? std::string{} : pct_decode(part.substr(eq + 1), true);
+      out[key] = value; // last one wins
+    }
+    if (j == q.size())
+      break;
+    i = j + 1;
+  }
+  return out;
+}
+
+struct call {
+  api_request req;
+  responder done;
+  std::map<std::string, std::string> path;
+  std::map<std::string, std::string> query;
+  std::string route = "unmatched";
+
+  void respond(api_response r) {
+    r.route = route;
+    done(std::move(r));
+  }
+};
+
+} // namespace
+
+struct api::impl {
+  caf::actor_system& sys;
+  http_options opts;
+  api_context ctx;
+  std::vector<caf::actor> bridges;
+  std::atomic<std::size_t> next_bridge{0};
+  const std::atomic<bool>* draining = nullptr;
+
+  struct route {
+    std::string method;
+    std::string path;
+    std::vector<std::string> segs;
+    void (impl::*fn)(std::shared_ptr<call>);
+  };
+  std::vector<route> routes;
+
+  impl(caf::actor_system& s, const http_options& o, api_context c)
+    : sys(s), opts(o), ctx(std::move(c)), routes(make_routes()) {
+    int n = std::max(1, o.threads);
+    for (int i = 0; i < n; ++i)
+      bridges.push_back(sys.spawn(bridge));
+  }
+
+  /// The route table: the single source for the router and for api_routes().
+  static std::vector<route> make_routes() {
+    std::vector<route> routes;
+    auto add = [&routes](std::string method, std::string path, void (impl::*fn)(std::shared_ptr<call>)) {
+      auto segs = split_path(path);
+      routes.push_back(route{std::move(method), std::move(path), std::move(segs), fn});
+    };
+    add("GET", "/livez", &impl::livez);
+    add("GET", "/readyz", &impl::readyz);
+    add("GET", "/metrics", &impl::metrics);
+    add("GET", "/openapi.json", &impl::openapi);
+    add("POST", "/v1/tenants", &impl::create_tenant);
+    add("GET", "/v1/tenants", &impl::list_tenants);
+    add("GET", "/v1/tenants/{tenantId}", &impl::get_tenant);
+    add("PATCH", "/v1/tenants/{tenantId}", &impl::patch_tenant);
+    add("POST", "/v1/tenants/{tenantId}/activate", &impl::activate_tenant);
+    add("POST", "/v1/tenants/{tenantId}/suspend", &impl::suspend_tenant);
+    add("POST", "/v1/tenants/{tenantId}/cancel", &impl::cancel_tenant);
+    add("GET", "/v1/tenants/{tenantId}/usage", &impl::tenant_usage);
+    add("POST", "/v1/tenants/{tenantId}/users", &impl::create_user);
+    add("GET", "/v1/tenants/{tenantId}/users", &impl::list_users);
+    add("GET", "/v1/tenants/{tenantId}/users/{userId}", &impl::get_user);
+    add("PATCH", "/v1/tenants/{tenantId}/users/{userId}", &impl::patch_user);
+    add("DELETE", "/v1/tenants/{tenantId}/users/{userId}", &impl::delete_user);
+    return routes;
+  }
+
+  ~impl() {
+    for (auto& b : bridges)
+      caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+  }
+
+  // -- plumbing --------------------------------------------------------------
+
+  void post(std::function<void(caf::event_based_actor*)> job) {
+    auto& b = bridges[next_bridge.fetch_add(1, std::memory_order_relaxed) % bridges.size()];
+    caf::anon_send(b, bridge_job{std::move(job)});
+  }
+
+  static api_response json(int status, std::string body) {
+    api_response r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+  }
+
+  static api_response entity_response(const entity_reply& r, int status) {
+    auto resp = json(status, protocol::to_json(*r.entity));
+    resp.headers.emplace_back("ETag", "\"" + std::to_string(r.version) + "\"");
+    return resp;
+  }
+
+  void fail(const std::shared_ptr<call>& c, int status, std::string_view type, std::string_view title,
+            std::string detail) {
+    c->respond(api::problem(status, type, title, detail, c->req.request_id));
+  }
+
+  void invalid_param(const std::shared_ptr<call>& c, const std::string& name, const std::string& message) {
+    auto r = api::problem(400, "invalid-parameter", "Invalid query parameter", name + ": " + message, c->req.request_id);
+    auto doc = nlohmann::json::parse(r.body);
+    doc["errors"] = nlohmann::json::array({{{"field", name}, {"message", message}}});
+    r.body = doc.dump();
+    c->respond(std::move(r));
+  }
+
+  /// Sends a command to an entity and answers with `ok` or the failure.
+  void send(const std::shared_ptr<call>& c, entity_key key, command cmd,
+            std::function<api_response(entity_reply&)> ok) {
+    cmd.meta.request_id = c->req.request_id;
+    cmd.meta.traceparent = c->req.traceparent;
+    cmd.inject_crash = opts.fault_injection && c->req.fault == "crash";
+    auto timeout = opts.request_timeout;
+    auto registry = ctx.registry;
+    post([c, key = std::move(key), cmd = std::move(cmd), ok = std::move(ok), timeout,
+          registry](caf::event_based_actor* self) mutable {
+      self->request(registry, timeout, std::move(key), std::move(cmd))
+        .then(
+          [c, ok](entity_reply& r) {
+            if (r.error)
+              c->respond(api::failure_response(*r.error, c->req.request_id));
+            else
+              c->respond(ok(r));
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  /// Resolves {tenantId}: a UUID as is, or a slug through the store.
+  void with_tenant(const std::shared_ptr<call>& c, std::function<void(std::string)> next) {
+    auto raw = c->path["tenantId"];
+    if (protocol::is_uuid(raw)) {
+      next(normalize_email(raw)); // ASCII lower case
+      return;
+    }
+    if (!valid_slug(raw)) {
+      fail(c, 400, "invalid-id", "Invalid tenant id",
+           "'" + raw.substr(0, 64) + "' is neither a tenant id (UUID) nor a slug");
+      return;
+    }
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([this, c, raw, next = std::move(next), store, timeout](caf::event_based_actor* self) {
+      self->request(store, timeout, resolve_atom::value, raw)
+        .then(
+          [this, c, raw, next](std::string& id) {
+            if (id.empty())
+              fail(c, 404, "not-found", "Not found", "no tenant with slug '" + raw + "'");
+            else
+              next(std::move(id));
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  std::optional<std::string> user_id(const std::shared_ptr<call>& c) {
+    auto raw = c->path["userId"];
+    if (!protocol::is_uuid(raw)) {
+      fail(c, 400, "invalid-id", "Invalid user id", "'" + raw.substr(0, 64) + "' is not a user id (UUID)");
+      return std::nullopt;
+    }
+    return normalize_email(raw);
+  }
+
+  /// Checks the media type of a body-carrying request; `merge` also allows merge-patch.
+  bool check_json_body(const std::shared_ptr<call>& c, bool merge, bool optional_body) {
+    if (optional_body && c->req.body.empty())
+      return true;
+    auto ct = c->req.content_type;
+    auto semi = ct.find(';');
+    auto mt = normalize_email(ct.substr(0, semi));
+    while (!mt.empty() && mt.back() == ' ')
+      mt.pop_back();
+    if (mt != "application/json" && !(merge && mt == "application/merge-patch+json")) {
+      fail(c, 415, "unsupported-media-type", "Unsupported media type",
+           std::string{"send the body as application/json"} + (merge ? " or application/merge-patch+json" : "") +
+             (ct.empty() ? " (no Content-Type was given)" : " (got '" + ct.substr(0, 100) + "')"));
+      return false;
+    }
+    return true;
+  }
+
+  bool parse_body(const std::shared_ptr<call>& c, google::protobuf::Message& msg) {
+    if (auto err = protocol::from_json(c->req.body, msg)) {
+      failure f = actors::fail(errc::malformed, err->field.empty() ? err->message : err->field + ": " + err->message);
+      f.errors.push_back(*err);
+      c->respond(api::failure_response(f, c->req.request_id));
+      return false;
+    }
+    return true;
+  }
+
+  /// If-Match: "3", W/"3" or *; anything else can never match.
+  std::optional<std::uint32_t> if_match(const std::shared_ptr<call>& c) {
+    auto v = c->req.if_match;
+    if (v.empty() || v == "*")
+      return std::nullopt;
+    if (v.starts_with("W/"))
+      v = v.substr(2);
+    if (v.size() >= 2 && v.front() == '"' && v.back() == '"')
+      v = v.substr(1, v.size() - 2);
+    std::uint32_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || p != v.data() + v.size())
+      return 0; // version 0 never exists: answers 412
+    return n;
+  }
+
+  // -- operational routes ----------------------------------------------------
+
+  void livez(std::shared_ptr<call> c) {
+    auto r = json(200, "ok\n");
+    r.content_type = "text/plain; charset=utf-8";
+    c->respond(std::move(r));
+  }
+
+  void readyz(std::shared_ptr<call> c) {
+    bool verbose = c->query.contains("verbose");
+    bool draining_now = draining->load();
+    auto store = ctx.store;
+    post([c, verbose, draining_now, store](caf::event_based_actor* self) {
+      auto answer = [c, verbose, draining_now](bool store_ok, const std::string& detail) {
+        bool ready = store_ok && !draining_now;
+        api_response r;
+        r.status = ready ? 200 : 503;
+        r.content_type = "text/plain; charset=utf-8";
+        if (!ready)
+          r.headers.emplace_back("Retry-After", "1");
+        if (verbose) {
+          r.body += (store_ok ? "[+]store " : "[-]store ") + detail + "\n";
+          r.body += draining_now ? "[-]shutdown: draining in-flight requests\n" : "[+]shutdown: not shutting down\n";
+          r.body += ready ? "readyz check passed\n" : "readyz check failed\n";
+        } else {
+          r.body = ready ? "ok\n" : "not ready\n";
+        }
+        c->respond(std::move(r));
+      };
+      self->request(store, std::chrono::seconds(2), health_atom::value)
+        .then([answer](store_health& h) { answer(h.ready, h.detail); },
+              [answer](caf::error&) { answer(false, "the store actor did not answer"); });
+    });
+  }
+
+  void metrics(std::shared_ptr<call> c) {
+    auto r = json(200, ctx.metrics ? ctx.metrics->render() : std::string{});
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    c->respond(std::move(r));
+  }
+
+  void openapi(std::shared_ptr<call> c) { c->respond(json(200, openapi_document())); }
+
+  // -- tenants ---------------------------------------------------------------
+
+  void create_tenant(std::shared_ptr<call> c) {
+    if (!check_json_body(c, false, false))
+      return;
+    auto req = std::make_shared<v1::CreateTenantRequest>();
+    if (!parse_body(c, *req))
+      return;
+    command cmd;
+    cmd.what = op::create;
+    cmd.payload = req;
+    auto id = protocol::new_uuid_v7();
+    send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [](entity_reply& r) {
+      auto resp = entity_response(r, 201);
+      resp.headers.emplace_back("Location", "/v1/tenants/" + static_cast<const v1::Tenant&>(*r.entity).id());
+      return resp;
+    });
+  }
+
+  void get_tenant(std::shared_ptr<call> c) {
+    with_tenant(c, [this, c](std::string id) {
+      command cmd;
+      cmd.what = op::get;
+      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
+           [](entity_reply& r) { return entity_response(r, 200); });
+    });
+  }
+
+  void patch_tenant(std::shared_ptr<call> c) {
+    if (!check_json_body(c, true, false))
+      return;
+    if (auto err = protocol::check_json_object(c->req.body)) {
+      fail(c, 400, "malformed-request", "Malformed request", err->message);
+      return;
+    }
+    with_tenant(c, [this, c](std::string id) {
+      command cmd;
+      cmd.what = op::patch;
+      cmd.text = c->req.body;
+      cmd.if_match = if_match(c);
+      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
+           [](entity_reply& r) { return entity_response(r, 200); });
+    });
+  }
+
+  void transition(std::shared_ptr<call> c, op what) {
+    if (!check_json_body(c, false, true))
+      return;
+    std::string reason;
+    if (!c->req.body.empty()) {
+      v1::TransitionRequest req;
+      if (!parse_body(c, req))
+        return;
+      reason = req.reason();
+    }
+    with_tenant(c, [this, c, what, reason](std::string id) {
+      command cmd;
+      cmd.what = what;
+      cmd.text = reason;
+      cmd.if_match = if_match(c);
+      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
+           [](entity_reply& r) { return entity_response(r, 200); });
+    });
+  }
+  void activate_tenant(std::shared_ptr<call> c) { transition(std::move(c), op::activate); }
+  void suspend_tenant(std::shared_ptr<call> c) { transition(std::move(c), op::suspend); }
+  void cancel_tenant(std::shared_ptr<call> c) { transition(std::move(c), op::cancel); }
+
+  void tenant_usage(std::shared_ptr<call> c) {
+    with_tenant(c, [this, c](std::string id) {
+      command cmd;
+      cmd.what = op::usage;
+      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
+           [](entity_reply& r) { return json(200, protocol::to_json(*r.entity)); });
+    });
+  }
+
+  // -- lists -----------------------------------------------------------------
+
+  /// Reads limit, sort and cursor; false if an answer was already sent.
+  bool page_params(const std::shared_ptr<call>& c, list_query& q, const std::vector<std::string>& sortable) {
+    if (auto it = c->query.find("limit"); it != c->query.end()) {
+      int n = 0;
+      auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
+      if (ec != std::errc{} || p != it->second.data() + it->second.size() || n < 1 || n > 500) {
+        invalid_param(c, "limit", "must be an integer from 1 to 500");
+        return false;
+      }
+      q.limit = n;
+    }
+    if (auto it = c->query.find("sort"); it != c->query.end()) {
+      auto s = it->second;
+      q.descending = !s.empty() && s.front() == '-';
+      if (q.descending)
+        s.erase(0, 1);
+      if (std::find(sortable.begin(), sortable.end(), s) == sortable.end()) {
+        std::string list;
+        for (const auto& f : sortable)
+          list += (list.empty() ? "" : ", ") + f;
+        invalid_param(c, "sort", "must be one of " + list + " (prefix - for descending)");
+        return false;
+      }
+      q.sort_field = s;
+    }
+    if (auto it = c->query.find("cursor"); it != c->query.end()) {
+      auto raw = base64url_decode(it->second);
+      auto doc = raw ? nlohmann::json::parse(*raw, nullptr, false) : nlohmann::json(nlohmann::json::value_t::discarded);
+      bool numeric = q.sort_field == "createdAt";
+      bool ok = raw && !doc.is_discarded() && doc.is_object() && doc.contains("s") && doc.contains("d") &&
+                doc.contains("v") && doc.contains("i") && doc["s"].is_string() && doc["d"].is_boolean() &&
+                doc["i"].is_string() && (numeric ? doc["v"].is_number_integer() : doc["v"].is_string());
+      if (!ok) {
+        invalid_param(c, "cursor", "is not a cursor returned by this list");
+        return false;
+      }
+      if (doc["s"].get<std::string>() != q.sort_field || doc["d"].get<bool>() != q.descending) {
+        invalid_param(c, "cursor", "was issued for another sort order; send the same sort with it");
+        return false;
+      }
+      q.has_after = true;
+      q.after_id = doc["i"].get<std::string>();
+      if (numeric)
+        q.after_number = doc["v"].get<std::int64_t>();
+      else
+        q.after_text = doc["v"].get<std::string>();
+    }
+    return true;
+  }
+
+  template <class Render>
+  void run_list(const std::shared_ptr<call>& c, list_query q, Render render) {
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([c, q, render, store, timeout](caf::event_based_actor* self) {
+      self->request(store, timeout, list_atom::value, q)
+        .then(
+          [c, q, render](row_page& page) {
+            if (page.status != store_status::ok) {
+              c->respond(api::failure_response(
+                page.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
+                                                         : actors::fail(errc::internal, "the list could not be read"),
+                c->req.request_id));
+              return;
+            }
+            bool more = page.rows.size() > static_cast<std::size_t>(q.limit);
+            if (more)
+              page.rows.resize(static_cast<std::size_t>(q.limit));
+            std::string body = "{\"data\":[";
+            bool first = true;
+            for (const auto& row : page.rows) {
+              if (!first)
+                body += ',';
+              first = false;
+              body += render(row);
+            }
+            body += "],\"nextCursor\":";
+            if (more) {
+              const auto& last = page.rows.back();
+              nlohmann::json cur{{"s", q.sort_field}, {"d", q.descending}, {"i", last.id}};
+              if (q.sort_field == "createdAt")
+                cur["v"] = last.sort_number;
+              else
+                cur["v"] = last.sort_text;
+              body += "\"" + base64url_encode(cur.dump()) + "\"";
+            } else {
+              body += "null";
+            }
+            body += "}";
+            c->respond(json(200, std::move(body)));
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  void list_tenants(std::shared_ptr<call> c) {
+    list_query q;
+    q.kind = entity_kind::tenant;
+    if (!page_params(c, q, {"createdAt", "name", "slug"}))
+      return;
+    if (auto it = c->query.find("status"); it != c->query.end()) {
+      const auto& s = it->second;
+      if (s != tenant_status::trial && s != tenant_status::active && s != tenant_status::suspended &&
+          s != tenant_status::cancelled) {
+        invalid_param(c, "status", "must be one of trial, active, suspended, cancelled");
+        return;
+      }
+      q.status = s;
+    }
+    if (auto it = c->query.find("plan"); it != c->query.end()) {
+      if (!ctx.rules.plans.contains(it->second)) {
+        invalid_param(c, "plan", "'" + it->second.substr(0, 64) + "' is not a configured plan");
+        return;
+      }
+      q.plan = it->second;
+    }
+    auto rules = ctx.rules;
+    run_list(c, std::move(q), [rules](const list_row& row) {
+      v1::Tenant t;
+      if (!t.ParseFromString(row.state)) {
+        log::error("unreadable tenant state in the store", {{"tenant_id", row.id}});
+        return std::string{"{\"id\":\""} + protocol::json_escape(row.id) + "\"}";
+      }
+      if (auto it = rules.plans.find(t.plan()); it != rules.plans.end())
+        fill_limits(*t.mutable_limits(), it->second);
+      t.mutable_usage()->set_users(row.user_count);
+      return protocol::to_json(t);
+    });
+  }
+
+  void list_users(std::shared_ptr<call> c) {
+    list_query q;
+    q.kind = entity_kind::user;
+    if (!page_params(c, q, {"createdAt", "email", "name"}))
+      return;
+    if (auto it = c->query.find("status"); it != c->query.end()) {
+      if (it->second != user_status::active && it->second != user_status::disabled) {
+        invalid_param(c, "status", "must be active or disabled");
+        return;
+      }
+      q.status = it->second;
+    }
+    if (auto it = c->query.find("role"); it != c->query.end()) {
+      const auto& r = it->second;
+      if (r != "owner" && r != "admin" && r != "member" && r != "viewer") {
+        invalid_param(c, "role", "must be one of owner, admin, member, viewer");
+        return;
+      }
+      q.role = r;
+    }
+    if (auto it = c->query.find("q"); it != c->query.end()) {
+      if (it->second.size() > 200) {
+        invalid_param(c, "q", "must be at most 200 characters");
+        return;
+      }
+      q.q = it->second;
+    }
+    with_tenant(c, [this, c, q](std::string id) mutable {
+      q.tenant_id = id;
+      // A list of a tenant that does not exist is a 404, not an empty page.
+      command cmd;
+      cmd.what = op::get;
+      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [this, c, q](entity_reply&) {
+        run_list(c, q, [](const list_row& row) {
+          v1::User u;
+          if (!u.ParseFromString(row.state)) {
+            log::error("unreadable user state in the store", {{"user_id", row.id}});
+            return std::string{"{\"id\":\""} + protocol::json_escape(row.id) + "\"}";
+          }
+          return protocol::to_json(u);
+        });
+        return api_response{-1, {}, {}, {}, {}}; // answered by run_list
+      });
+    });
+  }
+
+  // -- users -----------------------------------------------------------------
+
+  void create_user(std::shared_ptr<call> c) {
+    if (!check_json_body(c, false, false))
+      return;
+    auto req = std::make_shared<v1::CreateUserRequest>();
+    if (!parse_body(c, *req))
+      return;
+    with_tenant(c, [this, c, req](std::string tid) {
+      command cmd;
+      cmd.what = op::create_user;
+      cmd.payload = req;
+      cmd.user_id = protocol::new_uuid_v7();
+      send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd), [](entity_reply& r) {
+        const auto& u = static_cast<const v1::User&>(*r.entity);
+        auto resp = entity_response(r, 201);
+        resp.headers.emplace_back("Location", "/v1/tenants/" + u.tenant_id() + "/users/" + u.id());
+        return resp;
+      });
+    });
+  }
+
+  void get_user(std::shared_ptr<call> c) {
+    auto uid = user_id(c);
+    if (!uid)
+      return;
+    with_tenant(c, [this, c, uid = *uid](std::string tid) {
+      command cmd;
+      cmd.what = op::get;
+      send(c, entity_key{entity_kind::user, tid, uid}, std::move(cmd),
+           [](entity_reply& r) { return entity_response(r, 200); });
+    });
+  }
+
+  void patch_user(std::shared_ptr<call> c) {
+    auto uid = user_id(c);
+    if (!uid || !check_json_body(c, true, false))
+      return;
+    if (auto err = protocol::check_json_object(c->req.body)) {
+      fail(c, 400, "malformed-request", "Malformed request", err->message);
+      return;
+    }
+    with_tenant(c, [this, c, uid = *uid](std::string tid) {
+      command cmd;
+      cmd.what = op::patch_user;
+      cmd.user_id = uid;
+      cmd.text = c->req.body;
+      cmd.if_match = if_match(c);
+      send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd),
+           [](entity_reply& r) { return entity_response(r, 200); });
+    });
+  }
+
+  void delete_user(std::shared_ptr<call> c) {
+    auto uid = user_id(c);
+    if (!uid)
+      return;
+    with_tenant(c, [this, c, uid = *uid](std::string tid) {
+      command cmd;
+      cmd.what = op::remove_user;
+      cmd.user_id = uid;
+      cmd.if_match = if_match(c);
+      send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd), [](entity_reply&) {
+        api_response r;
+        r.status = 204;
+        r.content_type.clear();
+        return r;
+      });
+    });
+  }
+
+  // -- dispatch --------------------------------------------------------------
+
+  void dispatch(std::shared_ptr<call> c) {
+    std::string_view target = c->req.target;
+    auto qpos = target.find('?');
+    auto path = target.substr(0, qpos);
+    if (qpos != std::string_view::npos)
+      c->query = parse_query(target.substr(qpos + 1));
+    auto segs = split_path(path);
+    std::vector<std::string> allowed;
+    for (const auto& r : routes) {
+      if (r.segs.size() != segs.size())
+        continue;
+      std::map<std::string, std::string> params;
+      bool match = true;
+      for (std::size_t i = 0; i < segs.size() && match; ++i) {
+        const auto& t = r.segs[i];
+        if (t.size() > 2 && t.front() == '{' && t.back() == '}')
+          params[t.substr(1, t.size() - 2)] = segs[i];
+        else
+          match = t == segs[i];
+      }
+      if (!match)
+        continue;
+      if (r.method != c->req.method && !(r.method == "GET" && c->req.method == "HEAD")) {
+        allowed.push_back(r.method);
+        continue;
+      }
+      c->path = std::move(params);
+      c->route = r.path;
+      (this->*r.fn)(c);
+      return;
+    }
+    if (!allowed.empty()) {
+      std::string allow;
+      for (const auto& m : allowed)
+        allow += (allow.empty() ? "" : ", ") + m;
+      auto resp = api::problem(405, "method-not-allowed", "Method not allowed",
+                               c->req.method + " is not allowed here; use " + allow, c->req.request_id);
+      resp.headers.emplace_back("Allow", allow);
+      c->respond(std::move(resp));
+      return;
+    }
+    fail(c, 404, "not-found", "Not found", "no route for " + std::string{path.substr(0, 200)});
+  }
+};
+
+api::api(caf::actor_system& sys, const http_options& opts, api_context ctx)
+  : impl_(std::make_unique<impl>(sys, opts, std::move(ctx))) {
+  impl_->draining = &draining_;
+}
+
+api::~api() = default;
+
+void api::handle(api_request req, responder done) {
+  auto c = std::make_shared<call>();
+  c->req = std::move(req);
+  c->done = [done = std::move(done)](api_response r) {
+    if (r.status >= 0)
+      done(std::move(r));
+  };
+  try {
+    impl_->dispatch(c);
+  } catch (const std::exception&) {
+    c->respond(problem(500, "internal-error", "Internal error",
+                       "the request failed unexpectedly; quote request id " + c->req.request_id, c->req.request_id));
+  }
+}
+
+api_response api::problem(int status, std::string_view type, std::string_view title, std::string_view detail,
+                          const std::string& request_id) {
+  api_response r;
+  r.status = status;
+  r.content_type = "application/problem+json";
+  nlohmann::json doc{{"type", std::string{problem_base} + std::string{type}},
+                     {"title", title},
+                     {"status", status},
+                     {"detail", detail},
+                     {"requestId", request_id}};
+  r.body = doc.dump();
+  return r;
+}
+
+api_response api::failure_response(const failure& f, const std::string& request_id) {
+  int status = 500;
+  std::string_view type = "internal-error", title = "Internal error";
+  switch (f.code) {
+    case errc::invalid: status = 400; type = "validation-error"; title = "Validation failed"; break;
+    case errc::malformed: status = 400; type = "malformed-request"; title = "Malformed request"; break;
+    case errc::not_found: status = 404; type = "not-found"; title = "Not found"; break;
+    case errc::conflict: status = 409; type = "conflict"; title = "Conflict"; break;
+    case errc::illegal_transition: status = 409; type = "illegal-transition"; title = "Illegal state transition"; break;
+    case errc::plan_below_usage: status = 409; type = "plan-below-usage"; title = "Plan limits below current usage"; break;
+    case errc::precondition_failed: status = 412; type = "precondition-failed"; title = "Precondition failed"; break;
+    case errc::limit_exceeded: status = 403; type = "limit-exceeded"; title = "Plan limit exceeded"; break;
+    case errc::tenant_suspended: status = 403; type = "tenant-suspended"; title = "Tenant suspended"; break;
+    case errc::tenant_cancelled: status = 403; type = "tenant-cancelled"; title = "Tenant cancelled"; break;
+    case errc::unavailable: status = 503; type = "unavailable"; title = "Service unavailable"; break;
+    case errc::internal: break;
+  }
+  std::string detail = f.code == errc::internal
+                         ? "the request failed unexpectedly; quote request id " + request_id + " when reporting it"
+                         : f.detail;
+  auto r = problem(status, type, title, detail, request_id);
+  if (!f.errors.empty() || !f.strings.empty() || !f.numbers.empty()) {
+    auto doc = nlohmann::json::parse(r.body);
+    if (!f.errors.empty()) {
+      auto arr = nlohmann::json::array();
+      for (const auto& e : f.errors)
+        arr.push_back({{"field", e.field}, {"message", e.message}});
+      doc["errors"] = std::move(arr);
+    }
+    for (const auto& [k, v] : f.strings)
+      doc[k] = v;
+    for (const auto& [k, v] : f.numbers)
+      doc[k] = v;
+    r.body = doc.dump();
+  }
+  if (status == 503)
+    r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+std::string pick_request_id(std::string_view incoming) {
+  bool ok = !incoming.empty() && incoming.size() <= 128;
+  for (char c : incoming)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      ok = false;
+  return ok ? std::string{incoming} : protocol::new_uuid_v7();
+}
+
+std::string pick_traceparent(std::string_view in) {
+  auto hex = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  };
+  if (in.size() == 55 && in[2] == '-' && in[35] == '-' && in[52] == '-' && hex(in.substr(0, 2)) &&
+      hex(in.substr(3, 32)) && hex(in.substr(36, 16)) && hex(in.substr(53, 2)) && in.substr(0, 2) != "ff" &&
+      in.substr(3, 32) != std::string(32, '0') && in.substr(36, 16) != std::string(16, '0'))
+    return std::string{in};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[56];
+  std::snprintf(buf, sizeof buf, "00-%016llx%016llx-%016llx-01", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng() | 1), static_cast<unsigned long long>(rng() | 1));
+  return buf;
+}
+
+std::vector<route_info> api::routes() {
+  std::vector<route_info> out;
+  for (const auto& r : impl::make_routes())
+    out.push_back(route_info{r.method, r.path});
+  return out;
+}
+
+} // namespace colony::adapters::http
+
+namespace colony::adapters {
+std::vector<route_info> api_routes() { return http::api::routes(); }
+} // namespace colony::adapters

@@ -1,0 +1,273 @@
+// Boost.Beast HTTP/1.1 server: parses and bounds requests on its own Asio
+// threads, hands them to the API, and writes the answer when the actor side
+// calls back. Asio threads never wait on an actor.
+#include <atomic>
+#include <utility> // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <thread>
+
+#include "api.hpp"
+#include "colony/runtime/log.hpp"
+
+namespace colony::adapters {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+
+struct http_server::impl {
+  caf::actor_system& sys;
+  http_options opts;
+  std::shared_ptr<runtime::metrics> metrics;
+  http::api api;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::atomic<int> in_flight{0};
+  std::atomic<int> connections{0};
+  std::atomic<bool> closing{false};
+  std::uint16_t bound_port = 0;
+
+  impl(caf::actor_system& s, http_options o, api_context ctx)
+    : sys(s), opts(o), metrics(ctx.metrics), api(s, o, std::move(ctx)), ioc(std::max(1, o.threads)) {}
+
+  void accept();
+};
+
+namespace {
+
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket&& socket, http_server::impl& srv) : stream_(std::move(socket)), srv_(srv) {
+    ++srv_.connections;
+  }
+  ~session() { --srv_.connections; }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(srv_.opts.body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.header_limit));
+    stream_.expires_after(first_ ? srv_.opts.read_timeout : srv_.opts.idle_timeout);
+    first_ = false;
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+        ec == beast::error::timeout || ec == net::error::operation_aborted) {
+      close();
+      return;
+    }
+    if (ec) {
+      // The request could not be parsed or is too large: answer, then close.
+      int status = 400;
+      std::string_view type = "malformed-request", title = "Malformed request";
+      std::string detail = "the request is not valid HTTP/1.1: " + ec.message();
+      if (ec == bhttp::error::body_limit) {
+        status = 413;
+        type = "payload-too-large";
+        title = "Payload too large";
+        detail = "the body exceeds " + std::to_string(srv_.opts.body_limit) + " bytes";
+      } else if (ec == bhttp::error::header_limit) {
+        status = 431;
+        type = "request-header-fields-too-large";
+        title = "Request header fields too large";
+        detail = "the request line and headers exceed " + std::to_string(srv_.opts.header_limit) + " bytes";
+      }
+      auto r = http::api::problem(status, type, title, detail, http::pick_request_id({}));
+      r.route = "unparsed";
+      keep_alive_ = false;
+      method_ = "UNKNOWN";
+      request_id_ = http::pick_request_id({});
+      ++srv_.in_flight;
+      started_ = std::chrono::steady_clock::now();
+      write(std::move(r));
+      return;
+    }
+    stream_.expires_never();
+    auto& req = parser_->get();
+    http::api_request areq;
+    areq.method = std::string{req.method_string()};
+    areq.target = std::string{req.target()};
+    areq.content_type = std::string{req[bhttp::field::content_type]};
+    areq.if_match = std::string{req[bhttp::field::if_match]};
+    areq.request_id = http::pick_request_id(std::string{req["X-Request-Id"]});
+    areq.traceparent = http::pick_traceparent(std::string{req["traceparent"]});
+    areq.fault = std::string{req["X-Colony-Fault"]};
+    areq.body = std::move(req.body());
+    keep_alive_ = req.keep_alive() && !srv_.closing.load();
+    version_ = req.version();
+    head_ = req.method() == bhttp::verb::head;
+    method_ = areq.method;
+    request_id_ = areq.request_id;
+    traceparent_ = areq.traceparent;
+    started_ = std::chrono::steady_clock::now();
+    ++srv_.in_flight;
+    srv_.api.handle(std::move(areq), [self = shared_from_this()](http::api_response r) {
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->write(std::move(r)); });
+    });
+  }
+
+  void write(http::api_response r) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(r.status), version_);
+    res->set(bhttp::field::server, "colony");
+    if (!r.content_type.empty())
+      res->set(bhttp::field::content_type, r.content_type);
+    res->set("X-Request-Id", request_id_);
+    if (!traceparent_.empty())
+      res->set("traceparent", traceparent_);
+    res->set("X-Content-Type-Options", "nosniff");
+    res->set("Referrer-Policy", "no-referrer");
+    res->set("X-Frame-Options", "DENY");
+    res->set(bhttp::field::cache_control, "no-store");
+    for (auto& [k, v] : r.headers)
+      res->set(k, v);
+    res->keep_alive(keep_alive_ && !srv_.closing.load());
+    if (r.status != 204)
+      res->body() = std::move(r.body);
+    res->prepare_payload();
+    if (head_)
+      res->body().clear();
+    status_ = r.status;
+    route_ = std::move(r.route);
+    bool keep = res->keep_alive();
+    if (head_) {
+      auto sr = std::make_shared<bhttp::response_serializer<bhttp::string_body>>(*res);
+      bhttp::async_write_header(stream_, *sr, [self = shared_from_this(), res, sr, keep](beast::error_code ec, std::size_t) {
+        self->on_write(ec, keep);
+      });
+      return;
+    }
+    bhttp::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+      self->on_write(ec, keep);
+    });
+  }
+
+  void on_write(beast::error_code ec, bool keep) {
+    auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    --srv_.in_flight;
+    if (srv_.metrics)
+      srv_.metrics->http_request(method_, route_, status_, secs);
+    log::info("request", {{"request_id", request_id_},
+                          {"method", method_},
+                          {"route", route_},
+                          {"status", status_},
+                          {"duration_ms", secs * 1000.0}});
+    if (ec || !keep) {
+      close();
+      return;
+    }
+    read();
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  http_server::impl& srv_;
+  bool first_ = true;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  unsigned version_ = 11;
+  int status_ = 0;
+  std::string method_;
+  std::string route_;
+  std::string request_id_;
+  std::string traceparent_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+} // namespace
+
+void http_server::impl::accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open())
+      return;
+    if (!ec) {
+      if (connections.load() >= opts.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);
+        log::warn("connection refused: http.max-connections reached", {{"limit", opts.max_connections}});
+      } else {
+        std::make_shared<session>(std::move(socket), *this)->start();
+      }
+    }
+    accept();
+  });
+}
+
+http_server::http_server(caf::actor_system& sys, http_options opts, api_context ctx)
+  : impl_(std::make_unique<impl>(sys, std::move(opts), std::move(ctx))) {}
+
+http_server::~http_server() { stop(); }
+
+void http_server::start() {
+  auto& d = *impl_;
+  beast::error_code ec;
+  auto addr = net::ip::make_address(d.opts.host, ec);
+  if (ec)
+    throw std::runtime_error("listen: '" + d.opts.host + "' is not an IP address");
+  tcp::endpoint ep{addr, d.opts.port};
+  d.acceptor.open(ep.protocol(), ec);
+  if (!ec)
+    d.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec)
+    d.acceptor.bind(ep, ec);
+  if (!ec)
+    d.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + d.opts.host + ":" + std::to_string(d.opts.port) + ": " +
+                             ec.message());
+  d.bound_port = d.acceptor.local_endpoint().port();
+  d.accept();
+  for (int i = 0; i < std::max(1, d.opts.threads); ++i)
+    d.threads.emplace_back([&d] { d.ioc.run(); });
+}
+
+std::uint16_t http_server::port() const { return impl_->bound_port; }
+
+void http_server::stop_accepting() {
+  auto& d = *impl_;
+  d.closing = true;
+  d.api.set_draining();
+  net::post(d.ioc, [&d] {
+    beast::error_code ignored;
+    d.acceptor.close(ignored);
+  });
+}
+
+bool http_server::drain(std::chrono::steady_clock::time_point deadline) {
+  while (impl_->in_flight.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+void http_server::stop() {
+  if (!impl_)
+    return;
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    if (t.joinable())
+      t.join();
+  impl_->threads.clear();
+}
+
+} // namespace colony::adapters

@@ -1,0 +1,123 @@
+#include "colony/adapters/prometheus_metrics.hpp"
+
+#include <map>
+#include <mutex>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace colony::adapters {
+namespace {
+
+using actors::entity_kind;
+
+class prometheus_metrics final : public runtime::metrics {
+public:
+  prometheus_metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      http_requests_(prometheus::BuildCounter()
+                       .Name("colony_http_requests_total")
+                       .Help("HTTP requests by method, route template and status")
+                       .Register(*registry_)),
+      http_latency_(prometheus::BuildHistogram()
+                      .Name("colony_http_request_duration_seconds")
+                      .Help("HTTP request latency by method, route template and status")
+                      .Register(*registry_)),
+      live_(prometheus::BuildGauge().Name("colony_entities_live").Help("Live entity actors by kind").Register(*registry_)),
+      activations_(prometheus::BuildCounter()
+                     .Name("colony_entity_activations_total")
+                     .Help("Entity actors activated (loaded from the store)")
+                     .Register(*registry_)),
+      passivations_(prometheus::BuildCounter()
+                      .Name("colony_entity_passivations_total")
+                      .Help("Entity actors passivated after being idle")
+                      .Register(*registry_)),
+      crashes_(prometheus::BuildCounter()
+                 .Name("colony_actor_crashes_total")
+                 .Help("Entity actors that terminated abnormally")
+                 .Register(*registry_)),
+      commit_latency_(prometheus::BuildHistogram()
+                        .Name("colony_store_commit_duration_seconds")
+                        .Help("Duration of one store transaction (a group of entity commits)")
+                        .Register(*registry_)
+                        .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                                          0.05, 0.1, 0.25, 0.5, 1, 2.5})),
+      commit_batch_(prometheus::BuildHistogram()
+                      .Name("colony_store_commit_batch_size")
+                      .Help("Entity commits grouped into one store transaction")
+                      .Register(*registry_)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512})) {
+    for (auto kind : {entity_kind::tenant, entity_kind::user}) {
+      std::map<std::string, std::string> labels{{"kind", actors::to_string(kind)}};
+      auto i = static_cast<int>(kind);
+      live_by_kind_[i] = &live_.Add(labels);
+      activations_by_kind_[i] = &activations_.Add(labels);
+      passivations_by_kind_[i] = &passivations_.Add(labels);
+      crashes_by_kind_[i] = &crashes_.Add(labels);
+    }
+  }
+
+  void http_request(std::string_view method, std::string_view route, int status, double seconds) override {
+    std::string key;
+    key.reserve(method.size() + route.size() + 5);
+    key.append(method).append(" ").append(route).append(" ").append(std::to_string(status));
+    std::pair<prometheus::Counter*, prometheus::Histogram*> pair;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto it = http_series_.find(key);
+      if (it == http_series_.end()) {
+        std::map<std::string, std::string> labels{
+          {"method", std::string{method}}, {"route", std::string{route}}, {"status", std::to_string(status)}};
+        auto* c = &http_requests_.Add(labels);
+        auto* h = &http_latency_.Add(labels, prometheus::Histogram::BucketBoundaries{
+                                               0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                               0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+        it = http_series_.emplace(std::move(key), std::make_pair(c, h)).first;
+      }
+      pair = it->second;
+    }
+    pair.first->Increment();
+    pair.second->Observe(seconds);
+  }
+
+  void entity_activated(entity_kind kind) override { activations_by_kind_[static_cast<int>(kind)]->Increment(); }
+  void entity_passivated(entity_kind kind) override { passivations_by_kind_[static_cast<int>(kind)]->Increment(); }
+  void entity_crashed(entity_kind kind) override { crashes_by_kind_[static_cast<int>(kind)]->Increment(); }
+  void live_entities(entity_kind kind, std::int64_t count) override {
+    live_by_kind_[static_cast<int>(kind)]->Set(static_cast<double>(count));
+  }
+  void store_commit(double seconds, std::size_t batch) override {
+    commit_latency_.Observe(seconds);
+    commit_batch_.Observe(static_cast<double>(batch));
+  }
+
+  std::string render() override {
+    prometheus::TextSerializer serializer;
+    return serializer.Serialize(registry_->Collect());
+  }
+
+private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& http_requests_;
+  prometheus::Family<prometheus::Histogram>& http_latency_;
+  prometheus::Family<prometheus::Gauge>& live_;
+  prometheus::Family<prometheus::Counter>& activations_;
+  prometheus::Family<prometheus::Counter>& passivations_;
+  prometheus::Family<prometheus::Counter>& crashes_;
+  prometheus::Histogram& commit_latency_;
+  prometheus::Histogram& commit_batch_;
+  prometheus::Gauge* live_by_kind_[3]{};
+  prometheus::Counter* activations_by_kind_[3]{};
+  prometheus::Counter* passivations_by_kind_[3]{};
+  prometheus::Counter* crashes_by_kind_[3]{};
+  std::mutex mtx_;
+  std::map<std::string, std::pair<prometheus::Counter*, prometheus::Histogram*>> http_series_;
+};
+
+} // namespace
+
+std::shared_ptr<runtime::metrics> make_prometheus_metrics() { return std::make_shared<prometheus_metrics>(); }
+
+} // namespace colony::adapters

@@ -1,0 +1,251 @@
+// PostgreSQL store backend (libpqxx 6.4). One connection per worker; pqxx 6
+// has neither a pool nor async, so the store service runs several workers.
+// Driver exceptions stop here: connection loss → unavailable_error; unique
+// violations → duplicate; nothing with SQL or a DSN reaches a client.
+#include <pqxx/pqxx>
+
+#include "../store/backend.hpp"
+#include "colony/protocol/time.hpp"
+
+namespace colony::adapters::store {
+namespace {
+
+using namespace actors;
+
+class pg_backend final : public backend {
+public:
+  explicit pg_backend(std::string dsn) : dsn_(std::move(dsn)) {}
+
+  void open() override {
+    try {
+      conn_.reset();
+      prepared_.clear();
+      conn_ = std::make_unique<pqxx::connection>(dsn_);
+    } catch (const std::exception& e) {
+      conn_.reset();
+      throw unavailable_error(std::string{"cannot connect to PostgreSQL: "} + first_line(e.what()));
+    }
+  }
+
+  void migrate() override {
+    guard([&] {
+      pqxx::work w{*conn_};
+      // Serialize concurrent migrators (several nodes starting at once).
+      w.exec("SELECT pg_advisory_xact_lock(7367196)");
+      w.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+             "applied_us bigint NOT NULL)");
+      for (const auto& m : postgres_migrations()) {
+        auto r = w.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", m.version);
+        if (!r.empty())
+          continue;
+        w.exec(m.sql);
+        w.exec_params("INSERT INTO schema_migrations (version, name, applied_us) VALUES ($1, $2, $3)", m.version,
+                      std::string{m.name}, protocol::now_us());
+      }
+      w.commit();
+    });
+  }
+
+  void ping() override {
+    guard([&] {
+      pqxx::nontransaction n{*conn_};
+      n.exec("SELECT 1");
+    });
+  }
+
+  loaded load(const entity_key& key) override {
+    return guard([&] {
+      loaded out;
+      pqxx::nontransaction n{*conn_};
+      pqxx::result r = key.kind == entity_kind::tenant
+                         ? n.exec_params("SELECT state, version, user_count FROM tenants WHERE id = $1", key.id)
+                         : n.exec_params("SELECT state, version, 0 FROM users WHERE tenant_id = $1 AND id = $2",
+                                         key.tenant_id, key.id);
+      if (r.empty()) {
+        out.status = store_status::not_found;
+        return out;
+      }
+      pqxx::binarystring blob{r[0][0]};
+      out.state = blob.str();
+      out.version = r[0][1].as<std::uint32_t>();
+      out.user_count = r[0][2].as<std::int32_t>();
+      return out;
+    });
+  }
+
+  std::vector<commit_outcome> commit(const std::vector<change>& batch) override {
+    return guard([&] {
+      std::vector<commit_outcome> out;
+      out.reserve(batch.size());
+      pqxx::work w{*conn_};
+      for (const auto& ch : batch) {
+        // Explicit savepoints: one failing change must not abort the others.
+        // (pqxx::subtransaction left the transaction aborted after a caught
+        // unique_violation in libpqxx 6.4.)
+        commit_outcome o;
+        w.exec("SAVEPOINT c");
+        try {
+          o = apply(w, ch);
+        } catch (const pqxx::unique_violation& e) {
+          o.status = store_status::duplicate;
+          std::string msg = e.what();
+          o.field = msg.find("slug") != std::string::npos       ? "slug"
+                  : msg.find("email_lc") != std::string::npos ? "email"
+                                                              : "id";
+        } catch (const pqxx::foreign_key_violation&) {
+          o.status = store_status::not_found;
+        }
+        w.exec(o.status == store_status::ok ? "RELEASE SAVEPOINT c" : "ROLLBACK TO SAVEPOINT c");
+        out.push_back(std::move(o));
+      }
+      w.commit();
+      return out;
+    });
+  }
+
+  row_page list(const list_query& q) override {
+    return guard([&] {
+      auto built = build_list_sql(q, [](int n) { return "$" + std::to_string(n); });
+      row_page page;
+      pqxx::nontransaction n{*conn_};
+      auto r = exec_dynamic(n, built);
+      bool numeric = q.sort_field == "createdAt";
+      for (const auto& row : r) {
+        list_row lr;
+        lr.state = pqxx::binarystring{row[0]}.str();
+        lr.user_count = row[1].as<std::int32_t>();
+        if (numeric)
+          lr.sort_number = row[2].as<std::int64_t>();
+        else
+          lr.sort_text = row[2].as<std::string>();
+        lr.id = row[3].as<std::string>();
+        page.rows.push_back(std::move(lr));
+      }
+      return page;
+    });
+  }
+
+  std::string resolve_slug(const std::string& slug) override {
+    return guard([&] {
+      pqxx::nontransaction n{*conn_};
+      auto r = n.exec_params("SELECT id FROM tenants WHERE slug = $1", slug);
+      return r.empty() ? std::string{} : r[0][0].as<std::string>();
+    });
+  }
+
+private:
+  static std::string first_line(const char* what) {
+    std::string s = what;
+    if (auto nl = s.find('\n'); nl != std::string::npos)
+      s.erase(nl);
+    return s;
+  }
+
+  /// Runs f; a lost connection becomes unavailable_error (and a reconnect).
+  template <class F>
+  auto guard(F f) -> decltype(f()) {
+    if (!conn_ || !conn_->is_open())
+      throw unavailable_error("not connected to PostgreSQL");
+    try {
+      return f();
+    } catch (const pqxx::broken_connection& e) {
+      conn_.reset();
+      throw unavailable_error(std::string{"lost the PostgreSQL connection: "} + first_line(e.what()));
+    } catch (const pqxx::in_doubt_error& e) {
+      conn_.reset();
+      throw unavailable_error(std::string{"commit outcome unknown: "} + first_line(e.what()));
+    }
+  }
+
+  std::string prepared_name(const std::string& sql) {
+    auto it = prepared_.find(sql);
+    if (it != prepared_.end())
+      return it->second;
+    auto name = "l" + std::to_string(prepared_.size());
+    conn_->prepare(name, sql);
+    prepared_.emplace(sql, name);
+    return name;
+  }
+
+  pqxx::result exec_dynamic(pqxx::transaction_base& t, const list_sql& built) {
+    return t.exec_prepared(prepared_name(built.sql), pqxx::prepare::make_dynamic_params(built.text_params));
+  }
+
+  commit_outcome missing(pqxx::transaction_base& t, const change& ch) {
+    commit_outcome o;
+    auto r = ch.kind == entity_kind::tenant
+               ? t.exec_params("SELECT 1 FROM tenants WHERE id = $1", ch.row.id)
+               : t.exec_params("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2", ch.row.tenant_id, ch.row.id);
+    o.status = r.empty() ? store_status::not_found : store_status::stale;
+    return o;
+  }
+
+  commit_outcome apply(pqxx::transaction_base& t, const change& ch) {
+    commit_outcome o;
+    const auto& r = ch.row;
+    pqxx::binarystring state{r.state};
+    if (ch.kind == entity_kind::tenant) {
+      if (ch.what == change_kind::insert) {
+        t.exec_params("INSERT INTO tenants (id, slug, name, plan, status, created_us, updated_us, version, state) "
+                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                      r.id, r.unique_key, r.name, r.plan, r.status, r.created_us, r.updated_us, r.version, state);
+      } else {
+        auto res = t.exec_params("UPDATE tenants SET slug = $1, name = $2, plan = $3, status = $4, updated_us = $5, "
+                                 "version = $6, state = $7 WHERE id = $8 AND version = $9",
+                                 r.unique_key, r.name, r.plan, r.status, r.updated_us, r.version, state, r.id,
+                                 ch.expected_version);
+        if (res.affected_rows() == 0)
+          return missing(t, ch);
+      }
+    } else {
+      if (ch.what == change_kind::insert) {
+        t.exec_params("INSERT INTO users (tenant_id, id, email_lc, name, status, roles, created_us, updated_us, "
+                      "version, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                      r.tenant_id, r.id, r.unique_key, r.name, r.status, r.roles, r.created_us, r.updated_us,
+                      r.version, state);
+      } else if (ch.what == change_kind::update) {
+        auto res = t.exec_params("UPDATE users SET email_lc = $1, name = $2, status = $3, roles = $4, "
+                                 "updated_us = $5, version = $6, state = $7 "
+                                 "WHERE tenant_id = $8 AND id = $9 AND version = $10",
+                                 r.unique_key, r.name, r.status, r.roles, r.updated_us, r.version, state,
+                                 r.tenant_id, r.id, ch.expected_version);
+        if (res.affected_rows() == 0)
+          return missing(t, ch);
+      } else {
+        auto res = t.exec_params("DELETE FROM users WHERE tenant_id = $1 AND id = $2 AND version = $3", r.tenant_id,
+                                 r.id, ch.expected_version);
+        if (res.affected_rows() == 0)
+          return missing(t, ch);
+      }
+      if (ch.user_count_delta != 0) {
+        auto res = t.exec_params("UPDATE tenants SET user_count = user_count + $1 WHERE id = $2",
+                                 ch.user_count_delta, r.tenant_id);
+        if (res.affected_rows() == 0) {
+          o.status = store_status::not_found;
+          return o;
+        }
+      }
+    }
+    auto now = protocol::now_us();
+    std::uint32_t version = ch.what == change_kind::remove ? ch.expected_version + 1 : r.version;
+    for (const auto& ev : ch.events) {
+      pqxx::binarystring payload{ev.payload};
+      t.exec_params("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, "
+                    "aggregate_version, created_us, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    ev.id, ev.type, r.tenant_id, std::string{to_string(ch.kind)}, r.id, version, now, payload);
+    }
+    return o;
+  }
+
+  std::string dsn_;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::map<std::string, std::string> prepared_;
+};
+
+} // namespace
+
+std::unique_ptr<backend> make_postgres_backend(const std::string& dsn) {
+  return std::make_unique<pg_backend>(dsn);
+}
+
+} // namespace colony::adapters::store

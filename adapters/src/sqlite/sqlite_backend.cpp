@@ -1,0 +1,339 @@
+// SQLite store backend: WAL journal, synchronous=FULL (an acknowledged commit
+// survives power loss), one connection per worker, statements prepared once.
+#include <map>
+#include <sqlite3.h>
+
+#include "../store/backend.hpp"
+#include "colony/protocol/time.hpp"
+
+namespace colony::adapters::store {
+namespace {
+
+using namespace actors;
+
+class stmt {
+public:
+  stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  stmt(const stmt&) = delete;
+  stmt& operator=(const stmt&) = delete;
+  ~stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  stmt& bind_blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  stmt& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  /// Returns true while there is a row.
+  bool step();
+  [[nodiscard]] std::string text(int col) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, col))) : std::string{};
+  }
+  [[nodiscard]] std::int64_t integer(int col) const { return sqlite3_column_int64(s_, col); }
+  [[nodiscard]] int changes() const { return sqlite3_changes(db_); }
+
+private:
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+};
+
+/// A SQLite error; `code` is the extended result code.
+struct sqlite_error : std::runtime_error {
+  sqlite_error(int c, const std::string& msg) : std::runtime_error(msg), code(c) {}
+  int code;
+};
+
+bool stmt::step() {
+  int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW)
+    return true;
+  if (rc == SQLITE_DONE)
+    return false;
+  int ext = sqlite3_extended_errcode(db_);
+  throw sqlite_error(ext, sqlite3_errmsg(db_));
+}
+
+class sqlite_backend final : public backend {
+public:
+  explicit sqlite_backend(std::string path) : path_(std::move(path)) {}
+  ~sqlite_backend() override { close(); }
+
+  void open() override {
+    close();
+    int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      close();
+      throw unavailable_error("cannot open " + path_ + ": " + msg);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+  }
+
+  void migrate() override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+           "applied_us INTEGER NOT NULL)");
+      for (const auto& m : sqlite_migrations()) {
+        auto q = prepare("SELECT 1 FROM schema_migrations WHERE version = ?1");
+        q.bind(1, static_cast<std::int64_t>(m.version));
+        if (q.step())
+          continue;
+        exec(m.sql);
+        prepare("INSERT INTO schema_migrations (version, name, applied_us) VALUES (?1, ?2, ?3)")
+          .bind(1, static_cast<std::int64_t>(m.version))
+          .bind(2, std::string{m.name})
+          .bind(3, protocol::now_us())
+          .step();
+      }
+      exec("COMMIT");
+    } catch (...) {
+      exec_noexcept("ROLLBACK");
+      throw;
+    }
+  }
+
+  void ping() override {
+    if (db_ == nullptr)
+      throw unavailable_error("not open");
+    auto q = prepare("SELECT 1");
+    (void)q.step();
+  }
+
+  loaded load(const entity_key& key) override {
+    loaded out;
+    if (key.kind == entity_kind::tenant) {
+      auto q = prepare("SELECT state, version, user_count FROM tenants WHERE id = ?1");
+      q.bind(1, key.id);
+      if (!q.step()) {
+        out.status = store_status::not_found;
+        return out;
+      }
+      out.state = q.text(0);
+      out.version = static_cast<std::uint32_t>(q.integer(1));
+      out.user_count = static_cast<std::int32_t>(q.integer(2));
+    } else {
+      auto q = prepare("SELECT state, version FROM users WHERE tenant_id = ?1 AND id = ?2");
+      q.bind(1, key.tenant_id).bind(2, key.id);
+      if (!q.step()) {
+        out.status = store_status::not_found;
+        return out;
+      }
+      out.state = q.text(0);
+      out.version = static_cast<std::uint32_t>(q.integer(1));
+    }
+    return out;
+  }
+
+  std::vector<commit_outcome> commit(const std::vector<change>& batch) override {
+    std::vector<commit_outcome> out;
+    out.reserve(batch.size());
+    exec("BEGIN IMMEDIATE");
+    try {
+      for (const auto& ch : batch) {
+        exec("SAVEPOINT c");
+        commit_outcome o;
+        try {
+          o = apply(ch);
+        } catch (const sqlite_error& e) {
+          if (e.code == SQLITE_CONSTRAINT_UNIQUE || e.code == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            o.status = store_status::duplicate;
+            std::string msg = e.what();
+            o.field = msg.find("slug") != std::string::npos       ? "slug"
+                    : msg.find("email_lc") != std::string::npos ? "email"
+                                                                : "id";
+          } else if (e.code == SQLITE_CONSTRAINT_FOREIGNKEY) {
+            o.status = store_status::not_found;
+          } else {
+            throw;
+          }
+        }
+        if (o.status == store_status::ok)
+          exec("RELEASE c");
+        else
+          exec("ROLLBACK TO c; RELEASE c");
+        out.push_back(std::move(o));
+      }
+      exec("COMMIT");
+    } catch (...) {
+      exec_noexcept("ROLLBACK");
+      throw;
+    }
+    return out;
+  }
+
+  row_page list(const list_query& q) override {
+    auto built = build_list_sql(q, [](int n) { return "?" + std::to_string(n); });
+    row_page page;
+    auto s = prepare(built.sql);
+    for (std::size_t i = 0; i < built.text_params.size(); ++i) {
+      if (built.is_number[i])
+        s.bind(static_cast<int>(i + 1), static_cast<std::int64_t>(std::stoll(built.text_params[i])));
+      else
+        s.bind(static_cast<int>(i + 1), built.text_params[i]);
+    }
+    bool numeric = q.sort_field == "createdAt";
+    while (s.step()) {
+      list_row r;
+      r.state = s.text(0);
+      r.user_count = static_cast<std::int32_t>(s.integer(1));
+      if (numeric)
+        r.sort_number = s.integer(2);
+      else
+        r.sort_text = s.text(2);
+      r.id = s.text(3);
+      page.rows.push_back(std::move(r));
+    }
+    return page;
+  }
+
+  std::string resolve_slug(const std::string& slug) override {
+    auto q = prepare("SELECT id FROM tenants WHERE slug = ?1");
+    q.bind(1, slug);
+    return q.step() ? q.text(0) : std::string{};
+  }
+
+private:
+  commit_outcome apply(const change& ch) {
+    commit_outcome o;
+    const auto& r = ch.row;
+    if (ch.kind == entity_kind::tenant) {
+      if (ch.what == change_kind::insert) {
+        prepare("INSERT INTO tenants (id, slug, name, plan, status, created_us, updated_us, version, state) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+          .bind(1, r.id).bind(2, r.unique_key).bind(3, r.name).bind(4, r.plan).bind(5, r.status)
+          .bind(6, r.created_us).bind(7, r.updated_us).bind(8, static_cast<std::int64_t>(r.version))
+          .bind_blob(9, r.state)
+          .step();
+      } else {
+        auto u = prepare("UPDATE tenants SET slug = ?1, name = ?2, plan = ?3, status = ?4, updated_us = ?5, "
+                         "version = ?6, state = ?7 WHERE id = ?8 AND version = ?9");
+        u.bind(1, r.unique_key).bind(2, r.name).bind(3, r.plan).bind(4, r.status).bind(5, r.updated_us)
+          .bind(6, static_cast<std::int64_t>(r.version)).bind_blob(7, r.state).bind(8, r.id)
+          .bind(9, static_cast<std::int64_t>(ch.expected_version));
+        (void)u.step();
+        if (u.changes() == 0)
+          return missing(ch);
+      }
+    } else {
+      if (ch.what == change_kind::insert) {
+        prepare("INSERT INTO users (tenant_id, id, email_lc, name, status, roles, created_us, updated_us, version, "
+                "state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+          .bind(1, r.tenant_id).bind(2, r.id).bind(3, r.unique_key).bind(4, r.name).bind(5, r.status)
+          .bind(6, r.roles).bind(7, r.created_us).bind(8, r.updated_us).bind(9, static_cast<std::int64_t>(r.version))
+          .bind_blob(10, r.state)
+          .step();
+      } else if (ch.what == change_kind::update) {
+        auto u = prepare("UPDATE users SET email_lc = ?1, name = ?2, status = ?3, roles = ?4, updated_us = ?5, "
+                         "version = ?6, state = ?7 WHERE tenant_id = ?8 AND id = ?9 AND version = ?10");
+        u.bind(1, r.unique_key).bind(2, r.name).bind(3, r.status).bind(4, r.roles).bind(5, r.updated_us)
+          .bind(6, static_cast<std::int64_t>(r.version)).bind_blob(7, r.state).bind(8, r.tenant_id).bind(9, r.id)
+          .bind(10, static_cast<std::int64_t>(ch.expected_version));
+        (void)u.step();
+        if (u.changes() == 0)
+          return missing(ch);
+      } else {
+        auto d = prepare("DELETE FROM users WHERE tenant_id = ?1 AND id = ?2 AND version = ?3");
+        d.bind(1, r.tenant_id).bind(2, r.id).bind(3, static_cast<std::int64_t>(ch.expected_version));
+        (void)d.step();
+        if (d.changes() == 0)
+          return missing(ch);
+      }
+      if (ch.user_count_delta != 0) {
+        auto c = prepare("UPDATE tenants SET user_count = user_count + ?1 WHERE id = ?2");
+        c.bind(1, static_cast<std::int64_t>(ch.user_count_delta)).bind(2, r.tenant_id);
+        (void)c.step();
+        if (c.changes() == 0) {
+          o.status = store_status::not_found;
+          return o;
+        }
+      }
+    }
+    auto now = protocol::now_us();
+    for (const auto& ev : ch.events) {
+      prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
+              "created_us, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        .bind(1, ev.id).bind(2, ev.type).bind(3, r.tenant_id).bind(4, std::string{to_string(ch.kind)})
+        .bind(5, r.id).bind(6, static_cast<std::int64_t>(ch.what == change_kind::remove ? ch.expected_version + 1
+                                                                                         : r.version))
+        .bind(7, now).bind_blob(8, ev.payload)
+        .step();
+    }
+    return o;
+  }
+
+  /// The row to update is absent or at another version: tell which.
+  commit_outcome missing(const change& ch) {
+    commit_outcome o;
+    auto q = ch.kind == entity_kind::tenant ? prepare("SELECT 1 FROM tenants WHERE id = ?1")
+                                            : prepare("SELECT 1 FROM users WHERE id = ?1 AND tenant_id = ?2");
+    q.bind(1, ch.row.id);
+    if (ch.kind == entity_kind::user)
+      q.bind(2, ch.row.tenant_id);
+    o.status = q.step() ? store_status::stale : store_status::not_found;
+    return o;
+  }
+
+  stmt prepare(const std::string& sql) {
+    if (db_ == nullptr)
+      throw unavailable_error("not open");
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr) != SQLITE_OK)
+        throw sqlite_error(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_));
+      it = cache_.emplace(sql, s).first;
+    }
+    return stmt{db_, it->second};
+  }
+
+  void exec(const char* sql) {
+    if (db_ == nullptr)
+      throw unavailable_error("not open");
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw sqlite_error(sqlite3_extended_errcode(db_), msg);
+    }
+  }
+
+  void exec_noexcept(const char* sql) noexcept {
+    if (db_ != nullptr)
+      sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  }
+
+  void close() {
+    for (auto& [_, s] : cache_)
+      sqlite3_finalize(s);
+    cache_.clear();
+    if (db_ != nullptr)
+      sqlite3_close_v2(db_);
+    db_ = nullptr;
+  }
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::map<std::string, sqlite3_stmt*> cache_;
+};
+
+} // namespace
+
+std::unique_ptr<backend> make_sqlite_backend(const std::string& path) {
+  return std::make_unique<sqlite_backend>(path);
+}
+
+} // namespace colony::adapters::store

@@ -1,0 +1,60 @@
+// A blocking database connection behind the store worker actors. One instance
+// per connection, used by one worker (one thread at a time).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "colony/actors/ports/store_port.hpp"
+
+namespace colony::adapters::store {
+
+/// The database cannot be reached (connection refused or lost). Retry later.
+struct unavailable_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class backend {
+public:
+  virtual ~backend() = default;
+  /// Opens the connection. Throws unavailable_error.
+  virtual void open() = 0;
+  /// Applies missing migrations in one transaction, recording each. Idempotent.
+  virtual void migrate() = 0;
+  /// A cheap round trip. Throws unavailable_error.
+  virtual void ping() = 0;
+  virtual actors::loaded load(const actors::entity_key& key) = 0;
+  /// Commits all changes in one transaction; each change in its own savepoint,
+  /// so one failing change does not fail the others.
+  virtual std::vector<actors::commit_outcome> commit(const std::vector<actors::change>& batch) = 0;
+  virtual actors::row_page list(const actors::list_query& q) = 0;
+  virtual std::string resolve_slug(const std::string& slug) = 0;
+};
+
+using backend_factory = std::function<std::unique_ptr<backend>()>;
+
+std::unique_ptr<backend> make_sqlite_backend(const std::string& path);
+std::unique_ptr<backend> make_postgres_backend(const std::string& dsn);
+
+/// One migration file, embedded at build time.
+struct migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+const std::vector<migration>& sqlite_migrations();
+const std::vector<migration>& postgres_migrations();
+
+/// Builds the SQL for a list query (both dialects use '?'-free numbered
+/// placeholders through `placeholder(n)`). Returns SQL and its parameters.
+struct list_sql {
+  std::string sql;
+  std::vector<std::string> text_params; // all parameters are bound as text or int64
+  std::vector<bool> is_number;
+};
+list_sql build_list_sql(const actors::list_query& q, const std::function<std::string(int)>& placeholder);
+
+} // namespace colony::adapters::store

@@ -1,0 +1,287 @@
+#include <caf/all.hpp>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+
+#include "backend.hpp"
+#include "colony/adapters/store.hpp"
+#include "colony/protocol/time.hpp"
+#include "colony/runtime/config.hpp"
+#include "colony/runtime/log.hpp"
+
+namespace colony::adapters {
+namespace {
+
+using namespace actors;
+using store::backend;
+using store::unavailable_error;
+
+using batch_result = std::vector<commit_outcome>;
+
+
+// A worker owns one connection. The writer also takes whole batches.
+using worker_port = store_port::extend<caf::replies_to<batch_atom, std::vector<change>>::with<batch_result>>;
+
+struct worker_state {
+  std::shared_ptr<backend> db;
+  bool writer = false;
+  bool connected = false;
+  std::chrono::steady_clock::time_point next_attempt{};
+  std::chrono::milliseconds backoff{100};
+  std::string last_error;
+  static inline const char* name = "colony.store.worker";
+};
+
+using worker_ptr = worker_port::stateful_pointer<worker_state>;
+
+/// Opens the connection if needed, honouring the backoff between attempts.
+void ensure(worker_ptr self) {
+  auto& st = self->state;
+  if (st.connected)
+    return;
+  auto now = std::chrono::steady_clock::now();
+  if (now < st.next_attempt)
+    throw unavailable_error(st.last_error.empty() ? "reconnecting" : st.last_error);
+  try {
+    st.db->open();
+    if (st.writer)
+      st.db->migrate();
+    st.connected = true;
+    st.backoff = std::chrono::milliseconds(100);
+    st.last_error.clear();
+  } catch (const std::exception& e) {
+    st.last_error = e.what();
+    st.next_attempt = now + st.backoff;
+    st.backoff = std::min(st.backoff * 2, std::chrono::milliseconds(5000));
+    throw unavailable_error(st.last_error);
+  }
+}
+
+/// Runs `f` against the connection, mapping driver failures to statuses.
+template <class Result, class F>
+Result guarded(worker_ptr self, F f) {
+  Result r;
+  try {
+    ensure(self);
+    return f(*self->state.db);
+  } catch (const unavailable_error& e) {
+    self->state.connected = false;
+    self->state.last_error = e.what();
+    r.status = store_status::unavailable;
+    r.detail = e.what();
+  } catch (const std::exception& e) {
+    r.status = store_status::error;
+    r.detail = e.what();
+    log::error("store operation failed", {{"error", e.what()}});
+  }
+  return r;
+}
+
+batch_result run_batch(worker_ptr self, const std::vector<change>& batch) {
+  try {
+    ensure(self);
+    return self->state.db->commit(batch);
+  } catch (const unavailable_error& e) {
+    self->state.connected = false;
+    self->state.last_error = e.what();
+    return batch_result(batch.size(), commit_outcome{store_status::unavailable, {}, e.what()});
+  } catch (const std::exception& e) {
+    log::error("store commit failed", {{"error", e.what()}, {"batch", static_cast<int>(batch.size())}});
+    return batch_result(batch.size(), commit_outcome{store_status::error, {}, e.what()});
+  }
+}
+
+worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, bool writer) {
+  self->state.db = std::move(db);
+  self->state.writer = writer;
+  return {
+    [self](load_atom, const entity_key& key) {
+      return guarded<loaded>(self, [&](backend& b) { return b.load(key); });
+    },
+    [self](commit_atom, const change& ch) { return run_batch(self, {ch}).front(); },
+    [self](batch_atom, const std::vector<change>& batch) { return run_batch(self, batch); },
+    [self](list_atom, const list_query& q) {
+      return guarded<row_page>(self, [&](backend& b) { return b.list(q); });
+    },
+    [self](resolve_atom, const std::string& slug) -> std::string {
+      try {
+        ensure(self);
+        return self->state.db->resolve_slug(slug);
+      } catch (const unavailable_error& e) {
+        self->state.connected = false;
+        self->state.last_error = e.what();
+      } catch (const std::exception& e) {
+        log::error("store resolve failed", {{"error", e.what()}});
+      }
+      return {};
+    },
+    [self](health_atom) {
+      store_health h;
+      try {
+        ensure(self);
+        self->state.db->ping();
+        h.ready = true;
+        h.detail = "ok";
+      } catch (const std::exception& e) {
+        self->state.connected = false;
+        self->state.last_error = e.what();
+        h.detail = e.what();
+      }
+      return h;
+    },
+  };
+}
+
+struct pending_commit {
+  change ch;
+  caf::typed_response_promise<commit_outcome> rp;
+};
+
+struct service_state {
+  worker_port writer;
+  std::vector<worker_port> readers;
+  std::size_t next_reader = 0;
+  std::deque<pending_commit> pending;
+  bool in_flight = false;
+  std::size_t max_batch = 256;
+  std::shared_ptr<runtime::metrics> metrics;
+  store_health health;
+  std::string where;
+  static inline const char* name = "colony.store";
+};
+
+// The service implements store_port plus a private health timer (tick). It is
+// dynamically typed inside (CAF 0.17 cannot extend a stateful typed actor with
+// a self-sent atom here) and handed out as a store_port.
+using service_ptr = caf::stateful_actor<service_state>*;
+
+void flush(service_ptr self) {
+  auto& st = self->state;
+  if (st.in_flight || st.pending.empty())
+    return;
+  std::vector<change> batch;
+  std::vector<caf::typed_response_promise<commit_outcome>> promises;
+  auto n = std::min(st.pending.size(), st.max_batch);
+  batch.reserve(n);
+  promises.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    batch.push_back(std::move(st.pending.front().ch));
+    promises.push_back(std::move(st.pending.front().rp));
+    st.pending.pop_front();
+  }
+  st.in_flight = true;
+  auto started = std::chrono::steady_clock::now();
+  self->request(st.writer, caf::infinite, batch_atom::value, std::move(batch))
+    .then([self, promises, started](batch_result& results) mutable {
+      auto& s = self->state;
+      s.in_flight = false;
+      if (s.metrics)
+        s.metrics->store_commit(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), promises.size());
+      for (std::size_t i = 0; i < promises.size(); ++i)
+        promises[i].deliver(i < results.size() ? std::move(results[i])
+                                               : commit_outcome{store_status::error, {}, "missing result"});
+      if (!results.empty() && results.front().status == store_status::unavailable)
+        s.health = store_health{false, results.front().detail, protocol::now_us()};
+      flush(self);
+    });
+}
+
+caf::behavior service(service_ptr self, store::backend_factory factory, std::string where,
+                                  int readers, int max_batch, std::shared_ptr<runtime::metrics> metrics) {
+  auto& st = self->state;
+  st.where = std::move(where);
+  st.max_batch = static_cast<std::size_t>(max_batch);
+  st.metrics = std::move(metrics);
+  st.health = store_health{false, "not yet connected to " + st.where, protocol::now_us()};
+  auto spawn_worker = [&](bool writer) {
+    std::shared_ptr<backend> db = factory();
+    auto w = self->system().spawn<caf::detached>(worker, std::move(db), writer);
+    self->link_to(w);
+    return w;
+  };
+  st.writer = spawn_worker(true);
+  for (int i = 0; i < readers; ++i)
+    st.readers.push_back(spawn_worker(false));
+  self->send(self, tick_atom::value);
+  self->set_default_handler(caf::drop);
+  auto reader = [self]() -> worker_port& {
+    auto& s = self->state;
+    return s.readers[s.next_reader++ % s.readers.size()];
+  };
+  return {
+    [self, reader](load_atom, entity_key& key) -> caf::result<loaded> {
+      return self->delegate(reader(), load_atom::value, std::move(key));
+    },
+    [self](commit_atom, change& ch) -> caf::result<commit_outcome> {
+      auto rp = self->make_response_promise<commit_outcome>();
+      self->state.pending.push_back(pending_commit{std::move(ch), rp});
+      flush(self);
+      return rp;
+    },
+    [self, reader](list_atom, list_query& q) -> caf::result<row_page> {
+      return self->delegate(reader(), list_atom::value, std::move(q));
+    },
+    [self, reader](resolve_atom, std::string& slug) -> caf::result<std::string> {
+      return self->delegate(reader(), resolve_atom::value, std::move(slug));
+    },
+    [self](health_atom) -> store_health { return self->state.health; },
+    [self](tick_atom) {
+      // Probe the writer: it reconnects (with backoff) and migrates when needed.
+      self->request(self->state.writer, std::chrono::seconds(10), health_atom::value)
+        .then(
+          [self](store_health& h) {
+            auto& s = self->state;
+            if (h.ready != s.health.ready) {
+              if (h.ready)
+                log::info("store ready", {{"store", s.where}});
+              else
+                log::warn("store unavailable; reconnecting with backoff", {{"store", s.where}, {"error", h.detail}});
+              h.since_us = protocol::now_us();
+            } else {
+              h.since_us = s.health.since_us;
+            }
+            h.detail = (h.ready ? s.where + " ok" : s.where + ": " + h.detail);
+            s.health = std::move(h);
+            self->delayed_send(self, s.health.ready ? std::chrono::seconds(1) : std::chrono::milliseconds(200),
+                               tick_atom::value);
+          },
+          [self](caf::error&) {
+            auto& s = self->state;
+            s.health = store_health{false, s.where + ": no answer from the database", protocol::now_us()};
+            self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+          });
+    },
+  };
+}
+
+} // namespace
+
+std::string describe_store(const store_options& opts) {
+  if (opts.spec.starts_with("sqlite:")) {
+    auto path = opts.spec.substr(7);
+    if (path.empty())
+      path = (std::filesystem::path(opts.data_dir) / "colony.db").string();
+    return "sqlite:" + path;
+  }
+  return runtime::mask_dsn(opts.spec);
+}
+
+actors::store_port spawn_store(caf::actor_system& sys, const store_options& opts) {
+  store::backend_factory factory;
+  if (opts.spec.starts_with("sqlite:")) {
+    auto path = describe_store(opts).substr(7);
+    auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty())
+      std::filesystem::create_directories(parent);
+    factory = [path] { return store::make_sqlite_backend(path); };
+  } else {
+    auto dsn = opts.spec;
+    factory = [dsn] { return store::make_postgres_backend(dsn); };
+  }
+  auto handle = sys.spawn(service, std::move(factory), describe_store(opts), std::max(1, opts.read_connections),
+                   std::max(1, opts.max_batch), opts.metrics);
+  return caf::actor_cast<actors::store_port>(handle);
+}
+
+} // namespace colony::adapters

@@ -1,0 +1,19 @@
+# Project-wide warning and sanitizer flags, applied through an interface target
+# so third-party code (generated protobuf sources) can opt out.
+add_library(colony_warnings INTERFACE)
+target_compile_options(colony_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
+  -Wnon-virtual-dtor -Wimplicit-fallthrough)
+if(COLONY_WERROR)
+  target_compile_options(colony_warnings INTERFACE -Werror)
+endif()
+
+if(COLONY_SANITIZE)
+  string(REPLACE "," ";" _san_list "${COLONY_SANITIZE}")
+  foreach(_san IN LISTS _san_list)
+    if(NOT _san MATCHES "^(address|undefined|thread)$")
+      message(FATAL_ERROR "COLONY_SANITIZE: unknown sanitizer '${_san}' (address, undefined, thread)")
+    endif()
+  endforeach()
+  add_compile_options(-fsanitize=${COLONY_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=${COLONY_SANITIZE})
+endif()

@@ -1,0 +1,15 @@
+# Generates a .cpp that embeds migration files NNNN_name.sql of one folder as
+# `std::vector<migration>` returned by FUNC. Run at build time (cmake -P).
+file(GLOB _files "${DIR}/*.sql")
+list(SORT _files)
+set(_out "// generated from ${DIR}; do not edit\n#include \"backend.hpp\"\nnamespace colony::adapters::store {\nconst std::vector<migration>& ${FUNC}() {\n  static const std::vector<migration> m{\n")
+foreach(_f IN LISTS _files)
+  get_filename_component(_name ${_f} NAME_WE)
+  string(REGEX MATCH "^[0-9]+" _ver ${_name})
+  math(EXPR _ver "${_ver} + 0")
+  file(READ ${_f} _sql)
+  string(APPEND _out "    {${_ver}, \"${_name}\", R\"colony_sql(${_sql})colony_sql\"},\n")
+endforeach()
+string(APPEND _out "  };\n  return m;\n}\n}\n")
+file(WRITE ${OUT}.tmp "${_out}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

@@ -1,0 +1,122 @@
+#include "colony/protocol/json.hpp"
+
+#include <algorithm>
+#include <google/protobuf/message.h>
+#include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
+
+namespace colony::protocol {
+namespace {
+
+namespace pbu = google::protobuf::util;
+
+// The protobuf parser reports e.g. "(settings.primaryColor): invalid value 5 for
+// type TYPE_STRING" or "Cannot find field: foo". Pull out the field path so the
+// problem answer can say which field is wrong.
+field_error to_field_error(std::string_view status_message) {
+  std::string msg{status_message};
+  field_error err;
+  // protobuf 3.21: "foo: Cannot find field."
+  if (auto p = msg.find(": Cannot find field."); p != std::string::npos) {
+    err.field = msg.substr(0, p);
+    err.message = "unknown field";
+    return err;
+  }
+  if (auto p = msg.find("Cannot find field: "); p != std::string::npos) {
+    err.field = msg.substr(p + 19);
+    err.message = "unknown field";
+    return err;
+  }
+  if (!msg.empty() && msg.front() == '(') {
+    if (auto close = msg.find("):"); close != std::string::npos) {
+      err.field = msg.substr(1, close - 1);
+      auto rest = msg.substr(close + 2);
+      rest.erase(0, rest.find_first_not_of(' '));
+      err.message = rest;
+      return err;
+    }
+  }
+  err.message = msg;
+  return err;
+}
+
+} // namespace
+
+std::string to_json(const google::protobuf::Message& msg) {
+  pbu::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  std::string out;
+  auto st = pbu::MessageToJsonString(msg, &out, opts);
+  if (!st.ok())
+    return "{}"; // cannot happen for well-formed messages; never leak internals
+  return out;
+}
+
+std::optional<field_error> from_json(std::string_view json, google::protobuf::Message& msg) {
+  msg.Clear();
+  // Reject non-objects with a clearer message than the protobuf parser gives.
+  if (auto err = check_json_object(json))
+    return err;
+  pbu::JsonParseOptions opts;
+  opts.ignore_unknown_fields = false;
+  auto st = pbu::JsonStringToMessage(std::string{json}, &msg, opts);
+  if (!st.ok())
+    return to_field_error(std::string{st.message()});
+  return std::nullopt;
+}
+
+std::optional<field_error> check_json_object(std::string_view text) {
+  auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (doc.is_discarded())
+    return field_error{"", "the body is not valid JSON"};
+  if (!doc.is_object())
+    return field_error{"", "the body must be a JSON object"};
+  return std::nullopt;
+}
+
+std::optional<field_error> apply_merge_patch(const google::protobuf::Message& current,
+                                             std::string_view patch,
+                                             const std::vector<std::string>& patchable,
+                                             google::protobuf::Message& out) {
+  auto doc = nlohmann::json::parse(patch.begin(), patch.end(), nullptr, false);
+  if (doc.is_discarded())
+    return field_error{"", "the body is not valid JSON"};
+  if (!doc.is_object())
+    return field_error{"", "a merge patch must be a JSON object"};
+  for (const auto& [key, value] : doc.items()) {
+    if (std::find(patchable.begin(), patchable.end(), key) == patchable.end()) {
+      // Is it a known field at all? Serialize the current state and look.
+      auto cur = nlohmann::json::parse(to_json(current));
+      return field_error{key, cur.contains(key) ? "read-only field" : "unknown field"};
+    }
+  }
+  auto target = nlohmann::json::parse(to_json(current));
+  target.merge_patch(doc);
+  return from_json(target.dump(), out);
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          static const char* hex = "0123456789abcdef";
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+} // namespace colony::protocol

@@ -1,0 +1,134 @@
+// colonyd: one Colony node. Reads the configuration, starts the actor system
+// (with CAF's I/O middleman, for the cluster to come), the store adapter, the
+// entity registry and the HTTP server, then waits for SIGTERM/SIGINT and shuts
+// down gracefully: stop accepting, finish in-flight requests, stop the actors
+// (every commit was answered before its reply), exit 0.
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <pthread.h>
+
+#include "colony/adapters/http.hpp"
+#include "colony/adapters/prometheus_metrics.hpp"
+#include "colony/adapters/store.hpp"
+#include "colony/runtime/config.hpp"
+#include "colony/runtime/entity_registry.hpp"
+#include "colony/runtime/log.hpp"
+
+#ifndef COLONY_VERSION
+#define COLONY_VERSION "0.0.0"
+#endif
+
+using namespace colony;
+
+namespace {
+
+log::level level_of(const std::string& s) {
+  if (s == "trace") return log::level::trace;
+  if (s == "debug") return log::level::debug;
+  if (s == "warn") return log::level::warn;
+  if (s == "error") return log::level::error;
+  return log::level::info;
+}
+
+} // namespace
+
+int main(int argc, char** argv, char** envp) {
+  auto res = runtime::load_config(argc, argv, envp);
+  if (res.what == runtime::config_result::action::exit) {
+    (res.exit_code == 0 ? std::cout : std::cerr) << res.output;
+    return res.exit_code;
+  }
+  const auto& cfg = res.config;
+  log::init(cfg.log_format == "json" ? log::format::json : log::format::text, level_of(cfg.log_level));
+
+  adapters::store_options sopts;
+  sopts.spec = cfg.store;
+  sopts.data_dir = cfg.data_dir;
+  sopts.read_connections = cfg.store_read_connections;
+  sopts.max_batch = cfg.store_max_batch;
+  log::info("colonyd starting", {{"version", COLONY_VERSION},
+                                 {"store", adapters::describe_store(sopts)},
+                                 {"listen", cfg.listen},
+                                 {"data_dir", cfg.data_dir},
+                                 {"config", cfg.config_file.empty() ? std::string{"(none: built-in defaults)"}
+                                                                    : cfg.config_file}});
+
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  try {
+    std::filesystem::create_directories(cfg.data_dir);
+  } catch (const std::exception& e) {
+    log::error("cannot create the data directory", {{"data_dir", cfg.data_dir}, {"error", e.what()}});
+    return 1;
+  }
+
+  caf::actor_system_config caf_cfg;
+  caf_cfg.load<caf::io::middleman>();
+  if (cfg.scheduler_threads > 0)
+    caf_cfg.set("scheduler.max-threads", cfg.scheduler_threads);
+  caf::actor_system sys{caf_cfg};
+
+  auto metrics = adapters::make_prometheus_metrics();
+  sopts.metrics = metrics;
+  auto store = adapters::spawn_store(sys, sopts);
+
+  actors::entity_env env;
+  env.store = store;
+  env.rules = cfg.rules;
+  env.idle_timeout = cfg.idle_timeout;
+  env.store_timeout = cfg.request_timeout;
+  env.fault_injection = cfg.fault_injection;
+  auto registry = runtime::spawn_entity_registry(sys, env, metrics);
+  if (cfg.fault_injection)
+    log::warn("fault injection is enabled (debug.fault-injection): never run like this in production");
+
+  adapters::http_options hopts;
+  hopts.host = cfg.listen_host;
+  hopts.port = cfg.listen_port;
+  hopts.body_limit = static_cast<std::size_t>(cfg.http_body_limit);
+  hopts.header_limit = static_cast<std::size_t>(cfg.http_header_limit);
+  hopts.read_timeout = cfg.http_read_timeout;
+  hopts.idle_timeout = cfg.http_idle_timeout;
+  hopts.request_timeout = cfg.request_timeout;
+  hopts.threads = cfg.http_threads;
+  hopts.max_connections = cfg.http_max_connections;
+  hopts.fault_injection = cfg.fault_injection;
+  int exit_code = 0;
+  {
+    adapters::http_server server{sys, hopts, adapters::api_context{registry, store, metrics, cfg.rules, COLONY_VERSION}};
+    try {
+      server.start();
+    } catch (const std::exception& e) {
+      log::error("cannot start the HTTP server", {{"error", e.what()}});
+      caf::anon_send(registry, actors::stop_atom::value);
+      caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+      return 1;
+    }
+    log::info("listening", {{"address", cfg.listen_host + ":" + std::to_string(server.port())},
+                            {"port", static_cast<int>(server.port())}});
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    server.stop_accepting();
+    auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
+    if (!server.drain(deadline)) {
+      log::warn("shutdown timeout reached with requests still in flight");
+      exit_code = 0; // the node still exits cleanly; the clients see the connection close
+    }
+    server.stop();
+  }
+  caf::anon_send(registry, actors::stop_atom::value);
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  log::info("stopped");
+  log::flush();
+  return exit_code;
+}

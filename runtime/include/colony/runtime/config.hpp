@@ -1,0 +1,60 @@
+// Node configuration: every option in one table (name, type, default, range,
+// description), read from the config file (CAF's config format), then
+// COLONY_* environment variables, then command-line flags, later sources
+// winning. Invalid values stop the node with a message naming the option.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "colony/actors/tenant/tenant_model.hpp"
+
+namespace colony::runtime {
+
+struct node_config {
+  std::string config_file;                 // empty: built-in defaults only
+  std::string listen = "127.0.0.1:8080";
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8080;
+  std::string data_dir = "./var";
+  std::string store = "sqlite:";
+  std::string log_format = "text";
+  std::string log_level = "info";
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
+  std::int64_t http_body_limit = 1024 * 1024;
+  std::int64_t http_header_limit = 16 * 1024;
+  std::chrono::milliseconds http_read_timeout{std::chrono::seconds(30)};
+  std::chrono::milliseconds http_idle_timeout{std::chrono::seconds(60)};
+  int http_threads = 2;
+  int http_max_connections = 10000;
+  int store_read_connections = 2;
+  int store_max_batch = 256;
+  int scheduler_threads = 0;               // 0: one per core
+  int trial_days = 14;
+  actors::tenant_rules rules;              // plans (from [colony.plans.*]) and default plan
+  bool fault_injection = false;
+
+  /// The store spec with any password masked, safe for logs.
+  [[nodiscard]] std::string store_for_display() const;
+};
+
+/// What to do after parsing the command line.
+struct config_result {
+  enum class action { run, exit } what = action::run;
+  int exit_code = 0;      // for exit: 0 after --help/--dump-config, 2 on invalid input
+  std::string output;     // text for stdout (help, dump) or stderr (errors)
+  node_config config;
+};
+
+/// Parses file, environment (`envp`, may be null) and flags.
+[[nodiscard]] config_result load_config(int argc, const char* const* argv, const char* const* envp);
+
+/// Masks the password of a postgresql:// URL.
+[[nodiscard]] std::string mask_dsn(const std::string& dsn);
+
+} // namespace colony::runtime

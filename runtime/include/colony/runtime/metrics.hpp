@@ -1,0 +1,28 @@
+// The node's metrics, as the runtime and the adapters report them. The
+// Prometheus implementation lives in adapters/metrics; every method is
+// thread-safe and cheap (no allocation on the hot path after warm-up).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "colony/actors/messages.hpp"
+
+namespace colony::runtime {
+
+class metrics {
+public:
+  virtual ~metrics() = default;
+  virtual void http_request(std::string_view method, std::string_view route, int status, double seconds) = 0;
+  virtual void entity_activated(actors::entity_kind kind) = 0;
+  virtual void entity_passivated(actors::entity_kind kind) = 0;
+  virtual void entity_crashed(actors::entity_kind kind) = 0;
+  virtual void live_entities(actors::entity_kind kind, std::int64_t count) = 0;
+  virtual void store_commit(double seconds, std::size_t batch_size) = 0;
+  /// The Prometheus text exposition of everything above.
+  [[nodiscard]] virtual std::string render() = 0;
+};
+
+} // namespace colony::runtime

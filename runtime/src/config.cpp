@@ -1,0 +1,485 @@
+#include "colony/runtime/config.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/config_value.hpp>
+#include <caf/settings.hpp>
+#include <caf/uri.hpp>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+
+namespace colony::runtime {
+namespace {
+
+enum class kind { string, integer, size, duration, choice, boolean };
+
+struct option {
+  std::string name;        // flag --name; file key colony.<name>; env COLONY_<NAME>
+  kind type;
+  std::string description;
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+  std::vector<std::string> choices;
+  bool secret = false;
+  std::function<std::optional<std::string>(node_config&, const std::string&)> set; // error text
+  std::function<std::string(const node_config&)> get;
+};
+
+std::string env_name(const std::string& name) {
+  std::string out = "COLONY_";
+  for (char c : name)
+    out += (c == '.' || c == '-') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::optional<std::int64_t> parse_int(const std::string& s) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size())
+    return std::nullopt;
+  return v;
+}
+
+/// "30s", "500ms", "5min", "2h", or a plain number of milliseconds.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+    ++i;
+  if (i == 0)
+    return std::nullopt;
+  auto n = parse_int(s.substr(0, i));
+  if (!n)
+    return std::nullopt;
+  auto unit = s.substr(i);
+  if (unit == "ms" || unit.empty())
+    return std::chrono::milliseconds(*n);
+  if (unit == "s")
+    return std::chrono::milliseconds(*n * 1000);
+  if (unit == "min")
+    return std::chrono::milliseconds(*n * 60'000);
+  if (unit == "h")
+    return std::chrono::milliseconds(*n * 3'600'000);
+  return std::nullopt;
+}
+
+/// "1048576", "512KiB", "1MiB".
+std::optional<std::int64_t> parse_size(const std::string& s) {
+  for (auto [suffix, mult] : {std::pair{"KiB", 1024LL}, {"MiB", 1024LL * 1024}, {"GiB", 1024LL * 1024 * 1024}}) {
+    std::string suf = suffix;
+    if (s.size() > suf.size() && s.ends_with(suf)) {
+      auto n = parse_int(s.substr(0, s.size() - suf.size()));
+      return n ? std::optional<std::int64_t>(*n * mult) : std::nullopt;
+    }
+  }
+  return parse_int(s);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms % 3'600'000 == 0 && ms != 0)
+    return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0 && ms != 0)
+    return std::to_string(ms / 60'000) + "min";
+  if (ms % 1000 == 0)
+    return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+template <class Int>
+option int_opt(std::string name, std::string desc, std::int64_t min, std::int64_t max, Int node_config::*member,
+               kind type = kind::integer) {
+  option o{std::move(name), type, std::move(desc), min, max, {}, false, {}, {}};
+  o.set = [member, min, max, type](node_config& c, const std::string& v) -> std::optional<std::string> {
+    auto n = type == kind::size ? parse_size(v) : parse_int(v);
+    if (!n)
+      return "'" + v + "' is not " + (type == kind::size ? "a size (bytes, or with KiB/MiB)" : "an integer");
+    if (*n < min || *n > max)
+      return "'" + v + "' is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+    c.*member = static_cast<Int>(*n);
+    return std::nullopt;
+  };
+  o.get = [member](const node_config& c) { return std::to_string(c.*member); };
+  return o;
+}
+
+option duration_opt(std::string name, std::string desc, std::chrono::milliseconds min, std::chrono::milliseconds max,
+                    std::chrono::milliseconds node_config::*member) {
+  option o{std::move(name), kind::duration, std::move(desc), min.count(), max.count(), {}, false, {}, {}};
+  o.set = [member, min, max](node_config& c, const std::string& v) -> std::optional<std::string> {
+    auto d = parse_duration(v);
+    if (!d)
+      return "'" + v + "' is not a duration (e.g. 500ms, 30s, 5min, 1h)";
+    if (*d < min || *d > max)
+      return "'" + v + "' is out of range [" + format_duration(min) + ", " + format_duration(max) + "]";
+    c.*member = *d;
+    return std::nullopt;
+  };
+  o.get = [member](const node_config& c) { return format_duration(c.*member); };
+  return o;
+}
+
+option string_opt(std::string name, std::string desc, std::string node_config::*member,
+                  std::function<std::optional<std::string>(node_config&, const std::string&)> check = {}) {
+  option o{std::move(name), kind::string, std::move(desc), 0, 0, {}, false, {}, {}};
+  o.set = [member, check](node_config& c, const std::string& v) -> std::optional<std::string> {
+    if (check)
+      if (auto err = check(c, v))
+        return err;
+    c.*member = v;
+    return std::nullopt;
+  };
+  o.get = [member](const node_config& c) { return c.*member; };
+  return o;
+}
+
+option choice_opt(std::string name, std::string desc, std::vector<std::string> choices,
+                  std::string node_config::*member) {
+  option o{std::move(name), kind::choice, std::move(desc), 0, 0, choices, false, {}, {}};
+  o.set = [member, choices](node_config& c, const std::string& v) -> std::optional<std::string> {
+    for (const auto& ch : choices)
+      if (ch == v) {
+        c.*member = v;
+        return std::nullopt;
+      }
+    std::string list;
+    for (const auto& ch : choices)
+      list += (list.empty() ? "" : "|") + ch;
+    return "'" + v + "' is not one of " + list;
+  };
+  o.get = [member](const node_config& c) { return c.*member; };
+  return o;
+}
+
+const std::vector<option>& options() {
+  static const std::vector<option> table = [] {
+    std::vector<option> t;
+    t.push_back(string_opt("listen", "address:port of the HTTP API (port 0 picks a free port)",
+                           &node_config::listen, [](node_config& c, const std::string& v) -> std::optional<std::string> {
+                             auto colon = v.rfind(':');
+                             if (colon == std::string::npos || colon == 0)
+                               return "'" + v + "' is not host:port";
+                             auto port = parse_int(v.substr(colon + 1));
+                             if (!port || *port < 0 || *port > 65535)
+                               return "'" + v + "' has no valid port (0-65535)";
+                             c.listen_host = v.substr(0, colon);
+                             if (c.listen_host.size() > 2 && c.listen_host.front() == '[')
+                               c.listen_host = c.listen_host.substr(1, c.listen_host.size() - 2);
+                             c.listen_port = static_cast<std::uint16_t>(*port);
+                             return std::nullopt;
+                           }));
+    t.push_back(string_opt("data-dir", "directory for the embedded store and node files", &node_config::data_dir,
+                           [](node_config&, const std::string& v) -> std::optional<std::string> {
+                             if (v.empty())
+                               return "must not be empty";
+                             return std::nullopt;
+                           }));
+    auto store = string_opt(
+      "store", "sqlite: (file in data-dir), sqlite:/path/file.db, or postgresql://user[:password]@host:port/db",
+      &node_config::store, [](node_config&, const std::string& v) -> std::optional<std::string> {
+        if (v.starts_with("sqlite:") || v.starts_with("postgresql://") || v.starts_with("postgres://"))
+          return std::nullopt;
+        return "'" + mask_dsn(v) + "' is neither sqlite:[path] nor postgresql://...";
+      });
+    store.secret = true; // may hold a password: dumped masked
+    store.get = [](const node_config& c) { return c.store_for_display(); };
+    t.push_back(std::move(store));
+    t.push_back(choice_opt("log-format", "text (for terminals) or json (one JSON object per line)",
+                           {"text", "json"}, &node_config::log_format));
+    t.push_back(choice_opt("log-level", "least severe level that is logged", {"trace", "debug", "info", "warn", "error"},
+                           &node_config::log_level));
+    t.push_back(duration_opt("entity.idle-timeout", "idle time after which an entity actor is passivated",
+                             std::chrono::milliseconds(10), std::chrono::hours(24), &node_config::idle_timeout));
+    t.push_back(duration_opt("request-timeout", "longest time a request may wait for its entity or the store",
+                             std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::request_timeout));
+    t.push_back(duration_opt("shutdown-timeout", "on SIGTERM, longest wait for in-flight requests",
+                             std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::shutdown_timeout));
+    t.push_back(int_opt("http.body-limit", "largest request body in bytes (413 beyond)", 1024,
+                        1024LL * 1024 * 1024, &node_config::http_body_limit, kind::size));
+    t.push_back(int_opt("http.header-limit", "largest request line plus headers in bytes (431 beyond)", 1024,
+                        1024 * 1024, &node_config::http_header_limit, kind::size));
+    t.push_back(duration_opt("http.read-timeout", "time allowed to receive one request",
+                             std::chrono::milliseconds(100), std::chrono::minutes(10), &node_config::http_read_timeout));
+    t.push_back(duration_opt("http.idle-timeout", "keep-alive connections idle longer than this are closed",
+                             std::chrono::milliseconds(100), std::chrono::hours(1), &node_config::http_idle_timeout));
+    t.push_back(int_opt("http.threads", "threads that run the HTTP server", 1, 256, &node_config::http_threads));
+    t.push_back(int_opt("http.max-connections", "open connections beyond this are refused", 1, 1'000'000,
+                        &node_config::http_max_connections));
+    t.push_back(int_opt("storage.read-connections", "database connections for loads and lists", 1, 64,
+                        &node_config::store_read_connections));
+    t.push_back(int_opt("storage.max-batch", "most entity commits grouped into one transaction", 1, 10'000,
+                        &node_config::store_max_batch));
+    t.push_back(int_opt("scheduler.threads", "actor scheduler threads (0: one per core)", 0, 256,
+                        &node_config::scheduler_threads));
+    t.push_back(int_opt("tenant.trial-days", "length of a new tenant's trial in days", 0, 3650,
+                        &node_config::trial_days));
+    auto plan = option{"tenant.default-plan", kind::string, "plan of a tenant created without one", 0, 0, {}, false, {}, {}};
+    plan.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
+      c.rules.default_plan = v; // checked against the plans once all sources are read
+      return std::nullopt;
+    };
+    plan.get = [](const node_config& c) { return c.rules.default_plan; };
+    t.push_back(std::move(plan));
+    auto fi = option{"debug.fault-injection", kind::boolean,
+                     "honour X-Colony-Fault: crash (tests only; never in production)", 0, 0, {}, false, {}, {}};
+    fi.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
+      if (v == "true" || v == "1")
+        c.fault_injection = true;
+      else if (v == "false" || v == "0")
+        c.fault_injection = false;
+      else
+        return "'" + v + "' is not true or false";
+      return std::nullopt;
+    };
+    fi.get = [](const node_config& c) { return std::string{c.fault_injection ? "true" : "false"}; };
+    t.push_back(std::move(fi));
+    return t;
+  }();
+  return table;
+}
+
+std::string type_name(const option& o) {
+  switch (o.type) {
+    case kind::string: return "string";
+    case kind::integer: return "integer";
+    case kind::size: return "size";
+    case kind::duration: return "duration";
+    case kind::boolean: return "bool";
+    case kind::choice: {
+      std::string s;
+      for (const auto& c : o.choices)
+        s += (s.empty() ? "" : "|") + c;
+      return s;
+    }
+  }
+  return "";
+}
+
+std::string help_text(const node_config& defaults) {
+  std::ostringstream out;
+  out << "colonyd - the Colony node\n\n"
+         "usage: colonyd [--config FILE] [--OPTION VALUE | --OPTION=VALUE]... [--help] [--dump-config]\n\n"
+         "Sources, later wins: config file (CAF format, keys under [colony]), COLONY_* environment\n"
+         "variables, command-line flags. --config / COLONY_CONFIG names the file.\n\n"
+         "Options (default in brackets):\n";
+  for (const auto& o : options()) {
+    out << "  --" << o.name << " <" << type_name(o) << ">  [" << o.get(defaults) << "]\n      " << o.description
+        << "  (env " << env_name(o.name) << ")\n";
+  }
+  out << "\nPlans are configured in the file, one line per plan in the [colony.plans] section:\n"
+         "  NAME = { max-users = N, api-calls-per-month = N, storage-mb = N, ai-requests-per-month = N, max-plugins = N }\n"
+         "  (a missing limit is unlimited; defining any plan replaces the built-in free/starter/pro/enterprise).\n";
+  return out.str();
+}
+
+/// Renders a config value from the file as the text a flag would carry.
+std::optional<std::string> file_value_text(const caf::config_value& v) {
+  if (auto s = caf::get_if<std::string>(&v))
+    return *s;
+  if (auto i = caf::get_if<caf::config_value::integer>(&v))
+    return std::to_string(*i);
+  if (auto b = caf::get_if<bool>(&v))
+    return std::string{*b ? "true" : "false"};
+  if (auto t = caf::get_if<caf::timespan>(&v))
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(*t).count()) + "ms";
+  if (auto a = caf::get_if<caf::atom_value>(&v))
+    return caf::to_string(*a);
+  if (auto u = caf::get_if<caf::uri>(&v)) // CAF reads "scheme:..." strings as URIs
+    return caf::to_string(*u);
+  return std::nullopt;
+}
+
+std::optional<std::string> load_plans(const caf::settings& file, node_config& cfg) {
+  auto colony = file.find("colony");
+  if (colony == file.end())
+    return std::nullopt;
+  const auto* colony_dict = caf::get_if<caf::settings>(&colony->second);
+  if (colony_dict == nullptr)
+    return std::nullopt;
+  auto plans = colony_dict->find("plans");
+  if (plans == colony_dict->end())
+    return std::nullopt;
+  const auto* plans_dict = caf::get_if<caf::settings>(&plans->second);
+  if (plans_dict == nullptr || plans_dict->empty())
+    return "colony.plans: expected one entry per plan, e.g. free = { max-users = 5 }";
+  cfg.rules.plans.clear();
+  for (const auto& [name, value] : *plans_dict) {
+    const auto* limits = caf::get_if<caf::settings>(&value);
+    if (limits == nullptr)
+      return "colony.plans." + name + ": expected a map such as { max-users = 5 }";
+    actors::plan_limits pl;
+    for (const auto& [key, v] : *limits) {
+      std::optional<std::int32_t>* target = key == "max-users"               ? &pl.max_users
+                                          : key == "api-calls-per-month"     ? &pl.api_calls_per_month
+                                          : key == "storage-mb"              ? &pl.storage_mb
+                                          : key == "ai-requests-per-month"   ? &pl.ai_requests_per_month
+                                          : key == "max-plugins"             ? &pl.max_plugins
+                                                                             : nullptr;
+      if (target == nullptr)
+        return "colony.plans." + name + "." + key + ": unknown limit";
+      auto i = caf::get_if<caf::config_value::integer>(&v);
+      if (i == nullptr || *i < 0 || *i > INT32_MAX)
+        return "colony.plans." + name + "." + key + ": expected a non-negative integer";
+      *target = static_cast<std::int32_t>(*i);
+    }
+    cfg.rules.plans.emplace(name, pl);
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::string mask_dsn(const std::string& dsn) {
+  // postgresql://user:secret@host/db → postgresql://user:***@host/db
+  auto scheme = dsn.find("://");
+  if (scheme == std::string::npos)
+    return dsn;
+  auto at = dsn.find('@', scheme + 3);
+  if (at == std::string::npos)
+    return dsn;
+  auto colon = dsn.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at)
+    return dsn;
+  return dsn.substr(0, colon + 1) + "***" + dsn.substr(at);
+}
+
+std::string node_config::store_for_display() const { return mask_dsn(store); }
+
+config_result load_config(int argc, const char* const* argv, const char* const* envp) {
+  config_result res;
+  auto& cfg = res.config;
+  const node_config defaults;
+  auto fail = [&](std::string msg) {
+    res.what = config_result::action::exit;
+    res.exit_code = 2;
+    res.output = "colonyd: " + msg + "\n(run colonyd --help for the options)\n";
+    return res;
+  };
+
+  // Collect flags first (so --help works with a broken file).
+  std::vector<std::pair<std::string, std::string>> flags;
+  bool want_help = false, want_dump = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      want_help = true;
+      continue;
+    }
+    if (arg == "--dump-config") {
+      want_dump = true;
+      continue;
+    }
+    if (!arg.starts_with("--"))
+      return fail("unexpected argument '" + arg + "'");
+    auto eq = arg.find('=');
+    std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    std::string value;
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+    } else {
+      if (i + 1 >= argc)
+        return fail("option --" + name + " needs a value");
+      value = argv[++i];
+    }
+    flags.emplace_back(name, value);
+  }
+  if (want_help) {
+    res.what = config_result::action::exit;
+    res.output = help_text(defaults);
+    return res;
+  }
+
+  std::map<std::string, std::string> env;
+  for (auto e = envp; e != nullptr && *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos && kv.starts_with("COLONY_"))
+      env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+
+  // The config file: --config, else COLONY_CONFIG.
+  for (const auto& [name, value] : flags)
+    if (name == "config")
+      cfg.config_file = value;
+  if (cfg.config_file.empty())
+    if (auto it = env.find("COLONY_CONFIG"); it != env.end())
+      cfg.config_file = it->second;
+
+  auto apply = [&](const option& o, const std::string& value, const std::string& source) -> std::optional<config_result> {
+    if (auto err = o.set(cfg, value))
+      return fail("invalid value for " + o.name + " (from " + source + "): " +
+                  (o.secret ? std::string{"the value is not of the form sqlite:[path] or postgresql://..."} : *err));
+    return std::nullopt;
+  };
+
+  if (!cfg.config_file.empty()) {
+    std::ifstream in{cfg.config_file};
+    if (!in)
+      return fail("cannot read config file '" + cfg.config_file + "'");
+    auto parsed = caf::actor_system_config::parse_config(in);
+    if (!parsed)
+      return fail("config file '" + cfg.config_file + "' is not valid CAF config syntax: " +
+                  caf::to_string(parsed.error()));
+    auto& file = *parsed;
+    for (const auto& o : options()) {
+      auto* v = caf::get_if(&file, "colony." + o.name);
+      if (v == nullptr)
+        continue;
+      auto text = file_value_text(*v);
+      if (!text)
+        return fail("invalid value for " + o.name + " (from " + cfg.config_file + "): unsupported value type");
+      if (auto r = apply(o, *text, cfg.config_file + " key colony." + o.name))
+        return *r;
+    }
+    if (auto err = load_plans(file, cfg))
+      return fail("invalid plans in " + cfg.config_file + ": " + *err);
+  }
+  for (const auto& o : options()) {
+    if (auto it = env.find(env_name(o.name)); it != env.end())
+      if (auto r = apply(o, it->second, "environment variable " + env_name(o.name)))
+        return *r;
+  }
+  for (const auto& [name, value] : flags) {
+    if (name == "config")
+      continue;
+    const option* found = nullptr;
+    for (const auto& o : options())
+      if (o.name == name)
+        found = &o;
+    if (found == nullptr)
+      return fail("unknown option --" + name);
+    if (auto r = apply(*found, value, "flag --" + name))
+      return *r;
+  }
+  if (!cfg.rules.plans.contains(cfg.rules.default_plan))
+    return fail("invalid value for tenant.default-plan: '" + cfg.rules.default_plan + "' is not a configured plan");
+  cfg.rules.trial_us = static_cast<std::int64_t>(cfg.trial_days) * 24 * 3600 * 1'000'000;
+
+  if (want_dump) {
+    std::ostringstream out;
+    out << "; effective configuration (secrets masked; a missing plan limit is unlimited)\n";
+    for (const auto& o : options())
+      out << o.name << " = \"" << o.get(cfg) << "\"\n";
+    out << "[colony.plans]\n";
+    for (const auto& [name, pl] : cfg.rules.plans) {
+      std::string fields;
+      auto field = [&](const char* k, const std::optional<std::int32_t>& v) {
+        if (v)
+          fields += (fields.empty() ? "" : ", ") + std::string{k} + " = " + std::to_string(*v);
+      };
+      field("max-users", pl.max_users);
+      field("api-calls-per-month", pl.api_calls_per_month);
+      field("storage-mb", pl.storage_mb);
+      field("ai-requests-per-month", pl.ai_requests_per_month);
+      field("max-plugins", pl.max_plugins);
+      out << name << " = { " << fields << " }\n";
+    }
+    res.what = config_result::action::exit;
+    res.output = out.str();
+    return res;
+  }
+  return res;
+}
+
+} // namespace colony::runtime

@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""End-to-end tests: start colonyd, drive it over HTTP with http.client.
+
+Environment: COLONYD (path to the binary), COLONY_TEST_STORE (sqlite|postgres),
+COLONY_TEST_PG_DSN_FILE (for postgres, written by tests/support/pg_fixture.sh).
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import uuid
+
+COLONYD = os.environ.get("COLONYD", "build/bin/colonyd")
+STORE_KIND = os.environ.get("COLONY_TEST_STORE", "sqlite")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def store_spec():
+    if STORE_KIND == "postgres":
+        with open(os.environ["COLONY_TEST_PG_DSN_FILE"]) as f:
+            return f.read().strip()
+    return "sqlite:"
+
+
+class Node:
+    """One colonyd process on a free loopback port with its own data dir."""
+
+    def __init__(self, data_dir, extra=()):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.log_path = os.path.join(data_dir, "colonyd.log")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [COLONYD, "--listen", f"127.0.0.1:{self.port}", "--data-dir", data_dir,
+             "--store", store_spec(), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.conn = None
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("colonyd exited early:\n" + self.logs())
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                self.conn = None
+            time.sleep(0.05)
+        raise RuntimeError("colonyd not ready:\n" + self.logs())
+
+    def logs(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        headers = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                payload = resp.read()
+                if resp.getheader("Connection", "").lower() == "close":
+                    self.conn.close()
+                    self.conn = None
+                return resp.status, dict(resp.getheaders()), payload
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn = None
+                if attempt == 1:
+                    raise
+
+    def json(self, method, path, body=None, headers=None):
+        status, hdrs, payload = self.request(method, path, body, headers)
+        doc = json.loads(payload) if payload and hdrs.get("Content-Type", "").endswith("json") else None
+        return status, hdrs, doc
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.conn:
+            self.conn.close()
+        self.proc.send_signal(sig)
+        started = time.time()
+        code = self.proc.wait(timeout=15)
+        self.log.close()
+        return code, time.time() - started
+
+
+class E2E(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-")
+        cls.node = Node(cls.dir, ["--debug.fault-injection", "true"])
+
+    @classmethod
+    def tearDownClass(cls):
+        code, _ = cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert code == 0, code
+
+    def tenant(self, plan="free", slug=None):
+        slug = slug or "t-" + uuid.uuid4().hex[:12]
+        status, hdrs, doc = self.node.json("POST", "/v1/tenants", {"slug": slug, "name": "Tenant " + slug, "plan": plan})
+        self.assertEqual(status, 201, doc)
+        return doc
+
+    def assertProblem(self, resp, status, type_suffix=None):
+        code, hdrs, doc = resp
+        self.assertEqual(code, status, doc)
+        self.assertEqual(hdrs.get("Content-Type"), "application/problem+json")
+        for key in ("type", "title", "status", "detail", "requestId"):
+            self.assertIn(key, doc)
+        self.assertEqual(doc["status"], status)
+        self.assertNotIn("SQL", doc["detail"])
+        if type_suffix:
+            self.assertTrue(doc["type"].endswith("/" + type_suffix), doc["type"])
+        return doc
+
+    # -- tenants ---------------------------------------------------------------
+
+    def test_tenant_lifecycle(self):
+        n = self.node
+        slug = "life-" + uuid.uuid4().hex[:8]
+        status, hdrs, t = n.json("POST", "/v1/tenants", {"slug": slug, "name": "Life", "settings": {"primaryColor": "#112233"}})
+        self.assertEqual(status, 201)
+        self.assertEqual(hdrs["Location"], "/v1/tenants/" + t["id"])
+        self.assertEqual(hdrs["ETag"], '"1"')
+        self.assertEqual(t["status"], "trial")
+        self.assertEqual(t["plan"], "free")
+        self.assertEqual(t["limits"]["maxUsers"], 5)
+        self.assertEqual(len(t["id"]), 36)
+        self.assertEqual(t["id"][14], "7")  # UUIDv7
+        self.assertEqual(n.json("GET", "/v1/tenants/" + slug)[2]["id"], t["id"])
+
+        status, hdrs, p = n.json("PATCH", "/v1/tenants/" + t["id"], {"name": "Life GmbH", "settings": {"displayName": "Life"}},
+                                 {"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+        self.assertEqual(status, 200, p)
+        self.assertEqual(p["name"], "Life GmbH")
+        self.assertEqual(p["settings"]["primaryColor"], "#112233")
+        self.assertEqual(hdrs["ETag"], '"2"')
+        self.assertProblem(n.json("PATCH", "/v1/tenants/" + t["id"], {"name": "x"}, {"If-Match": '"1"'}), 412, "precondition-failed")
+
+        self.assertEqual(n.json("POST", f"/v1/tenants/{t['id']}/activate")[0], 200)
+        doc = self.assertProblem(n.json("POST", f"/v1/tenants/{t['id']}/activate"), 409, "illegal-transition")
+        self.assertEqual((doc["from"], doc["to"]), ("active", "active"))
+        status, _, s = n.json("POST", f"/v1/tenants/{t['id']}/suspend", {"reason": "unpaid"})
+        self.assertEqual((status, s["status"], s["statusReason"]), (200, "suspended", "unpaid"))
+
+        usage = n.json("GET", f"/v1/tenants/{t['id']}/usage")[2]
+        self.assertEqual(usage["usage"]["users"], 0)
+        self.assertEqual(usage["limits"]["maxUsers"], 5)
+
+        self.assertProblem(n.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "a@b.co"}), 403, "tenant-suspended")
+        self.assertEqual(n.json("POST", f"/v1/tenants/{t['id']}/cancel")[0], 200)
+        self.assertProblem(n.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "a@b.co"}), 403, "tenant-cancelled")
+        self.assertProblem(n.json("POST", f"/v1/tenants/{t['id']}/activate"), 409, "illegal-transition")
+
+    def test_tenant_list_filters_sort_and_cursor(self):
+        n = self.node
+        prefix = "ls-" + uuid.uuid4().hex[:6]
+        ids = []
+        for i in range(7):
+            t = self.tenant(plan="pro", slug=f"{prefix}-{i}")
+            ids.append(t["id"])
+        n.json("POST", f"/v1/tenants/{ids[0]}/activate")
+        status, _, page = n.json("GET", "/v1/tenants?plan=pro&status=active&limit=500")
+        self.assertEqual(status, 200)
+        self.assertIn(ids[0], [t["id"] for t in page["data"]])
+        self.assertTrue(all(t["status"] == "active" and t["plan"] == "pro" for t in page["data"]))
+        seen, cursor = [], None
+        while True:
+            q = "/v1/tenants?sort=-slug&limit=3" + (f"&cursor={cursor}" if cursor else "")
+            status, _, page = n.json("GET", q)
+            self.assertEqual(status, 200, page)
+            seen += [t["slug"] for t in page["data"]]
+            cursor = page["nextCursor"]
+            if not cursor:
+                break
+        self.assertEqual(seen, sorted(seen, reverse=True))
+        self.assertEqual(len(seen), len(set(seen)))
+        self.assertTrue(set(f"{prefix}-{i}" for i in range(7)) <= set(seen))
+        status, _, first = n.json("GET", "/v1/tenants?sort=-slug&limit=1")
+        self.assertProblem(n.json("GET", "/v1/tenants?sort=slug&cursor=" + first["nextCursor"]), 400, "invalid-parameter")
+        self.assertProblem(n.json("GET", "/v1/tenants?status=sleeping"), 400, "invalid-parameter")
+        self.assertProblem(n.json("GET", "/v1/tenants?limit=501"), 400, "invalid-parameter")
+        self.assertProblem(n.json("GET", "/v1/tenants?sort=color"), 400, "invalid-parameter")
+
+    # -- users -----------------------------------------------------------------
+
+    def test_paging_through_1000_users_while_adding(self):
+        n = self.node
+        t = self.tenant(plan="enterprise")
+        base = f"/v1/tenants/{t['id']}/users"
+        for i in range(1000):
+            status, _, u = n.json("POST", base, {"email": f"user{i:04d}@example.com", "name": f"User {i:04d}",
+                                                 "roles": ["admin"] if i % 10 == 0 else ["member"]})
+            self.assertEqual(status, 201, u)
+        seen, cursor, pages = [], None, 0
+        while True:
+            status, _, page = n.json("GET", base + "?sort=email&limit=100" + (f"&cursor={cursor}" if cursor else ""))
+            self.assertEqual(status, 200, page)
+            seen += [u["email"] for u in page["data"]]
+            pages += 1
+            if pages == 3:  # users added mid-way sort before and after the cursor
+                n.json("POST", base, {"email": "aaa-early@example.com"})
+                n.json("POST", base, {"email": "zzz-late@example.com"})
+            cursor = page["nextCursor"]
+            if not cursor:
+                break
+        self.assertEqual(len(seen), 1001)  # 1000 + the late one; the early one sorts before the cursor
+        self.assertEqual(len(set(seen)), 1001)
+        self.assertEqual(seen, sorted(seen))
+        self.assertEqual(n.json("GET", f"/v1/tenants/{t['id']}/usage")[2]["usage"]["users"], 1002)
+        admins = n.json("GET", base + "?role=admin&limit=500")[2]["data"]
+        self.assertEqual(len(admins), 100)
+        found = n.json("GET", base + "?q=USER%200999")[2]["data"]
+        self.assertEqual([u["email"] for u in found], ["user0999@example.com"])
+        desc = n.json("GET", base + "?sort=-createdAt&limit=2")[2]["data"]
+        self.assertEqual(desc[0]["email"], "zzz-late@example.com")
+
+    def test_user_crud_limits_and_uniqueness(self):
+        n = self.node
+        t = self.tenant(plan="free")
+        base = f"/v1/tenants/{t['id']}/users"
+        status, hdrs, ann = n.json("POST", base, {"email": "Ann@Example.com", "name": "Ann", "roles": ["owner"], "attributes": {"team": "core"}})
+        self.assertEqual(status, 201, ann)
+        self.assertEqual(hdrs["Location"], f"{base}/{ann['id']}")
+        self.assertProblem(n.json("POST", base, {"email": "ann@EXAMPLE.com"}), 409, "conflict")
+        other = self.tenant()
+        self.assertEqual(n.json("POST", f"/v1/tenants/{other['id']}/users", {"email": "ann@example.com"})[0], 201)
+
+        status, hdrs, p = n.json("PATCH", f"{base}/{ann['id']}", {"attributes": {"team": None, "tz": "UTC"}, "status": "disabled"},
+                                 {"If-Match": '"1"'})
+        self.assertEqual(status, 200, p)
+        self.assertEqual(p["attributes"], {"tz": "UTC"})
+        self.assertEqual(p["status"], "disabled")
+        self.assertEqual(n.json("GET", f"{base}/{ann['id']}")[2]["version"], 2)
+        self.assertProblem(n.json("GET", f"/v1/tenants/{other['id']}/users/{ann['id']}"), 404)
+
+        for i in range(4):
+            self.assertEqual(n.json("POST", base, {"email": f"u{i}@example.com"})[0], 201)
+        doc = self.assertProblem(n.json("POST", base, {"email": "six@example.com"}), 403, "limit-exceeded")
+        self.assertEqual((doc["limit"], doc["current"]), (5, 5))
+        self.assertEqual(n.json("PATCH", f"/v1/tenants/{t['id']}", {"plan": "starter"})[0], 200)
+        self.assertEqual(n.request("DELETE", f"{base}/{ann['id']}")[0], 204)
+        self.assertProblem(n.json("GET", f"{base}/{ann['id']}"), 404)
+        self.assertProblem(n.json("DELETE", f"{base}/{ann['id']}"), 404)
+        self.assertEqual(n.json("GET", f"/v1/tenants/{t['id']}/usage")[2]["usage"]["users"], 4)
+
+    def test_plan_below_usage_is_refused(self):
+        n = self.node
+        t = self.tenant(plan="starter")
+        for i in range(6):
+            self.assertEqual(n.json("POST", f"/v1/tenants/{t['id']}/users", {"email": f"p{i}@example.com"})[0], 201)
+        doc = self.assertProblem(n.json("PATCH", f"/v1/tenants/{t['id']}", {"plan": "free"}), 409, "plan-below-usage")
+        self.assertIn("6", doc["detail"])
+        self.assertEqual(n.json("GET", f"/v1/tenants/{t['id']}")[2]["plan"], "starter")
+
+    # -- bad input ---------------------------------------------------------------
+
+    def test_bad_input_gets_problems_never_500(self):
+        n = self.node
+        t = self.tenant()
+        status, hdrs, payload = n.request("POST", "/v1/tenants", raw=b"{not json", headers={"Content-Type": "application/json"})
+        self.assertProblem((status, hdrs, json.loads(payload)), 400, "malformed-request")
+        doc = self.assertProblem(n.json("POST", "/v1/tenants", {"slug": 42, "name": "x"}), 400)
+        self.assertEqual(doc["errors"][0]["field"], "slug")
+        doc = self.assertProblem(n.json("POST", "/v1/tenants", {"slug": "okay-slug", "name": "x", "colour": "red"}), 400)
+        self.assertEqual(doc["errors"][0]["field"], "colour")
+        doc = self.assertProblem(n.json("POST", "/v1/tenants", {"slug": "No", "name": "x"}), 400, "validation-error")
+        self.assertEqual(doc["errors"][0]["field"], "slug")
+        self.assertProblem(n.json("POST", "/v1/tenants", ["a"]), 400)
+        status, hdrs, payload = n.request("POST", "/v1/tenants", raw=b'{"slug":"x"}', headers={"Content-Type": "text/plain"})
+        self.assertEqual(status, 415)
+        big = b'{"name":"' + b"x" * (1024 * 1024 + 10) + b'"}'
+        status, hdrs, payload = n.request("POST", "/v1/tenants", raw=big, headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 413)
+        self.assertEqual(json.loads(payload)["status"], 413)
+        self.assertProblem(n.json("GET", "/v1/tenants/NOT_AN_ID"), 400, "invalid-id")
+        self.assertProblem(n.json("GET", f"/v1/tenants/{t['id']}/users/123"), 400, "invalid-id")
+        self.assertProblem(n.json("GET", "/v1/tenants/" + str(uuid.uuid4())), 404, "not-found")
+        self.assertProblem(n.json("GET", "/v1/tenants/no-such-slug"), 404, "not-found")
+        self.assertProblem(n.json("GET", f"/v1/tenants/{t['id']}/users?cursor=bm90LWEtY3Vyc29y"), 400, "invalid-parameter")
+        self.assertProblem(n.json("GET", "/v1/nothing-here"), 404, "not-found")
+        status, hdrs, doc = n.json("DELETE", "/v1/tenants")
+        self.assertEqual(status, 405)
+        self.assertEqual(set(hdrs["Allow"].split(", ")), {"GET", "POST"})
+        self.assertProblem(n.json("PATCH", f"/v1/tenants/{t['id']}", {"status": "active"}), 400)
+        self.assertProblem(n.json("PATCH", f"/v1/tenants/{t['id']}", {"name": "x"}, {"If-Match": "garbage"}), 412)
+        # Nothing half-written: the tenant is unchanged by all of the above.
+        self.assertEqual(n.json("GET", f"/v1/tenants/{t['id']}")[2]["version"], 1)
+
+    # -- operations ---------------------------------------------------------------
+
+    def test_crash_answers_500_with_request_id_and_entity_recovers(self):
+        n = self.node
+        t = self.tenant()
+        doc = self.assertProblem(n.json("GET", f"/v1/tenants/{t['id']}", headers={"X-Colony-Fault": "crash", "X-Request-Id": "crash-req-1"}), 500, "internal-error")
+        self.assertEqual(doc["requestId"], "crash-req-1")
+        self.assertIn("crash-req-1", doc["detail"])
+        self.assertEqual(n.json("GET", f"/v1/tenants/{t['id']}")[0], 200)
+        metrics = n.request("GET", "/metrics")[2].decode()
+        crashes = [l for l in metrics.splitlines() if l.startswith('colony_actor_crashes_total{kind="tenant"}')]
+        self.assertTrue(crashes and float(crashes[0].split()[-1]) >= 1, crashes)
+
+    def test_operational_endpoints(self):
+        n = self.node
+        self.assertEqual(n.request("GET", "/livez")[0], 200)
+        status, _, body = n.request("GET", "/readyz?verbose")
+        self.assertEqual(status, 200)
+        self.assertIn(b"[+]store", body)
+        status, hdrs, body = n.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        text = body.decode()
+        for name in ("colony_http_requests_total", "colony_http_request_duration_seconds_bucket",
+                     "colony_entities_live", "colony_entity_activations_total", "colony_entity_passivations_total",
+                     "colony_actor_crashes_total", "colony_store_commit_duration_seconds", "colony_store_commit_batch_size"):
+            self.assertIn(name, text)
+        self.assertIn('route="/v1/tenants"', text)
+        status, _, doc = n.json("GET", "/openapi.json")
+        self.assertEqual(status, 200)
+        self.assertTrue(doc["openapi"].startswith("3.1"))
+        status, hdrs, _ = n.request("GET", "/livez", headers={"X-Request-Id": "abc-123"})
+        self.assertEqual(hdrs["X-Request-Id"], "abc-123")
+        self.assertEqual(hdrs["X-Content-Type-Options"], "nosniff")
+        deadline = time.time() + 5  # the access line is written right after the answer is sent
+        while "request_id=abc-123" not in n.logs() and time.time() < deadline:
+            time.sleep(0.02)
+        self.assertIn("request_id=abc-123", n.logs())
+
+
+class Restart(unittest.TestCase):
+    def test_acknowledged_writes_survive_a_restart(self):
+        d = tempfile.mkdtemp(prefix="colony-e2e-restart-")
+        try:
+            node = Node(d, ["--log-format", "json"])
+            slug = "rs-" + uuid.uuid4().hex[:8]
+            status, _, t = node.json("POST", "/v1/tenants", {"slug": slug, "name": "Restart", "plan": "pro"})
+            self.assertEqual(status, 201)
+            users = []
+            for i in range(50):
+                status, _, u = node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": f"r{i}@example.com"})
+                self.assertEqual(status, 201)
+                users.append(u)
+            node.json("PATCH", f"/v1/tenants/{t['id']}/users/{users[0]['id']}", {"name": "Patched"})
+            node.json("POST", f"/v1/tenants/{t['id']}/activate")
+            code, took = node.stop()
+            self.assertEqual(code, 0)
+            self.assertLess(took, 10)
+            first_lines = [json.loads(l) for l in node.logs().splitlines()[:3]]
+            self.assertEqual(first_lines[0]["msg"], "colonyd starting")
+            self.assertIn("version", first_lines[0])
+            self.assertIn("store", first_lines[0])
+
+            again = Node(d)
+            status, _, t2 = again.json("GET", "/v1/tenants/" + slug)
+            self.assertEqual((status, t2["status"], t2["usage"]["users"]), (200, "active", 50))
+            self.assertEqual(again.json("GET", f"/v1/tenants/{t['id']}/users/{users[0]['id']}")[2]["name"], "Patched")
+            listed = again.json("GET", f"/v1/tenants/{t['id']}/users?limit=500")[2]["data"]
+            self.assertEqual(len(listed), 50)
+            self.assertEqual(again.stop()[0], 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_invalid_configuration_exits_2_naming_the_option(self):
+        r = subprocess.run([COLONYD, "--http.body-limit", "huge"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("http.body-limit", r.stderr)
+        conf = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config", "colony.conf")
+        r = subprocess.run([COLONYD, "--config", conf, "--dump-config"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)  # the shipped, documented file is valid
+        self.assertIn('listen = "127.0.0.1:8080"', r.stdout)
+        self.assertIn("free = { max-users = 5", r.stdout)
+        r = subprocess.run([COLONYD, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--store", r.stdout)
+
+
+class DatabaseOutage(unittest.TestCase):
+    """The server goes away: readiness says so, writes get 503, then it all recovers."""
+
+    def pg_ctl(self, *args):
+        state = os.path.dirname(os.environ["COLONY_TEST_PG_DSN_FILE"])
+        with open(os.path.join(state, "datadir")) as f:
+            data = f.read().strip()
+        with open(os.path.join(state, "port")) as f:
+            port = f.read().strip()
+        cmd = ["/usr/lib/postgresql/15/bin/pg_ctl", "-D", data + "/db", "-w", *args]
+        if args[0] == "start":
+            cmd += ["-l", data + "/server.log", "-o",
+                    f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={data}"]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+    def test_store_outage_and_recovery(self):
+        d = tempfile.mkdtemp(prefix="colony-e2e-outage-")
+        node = Node(d)
+        try:
+            self.pg_ctl("stop", "-m", "fast")
+            try:
+                deadline = time.time() + 10
+                while node.request("GET", "/readyz")[0] != 503 and time.time() < deadline:
+                    time.sleep(0.05)
+                status, _, body = node.request("GET", "/readyz?verbose")
+                self.assertEqual(status, 503)
+                self.assertIn(b"[-]store", body)
+                status, hdrs, payload = node.request("POST", "/v1/tenants", {"slug": "outage-" + uuid.uuid4().hex[:6], "name": "x"})
+                self.assertEqual(status, 503, payload)
+                self.assertIn("Retry-After", hdrs)
+            finally:
+                self.pg_ctl("start")
+            deadline = time.time() + 20
+            while node.request("GET", "/readyz")[0] != 200 and time.time() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(node.request("GET", "/readyz")[0], 200)
+            status, _, payload = node.request("POST", "/v1/tenants", {"slug": "back-" + uuid.uuid4().hex[:6], "name": "x"})
+            self.assertEqual(status, 201, payload)
+        finally:
+            self.assertEqual(node.stop()[0], 0)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if STORE_KIND != "postgres":
+    del DatabaseOutage  # needs the PostgreSQL fixture: it runs in the e2e_postgres test
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

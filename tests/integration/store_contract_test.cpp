@@ -1,0 +1,250 @@
+// One contract for every store adapter (SQLite and PostgreSQL): the same
+// assertions run against both (see COLONY_TEST_STORE).
+#include <set>
+
+#include "colony/v1/tenant.pb.h"
+#include "colony/v1/user.pb.h"
+#include "support.hpp"
+
+using namespace colony;
+using namespace colony::actors;
+
+namespace {
+
+struct fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  store_port store;
+  std::unique_ptr<caf::scoped_actor> self;
+
+  fixture() {
+    sys = std::make_unique<caf::actor_system>(cfg);
+    adapters::store_options o;
+    o.spec = test::store_spec();
+    store = adapters::spawn_store(*sys, o);
+    self = std::make_unique<caf::scoped_actor>(*sys);
+    test::await_ready(*sys, store);
+  }
+  ~fixture() { caf::anon_send_exit(store, caf::exit_reason::user_shutdown); }
+
+  commit_outcome commit(change ch) {
+    commit_outcome out{store_status::error, {}, "no answer"};
+    (*self)->request(store, std::chrono::seconds(10), commit_atom::value, std::move(ch))
+      .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
+    return out;
+  }
+  loaded load(entity_key k) {
+    loaded out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), load_atom::value, std::move(k))
+      .receive([&](loaded& l) { out = l; }, [](caf::error&) {});
+    return out;
+  }
+  row_page list(list_query q) {
+    row_page out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), list_atom::value, std::move(q))
+      .receive([&](row_page& p) { out = p; }, [](caf::error&) {});
+    return out;
+  }
+};
+
+// Real colony.v1 states, so that other tests sharing the database can read them.
+std::string tenant_state(const std::string& id, const std::string& slug, const std::string& name = "T") {
+  v1::Tenant t;
+  t.set_id(id);
+  t.set_slug(slug);
+  t.set_name(name);
+  t.set_plan("free");
+  t.set_status("trial");
+  return t.SerializeAsString();
+}
+
+change tenant_insert(const std::string& id, const std::string& slug, std::int64_t created = protocol::now_us()) {
+  change ch;
+  ch.kind = entity_kind::tenant;
+  ch.what = change_kind::insert;
+  ch.row = entity_row{id, id, slug, "Tenant " + slug, "trial", "free", "", created, created, 1, tenant_state(id, slug)};
+  ch.events.push_back(outbox_event{protocol::new_uuid_v7(), "tenant.created", std::string("\x00\x01payload", 9)});
+  return ch;
+}
+
+change user_insert(const std::string& tid, const std::string& id, const std::string& email, const std::string& name,
+                   std::int64_t created, const std::string& roles = ",member,", const std::string& status = "active") {
+  change ch;
+  ch.kind = entity_kind::user;
+  ch.what = change_kind::insert;
+  v1::User u;
+  u.set_id(id);
+  u.set_tenant_id(tid);
+  u.set_email(email);
+  u.set_name(name);
+  ch.row = entity_row{tid, id, email, name, status, "", roles, created, created, 1, u.SerializeAsString()};
+  ch.user_count_delta = 1;
+  ch.events.push_back(outbox_event{protocol::new_uuid_v7(), "user.created", "p"});
+  return ch;
+}
+
+std::string slug_for(const std::string& id) { return "t-" + id.substr(24); }
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "store: tenants insert, load, optimistic update, unique slug", "[store]") {
+  auto id = protocol::new_uuid_v7();
+  auto slug = slug_for(id);
+  CHECK(load({entity_kind::tenant, id, id}).status == store_status::not_found);
+  REQUIRE(commit(tenant_insert(id, slug)).status == store_status::ok);
+  auto l = load({entity_kind::tenant, id, id});
+  REQUIRE(l.status == store_status::ok);
+  CHECK(l.state == tenant_state(id, slug));
+  CHECK(l.version == 1);
+  CHECK(l.user_count == 0);
+
+  auto dup = commit(tenant_insert(protocol::new_uuid_v7(), slug));
+  CHECK(dup.status == store_status::duplicate);
+  CHECK(dup.field == "slug");
+
+  change up = tenant_insert(id, slug);
+  up.what = change_kind::update;
+  up.row.version = 2;
+  up.row.state = tenant_state(id, slug, "v2");
+  up.expected_version = 5; // wrong
+  CHECK(commit(up).status == store_status::stale);
+  up.expected_version = 1;
+  REQUIRE(commit(up).status == store_status::ok);
+  l = load({entity_kind::tenant, id, id});
+  CHECK(l.version == 2);
+  CHECK(l.state == tenant_state(id, slug, "v2"));
+
+  auto missing = protocol::new_uuid_v7();
+  change none = tenant_insert(missing, slug_for(missing));
+  none.what = change_kind::update;
+  none.expected_version = 1;
+  CHECK(commit(none).status == store_status::not_found);
+
+  std::string resolved;
+  (*self)->request(store, std::chrono::seconds(5), resolve_atom::value, slug)
+    .receive([&](std::string& s) { resolved = s; }, [](caf::error&) {});
+  CHECK(resolved == id);
+}
+
+TEST_CASE_METHOD(fixture, "store: users count seats, unique email per tenant, deletes free seats", "[store]") {
+  auto t1 = protocol::new_uuid_v7(), t2 = protocol::new_uuid_v7();
+  REQUIRE(commit(tenant_insert(t1, slug_for(t1))).status == store_status::ok);
+  REQUIRE(commit(tenant_insert(t2, slug_for(t2))).status == store_status::ok);
+  auto u1 = protocol::new_uuid_v7();
+  REQUIRE(commit(user_insert(t1, u1, "ann@example.com", "Ann", 1)).status == store_status::ok);
+  auto dup = commit(user_insert(t1, protocol::new_uuid_v7(), "ann@example.com", "Ann 2", 2));
+  CHECK(dup.status == store_status::duplicate);
+  CHECK(dup.field == "email");
+  CHECK(commit(user_insert(t2, protocol::new_uuid_v7(), "ann@example.com", "Ann", 3)).status == store_status::ok);
+  CHECK(load({entity_kind::tenant, t1, t1}).user_count == 1); // the failed insert left nothing behind
+  CHECK(load({entity_kind::user, t1, u1}).status == store_status::ok);
+  CHECK(load({entity_kind::user, t2, u1}).status == store_status::not_found); // other tenant: invisible
+
+  change del;
+  del.kind = entity_kind::user;
+  del.what = change_kind::remove;
+  del.row.tenant_id = t1;
+  del.row.id = u1;
+  del.expected_version = 1;
+  del.user_count_delta = -1;
+  REQUIRE(commit(del).status == store_status::ok);
+  CHECK(load({entity_kind::tenant, t1, t1}).user_count == 0);
+  CHECK(load({entity_kind::user, t1, u1}).status == store_status::not_found);
+
+  // A user for a tenant that does not exist is refused, not orphaned.
+  auto ghost = protocol::new_uuid_v7();
+  CHECK(commit(user_insert(ghost, protocol::new_uuid_v7(), "x@example.com", "X", 1)).status == store_status::not_found);
+}
+
+TEST_CASE_METHOD(fixture, "store: concurrent commits are grouped and each succeeds or fails alone", "[store]") {
+  auto tid = protocol::new_uuid_v7();
+  REQUIRE(commit(tenant_insert(tid, slug_for(tid))).status == store_status::ok);
+  // 60 concurrent inserts, every 10th one a duplicate email.
+  std::vector<std::string> emails;
+  for (int i = 0; i < 60; ++i)
+    emails.push_back(i % 10 == 9 ? "dup@example.com" : "user" + std::to_string(i) + "@example.com");
+  int ok = 0, dups = 0;
+  for (int i = 0; i < 60; ++i)
+    (*self)->send(store, commit_atom::value, user_insert(tid, protocol::new_uuid_v7(), emails[i], "U", i));
+  for (int i = 0; i < 60; ++i)
+    (*self)->receive([&](commit_outcome& o) {
+      if (o.status == store_status::ok)
+        ++ok;
+      else if (o.status == store_status::duplicate)
+        ++dups;
+      else
+        FAIL_CHECK("unexpected outcome " << static_cast<int>(o.status) << ": " << o.detail);
+    });
+  CHECK(ok == 55);
+  CHECK(dups == 5);
+  CHECK(load({entity_kind::tenant, tid, tid}).user_count == 55);
+}
+
+TEST_CASE_METHOD(fixture, "store: keyset pages are complete, ordered and stable while rows are added", "[store]") {
+  auto tid = protocol::new_uuid_v7();
+  REQUIRE(commit(tenant_insert(tid, slug_for(tid))).status == store_status::ok);
+  for (int i = 0; i < 25; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "name-%02d", (i * 7) % 25);
+    auto roles = i % 5 == 0 ? ",admin," : ",member,";
+    REQUIRE(commit(user_insert(tid, protocol::new_uuid_v7(), "u" + std::to_string(i) + "@ex.com", name, 1000 + i, roles,
+                               i % 4 == 0 ? "disabled" : "active"))
+              .status == store_status::ok);
+  }
+  auto page_all = [&](list_query q, bool add_midway) {
+    std::vector<std::string> keys;
+    int pages = 0;
+    while (true) {
+      auto p = list(q);
+      REQUIRE(p.status == store_status::ok);
+      bool more = p.rows.size() > static_cast<std::size_t>(q.limit);
+      if (more)
+        p.rows.resize(q.limit);
+      for (auto& r : p.rows)
+        keys.push_back(q.sort_field == "createdAt" ? std::to_string(r.sort_number) : r.sort_text);
+      ++pages;
+      if (add_midway && pages == 1)
+        REQUIRE(commit(user_insert(tid, protocol::new_uuid_v7(), "late@ex.com", "aaa-first", 1)).status ==
+                store_status::ok);
+      if (!more)
+        break;
+      q.has_after = true;
+      q.after_id = p.rows.back().id;
+      q.after_number = p.rows.back().sort_number;
+      q.after_text = p.rows.back().sort_text;
+    }
+    return keys;
+  };
+  list_query q;
+  q.kind = entity_kind::user;
+  q.tenant_id = tid;
+  q.sort_field = "name";
+  q.limit = 10;
+  auto names = page_all(q, true);
+  CHECK(names.size() == 25); // the row added before the cursor is not seen, nothing is repeated or lost
+  CHECK(std::is_sorted(names.begin(), names.end()));
+  CHECK(std::set<std::string>(names.begin(), names.end()).size() == 25);
+
+  q.descending = true;
+  auto desc = page_all(q, false);
+  CHECK(desc.size() == 26);
+  CHECK(std::is_sorted(desc.rbegin(), desc.rend()));
+
+  list_query f = q;
+  f.descending = false;
+  f.sort_field = "createdAt";
+  f.role = "admin";
+  CHECK(page_all(f, false).size() == 5);
+  f.role.clear();
+  f.status = "disabled";
+  CHECK(page_all(f, false).size() == 7);
+  f.status.clear();
+  f.q = "NAME-1"; // name-10 .. name-19 (case-insensitive substring)
+  CHECK(page_all(f, false).size() == 10);
+  f.q = "late@";
+  CHECK(page_all(f, false).size() == 1);
+  f.q = "%";
+  CHECK(page_all(f, false).empty()); // LIKE wildcards are literal
+}

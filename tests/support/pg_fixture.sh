@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Starts (or stops) a throwaway PostgreSQL 15 server for the tests: initdb and
+# pg_ctl from Debian's postgresql-15, run as a non-root user (the `postgres`
+# system user when we are root), on a free loopback port, trust auth on
+# 127.0.0.1 only. Writes the DSN to $STATE/dsn for the tests to read.
+#   pg_fixture.sh start STATE_DIR | pg_fixture.sh stop STATE_DIR
+set -euo pipefail
+cmd=$1
+state=$(realpath -m "$2")
+bin=/usr/lib/postgresql/15/bin
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "$cmd" in
+  start)
+    "$0" stop "$state" >/dev/null 2>&1 || true
+    data=$(mktemp -d /tmp/colony-pg.XXXXXX)
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$data"
+    mkdir -p "$state"
+    echo "$data" > "$state/datadir"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_owner "$bin/initdb" -D "$data/db" -U colony --auth=trust -E UTF8 --no-sync >"$state/initdb.log" 2>&1
+    as_owner "$bin/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$data -c fsync=on -c max_connections=200" \
+      start >"$state/pg_ctl.log" 2>&1 || { cat "$state/pg_ctl.log" "$data/server.log" >&2; exit 1; }
+    as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U colony colony_test
+    echo "postgresql://colony@127.0.0.1:$port/colony_test" > "$state/dsn"
+    echo "$port" > "$state/port"
+    echo "PostgreSQL 15 for tests on 127.0.0.1:$port (data in $data)"
+    ;;
+  stop)
+    [ -f "$state/datadir" ] || exit 0
+    data=$(cat "$state/datadir")
+    as_owner "$bin/pg_ctl" -D "$data/db" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$data"
+    rm -f "$state/datadir" "$state/dsn" "$state/port"
+    ;;
+  *) echo "usage: $0 start|stop STATE_DIR" >&2; exit 2 ;;
+esac
