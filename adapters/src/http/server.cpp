@@ -1,6 +1,7 @@
 // Boost.Beast HTTP/1.1 server: parses and bounds requests on its own Asio
 // threads, hands them to the API, and writes the answer when the actor side
 // calls back. Asio threads never wait on an actor.
+#include <array>
 #include <atomic>
 #include <utility> // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 #include <boost/asio.hpp>
@@ -86,6 +87,7 @@ private:
       auto r = http::api::problem(status, type, title, detail, http::pick_request_id({}));
       r.route = "unparsed";
       keep_alive_ = false;
+      linger_ = true;
       method_ = "UNKNOWN";
       request_id_ = http::pick_request_id({});
       ++srv_.in_flight;
@@ -163,11 +165,39 @@ private:
                           {"route", route_},
                           {"status", status_},
                           {"duration_ms", secs * 1000.0}});
+    if (!ec && linger_) {
+      linger();
+      return;
+    }
     if (ec || !keep) {
       close();
       return;
     }
     read();
+  }
+
+  // After answering a request whose body was not read (413, 431, 400), the
+  // client may still be sending it. Closing at once would make the kernel
+  // reset the connection and the client could lose the answer, so, like
+  // nginx's lingering close, stop sending and discard what still arrives for
+  // a bounded time and amount before closing.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(linger_time);
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ > linger_bytes) {
+        beast::error_code ignored;
+        self->stream_.socket().close(ignored);
+        return;
+      }
+      self->drain();
+    });
   }
 
   void close() {
@@ -180,7 +210,12 @@ private:
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   http_server::impl& srv_;
+  static constexpr auto linger_time = std::chrono::seconds(5);
+  static constexpr std::size_t linger_bytes = 64 * 1024 * 1024;
   bool first_ = true;
+  bool linger_ = false;
+  std::size_t drained_ = 0;
+  std::array<char, 16 * 1024> discard_{};
   bool keep_alive_ = true;
   bool head_ = false;
   unsigned version_ = 11;
