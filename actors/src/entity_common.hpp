@@ -10,12 +10,12 @@
 
 namespace colony::actors::detail {
 
-inline outbox_event make_event(std::string type, const entity_key& key, std::uint32_t version,
-                               const request_meta& meta, const google::protobuf::Message* state,
-                               std::int64_t now) {
+/// The envelope of an event about `key` at `version`; the caller sets the payload.
+inline v1::Event event_header(std::string type, const entity_key& key, std::uint32_t version,
+                              const request_meta& meta, std::int64_t now) {
   v1::Event ev;
   ev.set_id(protocol::new_uuid_v7());
-  ev.set_type(type);
+  ev.set_type(std::move(type));
   ev.set_tenant_id(key.tenant_id);
   ev.set_aggregate_kind(to_string(key.kind));
   ev.set_aggregate_id(key.id);
@@ -23,9 +23,12 @@ inline outbox_event make_event(std::string type, const entity_key& key, std::uin
   protocol::set_timestamp(*ev.mutable_occurred_at(), now);
   ev.set_request_id(meta.request_id);
   ev.set_traceparent(meta.traceparent);
-  if (state != nullptr)
-    ev.set_payload(state->SerializeAsString());
-  return outbox_event{ev.id(), std::move(type), ev.SerializeAsString()};
+  return ev;
+}
+
+/// The outbox row of a finished envelope.
+inline outbox_event seal(const v1::Event& ev) {
+  return outbox_event{ev.id(), ev.type(), ev.SerializeAsString()};
 }
 
 /// The failure a client sees for a store outcome that is not ok.

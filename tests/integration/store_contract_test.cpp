@@ -2,6 +2,7 @@
 // assertions run against both (see COLONY_TEST_STORE).
 #include <set>
 
+#include "colony/v1/event.pb.h"
 #include "colony/v1/tenant.pb.h"
 #include "colony/v1/user.pb.h"
 #include "support.hpp"
@@ -40,6 +41,26 @@ struct fixture {
       .receive([&](loaded& l) { out = l; }, [](caf::error&) {});
     return out;
   }
+  event_page events(event_query q) {
+    event_page out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), events_atom::value, std::move(q))
+      .receive([&](event_page& p) { out = p; }, [](caf::error&) {});
+    return out;
+  }
+  outbox_backlog backlog() {
+    outbox_backlog out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), backlog_atom::value)
+      .receive([&](outbox_backlog& b) { out = b; }, [](caf::error&) {});
+    return out;
+  }
+  commit_outcome mark_published(std::vector<std::int64_t> positions) {
+    commit_outcome out{store_status::error, {}, "no answer"};
+    (*self)->request(store, std::chrono::seconds(10), published_atom::value, std::move(positions), protocol::now_us())
+      .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
+    return out;
+  }
   row_page list(list_query q) {
     row_page out;
     out.status = store_status::error;
@@ -60,12 +81,22 @@ std::string tenant_state(const std::string& id, const std::string& slug, const s
   return t.SerializeAsString();
 }
 
+// A real colony.v1.Event, so that the HTTP feed can render what tests leave behind.
+outbox_event event_for(const std::string& type, const std::string& tid, const std::string& aggregate_id) {
+  v1::Event ev;
+  ev.set_id(protocol::new_uuid_v7());
+  ev.set_type(type);
+  ev.set_tenant_id(tid);
+  ev.set_aggregate_id(aggregate_id);
+  return outbox_event{ev.id(), type, ev.SerializeAsString()};
+}
+
 change tenant_insert(const std::string& id, const std::string& slug, std::int64_t created = protocol::now_us()) {
   change ch;
   ch.kind = entity_kind::tenant;
   ch.what = change_kind::insert;
   ch.row = entity_row{id, id, slug, "Tenant " + slug, "trial", "free", "", created, created, 1, tenant_state(id, slug)};
-  ch.events.push_back(outbox_event{protocol::new_uuid_v7(), "tenant.created", std::string("\x00\x01payload", 9)});
+  ch.events.push_back(event_for("tenant.created", id, id));
   return ch;
 }
 
@@ -81,7 +112,7 @@ change user_insert(const std::string& tid, const std::string& id, const std::str
   u.set_name(name);
   ch.row = entity_row{tid, id, email, name, status, "", roles, created, created, 1, u.SerializeAsString()};
   ch.user_count_delta = 1;
-  ch.events.push_back(outbox_event{protocol::new_uuid_v7(), "user.created", "p"});
+  ch.events.push_back(event_for("user.created", tid, id));
   return ch;
 }
 
@@ -247,4 +278,60 @@ TEST_CASE_METHOD(fixture, "store: keyset pages are complete, ordered and stable 
   CHECK(page_all(f, false).size() == 1);
   f.q = "%";
   CHECK(page_all(f, false).empty()); // LIKE wildcards are literal
+}
+
+TEST_CASE_METHOD(fixture, "store: the outbox holds exactly the events of committed changes, in commit order",
+                 "[store][events]") {
+  auto before = backlog();
+  REQUIRE(before.status == store_status::ok);
+  auto tid = protocol::new_uuid_v7();
+  auto t = tenant_insert(tid, slug_for(tid));
+  auto tenant_event = t.events.front();
+  REQUIRE(commit(t).status == store_status::ok);
+  auto u1 = user_insert(tid, protocol::new_uuid_v7(), "a@example.com", "A", protocol::now_us());
+  auto u2 = user_insert(tid, protocol::new_uuid_v7(), "a@example.com", "dup", protocol::now_us()); // same email
+  auto u1_event = u1.events.front();
+  REQUIRE(commit(u1).status == store_status::ok);
+  REQUIRE(commit(u2).status == store_status::duplicate);
+
+  // The tenant's feed: its two events, in commit order; the refused change left none.
+  auto page = events(event_query{tid, 0, 100, false});
+  REQUIRE(page.status == store_status::ok);
+  REQUIRE(page.rows.size() == 2);
+  CHECK(page.rows[0].position < page.rows[1].position);
+  CHECK(page.rows[0].payload == tenant_event.payload);
+  CHECK(page.rows[1].payload == u1_event.payload);
+
+  // Resuming after the first position gives the second; limit bounds the page.
+  auto rest = events(event_query{tid, page.rows[0].position, 100, false});
+  REQUIRE(rest.rows.size() == 1);
+  CHECK(rest.rows[0].position == page.rows[1].position);
+  CHECK(events(event_query{tid, 0, 1, false}).rows.size() == 1);
+
+  // The all-tenants feed has them too, at the same positions.
+  auto all = events(event_query{"", page.rows[0].position - 1, 1000, false});
+  REQUIRE(all.status == store_status::ok);
+  REQUIRE(all.rows.size() >= 2);
+  CHECK(all.rows[0].position == page.rows[0].position);
+
+  // Both wait for the relay until marked published.
+  auto waiting = backlog();
+  CHECK(waiting.count == before.count + 2);
+  CHECK(waiting.oldest_us > 0);
+  auto unpublished = events(event_query{"", page.rows[0].position - 1, 1000, true});
+  std::set<std::int64_t> positions;
+  for (const auto& r : unpublished.rows)
+    positions.insert(r.position);
+  CHECK(positions.contains(page.rows[0].position));
+  CHECK(positions.contains(page.rows[1].position));
+
+  REQUIRE(mark_published({page.rows[0].position, page.rows[1].position}).status == store_status::ok);
+  CHECK(backlog().count == before.count);
+  unpublished = events(event_query{"", page.rows[0].position - 1, 1000, true});
+  for (const auto& r : unpublished.rows) {
+    CHECK(r.position != page.rows[0].position);
+    CHECK(r.position != page.rows[1].position);
+  }
+  // Published events stay in the feed.
+  CHECK(events(event_query{tid, 0, 100, false}).rows.size() == 2);
 }

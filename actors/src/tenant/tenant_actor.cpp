@@ -68,9 +68,19 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   ch.row = row_of(next);
   ch.expected_version = st.current ? st.current->version() : 0;
   std::string type = event_type_for(cause);
+  auto event = [&](std::string event_type) {
+    auto ev = detail::event_header(std::move(event_type), st.key, next.version(), meta, now);
+    auto* p = ev.mutable_tenant_changed();
+    *p->mutable_state() = next;
+    if (st.current) {
+      p->set_previous_status(st.current->status());
+      p->set_previous_plan(st.current->plan());
+    }
+    return detail::seal(ev);
+  };
   if (cause == op::patch && st.current && st.current->plan() != next.plan())
-    ch.events.push_back(detail::make_event("tenant.plan_changed", st.key, next.version(), meta, &next, now));
-  ch.events.push_back(detail::make_event(type, st.key, next.version(), meta, &next, now));
+    ch.events.push_back(event("tenant.plan_changed"));
+  ch.events.push_back(event(type));
   auto snapshot = std::make_shared<const v1::Tenant>(std::move(next));
   auto rp = self->make_response_promise<entity_reply>();
   st.committing = true;

@@ -51,13 +51,17 @@ caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> 
     ch.row.tenant_id = st.key.tenant_id;
     ch.row.id = st.key.id;
     ch.user_count_delta = -1;
-    ch.events.push_back(detail::make_event("user.deleted", st.key, st.current->version() + 1, meta, nullptr, now));
+    auto ev = detail::event_header("user.deleted", st.key, st.current->version() + 1, meta, now);
+    ev.mutable_user_deleted()->set_user_id(st.key.id);
+    ch.events.push_back(detail::seal(ev));
   } else {
     ch.row = row_of(*next);
     if (what == change_kind::insert)
       ch.user_count_delta = 1;
-    ch.events.push_back(detail::make_event(what == change_kind::insert ? "user.created" : "user.updated",
-                                           st.key, next->version(), meta, next.get(), now));
+    auto ev = detail::event_header(what == change_kind::insert ? "user.created" : "user.updated", st.key,
+                                   next->version(), meta, now);
+    *ev.mutable_user_changed()->mutable_state() = *next;
+    ch.events.push_back(detail::seal(ev));
   }
   auto rp = self->make_response_promise<entity_reply>();
   st.committing = true;

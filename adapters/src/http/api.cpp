@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 #include <charconv>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -11,6 +12,7 @@
 #include "colony/protocol/json.hpp"
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/log.hpp"
+#include "colony/v1/event.pb.h"
 #include "colony/v1/tenant.pb.h"
 #include "colony/v1/user.pb.h"
 
@@ -218,6 +220,8 @@ struct api::impl {
     add("GET", "/v1/tenants/{tenantId}/users/{userId}", &impl::get_user);
     add("PATCH", "/v1/tenants/{tenantId}/users/{userId}", &impl::patch_user);
     add("DELETE", "/v1/tenants/{tenantId}/users/{userId}", &impl::delete_user);
+    add("GET", "/v1/events", &impl::list_events);
+    add("GET", "/v1/tenants/{tenantId}/events", &impl::list_tenant_events);
     return routes;
   }
 
@@ -610,6 +614,88 @@ struct api::impl {
         fill_limits(*t.mutable_limits(), it->second);
       t.mutable_usage()->set_users(row.user_count);
       return protocol::to_json(t);
+    });
+  }
+
+  // -- event feed ------------------------------------------------------------
+
+  /// Reads `after` and `limit` of an event feed; false if an answer was sent.
+  bool event_params(const std::shared_ptr<call>& c, event_query& q) {
+    auto number = [&](const char* name, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
+      auto it = c->query.find(name);
+      if (it == c->query.end())
+        return true;
+      std::int64_t n = 0;
+      auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
+      if (ec != std::errc{} || p != it->second.data() + it->second.size() || n < lo || n > hi) {
+        invalid_param(c, name, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+        return false;
+      }
+      out = n;
+      return true;
+    };
+    std::int64_t limit = 100;
+    if (!number("after", 0, std::numeric_limits<std::int64_t>::max(), q.after) || !number("limit", 1, 1000, limit))
+      return false;
+    q.limit = static_cast<int>(limit);
+    return true;
+  }
+
+  void run_events(const std::shared_ptr<call>& c, event_query q) {
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([c, q, store, timeout](caf::event_based_actor* self) {
+      self->request(store, timeout, events_atom::value, q)
+        .then(
+          [c, q](event_page& page) {
+            if (page.status != store_status::ok) {
+              c->respond(api::failure_response(
+                page.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
+                                                         : actors::fail(errc::internal, "the events could not be read"),
+                c->req.request_id));
+              return;
+            }
+            std::string body = "{\"data\":[";
+            v1::Event ev;
+            for (std::size_t i = 0; i < page.rows.size(); ++i) {
+              const auto& row = page.rows[i];
+              if (i > 0)
+                body += ',';
+              body += "{\"position\":" + std::to_string(row.position) + ",\"event\":";
+              if (ev.ParseFromString(row.payload)) {
+                body += protocol::to_json(ev);
+              } else {
+                log::error("unreadable event in the outbox", {{"position", row.position}});
+                body += "null";
+              }
+              body += '}';
+            }
+            auto next = page.rows.empty() ? q.after : page.rows.back().position;
+            body += "],\"nextAfter\":" + std::to_string(next) + "}";
+            c->respond(json(200, std::move(body)));
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  void list_events(std::shared_ptr<call> c) {
+    event_query q;
+    if (event_params(c, q))
+      run_events(c, std::move(q));
+  }
+
+  void list_tenant_events(std::shared_ptr<call> c) {
+    event_query q;
+    if (!event_params(c, q))
+      return;
+    with_tenant(c, [this, c, q](std::string id) mutable {
+      q.tenant_id = id;
+      command cmd;
+      cmd.what = op::get;
+      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [this, c, q](entity_reply&) {
+        run_events(c, q);
+        return api_response{-1, {}, {}, {}, {}}; // answered by run_events
+      });
     });
   }
 

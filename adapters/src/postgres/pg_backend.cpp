@@ -133,6 +133,50 @@ public:
     });
   }
 
+  event_page events(const event_query& q) override {
+    return guard([&] {
+      pqxx::nontransaction n{*conn_};
+      pqxx::result r;
+      if (q.unpublished_only)
+        r = n.exec_params("SELECT seq, payload FROM outbox WHERE published_us IS NULL AND seq > $1 ORDER BY seq "
+                          "LIMIT $2", q.after, q.limit);
+      else if (q.tenant_id.empty())
+        r = n.exec_params("SELECT seq, payload FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2", q.after, q.limit);
+      else
+        r = n.exec_params("SELECT seq, payload FROM outbox WHERE tenant_id = $3 AND seq > $1 ORDER BY seq LIMIT $2",
+                          q.after, q.limit, q.tenant_id);
+      event_page page;
+      page.rows.reserve(r.size());
+      for (const auto& row : r)
+        page.rows.push_back(event_row{row[0].as<std::int64_t>(), pqxx::binarystring{row[1]}.str()});
+      return page;
+    });
+  }
+
+  void mark_published(const std::vector<std::int64_t>& positions, std::int64_t at_us) override {
+    guard([&] {
+      std::string list = "{";
+      for (std::size_t i = 0; i < positions.size(); ++i)
+        list += (i ? "," : "") + std::to_string(positions[i]);
+      list += "}";
+      pqxx::work w{*conn_};
+      w.exec_params("UPDATE outbox SET published_us = $1 WHERE seq = ANY($2::bigint[])", at_us, list);
+      w.commit();
+      return 0;
+    });
+  }
+
+  outbox_backlog backlog() override {
+    return guard([&] {
+      pqxx::nontransaction n{*conn_};
+      auto r = n.exec("SELECT count(*), coalesce(min(created_us), 0) FROM outbox WHERE published_us IS NULL");
+      outbox_backlog b;
+      b.count = r[0][0].as<std::int64_t>();
+      b.oldest_us = r[0][1].as<std::int64_t>();
+      return b;
+    });
+  }
+
 private:
   static std::string first_line(const char* what) {
     std::string s = what;

@@ -206,6 +206,43 @@ public:
     return q.step() ? q.text(0) : std::string{};
   }
 
+  event_page events(const event_query& q) override {
+    stmt st = q.unpublished_only
+                ? prepare("SELECT seq, payload FROM outbox WHERE published_us IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2")
+              : q.tenant_id.empty()
+                ? prepare("SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                : prepare("SELECT seq, payload FROM outbox WHERE tenant_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2");
+    st.bind(1, q.after).bind(2, static_cast<std::int64_t>(q.limit));
+    if (!q.unpublished_only && !q.tenant_id.empty())
+      st.bind(3, q.tenant_id);
+    event_page page;
+    while (st.step())
+      page.rows.push_back(event_row{st.integer(0), st.text(1)});
+    return page;
+  }
+
+  void mark_published(const std::vector<std::int64_t>& positions, std::int64_t at_us) override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      for (auto pos : positions)
+        prepare("UPDATE outbox SET published_us = ?1 WHERE seq = ?2").bind(1, at_us).bind(2, pos).step();
+      exec("COMMIT");
+    } catch (...) {
+      exec_noexcept("ROLLBACK");
+      throw;
+    }
+  }
+
+  outbox_backlog backlog() override {
+    auto st = prepare("SELECT count(*), coalesce(min(created_us), 0) FROM outbox WHERE published_us IS NULL");
+    outbox_backlog b;
+    if (st.step()) {
+      b.count = st.integer(0);
+      b.oldest_us = st.integer(1);
+    }
+    return b;
+  }
+
 private:
   commit_outcome apply(const change& ch) {
     commit_outcome o;

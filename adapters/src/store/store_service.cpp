@@ -115,6 +115,18 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
       }
       return {};
     },
+    [self](events_atom, const event_query& q) {
+      return guarded<event_page>(self, [&](backend& b) { return b.events(q); });
+    },
+    [self](published_atom, const std::vector<std::int64_t>& positions, std::int64_t at_us) {
+      return guarded<commit_outcome>(self, [&](backend& b) {
+        b.mark_published(positions, at_us);
+        return commit_outcome{};
+      });
+    },
+    [self](backlog_atom) {
+      return guarded<outbox_backlog>(self, [&](backend& b) { return b.backlog(); });
+    },
     [self](health_atom) {
       store_health h;
       try {
@@ -224,6 +236,15 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self, reader](resolve_atom, std::string& slug) -> caf::result<std::string> {
       return self->delegate(reader(), resolve_atom::value, std::move(slug));
+    },
+    [self, reader](events_atom, event_query& q) -> caf::result<event_page> {
+      return self->delegate(reader(), events_atom::value, std::move(q));
+    },
+    [self](published_atom, std::vector<std::int64_t>& positions, std::int64_t at_us) -> caf::result<commit_outcome> {
+      return self->delegate(self->state.writer, published_atom::value, std::move(positions), at_us);
+    },
+    [self, reader](backlog_atom) -> caf::result<outbox_backlog> {
+      return self->delegate(reader(), backlog_atom::value);
     },
     [self](health_atom) -> store_health { return self->state.health; },
     [self](tick_atom) {

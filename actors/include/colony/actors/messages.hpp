@@ -90,6 +90,9 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using batch_atom = caf::atom_constant<caf::atom("batch")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using events_atom = caf::atom_constant<caf::atom("events")>;
+using published_atom = caf::atom_constant<caf::atom("published")>;
+using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
 
 } // namespace colony::actors
 

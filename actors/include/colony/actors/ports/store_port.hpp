@@ -7,6 +7,9 @@
 //   each change succeeds or fails on its own.
 // - list: a page of tenants or users for the read side (keyset pagination).
 // - resolve: tenant slug → id.
+// - events: committed outbox rows in commit order (the event feed, the relay).
+// - published: marks outbox rows as delivered to Kafka.
+// - backlog: how many outbox rows wait for the relay, and since when.
 // - health: whether the database answers, and why not.
 #pragma once
 
@@ -107,6 +110,34 @@ struct row_page {
   std::string detail;
 };
 
+/// A page of committed events after position `after`, in commit order. One
+/// writer per store commits, so positions grow in commit order and a reader
+/// that resumes after the last position it saw misses nothing.
+struct event_query {
+  std::string tenant_id;          // empty: every tenant
+  std::int64_t after = 0;
+  int limit = 100;
+  bool unpublished_only = false;  // the relay's view: not yet acknowledged by Kafka
+};
+
+struct event_row {
+  std::int64_t position = 0;
+  std::string payload; // colony.v1.Event, serialized
+};
+
+struct event_page {
+  store_status status = store_status::ok;
+  std::vector<event_row> rows;
+  std::string detail;
+};
+
+struct outbox_backlog {
+  store_status status = store_status::ok;
+  std::int64_t count = 0;      // rows not yet published
+  std::int64_t oldest_us = 0;  // created_us of the oldest of them; 0 when none
+  std::string detail;
+};
+
 struct store_health {
   bool ready = false;
   std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
@@ -118,6 +149,9 @@ using store_port = caf::typed_actor<
   caf::replies_to<commit_atom, change>::with<commit_outcome>,
   caf::replies_to<list_atom, list_query>::with<row_page>,
   caf::replies_to<resolve_atom, std::string>::with<std::string>,
+  caf::replies_to<events_atom, event_query>::with<event_page>,
+  caf::replies_to<published_atom, std::vector<std::int64_t>, std::int64_t>::with<commit_outcome>,
+  caf::replies_to<backlog_atom>::with<outbox_backlog>,
   caf::replies_to<health_atom>::with<store_health>>;
 
 } // namespace colony::actors
@@ -128,5 +162,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::loaded)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::list_query)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::row_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::store_health)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::event_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::event_page)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::outbox_backlog)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::commit_outcome>)
