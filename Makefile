@@ -9,7 +9,7 @@ CTEST_ARGS ?=
 # Everything the build, the node and the tests need, as Debian 12 packages.
 DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev libsqlite3-dev \
         libprotobuf-dev protobuf-compiler libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev \
-        catch2 libssl-dev postgresql-15 python3 curl clang-format clang-tidy
+        catch2 libssl-dev librdkafka-dev kcat postgresql-15 python3 curl clang-format clang-tidy
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

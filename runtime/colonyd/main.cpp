@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "colony/adapters/http.hpp"
+#include "colony/adapters/kafka.hpp"
 #include "colony/adapters/prometheus_metrics.hpp"
 #include "colony/adapters/store.hpp"
 #include "colony/runtime/config.hpp"
@@ -90,6 +91,23 @@ int main(int argc, char** argv, char** envp) {
   if (cfg.fault_injection)
     log::warn("fault injection is enabled (debug.fault-injection): never run like this in production");
 
+  std::shared_ptr<adapters::relay_monitor> relay_monitor;
+  caf::actor relay;
+  if (cfg.kafka_brokers.empty()) {
+    log::info("event relay off: no --kafka-brokers; events stay readable at GET /v1/events");
+  } else {
+    adapters::relay_options ropts;
+    ropts.brokers = cfg.kafka_brokers;
+    ropts.topic = cfg.kafka_events_topic;
+    ropts.json_values = cfg.kafka_value_format == "json";
+    ropts.metrics = metrics;
+    relay_monitor = std::make_shared<adapters::relay_monitor>();
+    relay = adapters::spawn_outbox_relay(sys, store, ropts, relay_monitor);
+    log::info("event relay on", {{"brokers", cfg.kafka_brokers},
+                                 {"topic", cfg.kafka_events_topic},
+                                 {"value_format", cfg.kafka_value_format}});
+  }
+
   adapters::http_options hopts;
   hopts.host = cfg.listen_host;
   hopts.port = cfg.listen_port;
@@ -103,12 +121,14 @@ int main(int argc, char** argv, char** envp) {
   hopts.fault_injection = cfg.fault_injection;
   int exit_code = 0;
   {
-    adapters::http_server server{sys, hopts, adapters::api_context{registry, store, metrics, cfg.rules, COLONY_VERSION}};
+    adapters::http_server server{sys, hopts, adapters::api_context{registry, store, metrics, cfg.rules, COLONY_VERSION, relay_monitor}};
     try {
       server.start();
     } catch (const std::exception& e) {
       log::error("cannot start the HTTP server", {{"error", e.what()}});
       caf::anon_send(registry, actors::stop_atom::value);
+      if (relay)
+        caf::anon_send(relay, actors::stop_atom::value);
       caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
       return 1;
     }
@@ -127,6 +147,16 @@ int main(int argc, char** argv, char** envp) {
     server.stop();
   }
   caf::anon_send(registry, actors::stop_atom::value);
+  if (relay) {
+    // The relay flushes what is in flight and records the acknowledged events
+    // before the store goes away.
+    caf::scoped_actor waiter{sys};
+    waiter->monitor(relay);
+    waiter->send(relay, actors::stop_atom::value);
+    waiter->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds(8)) >> [] {
+      log::warn("the event relay did not stop in time");
+    });
+  }
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   log::info("stopped");
   log::flush();

@@ -221,6 +221,20 @@ const std::vector<option>& options() {
     };
     plan.get = [](const node_config& c) { return c.rules.default_plan; };
     t.push_back(std::move(plan));
+    t.push_back(string_opt("kafka-brokers",
+                           "Kafka bootstrap servers (host:port,...); empty turns the event relay off",
+                           &node_config::kafka_brokers));
+    t.push_back(string_opt("kafka.events-topic", "topic the outbox relay publishes domain events to",
+                           &node_config::kafka_events_topic,
+                           [](node_config&, const std::string& v) -> std::optional<std::string> {
+                             if (v.empty() || v.size() > 249 ||
+                                 v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                                   std::string::npos)
+                               return "'" + v + "' is not a Kafka topic name ([a-zA-Z0-9._-], 1 to 249 characters)";
+                             return std::nullopt;
+                           }));
+    t.push_back(choice_opt("kafka.value-format", "encoding of event values: protobuf (colony.v1.Event) or json",
+                           {"protobuf", "json"}, &node_config::kafka_value_format));
     auto fi = option{"debug.fault-injection", kind::boolean,
                      "honour X-Colony-Fault: crash (tests only; never in production)", 0, 0, {}, false, {}, {}};
     fi.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {

@@ -377,8 +377,21 @@ struct api::impl {
     bool verbose = c->query.contains("verbose");
     bool draining_now = draining->load();
     auto store = ctx.store;
-    post([c, verbose, draining_now, store](caf::event_based_actor* self) {
-      auto answer = [c, verbose, draining_now](bool store_ok, const std::string& detail) {
+    std::string relay_line;
+    if (ctx.relay) {
+      auto r = ctx.relay->get();
+      auto age = r.oldest_us ? static_cast<double>(protocol::now_us() - r.oldest_us) / 1e6 : 0.0;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1f", age);
+      relay_line = std::string{r.brokers_up ? "[+]" : "[!]"} + "events relay: kafka " +
+                   (r.brokers_up ? "reachable" : "unreachable" + (r.detail.empty() ? "" : " (" + r.detail + ")")) +
+                   "; backlog " + std::to_string(r.backlog) + " events, oldest " + buf + " s; published " +
+                   std::to_string(r.published) + "\n";
+    } else {
+      relay_line = "[+]events relay: off (no kafka-brokers); GET /v1/events serves the outbox\n";
+    }
+    post([c, verbose, draining_now, store, relay_line](caf::event_based_actor* self) {
+      auto answer = [c, verbose, draining_now, relay_line](bool store_ok, const std::string& detail) {
         bool ready = store_ok && !draining_now;
         api_response r;
         r.status = ready ? 200 : 503;
@@ -388,6 +401,7 @@ struct api::impl {
         if (verbose) {
           r.body += (store_ok ? "[+]store " : "[-]store ") + detail + "\n";
           r.body += draining_now ? "[-]shutdown: draining in-flight requests\n" : "[+]shutdown: not shutting down\n";
+          r.body += relay_line;
           r.body += ready ? "readyz check passed\n" : "readyz check failed\n";
         } else {
           r.body = ready ? "ok\n" : "not ready\n";

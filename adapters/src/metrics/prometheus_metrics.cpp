@@ -48,7 +48,27 @@ public:
                       .Name("colony_store_commit_batch_size")
                       .Help("Entity commits grouped into one store transaction")
                       .Register(*registry_)
-                      .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512})) {
+                      .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512})),
+      backlog_(prometheus::BuildGauge()
+                 .Name("colony_outbox_backlog_events")
+                 .Help("Outbox events not yet acknowledged by Kafka (0 while the relay is off)")
+                 .Register(*registry_)
+                 .Add({})),
+      backlog_age_(prometheus::BuildGauge()
+                     .Name("colony_outbox_oldest_event_age_seconds")
+                     .Help("Age of the oldest outbox event not yet acknowledged by Kafka")
+                     .Register(*registry_)
+                     .Add({})),
+      published_(prometheus::BuildCounter()
+                   .Name("colony_events_published_total")
+                   .Help("Events acknowledged by Kafka and marked published")
+                   .Register(*registry_)
+                   .Add({})),
+      brokers_up_(prometheus::BuildGauge()
+                    .Name("colony_kafka_brokers_up")
+                    .Help("1 while the relay reaches the Kafka brokers, else 0")
+                    .Register(*registry_)
+                    .Add({})) {
     for (auto kind : {entity_kind::tenant, entity_kind::user}) {
       std::map<std::string, std::string> labels{{"kind", actors::to_string(kind)}};
       auto i = static_cast<int>(kind);
@@ -93,6 +113,13 @@ public:
     commit_batch_.Observe(static_cast<double>(batch));
   }
 
+  void outbox_backlog(std::int64_t events, double oldest_age_seconds) override {
+    backlog_.Set(static_cast<double>(events));
+    backlog_age_.Set(oldest_age_seconds);
+  }
+  void events_published(std::size_t count) override { published_.Increment(static_cast<double>(count)); }
+  void kafka_brokers_up(bool up) override { brokers_up_.Set(up ? 1.0 : 0.0); }
+
   std::string render() override {
     prometheus::TextSerializer serializer;
     return serializer.Serialize(registry_->Collect());
@@ -108,6 +135,10 @@ private:
   prometheus::Family<prometheus::Counter>& crashes_;
   prometheus::Histogram& commit_latency_;
   prometheus::Histogram& commit_batch_;
+  prometheus::Gauge& backlog_;
+  prometheus::Gauge& backlog_age_;
+  prometheus::Counter& published_;
+  prometheus::Gauge& brokers_up_;
   prometheus::Gauge* live_by_kind_[3]{};
   prometheus::Counter* activations_by_kind_[3]{};
   prometheus::Counter* passivations_by_kind_[3]{};

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "colony/actors/ports/store_port.hpp"
+#include "colony/adapters/kafka.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
 #include "colony/runtime/metrics.hpp"
 
@@ -42,6 +43,7 @@ struct api_context {
   std::shared_ptr<runtime::metrics> metrics;
   actors::tenant_rules rules;
   std::string version;
+  std::shared_ptr<relay_monitor> relay; // null: the relay is off
 };
 
 /// One route of the API, for documentation checks.

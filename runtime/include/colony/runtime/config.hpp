@@ -38,6 +38,9 @@ struct node_config {
   int trial_days = 14;
   actors::tenant_rules rules;              // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
+  std::string kafka_brokers;               // empty: the relay and the command consumer are off
+  std::string kafka_events_topic = "colony.events.v1";
+  std::string kafka_value_format = "protobuf";
 
   /// The store spec with any password masked, safe for logs.
   [[nodiscard]] std::string store_for_display() const;

@@ -21,6 +21,10 @@ public:
   virtual void entity_crashed(actors::entity_kind kind) = 0;
   virtual void live_entities(actors::entity_kind kind, std::int64_t count) = 0;
   virtual void store_commit(double seconds, std::size_t batch_size) = 0;
+  /// Outbox rows waiting for the relay, and the age of the oldest (0 if none).
+  virtual void outbox_backlog(std::int64_t events, double oldest_age_seconds) = 0;
+  virtual void events_published(std::size_t count) = 0;
+  virtual void kafka_brokers_up(bool up) = 0;
   /// The Prometheus text exposition of everything above.
   [[nodiscard]] virtual std::string render() = 0;
 };

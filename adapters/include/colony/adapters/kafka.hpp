@@ -1,0 +1,62 @@
+// Kafka adapters (librdkafka; its headers stay in adapters/src/kafka).
+//
+// The outbox relay publishes committed events from the store's outbox to a
+// Kafka topic and marks each one published only after the brokers
+// acknowledged it (idempotent producer, acks=all). While the brokers are
+// unreachable events wait in the outbox; the relay reports the backlog and its
+// age through relay_monitor (for /readyz?verbose) and the metrics.
+#pragma once
+
+#include <caf/fwd.hpp>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "colony/actors/ports/store_port.hpp"
+#include "colony/runtime/metrics.hpp"
+
+namespace colony::adapters {
+
+struct relay_options {
+  std::string brokers;                        // bootstrap servers
+  std::string topic = "colony.events.v1";
+  bool json_values = false;                   // false: colony.v1.Event protobuf bytes
+  int batch = 500;                            // outbox rows read per round
+  int max_in_flight = 10'000;                 // produced but not yet acknowledged
+  std::shared_ptr<runtime::metrics> metrics;  // may be null
+};
+
+struct relay_status {
+  bool enabled = false;
+  bool brokers_up = false;
+  std::int64_t backlog = 0;     // unpublished outbox events
+  std::int64_t oldest_us = 0;   // created_us of the oldest of them (0: none)
+  std::int64_t published = 0;  // events acknowledged since start
+  std::string detail;           // last broker error, if any
+};
+
+/// The relay's latest status, readable from any thread.
+class relay_monitor {
+public:
+  [[nodiscard]] relay_status get() const {
+    std::lock_guard<std::mutex> g{m_};
+    return s_;
+  }
+  template <class F>
+  void update(F f) {
+    std::lock_guard<std::mutex> g{m_};
+    f(s_);
+  }
+
+private:
+  mutable std::mutex m_;
+  relay_status s_;
+};
+
+/// Starts the relay (a detached actor with its own producer). Stop it with
+/// actors::stop_atom: it flushes what is in flight (at most 5 s) and exits.
+[[nodiscard]] caf::actor spawn_outbox_relay(caf::actor_system& sys, actors::store_port store, relay_options opts,
+                                            std::shared_ptr<relay_monitor> monitor);
+
+} // namespace colony::adapters
