@@ -17,6 +17,7 @@
 #include "colony/runtime/config.hpp"
 #include "colony/runtime/entity_registry.hpp"
 #include "colony/runtime/log.hpp"
+#include "colony/runtime/timer_service.hpp"
 
 #ifndef COLONY_VERSION
 #define COLONY_VERSION "0.0.0"
@@ -88,6 +89,9 @@ int main(int argc, char** argv, char** envp) {
   env.store_timeout = cfg.request_timeout;
   env.fault_injection = cfg.fault_injection;
   auto registry = runtime::spawn_entity_registry(sys, env, metrics);
+  runtime::timer_options topts;
+  topts.poll_interval = cfg.timer_poll_interval;
+  auto timers = runtime::spawn_timer_service(sys, store, registry, topts);
   if (cfg.fault_injection)
     log::warn("fault injection is enabled (debug.fault-injection): never run like this in production");
 
@@ -126,6 +130,7 @@ int main(int argc, char** argv, char** envp) {
       server.start();
     } catch (const std::exception& e) {
       log::error("cannot start the HTTP server", {{"error", e.what()}});
+      caf::anon_send(timers, actors::stop_atom::value);
       caf::anon_send(registry, actors::stop_atom::value);
       if (relay)
         caf::anon_send(relay, actors::stop_atom::value);
@@ -146,6 +151,7 @@ int main(int argc, char** argv, char** envp) {
     }
     server.stop();
   }
+  caf::anon_send(timers, actors::stop_atom::value);
   caf::anon_send(registry, actors::stop_atom::value);
   if (relay) {
     // The relay flushes what is in flight and records the acknowledged events

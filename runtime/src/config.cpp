@@ -214,6 +214,8 @@ const std::vector<option>& options() {
                         &node_config::scheduler_threads));
     t.push_back(int_opt("tenant.trial-days", "length of a new tenant's trial in days", 0, 3650,
                         &node_config::trial_days));
+    t.push_back(duration_opt("timers.poll-interval", "how often due durable timers (trial expiry, ...) are looked for",
+                             std::chrono::milliseconds(10), std::chrono::minutes(10), &node_config::timer_poll_interval));
     auto plan = option{"tenant.default-plan", kind::string, "plan of a tenant created without one", 0, 0, {}, false, {}, {}};
     plan.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
       c.rules.default_plan = v; // checked against the plans once all sources are read

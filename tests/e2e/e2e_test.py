@@ -235,6 +235,34 @@ class E2E(unittest.TestCase):
         self.assertProblem(n.json("GET", "/v1/events?limit=1001"), 400, "invalid-parameter")
         self.assertProblem(n.json("GET", f"/v1/tenants/{uuid.uuid4()}/events"), 404, "not-found")
 
+    def test_trial_expiry_suspends_the_tenant_through_a_durable_timer(self):
+        n = self.node
+        t = self.tenant()
+        self.assertEqual(t["status"], "trial")
+        soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1)) + "Z"
+        status, _, p = n.json("PATCH", f"/v1/tenants/{t['id']}", {"trialEndsAt": soon})
+        self.assertEqual(status, 200, p)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            cur = n.json("GET", f"/v1/tenants/{t['id']}")[2]
+            if cur["status"] != "trial":
+                break
+            time.sleep(0.1)
+        self.assertEqual((cur["status"], cur["statusReason"]), ("suspended", "trial_expired"))
+        events = [i["event"] for i in n.json("GET", f"/v1/tenants/{t['id']}/events")[2]["data"]]
+        self.assertEqual([e["type"] for e in events][-1], "tenant.suspended")
+        self.assertEqual(events[-1]["requestId"], "timer-trial:" + t["id"])
+        # Only a trial has a trial end to move.
+        later = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 86400)) + "Z"
+        doc = self.assertProblem(n.json("PATCH", f"/v1/tenants/{t['id']}", {"trialEndsAt": later}), 409)
+        self.assertIn("trial", doc["detail"])
+        # An activated tenant's old trial timer does nothing.
+        t2 = self.tenant()
+        self.assertEqual(n.json("PATCH", f"/v1/tenants/{t2['id']}", {"trialEndsAt": soon})[0], 200)
+        self.assertEqual(n.json("POST", f"/v1/tenants/{t2['id']}/activate")[0], 200)
+        time.sleep(2.5)
+        self.assertEqual(n.json("GET", f"/v1/tenants/{t2['id']}")[2]["status"], "active")
+
     def test_tenant_list_filters_sort_and_cursor(self):
         n = self.node
         prefix = "ls-" + uuid.uuid4().hex[:6]
@@ -439,6 +467,28 @@ class Restart(unittest.TestCase):
             listed = again.json("GET", f"/v1/tenants/{t['id']}/users?limit=500")[2]["data"]
             self.assertEqual(len(listed), 50)
             self.assertEqual(again.stop()[0], 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_a_trial_that_expired_while_the_node_was_down_is_suspended_at_start(self):
+        d = tempfile.mkdtemp(prefix="colony-e2e-")
+        try:
+            n = Node(d, ["--timers.poll-interval", "100ms"])
+            status, _, t = n.json("POST", "/v1/tenants", {"slug": "exp-" + uuid.uuid4().hex[:8], "name": "E"})
+            self.assertEqual(status, 201)
+            soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 2)) + "Z"
+            self.assertEqual(n.json("PATCH", f"/v1/tenants/{t['id']}", {"trialEndsAt": soon})[0], 200)
+            self.assertEqual(n.stop()[0], 0)
+            time.sleep(3)  # the trial ends while no node runs
+            n2 = Node(d, ["--timers.poll-interval", "100ms"])
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                cur = n2.json("GET", f"/v1/tenants/{t['id']}")[2]
+                if cur["status"] == "suspended":
+                    break
+                time.sleep(0.05)
+            self.assertEqual((cur["status"], cur["statusReason"]), ("suspended", "trial_expired"))
+            self.assertEqual(n2.stop()[0], 0)
         finally:
             shutil.rmtree(d, ignore_errors=True)
 

@@ -61,6 +61,20 @@ struct fixture {
       .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
     return out;
   }
+  timer_page due(std::int64_t now) {
+    timer_page out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), timers_atom::value, now, std::int32_t{1000})
+      .receive([&](timer_page& p) { out = p; }, [](caf::error&) {});
+    return out;
+  }
+  template <class... Ts>
+  commit_outcome ask(Ts... xs) {
+    commit_outcome out{store_status::error, {}, "no answer"};
+    (*self)->request(store, std::chrono::seconds(10), xs...).receive([&](commit_outcome& o) { out = o; },
+                                                                     [](caf::error&) {});
+    return out;
+  }
   row_page list(list_query q) {
     row_page out;
     out.status = store_status::error;
@@ -334,4 +348,51 @@ TEST_CASE_METHOD(fixture, "store: the outbox holds exactly the events of committ
   }
   // Published events stay in the feed.
   CHECK(events(event_query{tid, 0, 100, false}).rows.size() == 2);
+}
+
+TEST_CASE_METHOD(fixture, "store: timers are set with their change, found when due, moved, retried and deleted",
+                 "[store][timers]") {
+  auto tid = protocol::new_uuid_v7();
+  auto base = protocol::now_us() + 3'600'000'000LL * 24 * 365 * 50; // far ahead of other tests' timers
+  auto t = tenant_insert(tid, slug_for(tid));
+  t.timers.push_back(timer_row{"trial:" + tid, "trial_expiry", tid, tid, base + 1000, 0, {}});
+  REQUIRE(commit(t).status == store_status::ok);
+  auto mine = [&](std::int64_t now) {
+    std::vector<timer_row> out;
+    for (auto& r : due(now).rows)
+      if (r.tenant_id == tid)
+        out.push_back(r);
+    return out;
+  };
+  CHECK(mine(base).empty()); // not yet due
+  auto found = mine(base + 1000);
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].id == "trial:" + tid);
+  CHECK(found[0].kind == "trial_expiry");
+  CHECK(found[0].attempts == 0);
+
+  // A refused change sets no timer.
+  auto dup = tenant_insert(protocol::new_uuid_v7(), slug_for(tid));
+  dup.timers.push_back(timer_row{"trial:dup-" + tid, "trial_expiry", tid, tid, base, 0, {}});
+  REQUIRE(commit(dup).status == store_status::duplicate);
+  CHECK(mine(base + 1000).size() == 1);
+
+  // Setting it again moves it (same id); "done" for the old due time leaves the moved one alone.
+  change up = tenant_insert(tid, slug_for(tid));
+  up.what = change_kind::update;
+  up.expected_version = 1;
+  up.row.version = 2;
+  up.timers.push_back(timer_row{"trial:" + tid, "trial_expiry", tid, tid, base + 5000, 0, {}});
+  REQUIRE(commit(up).status == store_status::ok);
+  CHECK(mine(base + 1000).empty());
+  REQUIRE(ask(timer_done_atom::value, "trial:" + tid, base + 1000).status == store_status::ok);
+  REQUIRE(mine(base + 5000).size() == 1);
+
+  REQUIRE(ask(timer_retry_atom::value, "trial:" + tid, base + 9000, std::int32_t{3}).status == store_status::ok);
+  CHECK(mine(base + 5000).empty());
+  auto retried = mine(base + 9000);
+  REQUIRE(retried.size() == 1);
+  CHECK(retried[0].attempts == 3);
+  REQUIRE(ask(timer_done_atom::value, "trial:" + tid, base + 9000).status == store_status::ok);
+  CHECK(mine(base + 100000).empty());
 }

@@ -194,3 +194,23 @@ TEST_CASE("changing plan changes limits; lowering below usage is refused") {
   REQUIRE(up.ok());
   CHECK_FALSE(up.value().limits().has_max_users());
 }
+
+TEST_CASE("trialEndsAt can be moved while in trial, and only then") {
+  auto t = make();
+  auto later = patch_tenant(t, R"({"trialEndsAt":"2027-03-01T00:00:00Z"})", tenant_rules{}, now);
+  REQUIRE(later.ok());
+  CHECK(protocol::format_rfc3339(protocol::timestamp_us(later.value().trial_ends_at())) ==
+        "2027-03-01T00:00:00.000000Z");
+  auto removed = patch_tenant(t, R"({"trialEndsAt":null})", tenant_rules{}, now);
+  REQUIRE_FALSE(removed.ok());
+  CHECK(removed.error().errors.at(0).field == "trialEndsAt");
+  auto garbage = patch_tenant(t, R"({"trialEndsAt":"next tuesday"})", tenant_rules{}, now);
+  REQUIRE_FALSE(garbage.ok());
+
+  auto active = transition_tenant(t, tenant_status::active, "", now);
+  REQUIRE(active.ok());
+  auto moved = patch_tenant(active.value(), R"({"trialEndsAt":"2027-03-01T00:00:00Z"})", tenant_rules{}, now);
+  REQUIRE_FALSE(moved.ok());
+  CHECK(moved.error().code == errc::conflict);
+  CHECK(moved.error().detail.find("active") != std::string::npos);
+}

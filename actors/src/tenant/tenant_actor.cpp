@@ -78,6 +78,13 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
     }
     return detail::seal(ev);
   };
+  // The trial-expiry timer is set in the same transaction as the tenant: a
+  // trial tenant always has one, also after trialEndsAt moved.
+  if (next.status() == tenant_status::trial &&
+      (!st.current || protocol::timestamp_us(st.current->trial_ends_at()) !=
+                        protocol::timestamp_us(next.trial_ends_at())))
+    ch.timers.push_back(timer_row{"trial:" + next.id(), "trial_expiry", next.id(), next.id(),
+                                  protocol::timestamp_us(next.trial_ends_at()), 0, {}});
   if (cause == op::patch && st.current && st.current->plan() != next.plan())
     ch.events.push_back(event("tenant.plan_changed"));
   ch.events.push_back(event(type));
@@ -214,6 +221,15 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
     case op::patch_user:
     case op::remove_user:
       return forward_user_write(self, std::move(cmd));
+    case op::expire_trial: {
+      // Fired by the trial timer; a no-op unless the trial really is over.
+      if (t.status() != tenant_status::trial || protocol::timestamp_us(t.trial_ends_at()) > now)
+        return ok_reply(st.current);
+      auto next = transition_tenant(t, tenant_status::suspended, "trial_expired", now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      return commit(self, std::move(next.value()), change_kind::update, op::suspend, cmd.meta);
+    }
     default:
       return entity_reply::fail(fail(errc::malformed, "operation not supported on a tenant"));
   }

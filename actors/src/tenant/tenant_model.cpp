@@ -119,7 +119,7 @@ outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req, const tena
 
 outcome<v1::Tenant> patch_tenant(const v1::Tenant& current, std::string_view patch,
                                  const tenant_rules& rules, std::int64_t now_us) {
-  static const std::vector<std::string> patchable{"slug", "name", "plan", "settings"};
+  static const std::vector<std::string> patchable{"slug", "name", "plan", "settings", "trialEndsAt"};
   v1::Tenant next;
   if (auto err = protocol::apply_merge_patch(current, patch, patchable, next)) {
     failure f = fail(errc::invalid, err->field.empty() ? err->message
@@ -132,6 +132,16 @@ outcome<v1::Tenant> patch_tenant(const v1::Tenant& current, std::string_view pat
     next.set_plan(rules.default_plan);
   if (auto err = validate_tenant(next, rules))
     return *err;
+  if (protocol::timestamp_us(next.trial_ends_at()) != protocol::timestamp_us(current.trial_ends_at())) {
+    if (current.status() != tenant_status::trial) {
+      failure f = fail(errc::conflict, "trialEndsAt can only change while the tenant is in trial (it is " +
+                                         current.status() + ")");
+      f.errors.push_back({"trialEndsAt", "the tenant is not in trial"});
+      return f;
+    }
+    if (!next.has_trial_ends_at())
+      return invalid("trialEndsAt", "cannot be removed while the tenant is in trial");
+  }
   if (next.plan() != current.plan()) {
     const auto& limits = rules.plans.at(next.plan());
     const auto& usage = current.usage();

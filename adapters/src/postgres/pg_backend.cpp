@@ -177,6 +177,38 @@ public:
     });
   }
 
+  timer_page due_timers(std::int64_t now_us, std::int32_t limit) override {
+    return guard([&] {
+      pqxx::nontransaction n{*conn_};
+      auto r = n.exec_params("SELECT id, kind, tenant_id, target_id, due_us, attempts, payload FROM timers "
+                             "WHERE due_us <= $1 ORDER BY due_us LIMIT $2", now_us, limit);
+      timer_page page;
+      for (const auto& row : r)
+        page.rows.push_back(timer_row{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                                      row[3].as<std::string>(), row[4].as<std::int64_t>(), row[5].as<std::int32_t>(),
+                                      row[6].as<std::string>()});
+      return page;
+    });
+  }
+
+  void timer_done(const std::string& id, std::int64_t due_us) override {
+    guard([&] {
+      pqxx::work w{*conn_};
+      w.exec_params("DELETE FROM timers WHERE id = $1 AND due_us = $2", id, due_us);
+      w.commit();
+      return 0;
+    });
+  }
+
+  void timer_retry(const std::string& id, std::int64_t due_us, std::int32_t attempts) override {
+    guard([&] {
+      pqxx::work w{*conn_};
+      w.exec_params("UPDATE timers SET due_us = $1, attempts = $2 WHERE id = $3", due_us, attempts, id);
+      w.commit();
+      return 0;
+    });
+  }
+
 private:
   static std::string first_line(const char* what) {
     std::string s = what;
@@ -278,6 +310,12 @@ private:
                     "aggregate_version, created_us, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     ev.id, ev.type, r.tenant_id, std::string{to_string(ch.kind)}, r.id, version, now, payload);
     }
+    for (const auto& tm : ch.timers)
+      t.exec_params("INSERT INTO timers (id, kind, tenant_id, target_id, due_us, attempts, payload) "
+                    "VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, "
+                    "tenant_id = excluded.tenant_id, target_id = excluded.target_id, due_us = excluded.due_us, "
+                    "attempts = 0, payload = excluded.payload",
+                    tm.id, tm.kind, tm.tenant_id, tm.target_id, tm.due_us, tm.payload);
     return o;
   }
 

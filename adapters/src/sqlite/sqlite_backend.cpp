@@ -243,6 +243,26 @@ public:
     return b;
   }
 
+  timer_page due_timers(std::int64_t now_us, std::int32_t limit) override {
+    auto st = prepare("SELECT id, kind, tenant_id, target_id, due_us, attempts, payload FROM timers "
+                      "WHERE due_us <= ?1 ORDER BY due_us LIMIT ?2");
+    st.bind(1, now_us).bind(2, static_cast<std::int64_t>(limit));
+    timer_page page;
+    while (st.step())
+      page.rows.push_back(timer_row{st.text(0), st.text(1), st.text(2), st.text(3), st.integer(4),
+                                    static_cast<std::int32_t>(st.integer(5)), st.text(6)});
+    return page;
+  }
+
+  void timer_done(const std::string& id, std::int64_t due_us) override {
+    prepare("DELETE FROM timers WHERE id = ?1 AND due_us = ?2").bind(1, id).bind(2, due_us).step();
+  }
+
+  void timer_retry(const std::string& id, std::int64_t due_us, std::int32_t attempts) override {
+    prepare("UPDATE timers SET due_us = ?1, attempts = ?2 WHERE id = ?3")
+      .bind(1, due_us).bind(2, static_cast<std::int64_t>(attempts)).bind(3, id).step();
+  }
+
 private:
   commit_outcome apply(const change& ch) {
     commit_outcome o;
@@ -309,6 +329,13 @@ private:
         .bind(7, now).bind_blob(8, ev.payload)
         .step();
     }
+    for (const auto& t : ch.timers)
+      prepare("INSERT INTO timers (id, kind, tenant_id, target_id, due_us, attempts, payload) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, "
+              "tenant_id = excluded.tenant_id, target_id = excluded.target_id, due_us = excluded.due_us, "
+              "attempts = 0, payload = excluded.payload")
+        .bind(1, t.id).bind(2, t.kind).bind(3, t.tenant_id).bind(4, t.target_id).bind(5, t.due_us).bind(6, t.payload)
+        .step();
     return o;
   }
 

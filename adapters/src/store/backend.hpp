@@ -36,6 +36,10 @@ public:
   /// Marks the outbox rows at these positions as published at `at_us`.
   virtual void mark_published(const std::vector<std::int64_t>& positions, std::int64_t at_us) = 0;
   virtual actors::outbox_backlog backlog() = 0;
+  virtual actors::timer_page due_timers(std::int64_t now_us, std::int32_t limit) = 0;
+  /// Deletes the timer if it is still due at `due_us` (not moved meanwhile).
+  virtual void timer_done(const std::string& id, std::int64_t due_us) = 0;
+  virtual void timer_retry(const std::string& id, std::int64_t due_us, std::int32_t attempts) = 0;
 };
 
 using backend_factory = std::function<std::unique_ptr<backend>()>;

@@ -94,6 +94,11 @@ batch_result run_batch(worker_ptr self, const std::vector<change>& batch) {
 worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, bool writer) {
   self->state.db = std::move(db);
   self->state.writer = writer;
+  // A stray error message (e.g. a reply some sender could not handle) must
+  // not end the worker, and with it the store: CAF's default would quit.
+  self->set_error_handler([](caf::error& err) {
+    log::warn("store worker: error message ignored", {{"error", caf::to_string(err)}});
+  });
   return {
     [self](load_atom, const entity_key& key) {
       return guarded<loaded>(self, [&](backend& b) { return b.load(key); });
@@ -126,6 +131,21 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     },
     [self](backlog_atom) {
       return guarded<outbox_backlog>(self, [&](backend& b) { return b.backlog(); });
+    },
+    [self](timers_atom, std::int64_t now, std::int32_t limit) {
+      return guarded<timer_page>(self, [&](backend& b) { return b.due_timers(now, limit); });
+    },
+    [self](timer_done_atom, const std::string& id, std::int64_t due) {
+      return guarded<commit_outcome>(self, [&](backend& b) {
+        b.timer_done(id, due);
+        return commit_outcome{};
+      });
+    },
+    [self](timer_retry_atom, const std::string& id, std::int64_t due, std::int32_t attempts) {
+      return guarded<commit_outcome>(self, [&](backend& b) {
+        b.timer_retry(id, due, attempts);
+        return commit_outcome{};
+      });
     },
     [self](health_atom) {
       store_health h;
@@ -212,11 +232,18 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     self->link_to(w);
     return w;
   };
+  self->attach_functor([](const caf::error& reason) {
+    if (reason && reason != caf::exit_reason::user_shutdown)
+      log::error("store service stopped", {{"reason", caf::to_string(reason)}});
+  });
   st.writer = spawn_worker(true);
   for (int i = 0; i < readers; ++i)
     st.readers.push_back(spawn_worker(false));
   self->send(self, tick_atom::value);
   self->set_default_handler(caf::drop);
+  self->set_error_handler([](caf::error& err) {
+    log::warn("store: error message ignored", {{"error", caf::to_string(err)}});
+  });
   auto reader = [self]() -> worker_port& {
     auto& s = self->state;
     return s.readers[s.next_reader++ % s.readers.size()];
@@ -245,6 +272,15 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self, reader](backlog_atom) -> caf::result<outbox_backlog> {
       return self->delegate(reader(), backlog_atom::value);
+    },
+    [self, reader](timers_atom, std::int64_t now, std::int32_t limit) -> caf::result<timer_page> {
+      return self->delegate(reader(), timers_atom::value, now, limit);
+    },
+    [self](timer_done_atom, std::string& id, std::int64_t due) -> caf::result<commit_outcome> {
+      return self->delegate(self->state.writer, timer_done_atom::value, std::move(id), due);
+    },
+    [self](timer_retry_atom, std::string& id, std::int64_t due, std::int32_t attempts) -> caf::result<commit_outcome> {
+      return self->delegate(self->state.writer, timer_retry_atom::value, std::move(id), due, attempts);
     },
     [self](health_atom) -> store_health { return self->state.health; },
     [self](tick_atom) {

@@ -47,6 +47,8 @@ enum class op : std::uint8_t {
   create_user,
   patch_user,
   remove_user,
+  // Fired by durable timers:
+  expire_trial,
 };
 
 /// Who asked, for logs and for the outbox rows.
@@ -93,6 +95,9 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
 using published_atom = caf::atom_constant<caf::atom("published")>;
 using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
+using timers_atom = caf::atom_constant<caf::atom("timers")>;
+using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;
+using timer_retry_atom = caf::atom_constant<caf::atom("timerretry")>;
 
 } // namespace colony::actors
 

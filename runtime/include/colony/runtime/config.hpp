@@ -36,6 +36,7 @@ struct node_config {
   int store_max_batch = 256;
   int scheduler_threads = 0;               // 0: one per core
   int trial_days = 14;
+  std::chrono::milliseconds timer_poll_interval{std::chrono::seconds(1)};
   actors::tenant_rules rules;              // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
   std::string kafka_brokers;               // empty: the relay and the command consumer are off

@@ -10,6 +10,8 @@
 // - events: committed outbox rows in commit order (the event feed, the relay).
 // - published: marks outbox rows as delivered to Kafka.
 // - backlog: how many outbox rows wait for the relay, and since when.
+// - timers: due durable timers; timer_done deletes one (if still at that due
+//   time), timer_retry moves it later and counts the attempt.
 // - health: whether the database answers, and why not.
 #pragma once
 
@@ -53,6 +55,24 @@ struct entity_row {
   std::string state;       // the colony.v1 message, serialized
 };
 
+/// A durable timer. Its id names what it is for (e.g. "trial:<tenantId>"):
+/// setting a timer with an existing id moves it.
+struct timer_row {
+  std::string id;
+  std::string kind;       // trial_expiry, ...
+  std::string tenant_id;
+  std::string target_id;  // the entity it is addressed to
+  std::int64_t due_us = 0;
+  std::int32_t attempts = 0;
+  std::string payload;
+};
+
+struct timer_page {
+  store_status status = store_status::ok;
+  std::vector<timer_row> rows;
+  std::string detail;
+};
+
 enum class change_kind : std::uint8_t { insert = 1, update, remove };
 
 struct change {
@@ -62,6 +82,7 @@ struct change {
   std::uint32_t expected_version = 0; // update/remove: the version being replaced
   std::int32_t user_count_delta = 0;  // applied to the user's tenant in the same transaction
   std::vector<outbox_event> events;
+  std::vector<timer_row> timers;      // set (insert or move) in the same transaction
 };
 
 struct commit_outcome {
@@ -152,6 +173,9 @@ using store_port = caf::typed_actor<
   caf::replies_to<events_atom, event_query>::with<event_page>,
   caf::replies_to<published_atom, std::vector<std::int64_t>, std::int64_t>::with<commit_outcome>,
   caf::replies_to<backlog_atom>::with<outbox_backlog>,
+  caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
+  caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
+  caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,
   caf::replies_to<health_atom>::with<store_health>>;
 
 } // namespace colony::actors
@@ -165,5 +189,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::store_health)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::event_query)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::event_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::outbox_backlog)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::timer_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::commit_outcome>)
