@@ -123,6 +123,7 @@ int main(int argc, char** argv, char** envp) {
   hopts.threads = cfg.http_threads;
   hopts.max_connections = cfg.http_max_connections;
   hopts.fault_injection = cfg.fault_injection;
+  hopts.stripe_webhook_secret = cfg.stripe_webhook_secret;
   int exit_code = 0;
   {
     adapters::http_server server{sys, hopts, adapters::api_context{registry, store, metrics, cfg.rules, COLONY_VERSION, relay_monitor}};

@@ -223,6 +223,15 @@ const std::vector<option>& options() {
     };
     plan.get = [](const node_config& c) { return c.rules.default_plan; };
     t.push_back(std::move(plan));
+    auto stripe = string_opt("stripe-webhook-secret",
+                             "signing secret (whsec_...) of the Stripe webhook endpoint; empty turns the route off",
+                             &node_config::stripe_webhook_secret);
+    stripe.secret = true;
+    stripe.get = [](const node_config& c) { return c.stripe_webhook_secret.empty() ? std::string{} : std::string{"***"}; };
+    t.push_back(std::move(stripe));
+    t.push_back(duration_opt("billing.payment-grace",
+                             "after a failed payment, time until the tenant is suspended unless it pays",
+                             std::chrono::milliseconds(0), std::chrono::hours(24 * 90), &node_config::payment_grace));
     t.push_back(string_opt("kafka-brokers",
                            "Kafka bootstrap servers (host:port,...); empty turns the event relay off",
                            &node_config::kafka_brokers));
@@ -471,6 +480,7 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
   if (!cfg.rules.plans.contains(cfg.rules.default_plan))
     return fail("invalid value for tenant.default-plan: '" + cfg.rules.default_plan + "' is not a configured plan");
   cfg.rules.trial_us = static_cast<std::int64_t>(cfg.trial_days) * 24 * 3600 * 1'000'000;
+  cfg.rules.payment_grace_us = static_cast<std::int64_t>(cfg.payment_grace.count()) * 1000;
 
   if (want_dump) {
     std::ostringstream out;

@@ -5,6 +5,7 @@
 
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/log.hpp"
+#include "colony/v1/tenant.pb.h"
 
 namespace colony::runtime {
 namespace {
@@ -33,6 +34,13 @@ std::optional<std::pair<entity_key, command>> command_for(const timer_row& t) {
   cmd.meta.request_id = "timer-" + t.id;
   if (t.kind == "trial_expiry") {
     cmd.what = op::expire_trial;
+    return std::make_pair(entity_key{entity_kind::tenant, t.tenant_id, t.target_id}, std::move(cmd));
+  }
+  if (t.kind == "payment_grace") {
+    auto change = std::make_shared<v1::BillingChange>();
+    change->set_kind("grace_expired");
+    cmd.what = op::billing;
+    cmd.payload = std::move(change);
     return std::make_pair(entity_key{entity_kind::tenant, t.tenant_id, t.target_id}, std::move(cmd));
   }
   return std::nullopt;

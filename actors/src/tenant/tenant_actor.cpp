@@ -57,9 +57,16 @@ void drop_if_empty(self_ptr self) {
     self->send(st.env->registry, idle_atom::value, st.key, st.handled);
 }
 
+/// What a commit may carry besides the tenant and its events.
+struct commit_extras {
+  std::string message_key;                                      // applied at most once
+  std::vector<std::pair<std::string, std::string>> external_ids;
+  std::vector<timer_row> timers;
+};
+
 /// Persists `next` (and its event) and answers the client after the commit.
 caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind what, op cause,
-                                 const request_meta& meta) {
+                                 const request_meta& meta, commit_extras extras = {}) {
   auto& st = self->state;
   auto now = protocol::timestamp_us(next.updated_at());
   change ch;
@@ -67,6 +74,9 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   ch.what = what;
   ch.row = row_of(next);
   ch.expected_version = st.current ? st.current->version() : 0;
+  ch.message_key = std::move(extras.message_key);
+  ch.external_ids = std::move(extras.external_ids);
+  ch.timers = std::move(extras.timers);
   std::string type = event_type_for(cause);
   auto event = [&](std::string event_type) {
     auto ev = detail::event_header(std::move(event_type), st.key, next.version(), meta, now);
@@ -85,7 +95,7 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
                         protocol::timestamp_us(next.trial_ends_at())))
     ch.timers.push_back(timer_row{"trial:" + next.id(), "trial_expiry", next.id(), next.id(),
                                   protocol::timestamp_us(next.trial_ends_at()), 0, {}});
-  if (cause == op::patch && st.current && st.current->plan() != next.plan())
+  if (st.current && st.current->plan() != next.plan())
     ch.events.push_back(event("tenant.plan_changed"));
   ch.events.push_back(event(type));
   auto snapshot = std::make_shared<const v1::Tenant>(std::move(next));
@@ -98,6 +108,11 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
         if (o.status == store_status::ok) {
           self->state.current = snapshot;
           rp.deliver(ok_reply(snapshot, what == change_kind::insert));
+          return;
+        }
+        if (o.status == store_status::duplicate && o.field == "message_key") {
+          // Applied before (a redelivered webhook or command): nothing to do.
+          rp.deliver(ok_reply(self->state.current));
           return;
         }
         if (o.status == store_status::stale) {
@@ -221,6 +236,29 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
     case op::patch_user:
     case op::remove_user:
       return forward_user_write(self, std::move(cmd));
+    case op::billing: {
+      const auto* change = dynamic_cast<const v1::BillingChange*>(cmd.payload.get());
+      if (change == nullptr)
+        return entity_reply::fail(fail(errc::malformed, "a billing change needs a payload"));
+      auto next = apply_billing(t, *change, env.rules, now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      if (next.value().version() == t.version())
+        return ok_reply(st.current); // nothing to change
+      commit_extras extras;
+      extras.message_key = cmd.text; // the provider's event id
+      if (!change->customer_id().empty())
+        extras.external_ids.emplace_back("stripe-customer", change->customer_id());
+      if (change->kind() == "payment_failed" && t.billing().payment_status() != "past_due")
+        extras.timers.push_back(timer_row{"grace:" + t.id(), "payment_grace", t.id(), t.id(),
+                                          now + env.rules.payment_grace_us, 0, {}});
+      const auto& n = next.value();
+      op cause = n.status() == t.status()               ? op::patch
+               : n.status() == tenant_status::active    ? op::activate
+               : n.status() == tenant_status::suspended ? op::suspend
+                                                        : op::cancel;
+      return commit(self, std::move(next.value()), change_kind::update, cause, cmd.meta, std::move(extras));
+    }
     case op::expire_trial: {
       // Fired by the trial timer; a no-op unless the trial really is over.
       if (t.status() != tenant_status::trial || protocol::timestamp_us(t.trial_ends_at()) > now)

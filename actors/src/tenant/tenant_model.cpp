@@ -227,4 +227,58 @@ std::optional<failure> check_seat_available(const v1::Tenant& t, std::int32_t in
   return f;
 }
 
+
+outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change,
+                                  const tenant_rules& rules, std::int64_t now_us) {
+  using namespace tenant_status;
+  v1::Tenant next = current;
+  if (current.status() == cancelled)
+    return next;
+  auto* billing = next.mutable_billing();
+  if (!change.customer_id().empty())
+    billing->set_customer_id(change.customer_id());
+  if (!change.subscription_id().empty())
+    billing->set_subscription_id(change.subscription_id());
+  const auto& kind = change.kind();
+  auto set_status = [&](std::string_view to, std::string reason) {
+    next.set_status(std::string{to});
+    next.set_status_reason(std::move(reason));
+  };
+  if (kind == "subscription_active") {
+    if (!change.plan().empty() && change.plan() != next.plan()) {
+      if (!rules.plans.contains(change.plan()))
+        return fail(errc::invalid, "the subscription is for plan '" + change.plan() + "', which is not configured");
+      auto moved = patch_tenant(current, "{\"plan\":\"" + protocol::json_escape(change.plan()) + "\"}", rules, now_us);
+      if (!moved)
+        return std::move(moved.error());
+      next.set_plan(moved.value().plan());
+      *next.mutable_limits() = moved.value().limits();
+    }
+    if (current.status() == trial || current.status() == suspended)
+      set_status(active, "subscription_active");
+  } else if (kind == "payment_failed") {
+    if (billing->payment_status() != "past_due") {
+      billing->set_payment_status("past_due");
+      protocol::set_timestamp(*billing->mutable_past_due_since(), now_us);
+    }
+  } else if (kind == "grace_expired") {
+    if (billing->payment_status() == "past_due" && (current.status() == active || current.status() == trial))
+      set_status(suspended, "payment_failed");
+  } else if (kind == "paid") {
+    billing->set_payment_status("ok");
+    billing->clear_past_due_since();
+    if (current.status() == suspended && current.status_reason() == "payment_failed")
+      set_status(active, "payment_received");
+  } else if (kind == "subscription_deleted") {
+    set_status(cancelled, "subscription_deleted");
+  } else {
+    return fail(errc::malformed, "unknown billing change '" + kind + "'");
+  }
+  if (next.SerializeAsString() == current.SerializeAsString())
+    return next; // nothing changed: same version, no commit
+  protocol::set_timestamp(*next.mutable_updated_at(), now_us);
+  next.set_version(current.version() + 1);
+  return next;
+}
+
 } // namespace colony::actors

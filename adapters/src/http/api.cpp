@@ -1,5 +1,7 @@
 #include "api.hpp"
 
+#include "../billing/stripe.hpp"
+
 #include <caf/all.hpp>
 #include <charconv>
 #include <limits>
@@ -221,6 +223,7 @@ struct api::impl {
     add("PATCH", "/v1/tenants/{tenantId}/users/{userId}", &impl::patch_user);
     add("DELETE", "/v1/tenants/{tenantId}/users/{userId}", &impl::delete_user);
     add("GET", "/v1/events", &impl::list_events);
+    add("POST", "/v1/billing/webhooks/stripe", &impl::stripe_webhook);
     add("GET", "/v1/tenants/{tenantId}/events", &impl::list_tenant_events);
     return routes;
   }
@@ -628,6 +631,86 @@ struct api::impl {
         fill_limits(*t.mutable_limits(), it->second);
       t.mutable_usage()->set_users(row.user_count);
       return protocol::to_json(t);
+    });
+  }
+
+  // -- billing ---------------------------------------------------------------
+
+  /// Stripe webhooks: verified, deduplicated by Stripe event id (recorded in
+  /// the same transaction as the change), applied through the tenant actor.
+  /// A verified event gets 200 even when Colony has nothing to do with it.
+  void stripe_webhook(std::shared_ptr<call> c) {
+    if (opts.stripe_webhook_secret.empty()) {
+      fail(c, 503, "not-configured", "Not configured",
+           "Stripe webhooks are off: set stripe-webhook-secret (COLONY_STRIPE_WEBHOOK_SECRET)");
+      return;
+    }
+    if (auto why = billing::verify_stripe_signature(c->req.stripe_signature, c->req.body, opts.stripe_webhook_secret,
+                                                    protocol::now_us() / 1'000'000, opts.stripe_tolerance.count())) {
+      log::warn("stripe webhook refused", {{"request_id", c->req.request_id}, {"reason", *why}});
+      fail(c, 400, "invalid-signature", "Invalid signature", "the Stripe-Signature does not verify: " + *why);
+      return;
+    }
+    std::string error;
+    auto ev = billing::parse_stripe_event(c->req.body, error);
+    if (!ev) {
+      fail(c, 400, "malformed-request", "Malformed request", error);
+      return;
+    }
+    auto answer = [c, id = ev->id](bool applied, const std::string& detail) {
+      nlohmann::json doc{{"received", true}, {"eventId", id}, {"applied", applied}, {"detail", detail}};
+      c->respond(json(200, doc.dump()));
+    };
+    if (!ev->change) {
+      answer(false, ev->ignored_because);
+      return;
+    }
+    auto deliver = [this, c, ev, answer](std::string tenant_id) {
+      if (tenant_id.empty()) {
+        log::warn("stripe event for no known tenant", {{"event", ev->id}, {"type", ev->type}});
+        answer(false, "no tenant: neither metadata.tenant_id nor a known customer id");
+        return;
+      }
+      command cmd;
+      cmd.what = op::billing;
+      cmd.text = "stripe:" + ev->id;
+      cmd.payload = std::make_shared<v1::BillingChange>(*ev->change);
+      cmd.meta.request_id = c->req.request_id;
+      cmd.meta.traceparent = c->req.traceparent;
+      auto registry = ctx.registry;
+      auto timeout = opts.request_timeout;
+      post([c, tenant_id, cmd = std::move(cmd), registry, timeout, answer, ev](caf::event_based_actor* self) mutable {
+        self->request(registry, timeout, entity_key{entity_kind::tenant, tenant_id, tenant_id}, std::move(cmd))
+          .then(
+            [c, answer, ev, tenant_id](entity_reply& r) {
+              if (!r.error) {
+                answer(true, ev->change->kind() + " applied to tenant " + tenant_id);
+                return;
+              }
+              if (r.error->code == errc::unavailable || r.error->code == errc::internal) {
+                c->respond(api::failure_response(*r.error, c->req.request_id)); // Stripe retries
+                return;
+              }
+              log::warn("stripe event refused by the tenant", {{"event", ev->id}, {"error", r.error->detail}});
+              answer(false, r.error->detail);
+            },
+            [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+      });
+    };
+    if (protocol::is_uuid(ev->tenant_id)) {
+      deliver(normalize_email(ev->tenant_id));
+      return;
+    }
+    if (ev->customer_id.empty()) {
+      deliver({});
+      return;
+    }
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([c, store, timeout, deliver, customer = ev->customer_id](caf::event_based_actor* self) {
+      self->request(store, timeout, resolve_atom::value, std::string{"stripe-customer"}, customer)
+        .then([deliver](std::string& id) { deliver(std::move(id)); },
+              [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
     });
   }
 

@@ -105,6 +105,7 @@ private:
     areq.request_id = http::pick_request_id(std::string{req["X-Request-Id"]});
     areq.traceparent = http::pick_traceparent(std::string{req["traceparent"]});
     areq.fault = std::string{req["X-Colony-Fault"]};
+    areq.stripe_signature = std::string{req["Stripe-Signature"]};
     areq.body = std::move(req.body());
     keep_alive_ = req.keep_alive() && !srv_.closing.load();
     version_ = req.version();

@@ -89,7 +89,8 @@ public:
         } catch (const pqxx::unique_violation& e) {
           o.status = store_status::duplicate;
           std::string msg = e.what();
-          o.field = msg.find("slug") != std::string::npos       ? "slug"
+          o.field = msg.find("processed_messages") != std::string::npos ? "message_key"
+                  : msg.find("slug") != std::string::npos       ? "slug"
                   : msg.find("email_lc") != std::string::npos ? "email"
                                                               : "id";
         } catch (const pqxx::foreign_key_violation&) {
@@ -122,6 +123,14 @@ public:
         page.rows.push_back(std::move(lr));
       }
       return page;
+    });
+  }
+
+  std::string resolve_external(const std::string& system, const std::string& id) override {
+    return guard([&] {
+      pqxx::nontransaction n{*conn_};
+      auto r = n.exec_params("SELECT tenant_id FROM external_ids WHERE system = $1 AND external_id = $2", system, id);
+      return r.empty() ? std::string{} : r[0][0].as<std::string>();
     });
   }
 
@@ -310,6 +319,12 @@ private:
                     "aggregate_version, created_us, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     ev.id, ev.type, r.tenant_id, std::string{to_string(ch.kind)}, r.id, version, now, payload);
     }
+    if (!ch.message_key.empty())
+      t.exec_params("INSERT INTO processed_messages (message_key, applied_us) VALUES ($1, $2)", ch.message_key, now);
+    for (const auto& [system, id] : ch.external_ids)
+      t.exec_params("INSERT INTO external_ids (system, external_id, tenant_id) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (system, external_id) DO UPDATE SET tenant_id = excluded.tenant_id",
+                    system, id, r.tenant_id);
     for (const auto& tm : ch.timers)
       t.exec_params("INSERT INTO timers (id, kind, tenant_id, target_id, due_us, attempts, payload) "
                     "VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, "

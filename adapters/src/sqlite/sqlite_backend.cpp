@@ -152,7 +152,8 @@ public:
           if (e.code == SQLITE_CONSTRAINT_UNIQUE || e.code == SQLITE_CONSTRAINT_PRIMARYKEY) {
             o.status = store_status::duplicate;
             std::string msg = e.what();
-            o.field = msg.find("slug") != std::string::npos       ? "slug"
+            o.field = msg.find("processed_messages") != std::string::npos ? "message_key"
+                    : msg.find("slug") != std::string::npos       ? "slug"
                     : msg.find("email_lc") != std::string::npos ? "email"
                                                                 : "id";
           } else if (e.code == SQLITE_CONSTRAINT_FOREIGNKEY) {
@@ -198,6 +199,12 @@ public:
       page.rows.push_back(std::move(r));
     }
     return page;
+  }
+
+  std::string resolve_external(const std::string& system, const std::string& id) override {
+    auto q = prepare("SELECT tenant_id FROM external_ids WHERE system = ?1 AND external_id = ?2");
+    q.bind(1, system).bind(2, id);
+    return q.step() ? q.text(0) : std::string{};
   }
 
   std::string resolve_slug(const std::string& slug) override {
@@ -329,6 +336,13 @@ private:
         .bind(7, now).bind_blob(8, ev.payload)
         .step();
     }
+    if (!ch.message_key.empty())
+      prepare("INSERT INTO processed_messages (message_key, applied_us) VALUES (?1, ?2)")
+        .bind(1, ch.message_key).bind(2, now).step();
+    for (const auto& [system, id] : ch.external_ids)
+      prepare("INSERT INTO external_ids (system, external_id, tenant_id) VALUES (?1, ?2, ?3) "
+              "ON CONFLICT (system, external_id) DO UPDATE SET tenant_id = excluded.tenant_id")
+        .bind(1, system).bind(2, id).bind(3, r.tenant_id).step();
     for (const auto& t : ch.timers)
       prepare("INSERT INTO timers (id, kind, tenant_id, target_id, due_us, attempts, payload) "
               "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, "

@@ -77,6 +77,23 @@ Result guarded(worker_ptr self, F f) {
   return r;
 }
 
+/// A key lookup: the id, "" if there is none, or an error when the database
+/// cannot answer, so that callers answer 503 rather than "not found".
+template <class F>
+caf::result<std::string> lookup(worker_ptr self, F f) {
+  try {
+    ensure(self);
+    return f(*self->state.db);
+  } catch (const unavailable_error& e) {
+    self->state.connected = false;
+    self->state.last_error = e.what();
+  } catch (const std::exception& e) {
+    log::error("store lookup failed", {{"error", e.what()}});
+  }
+  // request_timeout: what a caller maps to "unavailable, retry later".
+  return caf::make_error(caf::sec::request_timeout, "the store cannot answer");
+}
+
 batch_result run_batch(worker_ptr self, const std::vector<change>& batch) {
   try {
     ensure(self);
@@ -108,17 +125,11 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](list_atom, const list_query& q) {
       return guarded<row_page>(self, [&](backend& b) { return b.list(q); });
     },
-    [self](resolve_atom, const std::string& slug) -> std::string {
-      try {
-        ensure(self);
-        return self->state.db->resolve_slug(slug);
-      } catch (const unavailable_error& e) {
-        self->state.connected = false;
-        self->state.last_error = e.what();
-      } catch (const std::exception& e) {
-        log::error("store resolve failed", {{"error", e.what()}});
-      }
-      return {};
+    [self](resolve_atom, const std::string& slug) -> caf::result<std::string> {
+      return lookup(self, [&](backend& b) { return b.resolve_slug(slug); });
+    },
+    [self](resolve_atom, const std::string& system, const std::string& id) -> caf::result<std::string> {
+      return lookup(self, [&](backend& b) { return b.resolve_external(system, id); });
     },
     [self](events_atom, const event_query& q) {
       return guarded<event_page>(self, [&](backend& b) { return b.events(q); });
@@ -147,6 +158,7 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
         return commit_outcome{};
       });
     },
+
     [self](health_atom) {
       store_health h;
       try {
@@ -263,6 +275,9 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self, reader](resolve_atom, std::string& slug) -> caf::result<std::string> {
       return self->delegate(reader(), resolve_atom::value, std::move(slug));
+    },
+    [self, reader](resolve_atom, std::string& system, std::string& id) -> caf::result<std::string> {
+      return self->delegate(reader(), resolve_atom::value, std::move(system), std::move(id));
     },
     [self, reader](events_atom, event_query& q) -> caf::result<event_page> {
       return self->delegate(reader(), events_atom::value, std::move(q));

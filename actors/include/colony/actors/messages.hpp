@@ -47,6 +47,8 @@ enum class op : std::uint8_t {
   create_user,
   patch_user,
   remove_user,
+  // From the billing provider (payload v1::BillingChange, text = message key):
+  billing,
   // Fired by durable timers:
   expire_trial,
 };

@@ -34,6 +34,8 @@ struct http_options {
   int threads = 2;
   int max_connections = 10'000;
   bool fault_injection = false;
+  std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
+  std::chrono::seconds stripe_tolerance{300}; // accepted age of a Stripe-Signature timestamp
 };
 
 /// What the API needs from the rest of the node.

@@ -39,6 +39,8 @@ struct node_config {
   std::chrono::milliseconds timer_poll_interval{std::chrono::seconds(1)};
   actors::tenant_rules rules;              // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
+  std::string stripe_webhook_secret;       // empty: the Stripe webhook route is off
+  std::chrono::milliseconds payment_grace{std::chrono::hours(72)};
   std::string kafka_brokers;               // empty: the relay and the command consumer are off
   std::string kafka_events_topic = "colony.events.v1";
   std::string kafka_value_format = "protobuf";

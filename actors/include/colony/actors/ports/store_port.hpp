@@ -6,7 +6,7 @@
 //   may group many concurrent commits into one transaction (group commit), but
 //   each change succeeds or fails on its own.
 // - list: a page of tenants or users for the read side (keyset pagination).
-// - resolve: tenant slug → id.
+// - resolve: tenant slug → id; (system, external id) → tenant id.
 // - events: committed outbox rows in commit order (the event feed, the relay).
 // - published: marks outbox rows as delivered to Kafka.
 // - backlog: how many outbox rows wait for the relay, and since when.
@@ -83,6 +83,8 @@ struct change {
   std::int32_t user_count_delta = 0;  // applied to the user's tenant in the same transaction
   std::vector<outbox_event> events;
   std::vector<timer_row> timers;      // set (insert or move) in the same transaction
+  std::string message_key;            // non-empty: the change applies at most once per key (duplicate otherwise)
+  std::vector<std::pair<std::string, std::string>> external_ids; // (system, id) → this tenant
 };
 
 struct commit_outcome {
@@ -170,6 +172,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<commit_atom, change>::with<commit_outcome>,
   caf::replies_to<list_atom, list_query>::with<row_page>,
   caf::replies_to<resolve_atom, std::string>::with<std::string>,
+  caf::replies_to<resolve_atom, std::string, std::string>::with<std::string>, // (system, external id) → tenant id
   caf::replies_to<events_atom, event_query>::with<event_page>,
   caf::replies_to<published_atom, std::vector<std::int64_t>, std::int64_t>::with<commit_outcome>,
   caf::replies_to<backlog_atom>::with<outbox_backlog>,

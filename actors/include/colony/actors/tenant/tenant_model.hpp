@@ -29,6 +29,7 @@ struct tenant_rules {
   std::map<std::string, plan_limits> plans = default_plans();
   std::string default_plan = "free";
   std::int64_t trial_us = 14LL * 24 * 3600 * 1'000'000;
+  std::int64_t payment_grace_us = 3LL * 24 * 3600 * 1'000'000; // past due → suspended after this
 
   /// free, starter, pro and enterprise with the limits a SaaS buyer expects.
   static std::map<std::string, plan_limits> default_plans();
@@ -56,6 +57,21 @@ void fill_limits(v1::PlanLimits& out, const plan_limits& in);
 [[nodiscard]] outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req,
                                                 const tenant_rules& rules, std::string id,
                                                 std::int64_t now_us);
+
+/// Applies a billing fact. Returns the next state, or the current one
+/// unchanged (same version) when the fact changes nothing:
+/// - subscription_active: remembers customer/subscription, moves to the
+///   subscription's plan (if configured and different) and activates a trial
+///   or suspended tenant;
+/// - payment_failed: payment_status past_due (since now); the caller sets the
+///   grace timer; grace_expired then suspends with reason payment_failed
+///   unless paid meanwhile;
+/// - paid: payment_status ok; a tenant suspended for payment_failed is
+///   activated again;
+/// - subscription_deleted: cancels.
+/// A cancelled tenant stays as it is.
+outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change,
+                                  const tenant_rules& rules, std::int64_t now_us);
 
 /// Applies an RFC 7396 merge patch (slug, name, plan, settings are patchable).
 /// A plan whose limits are below current usage is refused (plan_below_usage).
