@@ -97,6 +97,7 @@ int main(int argc, char** argv, char** envp) {
 
   std::shared_ptr<adapters::relay_monitor> relay_monitor;
   caf::actor relay;
+  caf::actor commands;
   if (cfg.kafka_brokers.empty()) {
     log::info("event relay off: no --kafka-brokers; events stay readable at GET /v1/events");
   } else {
@@ -110,6 +111,17 @@ int main(int argc, char** argv, char** envp) {
     log::info("event relay on", {{"brokers", cfg.kafka_brokers},
                                  {"topic", cfg.kafka_events_topic},
                                  {"value_format", cfg.kafka_value_format}});
+    adapters::command_consumer_options copts;
+    copts.brokers = cfg.kafka_brokers;
+    copts.group_id = cfg.kafka_group_id;
+    copts.commands_topic = cfg.kafka_commands_topic;
+    copts.results_topic = cfg.kafka_results_topic;
+    copts.dlq_topic = cfg.kafka_dlq_topic;
+    copts.attempts = cfg.kafka_command_attempts;
+    copts.request_timeout = cfg.request_timeout;
+    commands = adapters::spawn_command_consumer(sys, registry, store, copts);
+    log::info("command consumer on", {{"topic", cfg.kafka_commands_topic}, {"group", cfg.kafka_group_id},
+                                      {"results", cfg.kafka_results_topic}, {"dlq", cfg.kafka_dlq_topic}});
   }
 
   adapters::http_options hopts;
@@ -132,6 +144,8 @@ int main(int argc, char** argv, char** envp) {
     } catch (const std::exception& e) {
       log::error("cannot start the HTTP server", {{"error", e.what()}});
       caf::anon_send(timers, actors::stop_atom::value);
+      if (commands)
+        caf::anon_send(commands, actors::stop_atom::value);
       caf::anon_send(registry, actors::stop_atom::value);
       if (relay)
         caf::anon_send(relay, actors::stop_atom::value);
@@ -153,6 +167,15 @@ int main(int argc, char** argv, char** envp) {
     server.stop();
   }
   caf::anon_send(timers, actors::stop_atom::value);
+  if (commands) {
+    // The command in hand finishes (its offset is committed) before the entities stop.
+    caf::scoped_actor waiter{sys};
+    waiter->monitor(commands);
+    waiter->send(commands, actors::stop_atom::value);
+    waiter->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds(15)) >> [] {
+      log::warn("the command consumer did not stop in time");
+    });
+  }
   caf::anon_send(registry, actors::stop_atom::value);
   if (relay) {
     // The relay flushes what is in flight and records the acknowledged events

@@ -244,6 +244,26 @@ const std::vector<option>& options() {
                                return "'" + v + "' is not a Kafka topic name ([a-zA-Z0-9._-], 1 to 249 characters)";
                              return std::nullopt;
                            }));
+    auto topic_check = [](node_config&, const std::string& v) -> std::optional<std::string> {
+      if (v.empty() || v.size() > 249 ||
+          v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos)
+        return "'" + v + "' is not a Kafka topic name ([a-zA-Z0-9._-], 1 to 249 characters)";
+      return std::nullopt;
+    };
+    t.push_back(string_opt("kafka.commands-topic", "topic of commands from other systems (colony.v1.Command)",
+                           &node_config::kafka_commands_topic, topic_check));
+    t.push_back(string_opt("kafka.results-topic", "topic the result of each command goes to, keyed by command id",
+                           &node_config::kafka_results_topic, topic_check));
+    t.push_back(string_opt("kafka.dlq-topic", "dead-letter topic for commands that cannot be parsed or keep failing",
+                           &node_config::kafka_dlq_topic, topic_check));
+    t.push_back(string_opt("kafka.group-id", "consumer group of the command consumer", &node_config::kafka_group_id,
+                           [](node_config&, const std::string& v) -> std::optional<std::string> {
+                             if (v.empty())
+                               return "must not be empty";
+                             return std::nullopt;
+                           }));
+    t.push_back(int_opt("kafka.command-attempts", "tries of a command that fails transiently before it is dead-lettered",
+                        1, 100, &node_config::kafka_command_attempts));
     t.push_back(choice_opt("kafka.value-format", "encoding of event values: protobuf (colony.v1.Event) or json",
                            {"protobuf", "json"}, &node_config::kafka_value_format));
     auto fi = option{"debug.fault-injection", kind::boolean,

@@ -78,3 +78,24 @@ def decode_event(value):
     return subprocess.run(
         ["protoc", "-I", PROTO_DIR, "-I", "/usr/include", "--decode=colony.v1.Event", "colony/v1/event.proto"],
         input=value, capture_output=True, check=True).stdout.decode()
+
+
+def produce(bootstrap, topic, key, value, headers=()):
+    """One message (bytes or str) produced by kcat."""
+    if isinstance(value, str):
+        value = value.encode()
+    import tempfile
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(value)
+        f.flush()
+        args = ["kcat", "-P", "-b", bootstrap, "-t", topic, "-k", key]
+        for h in headers:
+            args += ["-H", h]
+        subprocess.run(args + [f.name], check=True, timeout=30, capture_output=True)
+
+
+def encode_command(text):
+    """A colony.v1.Command in protobuf bytes, encoded by protoc from its text format."""
+    return subprocess.run(
+        ["protoc", "-I", PROTO_DIR, "-I", "/usr/include", "--encode=colony.v1.Command", "colony/v1/command.proto"],
+        input=text.encode(), capture_output=True, check=True).stdout

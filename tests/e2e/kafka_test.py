@@ -13,9 +13,12 @@ import unittest
 import uuid
 
 from e2e_test import Node
-from kafka_support import KafkaMock, consume, decode_event
+from kafka_support import KafkaMock, consume, decode_event, encode_command, produce
 
 EVENTS = "colony.events.v1"
+COMMANDS = "colony.commands.v1"
+RESULTS = "colony.command-results.v1"
+DLQ = "colony.commands.dlq.v1"
 
 
 def wait_until(predicate, timeout=30, interval=0.1):
@@ -36,10 +39,10 @@ def metric(node, name):
     return None
 
 
-class Relay(unittest.TestCase):
+class KafkaCase(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="colony-kafka-")
-        self.kafka = KafkaMock(brokers=3, topics=[EVENTS])
+        self.kafka = KafkaMock(brokers=3, topics=[EVENTS, COMMANDS, RESULTS, DLQ])
         self.nodes = []
 
     def tearDown(self):
@@ -63,6 +66,9 @@ class Relay(unittest.TestCase):
         return lambda: metric(node, "colony_outbox_backlog_events") == 0 and metric(
             node, "colony_events_published_total") == len(self.feed(node))
 
+
+
+class Relay(KafkaCase):
     def test_http_write_becomes_a_kafka_message_with_key_headers_and_protobuf_value(self):
         n = self.start()
         rid = "req-" + uuid.uuid4().hex
@@ -165,6 +171,89 @@ class Relay(unittest.TestCase):
         records = consume(self.kafka.bootstrap, EVENTS)
         self.assertEqual([r["key"] for r in records], [t["id"]])
         self.assertEqual(records[0]["headers"]["ce_type"], "tenant.created")
+
+
+class Commands(KafkaCase):
+    """Kafka-driven integrations: commands in, results and dead letters out."""
+
+    def results(self, count, timeout=60):  # the first poll waits for the consumer group to form
+        def enough():
+            got = consume(self.kafka.bootstrap, RESULTS)
+            return got if len(got) >= count else None
+        return {r["key"]: [json.loads(x["value"]) for x in enough_list if x["key"] == r["key"]]
+                for enough_list in [wait_until(enough, timeout=timeout)] for r in enough_list}
+
+    def send(self, command, key=None, raw=None, headers=()):
+        # Keyed by tenant: one tenant's commands share a partition and apply in order.
+        produce(self.kafka.bootstrap, COMMANDS, key or command.get("tenantId", "none"),
+                raw if raw is not None else json.dumps(command), headers)
+
+    def test_commands_are_applied_once_with_results_and_dead_letters(self):
+        n = self.start()
+        status, _, t = n.json("POST", "/v1/tenants", {"slug": "cmd-" + uuid.uuid4().hex[:8], "name": "C"})
+        self.assertEqual(status, 201)
+        tid = t["id"]
+        self.send({"commandId": "c-create", "tenantId": t["slug"],
+                   "createUser": {"email": "kafka@example.com", "name": "Kaf"}})
+        self.send({"commandId": "c-create", "tenantId": t["slug"],  # the same command again
+                   "createUser": {"email": "kafka@example.com", "name": "Kaf"}})
+        self.send({"commandId": "c-bad-email", "tenantId": tid, "createUser": {"email": "not-an-email"}})
+        self.send({}, key="poison", raw="{this is not json")
+        self.send({"commandId": "c-unknown-field", "tenantId": tid, "colour": "red"})
+        res = self.results(3)
+        self.assertEqual([r["status"] for r in res["c-create"]], ["ok", "duplicate"])
+        user = res["c-create"][0]["entity"]
+        self.assertEqual(user["email"], "kafka@example.com")
+        self.assertEqual(res["c-bad-email"][0]["status"], "problem")
+        self.assertEqual(res["c-bad-email"][0]["problem"]["status"], 400)
+        users = n.json("GET", f"/v1/tenants/{tid}/users")[2]["data"]
+        self.assertEqual([u["email"] for u in users], ["kafka@example.com"])  # applied once
+        self.assertEqual(n.json("GET", f"/v1/tenants/{tid}/usage")[2]["usage"]["users"], 1)
+
+        dead = wait_until(lambda: (lambda d: d if len(d) >= 2 else None)(consume(self.kafka.bootstrap, DLQ)))
+        by_key = {d["key"]: d for d in dead}
+        self.assertEqual(by_key["poison"]["value"], b"{this is not json")
+        self.assertEqual(by_key["poison"]["headers"]["colony-error-stage"], "parse")
+        self.assertIn("colony.v1.Command", by_key["poison"]["headers"]["colony-error"])
+        self.assertIn("colour", by_key[tid]["headers"]["colony-error"])
+
+        # Update, plan change, usage, suspension; one as protobuf (encoded by protoc).
+        self.send({"commandId": "c-update", "tenantId": tid,
+                   "updateUser": {"userId": user["id"], "patch": {"name": "Kafka"}}})
+        self.send({"commandId": "c-plan", "tenantId": tid, "changePlan": {"plan": "pro"}})
+        self.send({"commandId": "c-track", "tenantId": tid, "trackActivity": {"apiCalls": 40, "aiRequests": 2}})
+        self.send({"commandId": "c-track-too-much", "tenantId": tid, "trackActivity": {"aiRequests": 100000}})
+        proto = encode_command(f'command_id: "c-suspend" tenant_id: "{tid}" suspend_tenant {{ reason: "kafka" }}')
+        self.send({}, key=tid, raw=proto, headers=["content-type=application/protobuf"])
+        res = self.results(8)
+        self.assertEqual(res["c-update"][0]["entity"]["name"], "Kafka")
+        self.assertEqual(res["c-plan"][0]["entity"]["plan"], "pro")
+        self.assertEqual(res["c-track"][0]["entity"]["usage"]["apiCallsThisMonth"], 40)
+        self.assertEqual(res["c-track-too-much"][0]["problem"]["status"], 403)
+        self.assertEqual(res["c-suspend"][0]["entity"]["status"], "suspended")
+        cur = n.json("GET", f"/v1/tenants/{tid}")[2]
+        self.assertEqual((cur["status"], cur["statusReason"], cur["plan"]), ("suspended", "kafka", "pro"))
+        self.assertEqual(cur["usage"]["aiRequestsThisMonth"], 2)
+        # The same rules as HTTP: a suspended tenant's users cannot be written.
+        self.send({"commandId": "c-delete", "tenantId": tid, "deleteUser": {"userId": user["id"]}})
+        res = self.results(9)
+        self.assertEqual(res["c-delete"][0]["problem"]["status"], 403)
+        # Events carry the command id as request id.
+        events = [i["event"] for i in n.json("GET", f"/v1/tenants/{tid}/events")[2]["data"]]
+        self.assertIn("c-create", [e["requestId"] for e in events])
+
+    def test_commands_sent_while_the_node_is_down_are_applied_after_start(self):
+        n = self.start()
+        status, _, t = n.json("POST", "/v1/tenants", {"slug": "late-" + uuid.uuid4().hex[:8], "name": "L"})
+        self.assertEqual(status, 201)
+        self.assertEqual(n.stop()[0], 0)
+        for i in range(3):
+            self.send({"commandId": f"late-{i}", "tenantId": t["id"], "createUser": {"email": f"l{i}@example.com"}})
+        n2 = self.start()
+        res = self.results(3)
+        self.assertEqual(sorted(res), ["late-0", "late-1", "late-2"])
+        self.assertTrue(all(v[0]["status"] == "ok" for v in res.values()))
+        self.assertEqual(n2.json("GET", f"/v1/tenants/{t['id']}/usage")[2]["usage"]["users"], 3)
 
 
 class RelayOff(unittest.TestCase):

@@ -1,5 +1,6 @@
 #include "../entity_common.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
+#include "colony/v1/command.pb.h"
 
 namespace colony::actors {
 namespace {
@@ -59,7 +60,6 @@ void drop_if_empty(self_ptr self) {
 
 /// What a commit may carry besides the tenant and its events.
 struct commit_extras {
-  std::string message_key;                                      // applied at most once
   std::vector<std::pair<std::string, std::string>> external_ids;
   std::vector<timer_row> timers;
 };
@@ -74,7 +74,7 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   ch.what = what;
   ch.row = row_of(next);
   ch.expected_version = st.current ? st.current->version() : 0;
-  ch.message_key = std::move(extras.message_key);
+  ch.message_key = meta.message_key;
   ch.external_ids = std::move(extras.external_ids);
   ch.timers = std::move(extras.timers);
   std::string type = event_type_for(cause);
@@ -112,7 +112,9 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
         }
         if (o.status == store_status::duplicate && o.field == "message_key") {
           // Applied before (a redelivered webhook or command): nothing to do.
-          rp.deliver(ok_reply(self->state.current));
+          auto r = ok_reply(self->state.current);
+          r.duplicate = true;
+          rp.deliver(std::move(r));
           return;
         }
         if (o.status == store_status::stale) {
@@ -165,7 +167,7 @@ caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
   self->request(st.env->registry, st.env->store_timeout * 2, std::move(user_key), std::move(cmd))
     .then(
       [rp, adjust](entity_reply& r) mutable {
-        adjust(!r.error.has_value());
+        adjust(!r.error.has_value() && !r.duplicate);
         rp.deliver(std::move(r));
       },
       [rp, adjust](caf::error& err) mutable {
@@ -246,7 +248,6 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
       if (next.value().version() == t.version())
         return ok_reply(st.current); // nothing to change
       commit_extras extras;
-      extras.message_key = cmd.text; // the provider's event id
       if (!change->customer_id().empty())
         extras.external_ids.emplace_back("stripe-customer", change->customer_id());
       if (change->kind() == "payment_failed" && t.billing().payment_status() != "past_due")
@@ -258,6 +259,17 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
                : n.status() == tenant_status::suspended ? op::suspend
                                                         : op::cancel;
       return commit(self, std::move(next.value()), change_kind::update, cause, cmd.meta, std::move(extras));
+    }
+    case op::track_usage: {
+      const auto* act = dynamic_cast<const v1::TrackActivity*>(cmd.payload.get());
+      if (act == nullptr)
+        return entity_reply::fail(fail(errc::malformed, "tracking usage needs a payload"));
+      if (auto err = check_writable(t))
+        return entity_reply::fail(*err);
+      auto next = track_usage(t, act->api_calls(), act->ai_requests(), act->storage_mb(), now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      return commit(self, std::move(next.value()), change_kind::update, op::patch, cmd.meta);
     }
     case op::expire_trial: {
       // Fired by the trial timer; a no-op unless the trial really is over.

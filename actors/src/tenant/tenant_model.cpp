@@ -1,6 +1,7 @@
 #include "colony/actors/tenant/tenant_model.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "colony/protocol/json.hpp"
 #include "colony/protocol/time.hpp"
@@ -276,6 +277,43 @@ outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingCh
   }
   if (next.SerializeAsString() == current.SerializeAsString())
     return next; // nothing changed: same version, no commit
+  protocol::set_timestamp(*next.mutable_updated_at(), now_us);
+  next.set_version(current.version() + 1);
+  return next;
+}
+
+outcome<v1::Tenant> track_usage(const v1::Tenant& current, std::int64_t api_calls, std::int64_t ai_requests,
+                                std::int32_t storage_mb, std::int64_t now_us) {
+  if (api_calls < 0 || ai_requests < 0)
+    return invalid(api_calls < 0 ? "apiCalls" : "aiRequests", "must not be negative");
+  if (api_calls == 0 && ai_requests == 0 && storage_mb == 0)
+    return invalid("trackActivity", "names no usage to add");
+  const auto& u = current.usage();
+  const auto& l = current.limits();
+  auto check = [](const char* field, std::int64_t next, bool limited, std::int64_t limit) -> std::optional<failure> {
+    if (next < 0)
+      return invalid(field, "would become negative");
+    if (next > std::numeric_limits<std::int32_t>::max() || (limited && next > limit)) {
+      failure f = fail(errc::limit_exceeded, std::string{field} + " would reach " + std::to_string(next) +
+                                               ", over the plan's limit of " + std::to_string(limit));
+      f.numbers.emplace_back("limit", static_cast<std::int32_t>(std::min<std::int64_t>(limit, INT32_MAX)));
+      return f;
+    }
+    return std::nullopt;
+  };
+  std::int64_t calls = std::int64_t{u.api_calls_this_month()} + api_calls;
+  std::int64_t ai = std::int64_t{u.ai_requests_this_month()} + ai_requests;
+  std::int64_t storage = std::int64_t{u.storage_mb()} + storage_mb;
+  if (auto f = check("apiCallsThisMonth", calls, l.has_api_calls_per_month(), l.api_calls_per_month()))
+    return *f;
+  if (auto f = check("aiRequestsThisMonth", ai, l.has_ai_requests_per_month(), l.ai_requests_per_month()))
+    return *f;
+  if (auto f = check("storageMb", storage, l.has_storage_mb(), l.storage_mb()))
+    return *f;
+  v1::Tenant next = current;
+  next.mutable_usage()->set_api_calls_this_month(static_cast<std::int32_t>(calls));
+  next.mutable_usage()->set_ai_requests_this_month(static_cast<std::int32_t>(ai));
+  next.mutable_usage()->set_storage_mb(static_cast<std::int32_t>(storage));
   protocol::set_timestamp(*next.mutable_updated_at(), now_us);
   next.set_version(current.version() + 1);
   return next;

@@ -47,6 +47,7 @@ caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> 
   ch.kind = entity_kind::user;
   ch.what = what;
   ch.expected_version = st.current ? st.current->version() : 0;
+  ch.message_key = meta.message_key;
   if (what == change_kind::remove) {
     ch.row.tenant_id = st.key.tenant_id;
     ch.row.id = st.key.id;
@@ -81,6 +82,15 @@ caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> 
             r.version = next->version();
             r.created = what == change_kind::insert;
           }
+          rp.deliver(std::move(r));
+          drop_if_empty(self);
+          return;
+        }
+        if (o.status == store_status::duplicate && o.field == "message_key") {
+          entity_reply r; // applied before: nothing changed
+          r.entity = s.current;
+          r.version = s.current ? s.current->version() : 0;
+          r.duplicate = true;
           rp.deliver(std::move(r));
           drop_if_empty(self);
           return;

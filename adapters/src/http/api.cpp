@@ -673,7 +673,7 @@ struct api::impl {
       }
       command cmd;
       cmd.what = op::billing;
-      cmd.text = "stripe:" + ev->id;
+      cmd.meta.message_key = "stripe:" + ev->id;
       cmd.payload = std::make_shared<v1::BillingChange>(*ev->change);
       cmd.meta.request_id = c->req.request_id;
       cmd.meta.traceparent = c->req.traceparent;

@@ -162,6 +162,18 @@ void relay(caf::blocking_actor* self, store_port store, relay_options o, std::sh
     return;
   }
   constexpr auto timeout = std::chrono::seconds(10);
+  // Not before the store is ready (migrated), so nothing is read from a schema that is not there yet.
+  for (bool ready = false; !ready;) {
+    self->request(store, timeout, health_atom::value).receive([&](store_health& h) { ready = h.ready; },
+                                                             [](caf::error&) {});
+    bool stop = false;
+    if (!ready)
+      self->receive([&](stop_atom) { stop = true; }, caf::after(std::chrono::milliseconds(100)) >> [] {});
+    if (stop) {
+      rd_kafka_destroy(rk);
+      return;
+    }
+  }
   std::int64_t cursor = 0;          // last position handed to the producer
   auto next_backlog = clock::now();
   auto next_probe = clock::now();

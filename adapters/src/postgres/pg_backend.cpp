@@ -85,6 +85,9 @@ public:
         commit_outcome o;
         w.exec("SAVEPOINT c");
         try {
+          if (!ch.message_key.empty()) // first: a redelivery is a duplicate, whatever else it would hit
+            w.exec_params("INSERT INTO processed_messages (message_key, applied_us) VALUES ($1, $2)", ch.message_key,
+                          protocol::now_us());
           o = apply(w, ch);
         } catch (const pqxx::unique_violation& e) {
           o.status = store_status::duplicate;
@@ -123,6 +126,13 @@ public:
         page.rows.push_back(std::move(lr));
       }
       return page;
+    });
+  }
+
+  bool processed(const std::string& message_key) override {
+    return guard([&] {
+      pqxx::nontransaction n{*conn_};
+      return !n.exec_params("SELECT 1 FROM processed_messages WHERE message_key = $1", message_key).empty();
     });
   }
 
@@ -319,8 +329,6 @@ private:
                     "aggregate_version, created_us, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     ev.id, ev.type, r.tenant_id, std::string{to_string(ch.kind)}, r.id, version, now, payload);
     }
-    if (!ch.message_key.empty())
-      t.exec_params("INSERT INTO processed_messages (message_key, applied_us) VALUES ($1, $2)", ch.message_key, now);
     for (const auto& [system, id] : ch.external_ids)
       t.exec_params("INSERT INTO external_ids (system, external_id, tenant_id) VALUES ($1, $2, $3) "
                     "ON CONFLICT (system, external_id) DO UPDATE SET tenant_id = excluded.tenant_id",

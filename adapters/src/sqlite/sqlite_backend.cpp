@@ -147,6 +147,9 @@ public:
         exec("SAVEPOINT c");
         commit_outcome o;
         try {
+          if (!ch.message_key.empty()) // first: a redelivery is a duplicate, whatever else it would hit
+            prepare("INSERT INTO processed_messages (message_key, applied_us) VALUES (?1, ?2)")
+              .bind(1, ch.message_key).bind(2, protocol::now_us()).step();
           o = apply(ch);
         } catch (const sqlite_error& e) {
           if (e.code == SQLITE_CONSTRAINT_UNIQUE || e.code == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -199,6 +202,12 @@ public:
       page.rows.push_back(std::move(r));
     }
     return page;
+  }
+
+  bool processed(const std::string& message_key) override {
+    auto q = prepare("SELECT 1 FROM processed_messages WHERE message_key = ?1");
+    q.bind(1, message_key);
+    return q.step();
   }
 
   std::string resolve_external(const std::string& system, const std::string& id) override {
@@ -336,9 +345,6 @@ private:
         .bind(7, now).bind_blob(8, ev.payload)
         .step();
     }
-    if (!ch.message_key.empty())
-      prepare("INSERT INTO processed_messages (message_key, applied_us) VALUES (?1, ?2)")
-        .bind(1, ch.message_key).bind(2, now).step();
     for (const auto& [system, id] : ch.external_ids)
       prepare("INSERT INTO external_ids (system, external_id, tenant_id) VALUES (?1, ?2, ?3) "
               "ON CONFLICT (system, external_id) DO UPDATE SET tenant_id = excluded.tenant_id")

@@ -80,7 +80,7 @@ Result guarded(worker_ptr self, F f) {
 /// A key lookup: the id, "" if there is none, or an error when the database
 /// cannot answer, so that callers answer 503 rather than "not found".
 template <class F>
-caf::result<std::string> lookup(worker_ptr self, F f) {
+auto lookup(worker_ptr self, F f) -> caf::result<decltype(f(std::declval<backend&>()))> {
   try {
     ensure(self);
     return f(*self->state.db);
@@ -127,6 +127,9 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     },
     [self](resolve_atom, const std::string& slug) -> caf::result<std::string> {
       return lookup(self, [&](backend& b) { return b.resolve_slug(slug); });
+    },
+    [self](processed_atom, const std::string& key) -> caf::result<bool> {
+      return lookup(self, [&](backend& b) { return b.processed(key); });
     },
     [self](resolve_atom, const std::string& system, const std::string& id) -> caf::result<std::string> {
       return lookup(self, [&](backend& b) { return b.resolve_external(system, id); });
@@ -275,6 +278,9 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self, reader](resolve_atom, std::string& slug) -> caf::result<std::string> {
       return self->delegate(reader(), resolve_atom::value, std::move(slug));
+    },
+    [self, reader](processed_atom, std::string& key) -> caf::result<bool> {
+      return self->delegate(reader(), processed_atom::value, std::move(key));
     },
     [self, reader](resolve_atom, std::string& system, std::string& id) -> caf::result<std::string> {
       return self->delegate(reader(), resolve_atom::value, std::move(system), std::move(id));

@@ -47,8 +47,10 @@ enum class op : std::uint8_t {
   create_user,
   patch_user,
   remove_user,
-  // From the billing provider (payload v1::BillingChange, text = message key):
+  // From the billing provider (payload v1::BillingChange):
   billing,
+  // Tracked usage (payload v1::TrackActivity):
+  track_usage,
   // Fired by durable timers:
   expire_trial,
 };
@@ -57,6 +59,7 @@ enum class op : std::uint8_t {
 struct request_meta {
   std::string request_id;
   std::string traceparent;
+  std::string message_key; // non-empty: an external message applied at most once (Stripe event, Kafka command)
 };
 
 struct command {
@@ -73,6 +76,7 @@ struct entity_reply {
   std::shared_ptr<const google::protobuf::Message> entity; // set on success (except deletes)
   std::uint32_t version = 0;
   bool created = false;
+  bool duplicate = false; // the message key was applied before; nothing changed
   std::optional<failure> error;
 
   static entity_reply fail(failure f) {
@@ -97,6 +101,7 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
 using published_atom = caf::atom_constant<caf::atom("published")>;
 using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
+using processed_atom = caf::atom_constant<caf::atom("processed")>;
 using timers_atom = caf::atom_constant<caf::atom("timers")>;
 using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;
 using timer_retry_atom = caf::atom_constant<caf::atom("timerretry")>;

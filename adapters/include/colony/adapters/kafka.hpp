@@ -7,7 +7,9 @@
 // age through relay_monitor (for /readyz?verbose) and the metrics.
 #pragma once
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -53,6 +55,25 @@ private:
   mutable std::mutex m_;
   relay_status s_;
 };
+
+struct command_consumer_options {
+  std::string brokers;
+  std::string group_id = "colony";
+  std::string commands_topic = "colony.commands.v1";
+  std::string results_topic = "colony.command-results.v1";
+  std::string dlq_topic = "colony.commands.dlq.v1";
+  int attempts = 3;                                   // tries of a command that fails transiently
+  std::chrono::milliseconds request_timeout{10'000};
+};
+
+/// Starts the command consumer: reads colony.v1.Command messages (protobuf
+/// or JSON), routes each to its entity through the registry like an HTTP
+/// request, applies each command id at most once, writes a result message
+/// per command, sends unparsable or persistently failing messages to the
+/// dead-letter topic, and commits an offset only after its command is done.
+/// Stop it with actors::stop_atom.
+[[nodiscard]] caf::actor spawn_command_consumer(caf::actor_system& sys, caf::actor registry,
+                                                actors::store_port store, command_consumer_options opts);
 
 /// Starts the relay (a detached actor with its own producer). Stop it with
 /// actors::stop_atom: it flushes what is in flight (at most 5 s) and exits.

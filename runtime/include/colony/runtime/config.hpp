@@ -44,6 +44,11 @@ struct node_config {
   std::string kafka_brokers;               // empty: the relay and the command consumer are off
   std::string kafka_events_topic = "colony.events.v1";
   std::string kafka_value_format = "protobuf";
+  std::string kafka_group_id = "colony";
+  std::string kafka_commands_topic = "colony.commands.v1";
+  std::string kafka_results_topic = "colony.command-results.v1";
+  std::string kafka_dlq_topic = "colony.commands.dlq.v1";
+  int kafka_command_attempts = 3;
 
   /// The store spec with any password masked, safe for logs.
   [[nodiscard]] std::string store_for_display() const;

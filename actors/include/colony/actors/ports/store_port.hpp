@@ -176,6 +176,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<events_atom, event_query>::with<event_page>,
   caf::replies_to<published_atom, std::vector<std::int64_t>, std::int64_t>::with<commit_outcome>,
   caf::replies_to<backlog_atom>::with<outbox_backlog>,
+  caf::replies_to<processed_atom, std::string>::with<bool>, // was this message key applied?
   caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
   caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
   caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,

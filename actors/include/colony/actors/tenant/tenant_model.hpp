@@ -73,6 +73,11 @@ void fill_limits(v1::PlanLimits& out, const plan_limits& in);
 outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change,
                                   const tenant_rules& rules, std::int64_t now_us);
 
+/// Adds tracked usage to the tenant's counters; refused (limit_exceeded,
+/// naming the counter) if a counter would pass its plan limit or go negative.
+outcome<v1::Tenant> track_usage(const v1::Tenant& current, std::int64_t api_calls, std::int64_t ai_requests,
+                                std::int32_t storage_mb, std::int64_t now_us);
+
 /// Applies an RFC 7396 merge patch (slug, name, plan, settings are patchable).
 /// A plan whose limits are below current usage is refused (plan_below_usage).
 [[nodiscard]] outcome<v1::Tenant> patch_tenant(const v1::Tenant& current, std::string_view patch,
