@@ -14,6 +14,7 @@
 #include "colony/adapters/kafka.hpp"
 #include "colony/adapters/prometheus_metrics.hpp"
 #include "colony/adapters/store.hpp"
+#include "colony/adapters/webhooks.hpp"
 #include "colony/runtime/config.hpp"
 #include "colony/runtime/entity_registry.hpp"
 #include "colony/runtime/log.hpp"
@@ -95,6 +96,12 @@ int main(int argc, char** argv, char** envp) {
   if (cfg.fault_injection)
     log::warn("fault injection is enabled (debug.fault-injection): never run like this in production");
 
+  adapters::webhook_options wopts;
+  wopts.max_attempts = cfg.webhook_max_attempts;
+  wopts.retry_base = cfg.webhook_retry_base;
+  wopts.timeout = cfg.webhook_timeout;
+  auto notifier = adapters::spawn_webhook_notifier(sys, store, wopts);
+
   std::shared_ptr<adapters::relay_monitor> relay_monitor;
   caf::actor relay;
   caf::actor commands;
@@ -144,6 +151,7 @@ int main(int argc, char** argv, char** envp) {
     } catch (const std::exception& e) {
       log::error("cannot start the HTTP server", {{"error", e.what()}});
       caf::anon_send(timers, actors::stop_atom::value);
+      caf::anon_send(notifier, actors::stop_atom::value);
       if (commands)
         caf::anon_send(commands, actors::stop_atom::value);
       caf::anon_send(registry, actors::stop_atom::value);
@@ -167,6 +175,14 @@ int main(int argc, char** argv, char** envp) {
     server.stop();
   }
   caf::anon_send(timers, actors::stop_atom::value);
+  {
+    caf::scoped_actor waiter{sys};
+    waiter->monitor(notifier);
+    waiter->send(notifier, actors::stop_atom::value);
+    waiter->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds(5)) >> [] {
+      log::warn("the webhook notifier did not stop in time");
+    });
+  }
   if (commands) {
     // The command in hand finishes (its offset is committed) before the entities stop.
     caf::scoped_actor waiter{sys};

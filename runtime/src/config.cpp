@@ -232,6 +232,13 @@ const std::vector<option>& options() {
     t.push_back(duration_opt("billing.payment-grace",
                              "after a failed payment, time until the tenant is suspended unless it pays",
                              std::chrono::milliseconds(0), std::chrono::hours(24 * 90), &node_config::payment_grace));
+    t.push_back(int_opt("webhooks.max-attempts", "attempts of one webhook delivery before it is dead-lettered", 1, 50,
+                        &node_config::webhook_max_attempts));
+    t.push_back(duration_opt("webhooks.retry-base",
+                             "wait before the first retry of a failed delivery; it doubles (with jitter) up to 1 h",
+                             std::chrono::milliseconds(10), std::chrono::hours(1), &node_config::webhook_retry_base));
+    t.push_back(duration_opt("webhooks.timeout", "time an endpoint has to answer one delivery",
+                             std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::webhook_timeout));
     t.push_back(string_opt("kafka-brokers",
                            "Kafka bootstrap servers (host:port,...); empty turns the event relay off",
                            &node_config::kafka_brokers));

@@ -1,6 +1,8 @@
 #include "api.hpp"
 
 #include "../billing/stripe.hpp"
+#include "colony/adapters/webhooks.hpp"
+#include <openssl/rand.h>
 
 #include <caf/all.hpp>
 #include <charconv>
@@ -224,6 +226,11 @@ struct api::impl {
     add("DELETE", "/v1/tenants/{tenantId}/users/{userId}", &impl::delete_user);
     add("GET", "/v1/events", &impl::list_events);
     add("POST", "/v1/billing/webhooks/stripe", &impl::stripe_webhook);
+    add("POST", "/v1/tenants/{tenantId}/webhooks", &impl::create_webhook);
+    add("GET", "/v1/tenants/{tenantId}/webhooks", &impl::list_webhooks);
+    add("GET", "/v1/tenants/{tenantId}/webhooks/{webhookId}", &impl::get_webhook);
+    add("DELETE", "/v1/tenants/{tenantId}/webhooks/{webhookId}", &impl::delete_webhook);
+    add("GET", "/v1/tenants/{tenantId}/webhooks/{webhookId}/deliveries", &impl::list_deliveries);
     add("GET", "/v1/tenants/{tenantId}/events", &impl::list_tenant_events);
     return routes;
   }
@@ -711,6 +718,245 @@ struct api::impl {
       self->request(store, timeout, resolve_atom::value, std::string{"stripe-customer"}, customer)
         .then([deliver](std::string& id) { deliver(std::move(id)); },
               [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  // -- outbound webhooks -----------------------------------------------------
+
+  /// Runs `next` with the tenant's id once the tenant is known to exist (404 otherwise).
+  void with_existing_tenant(const std::shared_ptr<call>& c, std::function<void(std::string)> next) {
+    with_tenant(c, [this, c, next = std::move(next)](std::string id) {
+      command cmd;
+      cmd.what = op::get;
+      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [next, id](entity_reply&) {
+        next(id);
+        return api_response{-1, {}, {}, {}, {}}; // answered by next
+      });
+    });
+  }
+
+  void webhook_store(const std::shared_ptr<call>& c, webhook_op op, std::function<void(webhook_result&)> ok) {
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([c, op = std::move(op), ok = std::move(ok), store, timeout](caf::event_based_actor* self) mutable {
+      self->request(store, timeout, webhook_atom::value, std::move(op))
+        .then(
+          [c, ok](webhook_result& r) {
+            if (r.status == store_status::ok || r.status == store_status::not_found) {
+              ok(r);
+              return;
+            }
+            c->respond(api::failure_response(
+              r.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
+                                                    : actors::fail(errc::internal, "the webhooks could not be read"),
+              c->req.request_id));
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  static nlohmann::json endpoint_json(const webhook_endpoint& e) {
+    return {{"id", e.id},
+            {"tenantId", e.tenant_id},
+            {"url", e.url},
+            {"eventTypes", e.event_types},
+            {"description", e.description},
+            {"createdAt", protocol::format_rfc3339(e.created_us)}};
+  }
+
+  std::optional<std::string> webhook_id(const std::shared_ptr<call>& c) {
+    auto raw = c->path["webhookId"];
+    if (!protocol::is_uuid(raw)) {
+      fail(c, 400, "invalid-id", "Invalid webhook id", "'" + raw.substr(0, 64) + "' is not a webhook id (UUID)");
+      return std::nullopt;
+    }
+    return normalize_email(raw);
+  }
+
+  void create_webhook(std::shared_ptr<call> c) {
+    if (!check_json_body(c, false, false))
+      return;
+    auto doc = nlohmann::json::parse(c->req.body, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+      fail(c, 400, "malformed-request", "Malformed request", "the body must be a JSON object");
+      return;
+    }
+    webhook_endpoint e;
+    std::vector<protocol::field_error> errors;
+    for (auto& [key, value] : doc.items()) {
+      if (key == "url" && value.is_string())
+        e.url = value.get<std::string>();
+      else if (key == "description" && value.is_string() && value.get<std::string>().size() <= 500)
+        e.description = value.get<std::string>();
+      else if (key == "eventTypes" && value.is_array() && value.size() <= 50) {
+        for (const auto& t : value) {
+          auto ok = t.is_string() && !t.get<std::string>().empty() && t.get<std::string>().size() <= 100 &&
+                    t.get<std::string>().find_first_not_of("abcdefghijklmnopqrstuvwxyz_.*") == std::string::npos;
+          if (!ok) {
+            errors.push_back({"eventTypes", "each must be an event type such as user.created, tenant.* or *"});
+            break;
+          }
+          e.event_types.push_back(t.get<std::string>());
+        }
+      } else if (key == "url" || key == "description" || key == "eventTypes")
+        errors.push_back({key, key == "eventTypes" ? "must be an array of at most 50 event types"
+                                                   : "must be a string" + std::string{key == "description" ? " of at most 500 characters" : ""}});
+      else
+        errors.push_back({key, "unknown field"});
+    }
+    if (e.url.empty() && errors.empty())
+      errors.push_back({"url", "is required"});
+    else if (!e.url.empty() && !parse_webhook_url(e.url))
+      errors.push_back({"url", "must be an http:// URL with a host (https is not supported yet)"});
+    if (!errors.empty()) {
+      failure f = actors::fail(errc::invalid, errors.front().field + ": " + errors.front().message);
+      f.errors = errors;
+      c->respond(api::failure_response(f, c->req.request_id));
+      return;
+    }
+    with_existing_tenant(c, [this, c, e](std::string tid) mutable {
+      unsigned char raw[32];
+      if (RAND_bytes(raw, sizeof raw) != 1) {
+        fail(c, 500, "internal-error", "Internal error", "no randomness for the webhook secret");
+        return;
+      }
+      static const char* hex = "0123456789abcdef";
+      e.secret = "whsec_";
+      for (unsigned char b : raw) {
+        e.secret += hex[b >> 4];
+        e.secret += hex[b & 15];
+      }
+      e.id = protocol::new_uuid_v7();
+      e.tenant_id = tid;
+      e.created_us = protocol::now_us();
+      webhook_op op;
+      op.what = webhook_op::kind::create_endpoint;
+      op.endpoint = e;
+      webhook_store(c, std::move(op), [c, e](webhook_result&) {
+        auto created = endpoint_json(e);
+        created["secret"] = e.secret; // shown once
+        auto r = json(201, created.dump());
+        r.headers.emplace_back("Location", "/v1/tenants/" + e.tenant_id + "/webhooks/" + e.id);
+        c->respond(std::move(r));
+      });
+    });
+  }
+
+  void list_webhooks(std::shared_ptr<call> c) {
+    with_existing_tenant(c, [this, c](std::string tid) {
+      webhook_op op;
+      op.what = webhook_op::kind::list_endpoints;
+      op.tenant_id = tid;
+      webhook_store(c, std::move(op), [c](webhook_result& r) {
+        auto arr = nlohmann::json::array();
+        for (const auto& e : r.endpoints)
+          arr.push_back(endpoint_json(e));
+        c->respond(json(200, nlohmann::json{{"data", arr}}.dump()));
+      });
+    });
+  }
+
+  void get_webhook(std::shared_ptr<call> c) {
+    auto wid = webhook_id(c);
+    if (!wid)
+      return;
+    with_existing_tenant(c, [this, c, wid = *wid](std::string tid) {
+      webhook_op op;
+      op.what = webhook_op::kind::get_endpoint;
+      op.tenant_id = tid;
+      op.endpoint_id = wid;
+      webhook_store(c, std::move(op), [this, c, wid](webhook_result& r) {
+        if (r.endpoints.empty())
+          fail(c, 404, "not-found", "Not found", "no webhook " + wid + " in this tenant");
+        else
+          c->respond(json(200, endpoint_json(r.endpoints.front()).dump()));
+      });
+    });
+  }
+
+  void delete_webhook(std::shared_ptr<call> c) {
+    auto wid = webhook_id(c);
+    if (!wid)
+      return;
+    with_existing_tenant(c, [this, c, wid = *wid](std::string tid) {
+      webhook_op op;
+      op.what = webhook_op::kind::delete_endpoint;
+      op.tenant_id = tid;
+      op.endpoint_id = wid;
+      op.now_us = protocol::now_us();
+      webhook_store(c, std::move(op), [this, c, wid](webhook_result& r) {
+        if (r.status == store_status::not_found)
+          fail(c, 404, "not-found", "Not found", "no webhook " + wid + " in this tenant");
+        else
+          c->respond(api_response{204, "", "", {}, {}});
+      });
+    });
+  }
+
+  void list_deliveries(std::shared_ptr<call> c) {
+    auto wid = webhook_id(c);
+    if (!wid)
+      return;
+    int limit = 100;
+    if (auto it = c->query.find("limit"); it != c->query.end()) {
+      auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
+      if (ec != std::errc{} || p != it->second.data() + it->second.size() || limit < 1 || limit > 500) {
+        invalid_param(c, "limit", "must be an integer from 1 to 500");
+        return;
+      }
+    }
+    std::string after;
+    if (auto it = c->query.find("after"); it != c->query.end()) {
+      if (!protocol::is_uuid(it->second)) {
+        invalid_param(c, "after", "must be a delivery id");
+        return;
+      }
+      after = normalize_email(it->second);
+    }
+    auto status_filter = c->query.contains("status") ? c->query["status"] : std::string{};
+    if (!status_filter.empty() && status_filter != "pending" && status_filter != "delivered" && status_filter != "dead") {
+      invalid_param(c, "status", "must be pending, delivered or dead");
+      return;
+    }
+    with_existing_tenant(c, [this, c, wid = *wid, limit, after, status_filter](std::string tid) {
+      webhook_op get;
+      get.what = webhook_op::kind::get_endpoint;
+      get.tenant_id = tid;
+      get.endpoint_id = wid;
+      webhook_store(c, std::move(get), [this, c, wid, tid, limit, after, status_filter](webhook_result& r) {
+        if (r.endpoints.empty()) {
+          fail(c, 404, "not-found", "Not found", "no webhook " + wid + " in this tenant");
+          return;
+        }
+        webhook_op op;
+        op.what = webhook_op::kind::list_deliveries;
+        op.tenant_id = tid;
+        op.endpoint_id = wid;
+        op.after = after;
+        op.limit = limit;
+        webhook_store(c, std::move(op), [c, status_filter, limit](webhook_result& page) {
+          auto arr = nlohmann::json::array();
+          for (const auto& d : page.deliveries) {
+            if (!status_filter.empty() && d.status != status_filter)
+              continue;
+            arr.push_back({{"id", d.id},
+                           {"eventId", d.event_id},
+                           {"eventType", d.event_type},
+                           {"status", d.status},
+                           {"attempts", d.attempts},
+                           {"lastStatus", d.last_status},
+                           {"lastError", d.last_error},
+                           {"nextAttemptAt", d.status == "pending" ? nlohmann::json(protocol::format_rfc3339(d.next_attempt_us))
+                                                                   : nlohmann::json(nullptr)},
+                           {"createdAt", protocol::format_rfc3339(d.created_us)},
+                           {"updatedAt", protocol::format_rfc3339(d.updated_us)}});
+          }
+          nlohmann::json doc{{"data", arr}};
+          doc["nextAfter"] = static_cast<int>(page.deliveries.size()) == limit ? nlohmann::json(page.deliveries.back().id)
+                                                                               : nlohmann::json(nullptr);
+          c->respond(json(200, doc.dump()));
+        });
+      });
     });
   }
 

@@ -129,6 +129,136 @@ public:
     });
   }
 
+  webhook_result webhooks(const webhook_op& op) override {
+    using k = webhook_op::kind;
+    return guard([&] {
+      webhook_result out;
+      auto join = [](const std::vector<std::string>& v) {
+        std::string s = ",";
+        for (const auto& x : v)
+          s += x + ",";
+        return v.empty() ? std::string{} : s;
+      };
+      auto split = [](const std::string& s) {
+        std::vector<std::string> v;
+        std::size_t i = 1;
+        while (i < s.size()) {
+          auto j = s.find(',', i);
+          if (j == std::string::npos)
+            break;
+          v.push_back(s.substr(i, j - i));
+          i = j + 1;
+        }
+        return v;
+      };
+      auto endpoint_of = [&](const pqxx::row& r) {
+        return webhook_endpoint{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                                split(r[3].as<std::string>()), r[4].as<std::string>(), r[5].as<std::string>(),
+                                r[6].as<std::int64_t>()};
+      };
+      auto delivery_of = [](const pqxx::row& r) {
+        webhook_delivery d;
+        d.id = r[0].as<std::string>(); d.endpoint_id = r[1].as<std::string>(); d.tenant_id = r[2].as<std::string>();
+        d.event_id = r[3].as<std::string>(); d.event_type = r[4].as<std::string>(); d.body = r[5].as<std::string>();
+        d.status = r[6].as<std::string>(); d.attempts = r[7].as<std::int32_t>();
+        d.next_attempt_us = r[8].as<std::int64_t>(); d.last_status = r[9].as<std::int32_t>();
+        d.last_error = r[10].as<std::string>(); d.created_us = r[11].as<std::int64_t>();
+        d.updated_us = r[12].as<std::int64_t>();
+        return d;
+      };
+      static const std::string cols = "d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.status, "
+                                      "d.attempts, d.next_attempt_us, d.last_status, d.last_error, d.created_us, "
+                                      "d.updated_us";
+      switch (op.what) {
+        case k::create_endpoint: {
+          const auto& e = op.endpoint;
+          pqxx::work w{*conn_};
+          w.exec_params("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, "
+                        "created_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        e.id, e.tenant_id, e.url, join(e.event_types), e.secret, e.description, e.created_us);
+          w.commit();
+          out.endpoints.push_back(e);
+          break;
+        }
+        case k::list_endpoints:
+        case k::get_endpoint: {
+          pqxx::nontransaction n{*conn_};
+          auto r = op.what == k::list_endpoints
+                     ? n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
+                                     "webhook_endpoints WHERE tenant_id = $1 ORDER BY created_us, id", op.tenant_id)
+                     : n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
+                                     "webhook_endpoints WHERE tenant_id = $1 AND id = $2", op.tenant_id, op.endpoint_id);
+          for (const auto& row : r)
+            out.endpoints.push_back(endpoint_of(row));
+          break;
+        }
+        case k::delete_endpoint: {
+          pqxx::work w{*conn_};
+          auto r = w.exec_params("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2", op.tenant_id,
+                                 op.endpoint_id);
+          if (r.affected_rows() == 0)
+            out.status = store_status::not_found;
+          else
+            w.exec_params("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', "
+                          "updated_us = $1 WHERE endpoint_id = $2 AND status = 'pending'", op.now_us, op.endpoint_id);
+          w.commit();
+          break;
+        }
+        case k::read_cursor: {
+          pqxx::nontransaction n{*conn_};
+          auto r = n.exec_params("SELECT position FROM outbox_cursors WHERE name = $1", op.cursor);
+          out.position = r.empty() ? 0 : r[0][0].as<std::int64_t>();
+          break;
+        }
+        case k::enqueue: {
+          pqxx::work w{*conn_};
+          for (const auto& d : op.deliveries)
+            w.exec_params("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, event_type, body, "
+                          "status, attempts, next_attempt_us, created_us, updated_us) VALUES ($1, $2, $3, $4, $5, $6, "
+                          "'pending', 0, $7, $8, $8) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+                          d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.next_attempt_us,
+                          d.created_us);
+          w.exec_params("INSERT INTO outbox_cursors (name, position) VALUES ($1, $2) "
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position", op.cursor, op.position);
+          w.commit();
+          break;
+        }
+        case k::due: {
+          pqxx::nontransaction n{*conn_};
+          auto r = n.exec_params("SELECT " + cols + ", e.url, e.secret FROM webhook_deliveries d JOIN "
+                                 "webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND "
+                                 "d.next_attempt_us <= $1 ORDER BY d.next_attempt_us LIMIT $2", op.now_us, op.limit);
+          for (const auto& row : r) {
+            auto d = delivery_of(row);
+            d.url = row[13].as<std::string>();
+            d.secret = row[14].as<std::string>();
+            out.deliveries.push_back(std::move(d));
+          }
+          break;
+        }
+        case k::record: {
+          pqxx::work w{*conn_};
+          for (const auto& d : op.deliveries)
+            w.exec_params("UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_us = $3, "
+                          "last_status = $4, last_error = $5, updated_us = $6 WHERE id = $7",
+                          d.status, d.attempts, d.next_attempt_us, d.last_status, d.last_error, d.updated_us, d.id);
+          w.commit();
+          break;
+        }
+        case k::list_deliveries: {
+          pqxx::nontransaction n{*conn_};
+          auto r = n.exec_params("SELECT " + cols + " FROM webhook_deliveries d WHERE d.tenant_id = $1 AND "
+                                 "d.endpoint_id = $2 AND d.id COLLATE \"C\" > $3 ORDER BY d.id COLLATE \"C\" LIMIT $4",
+                                 op.tenant_id, op.endpoint_id, op.after, op.limit);
+          for (const auto& row : r)
+            out.deliveries.push_back(delivery_of(row));
+          break;
+        }
+      }
+      return out;
+    });
+  }
+
   bool processed(const std::string& message_key) override {
     return guard([&] {
       pqxx::nontransaction n{*conn_};

@@ -204,6 +204,150 @@ public:
     return page;
   }
 
+  webhook_result webhooks(const webhook_op& op) override {
+    using k = webhook_op::kind;
+    webhook_result out;
+    auto join = [](const std::vector<std::string>& v) {
+      std::string s = ",";
+      for (const auto& x : v)
+        s += x + ",";
+      return v.empty() ? std::string{} : s;
+    };
+    auto split = [](const std::string& s) {
+      std::vector<std::string> v;
+      std::size_t i = 1;
+      while (i < s.size()) {
+        auto j = s.find(',', i);
+        if (j == std::string::npos)
+          break;
+        v.push_back(s.substr(i, j - i));
+        i = j + 1;
+      }
+      return v;
+    };
+    auto endpoint_of = [&](stmt& q) {
+      return webhook_endpoint{q.text(0), q.text(1), q.text(2), split(q.text(3)), q.text(4), q.text(5), q.integer(6)};
+    };
+    auto delivery_of = [](stmt& q) {
+      webhook_delivery d;
+      d.id = q.text(0); d.endpoint_id = q.text(1); d.tenant_id = q.text(2); d.event_id = q.text(3);
+      d.event_type = q.text(4); d.body = q.text(5); d.status = q.text(6);
+      d.attempts = static_cast<std::int32_t>(q.integer(7)); d.next_attempt_us = q.integer(8);
+      d.last_status = static_cast<std::int32_t>(q.integer(9)); d.last_error = q.text(10);
+      d.created_us = q.integer(11); d.updated_us = q.integer(12);
+      return d;
+    };
+    static const std::string cols = "d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.status, "
+                                    "d.attempts, d.next_attempt_us, d.last_status, d.last_error, d.created_us, "
+                                    "d.updated_us";
+    switch (op.what) {
+      case k::create_endpoint: {
+        const auto& e = op.endpoint;
+        prepare("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, created_us) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+          .bind(1, e.id).bind(2, e.tenant_id).bind(3, e.url).bind(4, join(e.event_types)).bind(5, e.secret)
+          .bind(6, e.description).bind(7, e.created_us).step();
+        out.endpoints.push_back(e);
+        break;
+      }
+      case k::list_endpoints:
+      case k::get_endpoint: {
+        auto q = op.what == k::list_endpoints
+                   ? prepare("SELECT id, tenant_id, url, event_types, secret, description, created_us "
+                             "FROM webhook_endpoints WHERE tenant_id = ?1 ORDER BY created_us, id")
+                   : prepare("SELECT id, tenant_id, url, event_types, secret, description, created_us "
+                             "FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2");
+        q.bind(1, op.tenant_id);
+        if (op.what == k::get_endpoint)
+          q.bind(2, op.endpoint_id);
+        while (q.step())
+          out.endpoints.push_back(endpoint_of(q));
+        break;
+      }
+      case k::delete_endpoint: {
+        exec("BEGIN IMMEDIATE");
+        try {
+          auto d = prepare("DELETE FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2");
+          d.bind(1, op.tenant_id).bind(2, op.endpoint_id).step();
+          if (d.changes() == 0)
+            out.status = store_status::not_found;
+          else
+            prepare("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_us = ?1 "
+                    "WHERE endpoint_id = ?2 AND status = 'pending'")
+              .bind(1, op.now_us).bind(2, op.endpoint_id).step();
+          exec("COMMIT");
+        } catch (...) {
+          exec_noexcept("ROLLBACK");
+          throw;
+        }
+        break;
+      }
+      case k::read_cursor: {
+        auto q = prepare("SELECT position FROM outbox_cursors WHERE name = ?1");
+        q.bind(1, op.cursor);
+        out.position = q.step() ? q.integer(0) : 0;
+        break;
+      }
+      case k::enqueue: {
+        exec("BEGIN IMMEDIATE");
+        try {
+          for (const auto& d : op.deliveries)
+            prepare("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, event_type, body, status, "
+                    "attempts, next_attempt_us, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, "
+                    "?7, ?8, ?8) ON CONFLICT (endpoint_id, event_id) DO NOTHING")
+              .bind(1, d.id).bind(2, d.endpoint_id).bind(3, d.tenant_id).bind(4, d.event_id).bind(5, d.event_type)
+              .bind(6, d.body).bind(7, d.next_attempt_us).bind(8, d.created_us).step();
+          prepare("INSERT INTO outbox_cursors (name, position) VALUES (?1, ?2) "
+                  "ON CONFLICT (name) DO UPDATE SET position = excluded.position")
+            .bind(1, op.cursor).bind(2, op.position).step();
+          exec("COMMIT");
+        } catch (...) {
+          exec_noexcept("ROLLBACK");
+          throw;
+        }
+        break;
+      }
+      case k::due: {
+        auto q = prepare("SELECT " + cols + ", e.url, e.secret FROM webhook_deliveries d JOIN webhook_endpoints e "
+                         "ON e.id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_us <= ?1 "
+                         "ORDER BY d.next_attempt_us LIMIT ?2");
+        q.bind(1, op.now_us).bind(2, static_cast<std::int64_t>(op.limit));
+        while (q.step()) {
+          auto d = delivery_of(q);
+          d.url = q.text(13);
+          d.secret = q.text(14);
+          out.deliveries.push_back(std::move(d));
+        }
+        break;
+      }
+      case k::record: {
+        exec("BEGIN IMMEDIATE");
+        try {
+          for (const auto& d : op.deliveries)
+            prepare("UPDATE webhook_deliveries SET status = ?1, attempts = ?2, next_attempt_us = ?3, last_status = ?4, "
+                    "last_error = ?5, updated_us = ?6 WHERE id = ?7")
+              .bind(1, d.status).bind(2, static_cast<std::int64_t>(d.attempts)).bind(3, d.next_attempt_us)
+              .bind(4, static_cast<std::int64_t>(d.last_status)).bind(5, d.last_error).bind(6, d.updated_us)
+              .bind(7, d.id).step();
+          exec("COMMIT");
+        } catch (...) {
+          exec_noexcept("ROLLBACK");
+          throw;
+        }
+        break;
+      }
+      case k::list_deliveries: {
+        auto q = prepare("SELECT " + cols + " FROM webhook_deliveries d WHERE d.tenant_id = ?1 AND d.endpoint_id = ?2 "
+                         "AND d.id > ?3 ORDER BY d.id LIMIT ?4");
+        q.bind(1, op.tenant_id).bind(2, op.endpoint_id).bind(3, op.after).bind(4, static_cast<std::int64_t>(op.limit));
+        while (q.step())
+          out.deliveries.push_back(delivery_of(q));
+        break;
+      }
+    }
+    return out;
+  }
+
   bool processed(const std::string& message_key) override {
     auto q = prepare("SELECT 1 FROM processed_messages WHERE message_key = ?1");
     q.bind(1, message_key);

@@ -32,6 +32,7 @@ public:
   virtual std::vector<actors::commit_outcome> commit(const std::vector<actors::change>& batch) = 0;
   virtual actors::row_page list(const actors::list_query& q) = 0;
   virtual std::string resolve_slug(const std::string& slug) = 0;
+  virtual actors::webhook_result webhooks(const actors::webhook_op& op) = 0;
   virtual bool processed(const std::string& message_key) = 0;
   virtual std::string resolve_external(const std::string& system, const std::string& id) = 0;
   virtual actors::event_page events(const actors::event_query& q) = 0;

@@ -20,7 +20,10 @@ using batch_result = std::vector<commit_outcome>;
 
 
 // A worker owns one connection. The writer also takes whole batches.
-using worker_port = store_port::extend<caf::replies_to<batch_atom, std::vector<change>>::with<batch_result>>;
+// tick: "the database answers again": drop the reconnect backoff so the next
+// operation connects at once.
+using worker_port = store_port::extend<caf::replies_to<batch_atom, std::vector<change>>::with<batch_result>,
+                                       caf::reacts_to<tick_atom>>;
 
 struct worker_state {
   std::shared_ptr<backend> db;
@@ -127,6 +130,13 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     },
     [self](resolve_atom, const std::string& slug) -> caf::result<std::string> {
       return lookup(self, [&](backend& b) { return b.resolve_slug(slug); });
+    },
+    [self](tick_atom) {
+      self->state.next_attempt = {};
+      self->state.backoff = std::chrono::milliseconds(100);
+    },
+    [self](webhook_atom, const webhook_op& op) {
+      return guarded<webhook_result>(self, [&](backend& b) { return b.webhooks(op); });
     },
     [self](processed_atom, const std::string& key) -> caf::result<bool> {
       return lookup(self, [&](backend& b) { return b.processed(key); });
@@ -279,6 +289,14 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     [self, reader](resolve_atom, std::string& slug) -> caf::result<std::string> {
       return self->delegate(reader(), resolve_atom::value, std::move(slug));
     },
+    [self, reader](webhook_atom, webhook_op& op) -> caf::result<webhook_result> {
+      using k = webhook_op::kind;
+      bool write = op.what == k::create_endpoint || op.what == k::delete_endpoint || op.what == k::enqueue ||
+                   op.what == k::record;
+      if (write)
+        return self->delegate(self->state.writer, webhook_atom::value, std::move(op));
+      return self->delegate(reader(), webhook_atom::value, std::move(op));
+    },
     [self, reader](processed_atom, std::string& key) -> caf::result<bool> {
       return self->delegate(reader(), processed_atom::value, std::move(key));
     },
@@ -311,8 +329,11 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
           [self](store_health& h) {
             auto& s = self->state;
             if (h.ready != s.health.ready) {
-              if (h.ready)
+              if (h.ready) {
                 log::info("store ready", {{"store", s.where}});
+                for (auto& r : s.readers) // they may be waiting out a backoff from the outage
+                  self->send(r, tick_atom::value);
+              }
               else
                 log::warn("store unavailable; reconnecting with backoff", {{"store", s.where}, {"error", h.detail}});
               h.since_us = protocol::now_us();

@@ -101,6 +101,7 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using events_atom = caf::atom_constant<caf::atom("events")>;
 using published_atom = caf::atom_constant<caf::atom("published")>;
 using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
+using webhook_atom = caf::atom_constant<caf::atom("webhook")>;
 using processed_atom = caf::atom_constant<caf::atom("processed")>;
 using timers_atom = caf::atom_constant<caf::atom("timers")>;
 using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;

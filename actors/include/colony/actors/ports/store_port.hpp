@@ -161,6 +161,67 @@ struct outbox_backlog {
   std::string detail;
 };
 
+/// Outbound webhooks: endpoints, deliveries, and the fan-out cursor. One
+/// message type with an operation, served by the reader or the writer.
+struct webhook_endpoint {
+  std::string id;
+  std::string tenant_id;
+  std::string url;
+  std::vector<std::string> event_types; // empty: every event; "tenant.*" matches a prefix
+  std::string secret;
+  std::string description;
+  std::int64_t created_us = 0;
+};
+
+struct webhook_delivery {
+  std::string id;
+  std::string endpoint_id;
+  std::string tenant_id;
+  std::string event_id;
+  std::string event_type;
+  std::string body;
+  std::string status = "pending"; // pending | delivered | dead
+  std::int32_t attempts = 0;
+  std::int64_t next_attempt_us = 0;
+  std::int32_t last_status = 0;    // HTTP status of the last attempt (0: none)
+  std::string last_error;
+  std::int64_t created_us = 0;
+  std::int64_t updated_us = 0;
+  std::string url;                 // due(): the endpoint's URL and secret
+  std::string secret;
+};
+
+struct webhook_op {
+  enum class kind : std::uint8_t {
+    create_endpoint,  // endpoint
+    list_endpoints,   // tenant_id
+    get_endpoint,     // tenant_id, endpoint_id
+    delete_endpoint,  // tenant_id, endpoint_id (its pending deliveries die)
+    read_cursor,      // cursor → position
+    enqueue,          // deliveries + cursor/position, in one transaction
+    due,              // now_us, limit → pending deliveries due, with url and secret
+    record,           // deliveries (status, attempts, next_attempt_us, last_*)
+    list_deliveries,  // tenant_id, endpoint_id, after (delivery id), limit
+  } what = kind::list_endpoints;
+  webhook_endpoint endpoint;
+  std::string tenant_id;
+  std::string endpoint_id;
+  std::string cursor;
+  std::int64_t position = 0;
+  std::vector<webhook_delivery> deliveries;
+  std::int64_t now_us = 0;
+  int limit = 100;
+  std::string after;
+};
+
+struct webhook_result {
+  store_status status = store_status::ok;
+  std::vector<webhook_endpoint> endpoints;
+  std::vector<webhook_delivery> deliveries;
+  std::int64_t position = 0;
+  std::string detail;
+};
+
 struct store_health {
   bool ready = false;
   std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
@@ -177,6 +238,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<published_atom, std::vector<std::int64_t>, std::int64_t>::with<commit_outcome>,
   caf::replies_to<backlog_atom>::with<outbox_backlog>,
   caf::replies_to<processed_atom, std::string>::with<bool>, // was this message key applied?
+  caf::replies_to<webhook_atom, webhook_op>::with<webhook_result>,
   caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
   caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
   caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,
@@ -194,5 +256,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::event_query)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::event_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::outbox_backlog)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::timer_page)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::webhook_op)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::webhook_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::commit_outcome>)

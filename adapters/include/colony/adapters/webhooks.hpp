@@ -1,0 +1,36 @@
+// Outbound webhooks: the notifier actor that delivers committed events to
+// the tenants' endpoints (signed like Stripe's: Colony-Signature t=…,v1=…).
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "colony/actors/ports/store_port.hpp"
+
+namespace colony::adapters {
+
+struct webhook_options {
+  int max_attempts = 8;                                // then the delivery is dead
+  std::chrono::milliseconds retry_base{1000};          // first retry after ~this, doubling, capped at 1 h
+  std::chrono::milliseconds timeout{10'000};           // per attempt: connect, send and answer
+  std::chrono::milliseconds poll_interval{200};        // how often new events and due retries are looked for
+  int max_in_flight = 64;                              // concurrent attempts
+};
+
+struct parsed_url {
+  std::string host;
+  std::string port;
+  std::string target;
+};
+
+/// An endpoint URL Colony can deliver to: http://host[:port][/path]; nullopt otherwise.
+[[nodiscard]] std::optional<parsed_url> parse_webhook_url(const std::string& url);
+
+/// Stop it with actors::stop_atom.
+[[nodiscard]] caf::actor spawn_webhook_notifier(caf::actor_system& sys, actors::store_port store,
+                                                webhook_options opts);
+
+} // namespace colony::adapters

@@ -1,0 +1,334 @@
+// The webhook notifier: fans committed events out to the tenants' webhook
+// endpoints and delivers them. Both halves are durable: the fan-out writes one
+// delivery row per (endpoint, event) together with its read position in the
+// outbox, and a delivery stays pending (with its retry time) until an
+// endpoint answered 2xx or the attempts are used up (then it is dead and
+// visible in the deliveries list). Deliveries run concurrently on the
+// notifier's own Asio thread, each with a timeout, so a slow endpoint never
+// delays the others.
+#include <utility> // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <caf/all.hpp>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "../billing/stripe.hpp"
+#include "colony/adapters/webhooks.hpp"
+#include "colony/protocol/json.hpp"
+#include "colony/protocol/time.hpp"
+#include "colony/runtime/log.hpp"
+#include "colony/v1/event.pb.h"
+
+namespace colony::adapters {
+namespace {
+
+using namespace actors;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+
+constexpr const char* cursor_name = "webhooks";
+
+struct attempt_result {
+  std::string delivery_id;
+  int status = 0;     // HTTP status; 0 when no answer
+  std::string error;  // why not delivered
+};
+
+struct results_queue {
+  std::mutex m;
+  std::vector<attempt_result> done;
+  void push(attempt_result r) {
+    std::lock_guard<std::mutex> g{m};
+    done.push_back(std::move(r));
+  }
+  std::vector<attempt_result> take() {
+    std::lock_guard<std::mutex> g{m};
+    return std::exchange(done, {});
+  }
+};
+
+/// One POST with a deadline; reports into the queue exactly once.
+class post_session : public std::enable_shared_from_this<post_session> {
+public:
+  post_session(net::io_context& ioc, std::shared_ptr<results_queue> q, std::string id, parsed_url url,
+               std::string body, std::vector<std::pair<std::string, std::string>> headers,
+               std::chrono::milliseconds timeout)
+    : resolver_(net::make_strand(ioc)), stream_(resolver_.get_executor()), q_(std::move(q)), id_(std::move(id)),
+      url_(std::move(url)), timeout_(timeout) {
+    req_.method(bhttp::verb::post);
+    req_.target(url_.target);
+    req_.version(11);
+    req_.set(bhttp::field::host, url_.host + (url_.port == "80" ? "" : ":" + url_.port));
+    req_.set(bhttp::field::user_agent, "Colony-Webhooks/1");
+    req_.set(bhttp::field::content_type, "application/json");
+    for (auto& [k, v] : headers)
+      req_.set(k, v);
+    req_.body() = std::move(body);
+    req_.prepare_payload();
+  }
+
+  void start() {
+    stream_.expires_after(timeout_);
+    resolver_.async_resolve(url_.host, url_.port,
+                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+                              if (ec)
+                                return self->finish(0, "cannot resolve " + self->url_.host + ": " + ec.message());
+                              self->stream_.async_connect(r, [self](beast::error_code ec2, const tcp::endpoint&) {
+                                if (ec2)
+                                  return self->finish(0, "cannot connect: " + ec2.message());
+                                self->write();
+                              });
+                            });
+  }
+
+private:
+  void write() {
+    bhttp::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec)
+        return self->finish(0, "cannot send: " + ec.message());
+      bhttp::async_read(self->stream_, self->buffer_, self->res_, [self](beast::error_code ec2, std::size_t) {
+        if (ec2)
+          return self->finish(0, ec2 == beast::error::timeout ? std::string{"no answer within the timeout"}
+                                                                : "no answer: " + ec2.message());
+        int code = static_cast<int>(self->res_.result_int());
+        self->finish(code, code >= 200 && code < 300 ? std::string{} : "answered " + std::to_string(code));
+      });
+    });
+  }
+
+  void finish(int status, std::string error) {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    q_->push(attempt_result{id_, status, std::move(error)});
+  }
+
+  tcp::resolver resolver_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  bhttp::request<bhttp::string_body> req_;
+  bhttp::response<bhttp::string_body> res_;
+  std::shared_ptr<results_queue> q_;
+  std::string id_;
+  parsed_url url_;
+  std::chrono::milliseconds timeout_;
+};
+
+bool matches(const webhook_endpoint& e, const std::string& type) {
+  if (e.event_types.empty())
+    return true;
+  for (const auto& t : e.event_types) {
+    if (t == "*" || t == type)
+      return true;
+    if (t.ends_with(".*") && type.starts_with(t.substr(0, t.size() - 1)))
+      return true;
+  }
+  return false;
+}
+
+void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
+  constexpr auto timeout = std::chrono::seconds(10);
+  auto ask = [&](webhook_op op) {
+    webhook_result out;
+    out.status = store_status::unavailable;
+    self->request(store, timeout, webhook_atom::value, std::move(op))
+      .receive([&](webhook_result& r) { out = std::move(r); }, [](caf::error&) {});
+    return out;
+  };
+  auto stopped = [&](std::chrono::milliseconds wait) {
+    bool stop = false;
+    self->receive([&](stop_atom) { stop = true; }, caf::after(wait) >> [] {});
+    return stop;
+  };
+  // Not before the store is ready (migrated).
+  for (bool ready = false; !ready;) {
+    self->request(store, timeout, health_atom::value).receive([&](store_health& h) { ready = h.ready; },
+                                                             [](caf::error&) {});
+    if (!ready && stopped(std::chrono::milliseconds(100)))
+      return;
+  }
+  std::optional<std::int64_t> position;
+  net::io_context ioc;
+  auto work = net::make_work_guard(ioc);
+  std::thread io([&ioc] { ioc.run(); });
+  auto queue = std::make_shared<results_queue>();
+  std::map<std::string, webhook_delivery> in_flight;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  for (;;) {
+    // 1. Fan out new events to matching endpoints (with the new read position, atomically).
+    if (!position) {
+      webhook_op op;
+      op.what = webhook_op::kind::read_cursor;
+      op.cursor = cursor_name;
+      auto r = ask(op);
+      if (r.status == store_status::ok)
+        position = r.position;
+    }
+    if (position) {
+      event_page page;
+      page.status = store_status::unavailable;
+      self->request(store, timeout, events_atom::value, event_query{{}, *position, 200, false})
+        .receive([&](event_page& p) { page = std::move(p); }, [](caf::error&) {});
+      if (page.status == store_status::ok && !page.rows.empty()) {
+        std::map<std::string, std::vector<webhook_endpoint>> endpoints; // by tenant, for this batch
+        webhook_op enqueue;
+        enqueue.what = webhook_op::kind::enqueue;
+        enqueue.cursor = cursor_name;
+        bool ok = true;
+        auto now = protocol::now_us();
+        for (const auto& row : page.rows) {
+          v1::Event ev;
+          if (!ev.ParseFromString(row.payload))
+            continue;
+          auto it = endpoints.find(ev.tenant_id());
+          if (it == endpoints.end()) {
+            webhook_op list;
+            list.what = webhook_op::kind::list_endpoints;
+            list.tenant_id = ev.tenant_id();
+            auto r = ask(list);
+            if (r.status != store_status::ok) {
+              ok = false;
+              break;
+            }
+            it = endpoints.emplace(ev.tenant_id(), std::move(r.endpoints)).first;
+          }
+          auto occurred = protocol::timestamp_us(ev.occurred_at());
+          for (const auto& e : it->second) {
+            if (e.created_us > occurred || !matches(e, ev.type()))
+              continue; // an endpoint gets the events from its creation on
+            webhook_delivery d;
+            d.id = protocol::new_uuid_v7();
+            d.endpoint_id = e.id;
+            d.tenant_id = e.tenant_id;
+            d.event_id = ev.id();
+            d.event_type = ev.type();
+            d.body = protocol::to_json(ev);
+            d.next_attempt_us = now;
+            d.created_us = now;
+            enqueue.deliveries.push_back(std::move(d));
+          }
+        }
+        if (ok) {
+          enqueue.position = page.rows.back().position;
+          if (ask(enqueue).status == store_status::ok)
+            position = enqueue.position;
+        }
+      }
+    }
+
+    // 2. Record finished attempts.
+    auto finished = queue->take();
+    if (!finished.empty()) {
+      webhook_op record;
+      record.what = webhook_op::kind::record;
+      auto now = protocol::now_us();
+      for (auto& f : finished) {
+        auto it = in_flight.find(f.delivery_id);
+        if (it == in_flight.end())
+          continue;
+        auto d = std::move(it->second);
+        in_flight.erase(it);
+        d.attempts += 1;
+        d.last_status = f.status;
+        d.last_error = f.error;
+        d.updated_us = now;
+        if (f.error.empty()) {
+          d.status = "delivered";
+        } else if (d.attempts >= o.max_attempts) {
+          d.status = "dead";
+          log::warn("webhook delivery dead-lettered", {{"delivery", d.id}, {"endpoint", d.endpoint_id},
+                                                       {"attempts", d.attempts}, {"error", d.last_error}});
+        } else {
+          // Exponential backoff with jitter: base * 2^(attempts-1), capped at 1 h, drawn from [50 %, 100 %].
+          auto base = static_cast<double>(o.retry_base.count()) * 1000.0 * std::pow(2.0, d.attempts - 1);
+          base = std::min(base, 3600e6);
+          std::uniform_real_distribution<double> jitter(0.5, 1.0);
+          d.next_attempt_us = now + static_cast<std::int64_t>(base * jitter(rng));
+        }
+        record.deliveries.push_back(std::move(d));
+      }
+      if (!record.deliveries.empty() && ask(record).status != store_status::ok)
+        log::warn("webhook results not recorded; those deliveries are retried");
+    }
+
+    // 3. Start due deliveries, concurrently.
+    if (static_cast<int>(in_flight.size()) < o.max_in_flight) {
+      webhook_op due;
+      due.what = webhook_op::kind::due;
+      due.now_us = protocol::now_us();
+      due.limit = o.max_in_flight;
+      auto r = ask(due);
+      for (auto& d : r.deliveries) {
+        if (in_flight.contains(d.id) || static_cast<int>(in_flight.size()) >= o.max_in_flight)
+          continue;
+        auto url = parse_webhook_url(d.url);
+        if (!url) {
+          queue->push(attempt_result{d.id, 0, "the endpoint URL cannot be used"});
+          in_flight.emplace(d.id, d);
+          continue;
+        }
+        auto t = protocol::now_us() / 1'000'000;
+        std::vector<std::pair<std::string, std::string>> headers{
+          {"Colony-Signature", "t=" + std::to_string(t) + ",v1=" + billing::stripe_v1(d.secret, t, d.body)},
+          {"Colony-Event-Id", d.event_id},
+          {"Colony-Event-Type", d.event_type},
+          {"Colony-Delivery-Id", d.id},
+          {"Colony-Delivery-Attempt", std::to_string(d.attempts + 1)}};
+        auto session = std::make_shared<post_session>(ioc, queue, d.id, *url, d.body, std::move(headers), o.timeout);
+        in_flight.emplace(d.id, std::move(d));
+        net::post(ioc, [session] { session->start(); });
+      }
+    }
+
+    if (stopped(o.poll_interval))
+      break;
+  }
+  // In-flight attempts are abandoned: their rows are still pending and are sent again after the restart.
+  work.reset();
+  ioc.stop();
+  io.join();
+}
+
+} // namespace
+
+std::optional<parsed_url> parse_webhook_url(const std::string& url) {
+  if (!url.starts_with("http://") || url.size() > 2048)
+    return std::nullopt;
+  auto rest = url.substr(7);
+  auto slash = rest.find('/');
+  auto authority = rest.substr(0, slash);
+  parsed_url out;
+  out.target = slash == std::string::npos ? "/" : rest.substr(slash);
+  if (authority.empty() || authority.find('@') != std::string::npos)
+    return std::nullopt;
+  auto colon = authority.rfind(':');
+  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
+    out.host = authority.substr(0, colon);
+    out.port = authority.substr(colon + 1);
+    if (out.port.empty() || out.port.size() > 5 ||
+        out.port.find_first_not_of("0123456789") != std::string::npos || std::stoi(out.port) == 0 ||
+        std::stoi(out.port) > 65535)
+      return std::nullopt;
+  } else {
+    out.host = authority;
+    out.port = "80";
+  }
+  if (out.host.empty() || out.host.find_first_of(" \t\r\n/?#") != std::string::npos ||
+      out.target.find_first_of(" \t\r\n") != std::string::npos)
+    return std::nullopt;
+  return out;
+}
+
+caf::actor spawn_webhook_notifier(caf::actor_system& sys, store_port store, webhook_options opts) {
+  return sys.spawn<caf::detached>(notifier, std::move(store), opts);
+}
+
+} // namespace colony::adapters
