@@ -5,11 +5,13 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= 2
 SANITIZE   ?=
 CTEST_ARGS ?=
+# ccache hashes paths relative to the checkout, so every clone shares the cache.
+export CCACHE_BASEDIR := $(CURDIR)
 
 # Everything the build, the node and the tests need, as Debian 12 packages.
 DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev libsqlite3-dev \
         libprotobuf-dev protobuf-compiler libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev \
-        catch2 libssl-dev librdkafka-dev kcat postgresql-15 python3 curl clang-format clang-tidy
+        catch2 libssl-dev openssl librdkafka-dev kcat postgresql-15 python3 curl clang-format clang-tidy
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -15,3 +15,4 @@ curl -fsS -X POST "$base/v1/tenants/$slug/activate"; echo
 curl -fsS -X POST "$base/v1/tenants/$slug/suspend" "${json[@]}" -d '{"reason":"unpaid"}'; echo
 curl -sS -X POST "$base/v1/tenants/$slug/users" "${json[@]}" -d '{"email":"eve@acme.example"}'; echo
 curl -fsS "$base/v1/tenants/$slug/usage"; echo
+curl -fsS "$base/v1/tenants/$slug/events?after=0"; echo

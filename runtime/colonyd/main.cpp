@@ -100,6 +100,7 @@ int main(int argc, char** argv, char** envp) {
   wopts.max_attempts = cfg.webhook_max_attempts;
   wopts.retry_base = cfg.webhook_retry_base;
   wopts.timeout = cfg.webhook_timeout;
+  wopts.ca_file = cfg.webhook_ca_file;
   auto notifier = adapters::spawn_webhook_notifier(sys, store, wopts);
 
   std::shared_ptr<adapters::relay_monitor> relay_monitor;

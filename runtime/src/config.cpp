@@ -237,6 +237,9 @@ const std::vector<option>& options() {
     t.push_back(duration_opt("webhooks.retry-base",
                              "wait before the first retry of a failed delivery; it doubles (with jitter) up to 1 h",
                              std::chrono::milliseconds(10), std::chrono::hours(1), &node_config::webhook_retry_base));
+    t.push_back(string_opt("webhooks.ca-file",
+                           "PEM file of extra CAs trusted for https webhook endpoints (the system's are always trusted)",
+                           &node_config::webhook_ca_file));
     t.push_back(duration_opt("webhooks.timeout", "time an endpoint has to answer one delivery",
                              std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::webhook_timeout));
     t.push_back(string_opt("kafka-brokers",

@@ -532,7 +532,7 @@ class Receiver:
     """A webhook receiver on loopback that checks Colony-Signature with Python's hmac.
     mode: "ok" (204), "fail" (500), "slow" (answers after 8 s)."""
 
-    def __init__(self, mode="ok"):
+    def __init__(self, mode="ok", tls=None):
         self.mode = mode
         self.received = []   # (event dict, headers, signature valid)
         outer = self
@@ -552,7 +552,14 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        if tls:  # (cert, key): serve https on "localhost"
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.server.server_address[1]}/hook"
+        else:
+            self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.secret = None
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -573,8 +580,18 @@ class Webhooks(unittest.TestCase):
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="colony-e2e-wh-")
-        self.node = Node(self.dir, self.ARGS)
+        # A private CA the node is told to trust, and a certificate it must refuse (wrong name).
+        self.cert = self.make_cert("localhost")
+        self.wrong = self.make_cert("elsewhere.example")
+        self.node = Node(self.dir, self.ARGS + ["--webhooks.ca-file", self.cert[0]])
         self.receivers = []
+
+    def make_cert(self, name):
+        cert, key = os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", "/CN=" + name, "-addext", "subjectAltName=DNS:" + name],
+                       check=True, capture_output=True)
+        return cert, key
 
     def tearDown(self):
         if self.node.proc.poll() is None:
@@ -583,8 +600,8 @@ class Webhooks(unittest.TestCase):
             r.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def receiver(self, mode="ok"):
-        r = Receiver(mode)
+    def receiver(self, mode="ok", tls=None):
+        r = Receiver(mode, tls)
         self.receivers.append(r)
         return r
 
@@ -650,7 +667,7 @@ class Webhooks(unittest.TestCase):
         other = self.tenant()
         self.assertEqual(n.json("GET", f"/v1/tenants/{other['id']}/webhooks/{w_all['id']}")[0], 404)
 
-        for bad in ({"url": "ftp://x"}, {"url": "https://example.com/h"}, {}, {"url": good.url, "eventTypes": "x"},
+        for bad in ({"url": "ftp://x"}, {"url": "https://"}, {}, {"url": good.url, "eventTypes": "x"},
                     {"url": good.url, "eventTypes": ["User Created"]}, {"url": good.url, "colour": 1}):
             status, hdrs, doc = n.json("POST", f"/v1/tenants/{t['id']}/webhooks", bad)
             self.assertEqual(status, 400, (bad, doc))
@@ -678,6 +695,21 @@ class Webhooks(unittest.TestCase):
         self.assertEqual([x["id"] for x in dead], [d["id"]])
         self.assertEqual(n.json("GET", f"/v1/tenants/{t['id']}/webhooks/{w_fail['id']}/deliveries?status=pending")[2]["data"], [])
 
+    def test_https_endpoints_are_verified(self):
+        n = self.node
+        t = self.tenant()
+        good = self.receiver(tls=self.cert)
+        w_good = self.register(t, good)
+        impostor = self.receiver(tls=self.wrong)  # trusted? no: not signed by a trusted CA, wrong name
+        w_bad = self.register(t, impostor)
+        self.assertEqual(n.json("POST", f"/v1/tenants/{t['id']}/activate")[0], 200)
+        self.wait(lambda: len(good.received) == 1)
+        self.assertTrue(good.received[0][2])
+        self.wait(lambda: [d["status"] for d in self.deliveries(t, w_bad)] == ["dead"])
+        self.assertIn("TLS handshake failed", self.deliveries(t, w_bad)[0]["lastError"])
+        self.assertEqual(impostor.received, [])
+        self.assertEqual([d["status"] for d in self.deliveries(t, w_good)], ["delivered"])
+
     def test_a_restart_in_the_middle_loses_no_delivery(self):
         n = self.node
         t = self.tenant()
@@ -688,7 +720,7 @@ class Webhooks(unittest.TestCase):
         self.wait(lambda: len(r.received) >= 3)  # each tried at least once, all failed
         self.assertEqual(n.stop()[0], 0)
         r.mode = "ok"
-        self.node = Node(self.dir, self.ARGS)
+        self.node = Node(self.dir, self.ARGS + ["--webhooks.ca-file", self.cert[0]])
         self.wait(lambda: sorted(d["status"] for d in self.deliveries(t, w)) == ["delivered"] * 3)
         ok_ids = {e["id"] for e, _, _ in r.received}
         self.assertEqual(len(ok_ids), 3)

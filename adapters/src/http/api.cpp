@@ -807,7 +807,7 @@ struct api::impl {
     if (e.url.empty() && errors.empty())
       errors.push_back({"url", "is required"});
     else if (!e.url.empty() && !parse_webhook_url(e.url))
-      errors.push_back({"url", "must be an http:// URL with a host (https is not supported yet)"});
+      errors.push_back({"url", "must be an http:// or https:// URL with a host"});
     if (!errors.empty()) {
       failure f = actors::fail(errc::invalid, errors.front().field + ": " + errors.front().message);
       f.errors = errors;

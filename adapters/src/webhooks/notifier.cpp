@@ -10,6 +10,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/ssl.hpp>
 #include <caf/all.hpp>
 #include <cmath>
 #include <map>
@@ -55,18 +57,24 @@ struct results_queue {
   }
 };
 
-/// One POST with a deadline; reports into the queue exactly once.
+/// One POST with a deadline (over TLS for https, verifying the certificate
+/// and the host name); reports into the queue exactly once.
 class post_session : public std::enable_shared_from_this<post_session> {
 public:
-  post_session(net::io_context& ioc, std::shared_ptr<results_queue> q, std::string id, parsed_url url,
-               std::string body, std::vector<std::pair<std::string, std::string>> headers,
+  post_session(net::io_context& ioc, net::ssl::context& tls, std::shared_ptr<results_queue> q, std::string id,
+               parsed_url url, std::string body, std::vector<std::pair<std::string, std::string>> headers,
                std::chrono::milliseconds timeout)
-    : resolver_(net::make_strand(ioc)), stream_(resolver_.get_executor()), q_(std::move(q)), id_(std::move(id)),
-      url_(std::move(url)), timeout_(timeout) {
+    : resolver_(net::make_strand(ioc)), q_(std::move(q)), id_(std::move(id)), url_(std::move(url)),
+      timeout_(timeout) {
+    if (url_.tls)
+      tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(resolver_.get_executor(), tls);
+    else
+      plain_ = std::make_unique<beast::tcp_stream>(resolver_.get_executor());
+    bool default_port = url_.port == (url_.tls ? "443" : "80");
     req_.method(bhttp::verb::post);
     req_.target(url_.target);
     req_.version(11);
-    req_.set(bhttp::field::host, url_.host + (url_.port == "80" ? "" : ":" + url_.port));
+    req_.set(bhttp::field::host, url_.host + (default_port ? "" : ":" + url_.port));
     req_.set(bhttp::field::user_agent, "Colony-Webhooks/1");
     req_.set(bhttp::field::content_type, "application/json");
     for (auto& [k, v] : headers)
@@ -76,25 +84,44 @@ public:
   }
 
   void start() {
-    stream_.expires_after(timeout_);
+    tcp().expires_after(timeout_);
     resolver_.async_resolve(url_.host, url_.port,
                             [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
                               if (ec)
                                 return self->finish(0, "cannot resolve " + self->url_.host + ": " + ec.message());
-                              self->stream_.async_connect(r, [self](beast::error_code ec2, const tcp::endpoint&) {
+                              self->tcp().async_connect(r, [self](beast::error_code ec2, const tcp::endpoint&) {
                                 if (ec2)
                                   return self->finish(0, "cannot connect: " + ec2.message());
-                                self->write();
+                                if (self->tls_)
+                                  self->handshake();
+                                else
+                                  self->write();
                               });
                             });
   }
 
 private:
-  void write() {
-    bhttp::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+  beast::tcp_stream& tcp() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+
+  void handshake() {
+    // SNI, and the certificate must name the host.
+    if (!SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str()))
+      return finish(0, "cannot set the TLS server name");
+    tls_->set_verify_mode(net::ssl::verify_peer);
+    tls_->set_verify_callback(net::ssl::host_name_verification(url_.host));
+    tls_->async_handshake(net::ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
+      if (ec)
+        return self->finish(0, "TLS handshake failed: " + ec.message());
+      self->write();
+    });
+  }
+
+  template <class Stream>
+  void exchange(Stream& s) {
+    bhttp::async_write(s, req_, [self = shared_from_this(), &s](beast::error_code ec, std::size_t) {
       if (ec)
         return self->finish(0, "cannot send: " + ec.message());
-      bhttp::async_read(self->stream_, self->buffer_, self->res_, [self](beast::error_code ec2, std::size_t) {
+      bhttp::async_read(s, self->buffer_, self->res_, [self](beast::error_code ec2, std::size_t) {
         if (ec2)
           return self->finish(0, ec2 == beast::error::timeout ? std::string{"no answer within the timeout"}
                                                                 : "no answer: " + ec2.message());
@@ -104,14 +131,22 @@ private:
     });
   }
 
+  void write() {
+    if (tls_)
+      exchange(*tls_);
+    else
+      exchange(*plain_);
+  }
+
   void finish(int status, std::string error) {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
     q_->push(attempt_result{id_, status, std::move(error)});
   }
 
   tcp::resolver resolver_;
-  beast::tcp_stream stream_;
+  std::unique_ptr<beast::tcp_stream> plain_;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
   beast::flat_buffer buffer_;
   bhttp::request<bhttp::string_body> req_;
   bhttp::response<bhttp::string_body> res_;
@@ -155,6 +190,15 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
       return;
   }
   std::optional<std::int64_t> position;
+  net::ssl::context tls{net::ssl::context::tls_client};
+  tls.set_default_verify_paths();
+  if (!o.ca_file.empty()) {
+    beast::error_code ec;
+    tls.load_verify_file(o.ca_file, ec);
+    if (ec)
+      log::error("webhooks.ca-file cannot be read; only the system's CAs are trusted",
+                 {{"file", o.ca_file}, {"error", ec.message()}});
+  }
   net::io_context ioc;
   auto work = net::make_work_guard(ioc);
   std::thread io([&ioc] { ioc.run(); });
@@ -282,7 +326,8 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
           {"Colony-Event-Type", d.event_type},
           {"Colony-Delivery-Id", d.id},
           {"Colony-Delivery-Attempt", std::to_string(d.attempts + 1)}};
-        auto session = std::make_shared<post_session>(ioc, queue, d.id, *url, d.body, std::move(headers), o.timeout);
+        auto session =
+          std::make_shared<post_session>(ioc, tls, queue, d.id, *url, d.body, std::move(headers), o.timeout);
         in_flight.emplace(d.id, std::move(d));
         net::post(ioc, [session] { session->start(); });
       }
@@ -300,12 +345,13 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
 } // namespace
 
 std::optional<parsed_url> parse_webhook_url(const std::string& url) {
-  if (!url.starts_with("http://") || url.size() > 2048)
+  parsed_url out;
+  out.tls = url.starts_with("https://");
+  if ((!out.tls && !url.starts_with("http://")) || url.size() > 2048)
     return std::nullopt;
-  auto rest = url.substr(7);
+  auto rest = url.substr(out.tls ? 8 : 7);
   auto slash = rest.find('/');
   auto authority = rest.substr(0, slash);
-  parsed_url out;
   out.target = slash == std::string::npos ? "/" : rest.substr(slash);
   if (authority.empty() || authority.find('@') != std::string::npos)
     return std::nullopt;
@@ -319,7 +365,7 @@ std::optional<parsed_url> parse_webhook_url(const std::string& url) {
       return std::nullopt;
   } else {
     out.host = authority;
-    out.port = "80";
+    out.port = out.tls ? "443" : "80";
   }
   if (out.host.empty() || out.host.find_first_of(" \t\r\n/?#") != std::string::npos ||
       out.target.find_first_of(" \t\r\n") != std::string::npos)

@@ -18,15 +18,17 @@ struct webhook_options {
   std::chrono::milliseconds timeout{10'000};           // per attempt: connect, send and answer
   std::chrono::milliseconds poll_interval{200};        // how often new events and due retries are looked for
   int max_in_flight = 64;                              // concurrent attempts
+  std::string ca_file;                                 // extra trusted CAs (PEM) for https endpoints; the system's are always trusted
 };
 
 struct parsed_url {
+  bool tls = false;
   std::string host;
   std::string port;
   std::string target;
 };
 
-/// An endpoint URL Colony can deliver to: http://host[:port][/path]; nullopt otherwise.
+/// An endpoint URL Colony can deliver to: http(s)://host[:port][/path]; nullopt otherwise.
 [[nodiscard]] std::optional<parsed_url> parse_webhook_url(const std::string& url);
 
 /// Stop it with actors::stop_atom.

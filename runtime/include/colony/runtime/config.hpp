@@ -42,6 +42,7 @@ struct node_config {
   std::string stripe_webhook_secret;       // empty: the Stripe webhook route is off
   std::chrono::milliseconds payment_grace{std::chrono::hours(72)};
   int webhook_max_attempts = 8;
+  std::string webhook_ca_file;
   std::chrono::milliseconds webhook_retry_base{std::chrono::seconds(1)};
   std::chrono::milliseconds webhook_timeout{std::chrono::seconds(10)};
   std::string kafka_brokers;               // empty: the relay and the command consumer are off
