@@ -11,7 +11,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 # Everything the build, the node and the tests need, as Debian 12 packages.
 DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev libsqlite3-dev \
         libprotobuf-dev protobuf-compiler libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev \
-        catch2 libssl-dev openssl librdkafka-dev kcat postgresql-15 python3 curl clang-format clang-tidy
+        catch2 libssl-dev openssl librdkafka-dev kcat wrk nginx-light gnuplot-nox postgresql-15 python3 curl clang-format clang-tidy
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -39,8 +39,13 @@ test: build
 test-sanitize:
 	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug SANITIZE=address,undefined CTEST_ARGS="-L 'unit|integration'"
 
+# Release build, then every figure/reference pair; BENCH_ARGS e.g. "--seconds 10 --users 200000".
+BENCH_ARGS ?=
 bench: deps
-	@echo "benchmarks arrive with the benchmark issue (#5)"; exit 1
+	@cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCOLONY_WERROR=ON >/dev/null
+	cmake --build build-release -j$(JOBS) --target colonyd colony-bench-actors
+	COLONYD=build-release/bin/colonyd COLONY_BENCH_ACTORS=build-release/bin/colony-bench-actors \
+	  python3 tests/bench/bench.py --out build/bench $(BENCH_ARGS)
 
 format:
 	@find protocol actors runtime adapters tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

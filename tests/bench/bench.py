@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Colony's benchmark harness (issue #5): each figure is paired with a reference
+measured in the same run on the same machine; the ratio is the result.
+
+  bench.py [--smoke] [--seconds S] [--connections C] [--users N] [--out DIR]
+
+Needs (Debian packages): wrk, nginx-light, postgresql-15 (pgbench), gnuplot-nox.
+Binaries: COLONYD, COLONY_BENCH_ACTORS (environment) or build-release/bin/.
+Prints a table, writes DIR/results.json and DIR/chart.png. --smoke runs every
+pair for about a second with tiny sizes, to check that figures are produced.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+PG_FIXTURE = os.path.join(ROOT, "tests", "support", "pg_fixture.sh")
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, r.read()
+
+
+class Colonyd:
+    def __init__(self, binary, workdir, store="sqlite:"):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="colony-bench-", dir=workdir)
+        self.log = open(os.path.join(self.dir, "colonyd.log"), "wb")
+        self.proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.dir,
+                                      "--store", store, "--log-level", "warn"], stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if http("GET", self.base + "/readyz")[0] == 200:
+                    return
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("colonyd did not get ready")
+
+    def tenant(self):
+        slug = "bench-" + os.urandom(4).hex()
+        _, body = http("POST", self.base + "/v1/tenants", {"slug": slug, "name": "Bench", "plan": "enterprise"})
+        return json.loads(body)["id"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+
+class Nginx:
+    """nginx answering a fixed JSON body, the reference for GET."""
+
+    def __init__(self, workdir, body):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="nginx-bench-", dir=workdir)
+        with open(os.path.join(self.dir, "body.json"), "wb") as f:
+            f.write(body)
+        # Started as root, nginx's worker runs as an unprivileged user: it must be able to read the body.
+        for d in (workdir, self.dir):
+            os.chmod(d, 0o755)
+        os.chmod(os.path.join(self.dir, "body.json"), 0o644)
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""daemon off; worker_processes 1; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
+events {{ worker_connections 1024; }}
+http {{ access_log off; keepalive_requests 1000000;
+  client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
+  uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
+  server {{ listen 127.0.0.1:{self.port};
+    location = /user {{ default_type application/json; alias {self.dir}/body.json; }} }} }}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}/user"
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                http("GET", self.url)
+                return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def wrk(url, seconds, connections, script=None):
+    """Runs wrk; returns requests/s and latency p50/p99 in ms."""
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return None
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    total = re.search(r"(\d+) requests in", out)
+    return {"rate": rate, "p50_ms": pct(50), "p99_ms": pct(99), "requests": int(total.group(1)) if total else 0,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(0) if errors else ""}
+
+
+def lua(workdir, name, text):
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+POST_USERS = """
+local counter = 0
+local tid = "%s"
+function setup(thread) thread:set("prefix", tostring(math.random(1, 1e9))) end
+function init(args) prefix = wrk.thread:get("prefix") end
+request = function()
+  counter = counter + 1
+  local body = '{"email":"u' .. prefix .. '-' .. counter .. '@bench.example","name":"Bench"}'
+  return wrk.format("POST", "/v1/tenants/" .. tid .. "/users", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+PACED = """
+function delay() return %f end
+"""
+
+
+def pgbench(dsn_parts, seconds, clients, script=None, select_only=False):
+    host, port, db = dsn_parts
+    args = [f"{PGBIN}/pgbench", "-h", host, "-p", port, "-U", "colony", "-n", "-c", str(clients), "-j", "2",
+            "-T", str(max(1, int(seconds)))]
+    if select_only:
+        args += ["-S"]
+    if script:
+        args += ["-f", script]
+    out = subprocess.run(args + [db], capture_output=True, text=True, timeout=seconds + 120)
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+    if not m:
+        raise RuntimeError("pgbench: " + out.stdout + out.stderr)
+    return float(m.group(1))
+
+
+def psql(dsn_parts, sql):
+    host, port, db = dsn_parts
+    subprocess.run([f"{PGBIN}/../bin/psql" if os.path.exists(f"{PGBIN}/psql") else "psql", "-h", host, "-p", port,
+                    "-U", "colony", "-d", db, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                   check=True, capture_output=True)
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+
+    def version(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except Exception:
+            return "unknown"
+    return {"cores": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kib / 1024 / 1024, 1),
+            "kernel": platform.release(),
+            "versions": {"nginx": version(["nginx", "-v"]), "wrk": version(["wrk", "-v"]),
+                         "postgresql": version([f"{PGBIN}/postgres", "--version"]),
+                         "caf": version(["dpkg-query", "-W", "-f=${Version}", "libcaf-dev"])}}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="seconds-long run with tiny sizes (used by make test)")
+    ap.add_argument("--seconds", type=float, default=20, help="duration of each load run")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--users", type=int, default=1_000_000, help="user actors activated for the memory figure")
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--build-type", default=os.environ.get("COLONY_BENCH_BUILD_TYPE", "Release"))
+    a = ap.parse_args()
+    if a.smoke:
+        a.seconds, a.connections, a.users = 1, 8, 2000
+    colonyd = os.environ.get("COLONYD", os.path.join(ROOT, "build-release", "bin", "colonyd"))
+    actors = os.environ.get("COLONY_BENCH_ACTORS", os.path.join(ROOT, "build-release", "bin", "colony-bench-actors"))
+    os.makedirs(a.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="colony-bench-")
+    pg_state = os.path.join(work, "pg")
+    results, started = [], []
+
+    def add(num, name, figure, reference, unit, target, met, detail=None):
+        ratio = figure / reference if reference else None
+        results.append({"figure_no": num, "name": name, "figure": figure, "reference": reference, "ratio": ratio,
+                        "unit": unit, "target": target, "met": met, "detail": detail or {}})
+
+    try:
+        subprocess.run([PG_FIXTURE, "start", pg_state], check=True, capture_output=True)
+        with open(os.path.join(pg_state, "dsn")) as f:
+            dsn = f.read().strip()
+        m = re.match(r"postgresql://colony@([\d.]+):(\d+)/(\w+)", dsn)
+        pg = (m.group(1), m.group(2), m.group(3))
+
+        # 1 and 7: GET one user from a live actor vs nginx with a body of the same size.
+        node = Colonyd(colonyd, work)
+        started.append(node)
+        tid = node.tenant()
+        _, ubody = http("POST", f"{node.base}/v1/tenants/{tid}/users", {"email": "get@bench.example", "name": "Get"})
+        uid = json.loads(ubody)["id"]
+        url = f"{node.base}/v1/tenants/{tid}/users/{uid}"
+        _, body = http("GET", url)
+        ngx = Nginx(work, body)
+        started.append(ngx)
+        wrk(url, 1, a.connections)  # warm-up
+        g = wrk(url, a.seconds, a.connections)
+        n = wrk(ngx.url, a.seconds, a.connections)
+        add(1, "GET one user (live actor), wrk", g["rate"], n["rate"], "req/s", ">= 0.5x nginx; p99 <= 5 ms",
+            g["rate"] >= 0.5 * n["rate"] and g["p99_ms"] is not None and g["p99_ms"] <= 5,
+            {"colony": g, "nginx": n, "body_bytes": len(body)})
+        half = g["rate"] / 2
+        paced = lua(work, "paced.lua", PACED % (a.connections * 1000.0 / max(half, 1.0)))
+        p = wrk(url, a.seconds, a.connections, paced)
+        add(7, "GET latency at half of figure 1's rate", p["p99_ms"], None, "ms p99", "p99 <= 2 ms",
+            p["p99_ms"] is not None and p["p99_ms"] <= 2, {"offered_rate": half, "achieved": p})
+
+        # 3: POST create user on SQLite (this node).
+        post_sqlite = wrk(f"{node.base}/", a.seconds, a.connections, lua(work, "post1.lua", POST_USERS % tid))
+        node.stop()
+        started.remove(node)
+
+        # 2: POST create user on PostgreSQL (durable) vs pgbench INSERTs of the same row shape.
+        pgnode = Colonyd(colonyd, work, dsn)
+        started.append(pgnode)
+        ptid = pgnode.tenant()
+        post_pg = wrk(f"{pgnode.base}/", a.seconds, a.connections, lua(work, "post2.lua", POST_USERS % ptid))
+        pgnode.stop()
+        started.remove(pgnode)
+        psql(pg, "CREATE TABLE IF NOT EXISTS bench_users (tenant_id text NOT NULL, id text NOT NULL, "
+                 "email_lc text NOT NULL, name text NOT NULL, status text NOT NULL, roles text NOT NULL, "
+                 "created_us bigint NOT NULL, updated_us bigint NOT NULL, version integer NOT NULL, "
+                 "state bytea NOT NULL, PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, email_lc))")
+        ins = lua(work, "insert.sql",
+                  "INSERT INTO bench_users VALUES ('t', md5(random()::text || clock_timestamp()::text), "
+                  "md5(random()::text || clock_timestamp()::text) || '@bench.example', 'Bench', 'active', "
+                  "',member,', 1, 1, 1, decode(repeat('ab', 180), 'hex'));\n")
+        tps = pgbench(pg, a.seconds, a.connections, script=ins)
+        add(2, "POST create user, PostgreSQL, durable", post_pg["rate"], tps, "req/s", ">= 1.5x pgbench tps",
+            post_pg["rate"] >= 1.5 * tps, {"colony": post_pg, "pgbench_tps": tps})
+        add(3, "POST create user, SQLite", post_sqlite["rate"], post_pg["rate"], "req/s", "reported", None,
+            {"sqlite": post_sqlite, "postgres": post_pg})
+
+        # 4: in process, through the registry vs bare CAF.
+        r = json.loads(subprocess.run([actors, "registry", "--users", str(min(a.users, 10000)), "--inflight",
+                                       str(a.connections), "--seconds", str(a.seconds), "--data-dir",
+                                       tempfile.mkdtemp(dir=work)],
+                                      capture_output=True, text=True, check=True, timeout=600).stdout)
+        add(4, "request/response via the registry to a live entity", r["figure"], r["reference"], "req/s",
+            ">= 0.5x bare CAF", r["figure"] >= 0.5 * r["reference"], r)
+
+        # 5: memory per idle entity actor.
+        r = json.loads(subprocess.run([actors, "memory", "--users", str(a.users), "--inflight", "256",
+                                       "--data-dir", tempfile.mkdtemp(dir=work)],
+                                      capture_output=True, text=True, check=True, timeout=3600).stdout)
+        add(5, f"memory per idle user actor ({a.users} activated)", r["figure"], None, "bytes/actor",
+            "<= 2048 bytes", r["figure"] <= 2048, r)
+
+        # 6: activations per second from PostgreSQL vs pgbench primary-key SELECTs.
+        cold = min(a.users, 20000)
+        r = json.loads(subprocess.run([actors, "activations", "--store", dsn, "--users", str(cold), "--inflight",
+                                       str(a.connections)], capture_output=True, text=True, check=True,
+                                      timeout=1800).stdout)
+        subprocess.run([f"{PGBIN}/pgbench", "-h", pg[0], "-p", pg[1], "-U", "colony", "-i", "-q", "-s", "1", pg[2]],
+                       check=True, capture_output=True)
+        sel = pgbench(pg, a.seconds, a.connections, select_only=True)
+        add(6, "activations/s of cold users from PostgreSQL", r["figure"], sel, "act/s",
+            ">= 0.5x pgbench -S", r["figure"] >= 0.5 * sel, {"colony": r, "pgbench_select_tps": sel})
+    finally:
+        for s in started:
+            try:
+                s.stop()
+            except Exception:
+                pass
+        subprocess.run([PG_FIXTURE, "stop", pg_state], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+    results.sort(key=lambda r: r["figure_no"])
+    report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
+              "build_type": a.build_type, "smoke": a.smoke,
+              "settings": {"seconds": a.seconds, "connections": a.connections, "users": a.users},
+              "results": results}
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    fmt = lambda v: "-" if v is None else (f"{v:,.1f}" if isinstance(v, float) else str(v))
+    print(f"machine: {report['machine']['cores']} cores, {report['machine']['cpu']}, "
+          f"{report['machine']['memory_gib']} GiB; build {a.build_type}{' (smoke)' if a.smoke else ''}")
+    print(f"{'#':>2}  {'figure':<52} {'value':>12} {'reference':>12} {'ratio':>7}  {'unit':<12} {'target':<28} met")
+    for r in results:
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        print(f"{r['figure_no']:>2}  {r['name']:<52} {fmt(r['figure']):>12} {fmt(r['reference']):>12} {ratio:>7}  "
+              f"{r['unit']:<12} {r['target']:<28} {met}")
+    chart(a.out, results)
+    missing = [r["figure_no"] for r in results if not isinstance(r["figure"], (int, float))]
+    if len(results) != 7 or missing:
+        print("figures missing:", missing or "some pairs did not run", file=sys.stderr)
+        return 1
+    return 0
+
+
+def chart(out, results):
+    """A bar chart of figure/reference ratios with the targets (gnuplot)."""
+    if not shutil.which("gnuplot"):
+        print("gnuplot not found: no chart")
+        return
+    data = os.path.join(out, "ratios.dat")
+    targets = {1: 0.5, 2: 1.5, 4: 0.5, 6: 0.5}
+    with open(data, "w") as f:
+        for r in results:
+            if r["ratio"] is not None:
+                f.write(f"\"{r['figure_no']}\" {r['ratio']:.4f} {targets.get(r['figure_no'], 0)}\n")
+    script = f"""set terminal png size 900,500
+set output '{os.path.join(out, "chart.png")}'
+set title 'Colony: figure / reference in the same run (targets as lines)'
+set style data histograms
+set style fill solid 0.6
+set yrange [0:*]
+set ylabel 'ratio'
+set xlabel 'figure #'
+plot '{data}' using 2:xtic(1) title 'ratio', '' using 3 with linespoints title 'target'
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=False, capture_output=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
