@@ -42,7 +42,11 @@ namespace {
 
 constexpr std::string_view problem_base = "https://colony.dev/problems/";
 
-caf::behavior bridge(caf::event_based_actor* self) {
+// The index argument is not used; CAF 0.17 spawns a function actor without
+// arguments by dereferencing a null std::shared_ptr<std::tuple<>> (harmless,
+// but undefined behaviour that UBSan rightly reports), so every spawned
+// function here takes at least one.
+caf::behavior bridge(caf::event_based_actor* self, int /*index*/) {
   self->set_default_handler(caf::drop);
   return {[self](bridge_job& job) { job.run(self); }};
 }
@@ -197,7 +201,7 @@ struct api::impl {
     : sys(s), opts(o), ctx(std::move(c)), routes(make_routes()) {
     int n = std::max(1, o.threads);
     for (int i = 0; i < n; ++i)
-      bridges.push_back(sys.spawn(bridge));
+      bridges.push_back(sys.spawn(bridge, i));
   }
 
   /// The route table: the single source for the router and for api_routes().
