@@ -64,9 +64,11 @@ class Colonyd:
         return json.loads(body)["id"]
 
     def stop(self):
+        started = time.time()
         self.proc.terminate()
-        self.proc.wait(timeout=20)
+        self.proc.wait(timeout=300)
         self.log.close()
+        return time.time() - started  # reported: exit after a heavy run includes the store's final flush
 
 
 class Nginx:
@@ -252,7 +254,7 @@ def main():
 
         # 3: POST create user on SQLite (this node).
         post_sqlite = wrk(f"{node.base}/", a.seconds, a.connections, lua(work, "post1.lua", POST_USERS % tid))
-        node.stop()
+        post_sqlite["shutdown_s"] = node.stop()
         started.remove(node)
 
         # 2: POST create user on PostgreSQL (durable) vs pgbench INSERTs of the same row shape.
@@ -260,7 +262,7 @@ def main():
         started.append(pgnode)
         ptid = pgnode.tenant()
         post_pg = wrk(f"{pgnode.base}/", a.seconds, a.connections, lua(work, "post2.lua", POST_USERS % ptid))
-        pgnode.stop()
+        post_pg["shutdown_s"] = pgnode.stop()
         started.remove(pgnode)
         psql(pg, "CREATE TABLE IF NOT EXISTS bench_users (tenant_id text NOT NULL, id text NOT NULL, "
                  "email_lc text NOT NULL, name text NOT NULL, status text NOT NULL, roles text NOT NULL, "
@@ -344,7 +346,7 @@ def chart(out, results):
     with open(data, "w") as f:
         for r in results:
             if r["ratio"] is not None:
-                f.write(f"\"{r['figure_no']}\" {r['ratio']:.4f} {targets.get(r['figure_no'], 0)}\n")
+                f.write(f"\"{r['figure_no']}\" {r['ratio']:.4f} {targets.get(r['figure_no'], 'NaN')}\n")  # NaN: no target
     script = f"""set terminal png size 900,500
 set output '{os.path.join(out, "chart.png")}'
 set title 'Colony: figure / reference in the same run (targets as lines)'

@@ -4,6 +4,7 @@
 Environment: COLONYD (path to the binary), COLONY_TEST_STORE (sqlite|postgres),
 COLONY_TEST_PG_DSN_FILE (for postgres, written by tests/support/pg_fixture.sh).
 """
+import atexit
 import hashlib
 import hmac
 import http.client
@@ -45,6 +46,18 @@ def store_spec():
     return "sqlite:"
 
 
+_STARTED = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test that failed half-way must not leave a node running."""
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Node:
     """One colonyd process on a free loopback port with its own data dir."""
 
@@ -57,6 +70,7 @@ class Node:
             [COLONYD, "--listen", f"127.0.0.1:{self.port}", "--data-dir", data_dir,
              "--store", store_spec(), *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
+        _STARTED.append(self.proc)
         self.conn = None
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -68,6 +82,8 @@ class Node:
             except OSError:
                 self.conn = None
             time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
         raise RuntimeError("colonyd not ready:\n" + self.logs())
 
     def logs(self):
