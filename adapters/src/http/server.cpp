@@ -289,8 +289,11 @@ void http_server::stop_accepting() {
 
 bool http_server::drain(std::chrono::steady_clock::time_point deadline) {
   while (impl_->in_flight.load() > 0) {
-    if (std::chrono::steady_clock::now() >= deadline)
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log::warn("requests still in flight at the shutdown deadline", {{"in_flight", impl_->in_flight.load()},
+                                                                      {"connections", impl_->connections.load()}});
       return false;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;
