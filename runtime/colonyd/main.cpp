@@ -36,6 +36,15 @@ log::level level_of(const std::string& s) {
   return log::level::info;
 }
 
+/// Sends stop_atom and waits until the actor is gone, at most `limit`.
+void stop_and_wait(caf::actor_system& sys, const caf::actor& who, std::chrono::seconds limit, const char* what) {
+  caf::scoped_actor waiter{sys};
+  waiter->monitor(who);
+  waiter->send(who, actors::stop_atom::value);
+  waiter->receive([](caf::down_msg&) {},
+                  caf::after(limit) >> [what] { log::warn(std::string{what} + " did not stop in time"); });
+}
+
 } // namespace
 
 int main(int argc, char** argv, char** envp) {
@@ -176,34 +185,15 @@ int main(int argc, char** argv, char** envp) {
     server.stop();
   }
   caf::anon_send(timers, actors::stop_atom::value);
-  {
-    caf::scoped_actor waiter{sys};
-    waiter->monitor(notifier);
-    waiter->send(notifier, actors::stop_atom::value);
-    waiter->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds(5)) >> [] {
-      log::warn("the webhook notifier did not stop in time");
-    });
-  }
-  if (commands) {
-    // The command in hand finishes (its offset is committed) before the entities stop.
-    caf::scoped_actor waiter{sys};
-    waiter->monitor(commands);
-    waiter->send(commands, actors::stop_atom::value);
-    waiter->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds(15)) >> [] {
-      log::warn("the command consumer did not stop in time");
-    });
-  }
+  stop_and_wait(sys, notifier, std::chrono::seconds(5), "the webhook notifier");
+  // The command in hand finishes (its offset is committed) before the entities stop.
+  if (commands)
+    stop_and_wait(sys, commands, std::chrono::seconds(15), "the command consumer");
   caf::anon_send(registry, actors::stop_atom::value);
-  if (relay) {
-    // The relay flushes what is in flight and records the acknowledged events
-    // before the store goes away.
-    caf::scoped_actor waiter{sys};
-    waiter->monitor(relay);
-    waiter->send(relay, actors::stop_atom::value);
-    waiter->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds(8)) >> [] {
-      log::warn("the event relay did not stop in time");
-    });
-  }
+  // The relay flushes what is in flight and records the acknowledged events
+  // before the store goes away.
+  if (relay)
+    stop_and_wait(sys, relay, std::chrono::seconds(8), "the event relay");
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   log::info("stopped");
   log::flush();

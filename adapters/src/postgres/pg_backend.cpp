@@ -133,27 +133,9 @@ public:
     using k = webhook_op::kind;
     return guard([&] {
       webhook_result out;
-      auto join = [](const std::vector<std::string>& v) {
-        std::string s = ",";
-        for (const auto& x : v)
-          s += x + ",";
-        return v.empty() ? std::string{} : s;
-      };
-      auto split = [](const std::string& s) {
-        std::vector<std::string> v;
-        std::size_t i = 1;
-        while (i < s.size()) {
-          auto j = s.find(',', i);
-          if (j == std::string::npos)
-            break;
-          v.push_back(s.substr(i, j - i));
-          i = j + 1;
-        }
-        return v;
-      };
       auto endpoint_of = [&](const pqxx::row& r) {
         return webhook_endpoint{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                                split(r[3].as<std::string>()), r[4].as<std::string>(), r[5].as<std::string>(),
+                                decode_list(r[3].as<std::string>()), r[4].as<std::string>(), r[5].as<std::string>(),
                                 r[6].as<std::int64_t>()};
       };
       auto delivery_of = [](const pqxx::row& r) {
@@ -175,7 +157,7 @@ public:
           pqxx::work w{*conn_};
           w.exec_params("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, "
                         "created_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        e.id, e.tenant_id, e.url, join(e.event_types), e.secret, e.description, e.created_us);
+                        e.id, e.tenant_id, e.url, encode_list(e.event_types), e.secret, e.description, e.created_us);
           w.commit();
           out.endpoints.push_back(e);
           break;

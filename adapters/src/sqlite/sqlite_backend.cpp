@@ -83,8 +83,7 @@ public:
   }
 
   void migrate() override {
-    exec("BEGIN IMMEDIATE");
-    try {
+    write_transaction([&] {
       exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
            "applied_us INTEGER NOT NULL)");
       for (const auto& m : sqlite_migrations()) {
@@ -99,11 +98,7 @@ public:
           .bind(3, protocol::now_us())
           .step();
       }
-      exec("COMMIT");
-    } catch (...) {
-      exec_noexcept("ROLLBACK");
-      throw;
-    }
+    });
   }
 
   void ping() override {
@@ -141,8 +136,7 @@ public:
   std::vector<commit_outcome> commit(const std::vector<change>& batch) override {
     std::vector<commit_outcome> out;
     out.reserve(batch.size());
-    exec("BEGIN IMMEDIATE");
-    try {
+    write_transaction([&] {
       for (const auto& ch : batch) {
         exec("SAVEPOINT c");
         commit_outcome o;
@@ -171,11 +165,7 @@ public:
           exec("ROLLBACK TO c; RELEASE c");
         out.push_back(std::move(o));
       }
-      exec("COMMIT");
-    } catch (...) {
-      exec_noexcept("ROLLBACK");
-      throw;
-    }
+    });
     return out;
   }
 
@@ -207,26 +197,8 @@ public:
   webhook_result webhooks(const webhook_op& op) override {
     using k = webhook_op::kind;
     webhook_result out;
-    auto join = [](const std::vector<std::string>& v) {
-      std::string s = ",";
-      for (const auto& x : v)
-        s += x + ",";
-      return v.empty() ? std::string{} : s;
-    };
-    auto split = [](const std::string& s) {
-      std::vector<std::string> v;
-      std::size_t i = 1;
-      while (i < s.size()) {
-        auto j = s.find(',', i);
-        if (j == std::string::npos)
-          break;
-        v.push_back(s.substr(i, j - i));
-        i = j + 1;
-      }
-      return v;
-    };
     auto endpoint_of = [&](stmt& q) {
-      return webhook_endpoint{q.text(0), q.text(1), q.text(2), split(q.text(3)), q.text(4), q.text(5), q.integer(6)};
+      return webhook_endpoint{q.text(0), q.text(1), q.text(2), decode_list(q.text(3)), q.text(4), q.text(5), q.integer(6)};
     };
     auto delivery_of = [](stmt& q) {
       webhook_delivery d;
@@ -245,7 +217,7 @@ public:
         const auto& e = op.endpoint;
         prepare("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, created_us) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-          .bind(1, e.id).bind(2, e.tenant_id).bind(3, e.url).bind(4, join(e.event_types)).bind(5, e.secret)
+          .bind(1, e.id).bind(2, e.tenant_id).bind(3, e.url).bind(4, encode_list(e.event_types)).bind(5, e.secret)
           .bind(6, e.description).bind(7, e.created_us).step();
         out.endpoints.push_back(e);
         break;
@@ -265,8 +237,7 @@ public:
         break;
       }
       case k::delete_endpoint: {
-        exec("BEGIN IMMEDIATE");
-        try {
+        write_transaction([&] {
           auto d = prepare("DELETE FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2");
           d.bind(1, op.tenant_id).bind(2, op.endpoint_id).step();
           if (d.changes() == 0)
@@ -275,11 +246,7 @@ public:
             prepare("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_us = ?1 "
                     "WHERE endpoint_id = ?2 AND status = 'pending'")
               .bind(1, op.now_us).bind(2, op.endpoint_id).step();
-          exec("COMMIT");
-        } catch (...) {
-          exec_noexcept("ROLLBACK");
-          throw;
-        }
+        });
         break;
       }
       case k::read_cursor: {
@@ -289,8 +256,7 @@ public:
         break;
       }
       case k::enqueue: {
-        exec("BEGIN IMMEDIATE");
-        try {
+        write_transaction([&] {
           for (const auto& d : op.deliveries)
             prepare("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, event_type, body, status, "
                     "attempts, next_attempt_us, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, "
@@ -300,11 +266,7 @@ public:
           prepare("INSERT INTO outbox_cursors (name, position) VALUES (?1, ?2) "
                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position")
             .bind(1, op.cursor).bind(2, op.position).step();
-          exec("COMMIT");
-        } catch (...) {
-          exec_noexcept("ROLLBACK");
-          throw;
-        }
+        });
         break;
       }
       case k::due: {
@@ -321,19 +283,14 @@ public:
         break;
       }
       case k::record: {
-        exec("BEGIN IMMEDIATE");
-        try {
+        write_transaction([&] {
           for (const auto& d : op.deliveries)
             prepare("UPDATE webhook_deliveries SET status = ?1, attempts = ?2, next_attempt_us = ?3, last_status = ?4, "
                     "last_error = ?5, updated_us = ?6 WHERE id = ?7")
               .bind(1, d.status).bind(2, static_cast<std::int64_t>(d.attempts)).bind(3, d.next_attempt_us)
               .bind(4, static_cast<std::int64_t>(d.last_status)).bind(5, d.last_error).bind(6, d.updated_us)
               .bind(7, d.id).step();
-          exec("COMMIT");
-        } catch (...) {
-          exec_noexcept("ROLLBACK");
-          throw;
-        }
+        });
         break;
       }
       case k::list_deliveries: {
@@ -382,15 +339,10 @@ public:
   }
 
   void mark_published(const std::vector<std::int64_t>& positions, std::int64_t at_us) override {
-    exec("BEGIN IMMEDIATE");
-    try {
+    write_transaction([&] {
       for (auto pos : positions)
         prepare("UPDATE outbox SET published_us = ?1 WHERE seq = ?2").bind(1, at_us).bind(2, pos).step();
-      exec("COMMIT");
-    } catch (...) {
-      exec_noexcept("ROLLBACK");
-      throw;
-    }
+    });
   }
 
   outbox_backlog backlog() override {
@@ -513,6 +465,19 @@ private:
       q.bind(2, ch.row.tenant_id);
     o.status = q.step() ? store_status::stale : store_status::not_found;
     return o;
+  }
+
+  /// Runs `f` in one write transaction: committed if it returns, rolled back if it throws.
+  template <class F>
+  void write_transaction(F f) {
+    exec("BEGIN IMMEDIATE");
+    try {
+      f();
+      exec("COMMIT");
+    } catch (...) {
+      exec_noexcept("ROLLBACK");
+      throw;
+    }
   }
 
   stmt prepare(const std::string& sql) {

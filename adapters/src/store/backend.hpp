@@ -66,6 +66,10 @@ struct list_sql {
   std::vector<std::string> text_params; // all parameters are bound as text or int64
   std::vector<bool> is_number;
 };
+/// A list of names in one text column, as both stores keep it: ",a,b," ("" = none).
+std::string encode_list(const std::vector<std::string>& items);
+std::vector<std::string> decode_list(const std::string& text);
+
 list_sql build_list_sql(const actors::list_query& q, const std::function<std::string(int)>& placeholder);
 
 } // namespace colony::adapters::store

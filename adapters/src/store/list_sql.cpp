@@ -61,4 +61,26 @@ list_sql build_list_sql(const actors::list_query& q, const std::function<std::st
   return out;
 }
 
+std::string encode_list(const std::vector<std::string>& items) {
+  if (items.empty())
+    return {};
+  std::string s = ",";
+  for (const auto& x : items)
+    s += x + ",";
+  return s;
+}
+
+std::vector<std::string> decode_list(const std::string& text) {
+  std::vector<std::string> v;
+  std::size_t i = 1;
+  while (i < text.size()) {
+    auto j = text.find(',', i);
+    if (j == std::string::npos)
+      break;
+    v.push_back(text.substr(i, j - i));
+    i = j + 1;
+  }
+  return v;
+}
+
 } // namespace colony::adapters::store
