@@ -66,6 +66,21 @@ inline void install_crash_handler(caf::scheduled_actor* self) {
   });
 }
 
+/// Offers to passivate: the directory agrees unless commands are on their
+/// way to this activation; then the actor quits. Never while a commit is
+/// awaited (its reply must reach the client first). True if it quit.
+template <class Self>
+bool offer_passivation(Self* self) {
+  auto& st = self->state;
+  if (st.committing)
+    return false;
+  auto router = st.env->router.lock();
+  if (router && !router->release(st.key, self->address(), st.handled))
+    return false;
+  self->quit();
+  return true;
+}
+
 inline std::optional<failure> check_if_match(const command& cmd, std::uint32_t version) {
   if (cmd.if_match && *cmd.if_match != version) {
     failure f = fail(errc::precondition_failed, "If-Match names version " + std::to_string(*cmd.if_match) +

@@ -54,6 +54,7 @@ struct fixture {
   caf::actor_system& sys;
   store_port store;
   caf::actor registry;
+  std::shared_ptr<entity_router> router;
   caf::scoped_actor self;
   std::string tenant_id;
   std::vector<std::string> user_ids;
@@ -75,7 +76,9 @@ struct fixture {
     entity_env env;
     env.store = store;
     env.idle_timeout = std::chrono::hours(1);
-    registry = runtime::spawn_entity_registry(sys, env, nullptr);
+    auto r = runtime::spawn_entity_registry(sys, env, nullptr);
+    registry = r.actor;
+    router = r.router;
   }
   ~fixture() {
     caf::anon_send(registry, stop_atom::value);
@@ -148,7 +151,9 @@ struct fixture {
     auto send_one = [&] {
       command cmd;
       cmd.what = op::get;
-      self->send(registry, entity_key{entity_kind::user, tenant_id, user_ids[static_cast<std::size_t>(sent % n)]},
+      // As the HTTP edge does: the directory names the live activation, the
+      // command goes straight to it.
+      self->send(router->route(entity_key{entity_kind::user, tenant_id, user_ids[static_cast<std::size_t>(sent % n)]}),
                  std::move(cmd));
       ++sent;
     };

@@ -31,7 +31,7 @@ struct node {
     env.store = store;
     env.idle_timeout = idle;
     env.fault_injection = true;
-    registry = runtime::spawn_entity_registry(*sys, env, nullptr);
+    registry = runtime::spawn_entity_registry(*sys, env, nullptr).actor;
     self = std::make_unique<caf::scoped_actor>(*sys);
   }
   ~node() {

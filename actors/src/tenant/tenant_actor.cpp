@@ -10,7 +10,7 @@ struct tenant_state {
   std::shared_ptr<const entity_env> env;
   std::shared_ptr<const v1::Tenant> current; // null: the tenant does not exist
   std::int32_t seats_in_flight = 0;          // user creations admitted, not yet answered
-  std::uint64_t handled = 0;                 // commands seen (the registry compares on idle)
+  std::uint64_t handled = 0;                 // commands seen (the directory compares on idle)
   bool load_failed = false;
   bool committing = false;                   // a commit is awaited (the mailbox waits too)
   static inline const char* name = "colony.tenant";
@@ -55,7 +55,7 @@ entity_reply ok_reply(const std::shared_ptr<const v1::Tenant>& t, bool created =
 void drop_if_empty(self_ptr self) {
   auto& st = self->state;
   if ((st.current == nullptr || st.load_failed) && !st.committing)
-    self->send(st.env->registry, idle_atom::value, st.key, st.handled);
+    detail::offer_passivation(self);
 }
 
 /// What a commit may carry besides the tenant and its events.
@@ -138,21 +138,31 @@ caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
   const auto& t = *st.current;
   if (auto err = check_writable(t))
     return entity_reply::fail(*err);
+  auto router = st.env->router.lock();
+  if (!router)
+    return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
   entity_key user_key{entity_kind::user, st.key.id, cmd.user_id};
   if (cmd.what == op::patch_user) {
     cmd.what = op::patch;
-    self->delegate(st.env->registry, std::move(user_key), std::move(cmd));
+    auto user = router->route(user_key);
+    if (!user)
+      return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
+    self->delegate(user, std::move(cmd));
     return caf::delegated<entity_reply>{};
   }
   bool creating = cmd.what == op::create_user;
   if (creating) {
     if (auto err = check_seat_available(t, st.seats_in_flight))
       return entity_reply::fail(*err);
-    ++st.seats_in_flight;
     cmd.what = op::create;
   } else {
     cmd.what = op::remove;
   }
+  auto user = router->route(user_key);
+  if (!user)
+    return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
+  if (creating)
+    ++st.seats_in_flight;
   auto rp = self->make_response_promise<entity_reply>();
   auto adjust = [self, creating](bool committed) {
     auto& s = self->state;
@@ -164,7 +174,7 @@ caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
       s.current = std::move(copy);
     }
   };
-  self->request(st.env->registry, st.env->store_timeout * 2, std::move(user_key), std::move(cmd))
+  self->request(user, st.env->store_timeout * 2, std::move(cmd))
     .then(
       [rp, adjust](entity_reply& r) mutable {
         adjust(!r.error.has_value() && !r.duplicate);
@@ -318,8 +328,8 @@ caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const 
       return res;
     },
     [self](stop_atom) { self->quit(); },
-    caf::after(env->idle_timeout) >>
-      [self] { self->send(self->state.env->registry, idle_atom::value, self->state.key, self->state.handled); },
+    // From the directory's sweep: nothing was routed here for idle_timeout.
+    [self](idle_atom) { detail::offer_passivation(self); },
   };
 }
 

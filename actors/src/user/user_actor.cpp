@@ -36,7 +36,7 @@ entity_row row_of(const v1::User& u) {
 void drop_if_empty(self_ptr self) {
   auto& st = self->state;
   if ((st.current == nullptr || st.load_failed) && !st.committing)
-    self->send(st.env->registry, idle_atom::value, st.key, st.handled);
+    detail::offer_passivation(self);
 }
 
 caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> next, change_kind what,
@@ -184,8 +184,8 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
       return res;
     },
     [self](stop_atom) { self->quit(); },
-    caf::after(env->idle_timeout) >>
-      [self] { self->send(self->state.env->registry, idle_atom::value, self->state.key, self->state.handled); },
+    // From the directory's sweep: nothing was routed here for idle_timeout.
+    [self](idle_atom) { detail::offer_passivation(self); },
   };
 }
 

@@ -284,10 +284,14 @@ struct api::impl {
     cmd.meta.traceparent = c->req.traceparent;
     cmd.inject_crash = opts.fault_injection && c->req.fault == "crash";
     auto timeout = opts.request_timeout;
-    auto registry = ctx.registry;
     post([c, key = std::move(key), cmd = std::move(cmd), ok = std::move(ok), timeout,
-          registry](caf::event_based_actor* self) mutable {
-      self->request(registry, timeout, std::move(key), std::move(cmd))
+          entities = ctx.entities](caf::event_based_actor* self) mutable {
+      auto target = entities->route(key);
+      if (!target) {
+        c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"), c->req.request_id));
+        return;
+      }
+      self->request(target, timeout, std::move(cmd))
         .then(
           [c, ok](entity_reply& r) {
             if (r.error)
@@ -688,10 +692,15 @@ struct api::impl {
       cmd.payload = std::make_shared<v1::BillingChange>(*ev->change);
       cmd.meta.request_id = c->req.request_id;
       cmd.meta.traceparent = c->req.traceparent;
-      auto registry = ctx.registry;
       auto timeout = opts.request_timeout;
-      post([c, tenant_id, cmd = std::move(cmd), registry, timeout, answer, ev](caf::event_based_actor* self) mutable {
-        self->request(registry, timeout, entity_key{entity_kind::tenant, tenant_id, tenant_id}, std::move(cmd))
+      post([c, tenant_id, cmd = std::move(cmd), entities = ctx.entities, timeout, answer,
+            ev](caf::event_based_actor* self) mutable {
+        auto target = entities->route(entity_key{entity_kind::tenant, tenant_id, tenant_id});
+        if (!target) {
+          c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"), c->req.request_id));
+          return;
+        }
+        self->request(target, timeout, std::move(cmd))
           .then(
             [c, answer, ev, tenant_id](entity_reply& r) {
               if (!r.error) {

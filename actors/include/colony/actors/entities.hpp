@@ -1,17 +1,19 @@
 // Entity actors: one per live tenant and per live user.
 //
-// An entity actor is spawned by the entity registry on the first message for its
-// key, loads its state from the store (other messages wait in the mailbox),
-// answers reads from memory, and replies to a write only after the store has
-// committed the new state with its outbox rows. It asks the registry to
-// passivate it after `idle_timeout` without messages.
+// An entity actor is spawned by the entity registry on the first command for
+// its key, loads its state from the store (other messages wait in the
+// mailbox), answers reads from memory, and replies to a write only after the
+// store has committed the new state with its outbox rows. When the registry's
+// sweep finds nothing routed to it for `idle_timeout` it sends idle_atom, and
+// the entity offers to passivate (entity_router::release).
 //
 // The tenant actor gates writes to its users: it refuses them while the tenant
 // is suspended or cancelled, counts seats against the plan, and forwards to the
-// user actor through the registry.
+// user actor it gets from the directory.
 #pragma once
 
 #include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
 #include <caf/fwd.hpp>
 #include <chrono>
 #include <memory>
@@ -22,10 +24,26 @@
 
 namespace colony::actors {
 
+/// The entity directory as the entities and their callers see it: the live
+/// activation of a key (activated on first use), and the passivation
+/// handshake. Implemented by runtime::entity_registry; callers send to the
+/// returned actor directly, so a command costs one hop, not two.
+class entity_router {
+public:
+  virtual ~entity_router() = default;
+  /// The live activation of `key`, spawned if there is none. Counts one
+  /// command as forwarded to it: the caller must send it exactly one.
+  [[nodiscard]] virtual caf::actor route(const entity_key& key) = 0;
+  /// An idle entity asks to go. True: it is out of the directory and must
+  /// quit; false: commands are on their way to it, it stays.
+  [[nodiscard]] virtual bool release(const entity_key& key, const caf::actor_addr& self,
+                                     std::uint64_t handled) = 0;
+};
+
 /// What every entity actor of a node shares. Immutable once built.
 struct entity_env {
   store_port store;
-  caf::actor registry;
+  std::weak_ptr<entity_router> router; // filled in by the registry
   tenant_rules rules;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds store_timeout{std::chrono::seconds(30)};

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "colony/actors/entities.hpp"
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/adapters/kafka.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
@@ -40,7 +41,7 @@ struct http_options {
 
 /// What the API needs from the rest of the node.
 struct api_context {
-  caf::actor registry;
+  std::shared_ptr<actors::entity_router> entities; // the registry's directory
   actors::store_port store;
   std::shared_ptr<runtime::metrics> metrics;
   actors::tenant_rules rules;

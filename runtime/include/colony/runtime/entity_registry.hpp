@@ -1,14 +1,22 @@
 // The entity registry: activation on demand, passivation and supervision of
 // entity actors (virtual actors, as in Orleans).
 //
-// Send it `(entity_key, command)`; it activates the entity if needed and
-// delegates the command, so the entity replies straight to the sender. It
-// monitors every entity: a crash is logged and counted, and the next command
-// activates a fresh instance that reloads from the store. An entity asks to be
-// passivated when idle; the registry agrees only if it has forwarded nothing
-// the entity has not yet seen, so no command is lost to passivation.
+// The directory (actors::entity_router) is a sharded, lock-protected map from
+// entity key to live activation. A caller asks it for the actor of a key and
+// sends straight to it: one hop per command, and no single actor that every
+// request of the node must pass through (measured: the registry actor was the
+// node's serialization point, see docs/performance.md).
 //
-// It also answers `(stats_atom)` with registry_stats.
+// Passivation is a handshake under the shard lock: route() counts every
+// command handed out for an activation; an idle entity is released only if
+// it has handled all of them, so no command is lost to passivation. A crash
+// (the activation ends with an error) is logged and counted; the next command
+// activates a fresh instance that reloads from the store.
+//
+// The registry actor is the directory's face for actors that prefer a
+// message: `(entity_key, command)` is routed and delegated (the entity
+// replies to the sender), `(stats_atom)` answers registry_stats, and
+// `(stop_atom)` ends every activation at node shutdown.
 #pragma once
 
 #include <caf/actor.hpp>
@@ -29,9 +37,14 @@ struct registry_stats {
   std::int64_t crashes = 0;
 };
 
-/// Spawns the registry. `env.registry` is filled in with the registry itself.
-[[nodiscard]] caf::actor spawn_entity_registry(caf::actor_system& sys, actors::entity_env env,
-                                               std::shared_ptr<metrics> m);
+struct entity_registry {
+  caf::actor actor;                              // messages: (key, command), stats, stop
+  std::shared_ptr<actors::entity_router> router; // direct routing for hot paths
+};
+
+/// Spawns the registry; `env.registry` and `env.router` are filled in.
+[[nodiscard]] entity_registry spawn_entity_registry(caf::actor_system& sys, actors::entity_env env,
+                                                    std::shared_ptr<metrics> m);
 
 } // namespace colony::runtime
 
