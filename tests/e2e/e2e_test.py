@@ -855,6 +855,52 @@ class DatabaseOutage(unittest.TestCase):
             self.assertEqual(node.stop()[0], 0)
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_sigterm_with_answers_still_pending_for_vanished_clients_exits_promptly(self):
+        """Requests wait on a locked table, their clients hang up, SIGTERM comes: the answers that
+        arrive afterwards are still written (to closed sockets), so the drain ends as soon as the
+        lock goes, not at the shutdown timeout (the io threads used to run out of work and stop)."""
+        d = tempfile.mkdtemp(prefix="colony-e2e-sigterm-")
+        node = Node(d, ["--shutdown-timeout", "10s"])
+        with open(os.environ["COLONY_TEST_PG_DSN_FILE"]) as f:
+            dsn = f.read().strip()
+        locker = None
+        try:
+            status, _, t = node.json("POST", "/v1/tenants", {"slug": "sig-" + uuid.uuid4().hex[:8], "name": "x"})
+            self.assertEqual(status, 201)
+            locker = subprocess.Popen(["psql", dsn, "-Atq", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            locker.stdin.write("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+            locker.stdin.flush()
+            self.assertEqual(locker.stdout.readline().strip(), "locked")
+            socks = []
+            for i in range(16):
+                s = socket.create_connection(("127.0.0.1", node.port))
+                body = json.dumps({"email": f"gone{i}@example.com"})
+                s.sendall(f"POST /v1/tenants/{t['id']}/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+                socks.append(s)
+            node.conn.close()  # no idle keep-alive connection either: nothing else keeps the server busy
+            node.conn = None
+            time.sleep(0.3)  # parsed and waiting on the lock
+            for s in socks:
+                s.close()
+            node.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(timeout=10)
+            started = time.time()
+            code = node.proc.wait(timeout=15)
+            self.assertEqual(code, 0)
+            self.assertLess(time.time() - started, 5, node.logs())
+            self.assertNotIn("still in flight", node.logs())
+        finally:
+            if locker and locker.poll() is None:
+                locker.kill()
+            if node.proc.poll() is None:
+                node.stop()
+            shutil.rmtree(d, ignore_errors=True)
+
 
 if STORE_KIND != "postgres":
     del DatabaseOutage  # needs the PostgreSQL fixture: it runs in the e2e_postgres test

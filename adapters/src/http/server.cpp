@@ -26,6 +26,11 @@ struct http_server::impl {
   http::api api;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  // Keeps run() going while requests wait on actors with no socket operation
+  // pending: without it, once the acceptor closed at SIGTERM, the io threads
+  // ran out of work and returned, and answers posted later were never
+  // written (the drain then waited out the whole shutdown timeout).
+  net::executor_work_guard<net::io_context::executor_type> keep_running = net::make_work_guard(ioc);
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
   std::atomic<int> connections{0};
@@ -302,6 +307,7 @@ bool http_server::drain(std::chrono::steady_clock::time_point deadline) {
 void http_server::stop() {
   if (!impl_)
     return;
+  impl_->keep_running.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads)
     if (t.joinable())
