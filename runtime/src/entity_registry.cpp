@@ -30,7 +30,9 @@ public:
 
   void set_env(std::shared_ptr<const actors::entity_env> env) { env_ = std::move(env); }
 
-  caf::actor route(const entity_key& key) override {
+  using actors::entity_router::route;
+
+  caf::actor route(const entity_key& key, bool known_new) override {
     auto name = key.str();
     auto& sh = shard_of(name);
     caf::actor fresh;
@@ -45,7 +47,7 @@ public:
         return it->second.actor;
       }
       fresh = key.kind == entity_kind::tenant ? actors::spawn_tenant_actor(sys_, key, env_)
-                                              : actors::spawn_user_actor(sys_, key, env_);
+                                              : actors::spawn_user_actor(sys_, key, env_, known_new);
       sh.live.emplace(name, slot{fresh, 1, clock::now()});
     }
     ++stats_.activations;

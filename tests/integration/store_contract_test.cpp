@@ -227,6 +227,47 @@ TEST_CASE_METHOD(fixture, "store: concurrent commits are grouped and each succee
   CHECK(load({entity_kind::tenant, tid, tid}).user_count == 55);
 }
 
+TEST_CASE_METHOD(fixture, "store: a grouped batch of creations writes every row, seat and event exactly once",
+                 "[store]") {
+  // Many plain creations in flight at once: PostgreSQL writes such a batch
+  // as multi-row statements; the result must be the same as one by one.
+  auto tid = protocol::new_uuid_v7();
+  REQUIRE(commit(tenant_insert(tid, slug_for(tid))).status == store_status::ok);
+  std::vector<change> sent;
+  for (int i = 0; i < 80; ++i)
+    sent.push_back(user_insert(tid, protocol::new_uuid_v7(), "batch" + std::to_string(i) + "@example.com",
+                               "O'Brien \"" + std::to_string(i) + "\" \\ ünï", i));
+  for (const auto& ch : sent)
+    (*self)->send(store, commit_atom::value, ch);
+  int ok = 0;
+  for (std::size_t i = 0; i < sent.size(); ++i)
+    (*self)->receive([&](commit_outcome& o) { ok += o.status == store_status::ok ? 1 : 0; });
+  REQUIRE(ok == 80);
+  CHECK(load({entity_kind::tenant, tid, tid}).user_count == 80);
+  for (const auto& ch : sent) {
+    auto l = load({entity_kind::user, tid, ch.row.id});
+    REQUIRE(l.status == store_status::ok);
+    CHECK(l.state == ch.row.state); // bytes intact, quotes and backslashes in names included
+  }
+  auto page = events(event_query{tid, 0, 1000, false});
+  REQUIRE(page.status == store_status::ok);
+  REQUIRE(page.rows.size() == 81); // tenant.created + one user.created each
+  std::set<std::string> payloads;
+  for (std::size_t i = 1; i < page.rows.size(); ++i)
+    payloads.insert(page.rows[i].payload);
+  for (const auto& ch : sent)
+    CHECK(payloads.contains(ch.events.front().payload));
+
+  // Creations for a tenant that does not exist: refused, each alone, none written.
+  auto ghost = protocol::new_uuid_v7();
+  for (int i = 0; i < 10; ++i)
+    (*self)->send(store, commit_atom::value, user_insert(ghost, protocol::new_uuid_v7(), "g" + std::to_string(i) + "@x.io",
+                                                         "G", i));
+  for (int i = 0; i < 10; ++i)
+    (*self)->receive([&](commit_outcome& o) { CHECK(o.status == store_status::not_found); });
+  CHECK(events(event_query{ghost, 0, 100, false}).rows.empty());
+}
+
 TEST_CASE_METHOD(fixture, "store: keyset pages are complete, ordered and stable while rows are added", "[store]") {
   auto tid = protocol::new_uuid_v7();
   REQUIRE(commit(tenant_insert(tid, slug_for(tid))).status == store_status::ok);

@@ -158,7 +158,7 @@ caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
   } else {
     cmd.what = op::remove;
   }
-  auto user = router->route(user_key);
+  auto user = router->route(user_key, creating && cmd.new_id);
   if (!user)
     return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
   if (creating)

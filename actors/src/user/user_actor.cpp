@@ -157,25 +157,26 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
   }
 }
 
-caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env) {
+caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env, bool known_new) {
   self->state.key = key;
   self->state.env = env;
   detail::install_crash_handler(self);
-  self->request(env->store, env->store_timeout, load_atom::value, key)
-    .await(
-      [self](loaded& l) {
-        auto& st = self->state;
-        if (l.status == store_status::ok) {
-          auto u = std::make_shared<v1::User>();
-          if (!u->ParseFromString(l.state))
+  if (!known_new)
+    self->request(env->store, env->store_timeout, load_atom::value, key)
+      .await(
+        [self](loaded& l) {
+          auto& st = self->state;
+          if (l.status == store_status::ok) {
+            auto u = std::make_shared<v1::User>();
+            if (!u->ParseFromString(l.state))
+              st.load_failed = true;
+            else
+              st.current = std::move(u);
+          } else if (l.status != store_status::not_found) {
             st.load_failed = true;
-          else
-            st.current = std::move(u);
-        } else if (l.status != store_status::not_found) {
-          st.load_failed = true;
-        }
-      },
-      [self](caf::error&) { self->state.load_failed = true; });
+          }
+        },
+        [self](caf::error&) { self->state.load_failed = true; });
   return {
     [self](command& cmd) -> caf::result<entity_reply> {
       ++self->state.handled;
@@ -191,8 +192,9 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
 
 } // namespace
 
-caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env) {
-  return sys.spawn(user_actor, std::move(key), std::move(env));
+caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env,
+                            bool known_new) {
+  return sys.spawn(user_actor, std::move(key), std::move(env), known_new);
 }
 
 } // namespace colony::actors

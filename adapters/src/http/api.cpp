@@ -1114,6 +1114,7 @@ struct api::impl {
       cmd.what = op::create_user;
       cmd.payload = req;
       cmd.user_id = protocol::new_uuid_v7();
+      cmd.new_id = true;
       send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd), [](entity_reply& r) {
         const auto& u = static_cast<const v1::User&>(*r.entity);
         auto resp = entity_response(r, 201);

@@ -33,7 +33,10 @@ public:
   virtual ~entity_router() = default;
   /// The live activation of `key`, spawned if there is none. Counts one
   /// command as forwarded to it: the caller must send it exactly one.
-  [[nodiscard]] virtual caf::actor route(const entity_key& key) = 0;
+  /// `known_new`: the id was just minted, so a fresh activation starts
+  /// empty instead of loading (saves a read per creation).
+  [[nodiscard]] virtual caf::actor route(const entity_key& key, bool known_new) = 0;
+  [[nodiscard]] caf::actor route(const entity_key& key) { return route(key, false); }
   /// An idle entity asks to go. True: it is out of the directory and must
   /// quit; false: commands are on their way to it, it stays.
   [[nodiscard]] virtual bool release(const entity_key& key, const caf::actor_addr& self,
@@ -52,8 +55,9 @@ struct entity_env {
 
 [[nodiscard]] caf::actor spawn_tenant_actor(caf::actor_system& sys, entity_key key,
                                             std::shared_ptr<const entity_env> env);
+/// `known_new`: start as "no such user" without loading (a just-minted id).
 [[nodiscard]] caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key,
-                                          std::shared_ptr<const entity_env> env);
+                                          std::shared_ptr<const entity_env> env, bool known_new = false);
 
 /// Turns a transport-level CAF error (a crashed or vanished actor, a timeout)
 /// into a failure for the client.

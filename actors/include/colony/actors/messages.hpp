@@ -68,6 +68,7 @@ struct command {
   std::string text;                                          // merge patch, or transition reason
   std::optional<std::uint32_t> if_match;                     // expected version (If-Match)
   std::string user_id;                                       // for the *_user operations
+  bool new_id = false; // user_id was just minted here (UUIDv7): a creation with nothing to load first
   request_meta meta;
   bool inject_crash = false; // fault injection (enabled by configuration only)
 };
