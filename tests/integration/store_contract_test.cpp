@@ -268,6 +268,64 @@ TEST_CASE_METHOD(fixture, "store: a grouped batch of creations writes every row,
   CHECK(events(event_query{ghost, 0, 100, false}).rows.empty());
 }
 
+TEST_CASE_METHOD(fixture, "store: concurrent loads are grouped and each gets its own row", "[store]") {
+  // Two tenants with users; then many loads in flight at once, mixing kinds,
+  // tenants, a key asked twice and keys that do not exist.
+  std::vector<std::string> tids{protocol::new_uuid_v7(), protocol::new_uuid_v7()};
+  std::vector<change> users;
+  for (const auto& tid : tids) {
+    REQUIRE(commit(tenant_insert(tid, slug_for(tid))).status == store_status::ok);
+    for (int i = 0; i < 30; ++i) {
+      users.push_back(user_insert(tid, protocol::new_uuid_v7(), "l" + std::to_string(i) + "@example.com", "L", i));
+      REQUIRE(commit(users.back()).status == store_status::ok);
+    }
+  }
+  struct ask {
+    entity_key key;
+    std::string state; // "" = must not exist
+    std::int32_t user_count = 0;
+  };
+  std::vector<ask> asks;
+  for (const auto& u : users)
+    asks.push_back({{entity_kind::user, u.row.tenant_id, u.row.id}, u.row.state, 0});
+  asks.push_back(asks.front()); // the same key twice
+  for (const auto& tid : tids)
+    asks.push_back({{entity_kind::tenant, tid, tid}, tenant_state(tid, slug_for(tid)), 30});
+  asks.push_back({{entity_kind::user, tids[0], protocol::new_uuid_v7()}, "", 0});
+  asks.push_back({{entity_kind::user, protocol::new_uuid_v7(), users.front().row.id}, "", 0}); // wrong tenant
+  asks.push_back({{entity_kind::tenant, "", "no-such-tenant"}, "", 0});
+  // Replies come back in any order: match them by content.
+  for (const auto& a : asks)
+    (*self)->send(store, load_atom::value, a.key);
+  std::map<std::string, std::vector<loaded>> by_state;
+  int missing = 0;
+  for (std::size_t i = 0; i < asks.size(); ++i)
+    (*self)->receive([&](loaded& l) {
+      if (l.status == store_status::not_found)
+        ++missing;
+      else
+        by_state[l.state].push_back(l);
+    });
+  CHECK(missing == 3);
+  std::map<std::string, int> expected;
+  for (const auto& a : asks)
+    if (!a.state.empty())
+      ++expected[a.state];
+  for (const auto& a : asks) {
+    if (a.state.empty())
+      continue;
+    INFO(a.key.str());
+    auto it = by_state.find(a.state);
+    REQUIRE(it != by_state.end());
+    CHECK(static_cast<int>(it->second.size()) == expected[a.state]); // the duplicate ask: two answers
+    for (const auto& l : it->second) {
+      CHECK(l.status == store_status::ok);
+      CHECK(l.version == 1);
+      CHECK(l.user_count == a.user_count);
+    }
+  }
+}
+
 TEST_CASE_METHOD(fixture, "store: keyset pages are complete, ordered and stable while rows are added", "[store]") {
   auto tid = protocol::new_uuid_v7();
   REQUIRE(commit(tenant_insert(tid, slug_for(tid))).status == store_status::ok);

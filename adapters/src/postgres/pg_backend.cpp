@@ -4,6 +4,7 @@
 // violations → duplicate; nothing with SQL or a DSN reaches a client.
 #include <algorithm>
 #include <pqxx/pqxx>
+#include <unordered_map>
 
 #include "../store/backend.hpp"
 #include "colony/protocol/time.hpp"
@@ -70,6 +71,55 @@ public:
       out.state = blob.str();
       out.version = r[0][1].as<std::uint32_t>();
       out.user_count = r[0][2].as<std::int32_t>();
+      return out;
+    });
+  }
+
+  std::vector<loaded> load_many(const std::vector<entity_key>& keys) override {
+    return guard([&] {
+      // One round trip for the group: per tenant "tenant_id = t AND id IN
+      // (...)" (an index range on the primary key; a row-value IN list made
+      // PostgreSQL OR 200 bitmap scans, 4x slower), tenants by id, all in one
+      // UNION ALL. Values are quoted by libpq.
+      std::vector<loaded> out(keys.size());
+      for (auto& l : out)
+        l.status = store_status::not_found;
+      std::unordered_map<std::string, std::vector<std::size_t>> wanted; // "tenant/id" or "id" -> indexes
+      std::map<std::string, std::string> users_by_tenant;              // quoted ids per tenant
+      std::string tenants;
+      pqxx::nontransaction n{*conn_};
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        const auto& k = keys[i];
+        auto& slot = wanted[k.kind == entity_kind::tenant ? k.id : k.tenant_id + "/" + k.id];
+        slot.push_back(i);
+        if (slot.size() > 1)
+          continue; // the same key twice: one row, two answers
+        if (k.kind == entity_kind::tenant) {
+          tenants += (tenants.empty() ? "" : ",") + n.quote(k.id);
+        } else {
+          auto& ids = users_by_tenant[k.tenant_id];
+          ids += (ids.empty() ? "" : ",") + n.quote(k.id);
+        }
+      }
+      std::string sql;
+      for (const auto& [tenant, ids] : users_by_tenant)
+        sql += (sql.empty() ? "" : " UNION ALL ") +
+               std::string{"SELECT state, version, tenant_id || '/' || id, 0 FROM users WHERE tenant_id = "} +
+               n.quote(tenant) + " AND id IN (" + ids + ")";
+      if (!tenants.empty())
+        sql += (sql.empty() ? "" : " UNION ALL ") +
+               std::string{"SELECT state, version, id, user_count FROM tenants WHERE id IN ("} + tenants + ")";
+      for (const auto& row : n.exec(sql)) {
+        auto it = wanted.find(row[2].as<std::string>());
+        if (it == wanted.end())
+          continue;
+        loaded l;
+        l.state = pqxx::binarystring{row[0]}.str();
+        l.version = row[1].as<std::uint32_t>();
+        l.user_count = row[3].as<std::int32_t>();
+        for (auto i : it->second)
+          out[i] = l;
+      }
       return out;
     });
   }

@@ -27,6 +27,15 @@ public:
   /// A cheap round trip. Throws unavailable_error.
   virtual void ping() = 0;
   virtual actors::loaded load(const actors::entity_key& key) = 0;
+  /// Several loads in one go (one round trip where the database allows);
+  /// answers in the order of `keys`. By default one load after the other.
+  virtual std::vector<actors::loaded> load_many(const std::vector<actors::entity_key>& keys) {
+    std::vector<actors::loaded> out;
+    out.reserve(keys.size());
+    for (const auto& k : keys)
+      out.push_back(load(k));
+    return out;
+  }
   /// Commits all changes in one transaction; each change in its own savepoint,
   /// so one failing change does not fail the others.
   virtual std::vector<actors::commit_outcome> commit(const std::vector<actors::change>& batch) = 0;

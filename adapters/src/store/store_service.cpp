@@ -23,6 +23,7 @@ using batch_result = std::vector<commit_outcome>;
 // tick: "the database answers again": drop the reconnect backoff so the next
 // operation connects at once.
 using worker_port = store_port::extend<caf::replies_to<batch_atom, std::vector<change>>::with<batch_result>,
+                                       caf::replies_to<load_atom, std::vector<entity_key>>::with<std::vector<loaded>>,
                                        caf::reacts_to<tick_atom>>;
 
 struct worker_state {
@@ -123,6 +124,19 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](load_atom, const entity_key& key) {
       return guarded<loaded>(self, [&](backend& b) { return b.load(key); });
     },
+    [self](load_atom, const std::vector<entity_key>& keys) {
+      try {
+        ensure(self);
+        return self->state.db->load_many(keys);
+      } catch (const unavailable_error& e) {
+        self->state.connected = false;
+        self->state.last_error = e.what();
+        return std::vector<loaded>(keys.size(), loaded{store_status::unavailable, {}, 0, 0, e.what()});
+      } catch (const std::exception& e) {
+        log::error("store load failed", {{"error", e.what()}, {"batch", static_cast<int>(keys.size())}});
+        return std::vector<loaded>(keys.size(), loaded{store_status::error, {}, 0, 0, e.what()});
+      }
+    },
     [self](commit_atom, const change& ch) { return run_batch(self, {ch}).front(); },
     [self](batch_atom, const std::vector<change>& batch) { return run_batch(self, batch); },
     [self](list_atom, const list_query& q) {
@@ -194,10 +208,19 @@ struct pending_commit {
   caf::typed_response_promise<commit_outcome> rp;
 };
 
+struct pending_load {
+  entity_key key;
+  caf::typed_response_promise<loaded> rp;
+};
+
 struct service_state {
   worker_port writer;
   std::vector<worker_port> readers;
   std::size_t next_reader = 0;
+  // Loads (activations) are grouped like commits: a reader with no load
+  // batch out takes every load waiting (up to max_batch) in one query.
+  std::deque<pending_load> loads;
+  std::vector<bool> reader_loading;
   std::deque<pending_commit> pending;
   bool in_flight = false;
   std::size_t max_batch = 256;
@@ -244,6 +267,40 @@ void flush(service_ptr self) {
     });
 }
 
+void dispatch_loads(service_ptr self) {
+  auto& st = self->state;
+  for (std::size_t r = 0; r < st.readers.size() && !st.loads.empty(); ++r) {
+    if (st.reader_loading[r])
+      continue;
+    std::vector<entity_key> keys;
+    std::vector<caf::typed_response_promise<loaded>> promises;
+    auto n = std::min(st.loads.size(), st.max_batch);
+    keys.reserve(n);
+    promises.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      keys.push_back(std::move(st.loads.front().key));
+      promises.push_back(std::move(st.loads.front().rp));
+      st.loads.pop_front();
+    }
+    st.reader_loading[r] = true;
+    self->request(st.readers[r], caf::infinite, load_atom::value, std::move(keys))
+      .then(
+        [self, r, promises](std::vector<loaded>& results) mutable {
+          self->state.reader_loading[r] = false;
+          for (std::size_t i = 0; i < promises.size(); ++i)
+            promises[i].deliver(i < results.size() ? std::move(results[i])
+                                                   : loaded{store_status::error, {}, 0, 0, "missing result"});
+          dispatch_loads(self);
+        },
+        [self, r, promises](caf::error& err) mutable {
+          self->state.reader_loading[r] = false;
+          for (auto& p : promises)
+            p.deliver(loaded{store_status::unavailable, {}, 0, 0, caf::to_string(err)});
+          dispatch_loads(self);
+        });
+  }
+}
+
 caf::behavior service(service_ptr self, store::backend_factory factory, std::string where,
                                   int readers, int max_batch, std::shared_ptr<runtime::metrics> metrics) {
   auto& st = self->state;
@@ -264,6 +321,7 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
   st.writer = spawn_worker(true);
   for (int i = 0; i < readers; ++i)
     st.readers.push_back(spawn_worker(false));
+  st.reader_loading.assign(st.readers.size(), false);
   self->send(self, tick_atom::value);
   self->set_default_handler(caf::drop);
   self->set_error_handler([](caf::error& err) {
@@ -274,8 +332,11 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     return s.readers[s.next_reader++ % s.readers.size()];
   };
   return {
-    [self, reader](load_atom, entity_key& key) -> caf::result<loaded> {
-      return self->delegate(reader(), load_atom::value, std::move(key));
+    [self](load_atom, entity_key& key) -> caf::result<loaded> {
+      auto rp = self->make_response_promise<loaded>();
+      self->state.loads.push_back(pending_load{std::move(key), rp});
+      dispatch_loads(self);
+      return rp;
     },
     [self](commit_atom, change& ch) -> caf::result<commit_outcome> {
       auto rp = self->make_response_promise<commit_outcome>();
