@@ -52,17 +52,26 @@ inline failure failure_from(const commit_outcome& o, std::string_view what) {
   }
 }
 
-/// A crash in a handler ends the actor with an error (the registry logs and
-/// counts it); nothing is printed by CAF itself.
-inline void install_crash_handler(caf::scheduled_actor* self) {
-  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+/// A crash in a handler ends the actor with an error; the directory forgets
+/// it and logs and counts the crash. A stray error message (a reply nobody
+/// waits for) is logged and ignored: CAF's default would end the actor.
+template <class Self>
+void install_crash_handler(Self* self) {
+  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    std::string what = "unknown exception";
     try {
       std::rethrow_exception(eptr);
     } catch (const std::exception& e) {
-      return caf::make_error(caf::sec::runtime_error, std::string{e.what()});
+      what = e.what();
     } catch (...) {
-      return caf::make_error(caf::sec::runtime_error, std::string{"unknown exception"});
     }
+    if (auto router = self->state.env->router.lock())
+      router->crashed(self->state.key, self->address(), what);
+    return caf::make_error(caf::sec::runtime_error, std::move(what));
+  });
+  self->set_error_handler([self](caf::error& err) {
+    if (auto router = self->state.env->router.lock())
+      router->stray_error(self->state.key, caf::to_string(err));
   });
 }
 

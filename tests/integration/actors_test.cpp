@@ -1,6 +1,8 @@
 // Entity actors behind the registry, on a real store: activation on demand,
 // passivation and re-activation with state intact, crash isolation, one writer
 // per entity, seat limits under concurrency.
+#include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "colony/actors/entities.hpp"
@@ -216,4 +218,48 @@ TEST_CASE("users of a suspended tenant can be read but not written", "[actors]")
   command get;
   get.what = op::get;
   CHECK_FALSE(n.ask({entity_kind::user, tid, uid}, get).error.has_value());
+}
+
+TEST_CASE("the directory keeps ids that are not canonical UUIDs apart and exact", "[actors]") {
+  // Ids from the API are lower-case UUIDs (packed into 33 bytes by the
+  // directory); any other id keeps its text form and must behave the same.
+  node n;
+  auto tid = n.create_tenant();
+  auto create = [&](const std::string& uid, const std::string& email) {
+    auto req = std::make_shared<v1::CreateUserRequest>();
+    req->set_email(email);
+    command cmd;
+    cmd.what = op::create_user;
+    cmd.payload = req;
+    cmd.user_id = uid;
+    return n.ask({entity_kind::tenant, tid, tid}, cmd);
+  };
+  auto upper = protocol::new_uuid_v7();
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  for (const auto& uid : {std::string{"legacy-42"}, upper}) {
+    INFO(uid);
+    auto r = create(uid, "odd-" + std::to_string(uid.size()) + "@example.com");
+    REQUIRE_FALSE(r.error.has_value());
+    command get;
+    get.what = op::get;
+    auto found = n.ask({entity_kind::user, tid, uid}, get);
+    REQUIRE_FALSE(found.error.has_value());
+    CHECK(as_user(found).id() == uid);
+    std::string lower = uid;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower != uid) { // another key, another (missing) user
+      auto other = n.ask({entity_kind::user, tid, lower}, get);
+      REQUIRE(other.error.has_value());
+      CHECK(other.error->code == errc::not_found);
+    }
+  }
+  // The packed and the text keys live side by side.
+  auto normal = n.create_user(tid, "normal@example.com");
+  REQUIRE_FALSE(normal.error.has_value());
+  command get;
+  get.what = op::get;
+  auto again = n.ask({entity_kind::user, tid, as_user(normal).id()}, get);
+  REQUIRE_FALSE(again.error.has_value());
+  CHECK(as_user(again).email() == "normal@example.com");
+  CHECK(n.stats().live_users >= 3);
 }

@@ -41,6 +41,14 @@ public:
   /// quit; false: commands are on their way to it, it stays.
   [[nodiscard]] virtual bool release(const entity_key& key, const caf::actor_addr& self,
                                      std::uint64_t handled) = 0;
+  /// An entity's handler threw: it is about to end with `reason`. The
+  /// directory forgets it (the next command activates a fresh instance),
+  /// counts and logs the crash. Entities end in no other way while the node
+  /// runs (stray error messages are ignored), so no monitor per entity is
+  /// needed.
+  virtual void crashed(const entity_key& key, const caf::actor_addr& self, const std::string& reason) = 0;
+  /// An entity got an error message nobody waited for; it carries on.
+  virtual void stray_error(const entity_key& key, const std::string& error) = 0;
 };
 
 /// What every entity actor of a node shares. Immutable once built.
