@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <google/protobuf/message.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/type_resolver_util.h>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 namespace colony::protocol {
@@ -43,12 +48,28 @@ field_error to_field_error(std::string_view status_message) {
 } // namespace
 
 std::string to_json(const google::protobuf::Message& msg) {
+  // What MessageToJsonString does (encode, then convert the bytes), but with
+  // a deterministic encoding: map keys (attributes, settings) come out sorted,
+  // the same for a message as for stored bytes.
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream sink{&bytes};
+    google::protobuf::io::CodedOutputStream cos{&sink};
+    cos.SetSerializationDeterministic(true);
+    msg.SerializeToCodedStream(&cos);
+  }
+  return bytes_to_json(msg.GetDescriptor()->full_name(), bytes);
+}
+
+std::string bytes_to_json(std::string_view full_name, const std::string& bytes) {
+  static const std::unique_ptr<pbu::TypeResolver> resolver{pbu::NewTypeResolverForDescriptorPool(
+    "type.googleapis.com", google::protobuf::DescriptorPool::generated_pool())};
   pbu::JsonPrintOptions opts;
   opts.always_print_primitive_fields = true;
   std::string out;
-  auto st = pbu::MessageToJsonString(msg, &out, opts);
+  auto st = pbu::BinaryToJsonString(resolver.get(), "type.googleapis.com/" + std::string{full_name}, bytes, &out, opts);
   if (!st.ok())
-    return "{}"; // cannot happen for well-formed messages; never leak internals
+    return "{}"; // cannot happen for bytes we encoded; never leak internals
   return out;
 }
 

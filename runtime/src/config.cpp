@@ -208,7 +208,7 @@ const std::vector<option>& options() {
                         &node_config::http_max_connections));
     t.push_back(int_opt("storage.read-connections", "database connections for loads and lists", 1, 64,
                         &node_config::store_read_connections));
-    t.push_back(int_opt("storage.max-batch", "most entity commits grouped into one transaction", 1, 10'000,
+    t.push_back(int_opt("storage.max-batch", "most entity commits grouped into one transaction, and loads into one query", 1, 10'000,
                         &node_config::store_max_batch));
     t.push_back(int_opt("scheduler.threads", "actor scheduler threads (0: one per core)", 0, 256,
                         &node_config::scheduler_threads));

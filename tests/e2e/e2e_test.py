@@ -433,6 +433,20 @@ class E2E(unittest.TestCase):
         desc = n.json("GET", base + "?sort=-createdAt&limit=2")[2]["data"]
         self.assertEqual(desc[0]["email"], "zzz-late@example.com")
 
+    def test_a_read_renders_the_same_json_as_the_write_with_sorted_map_keys(self):
+        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "js-" + uuid.uuid4().hex[:8], "name": "J",
+                                                              "plan": "pro"})
+        self.assertEqual(status, 201)
+        body = {"email": "json@example.com", "name": "Zoë \"Q\" O'Neil", "roles": ["admin", "member"],
+                "attributes": {"zz": 0, "a": 1, "b": {"c": [True, None]}, "m": "x"}}
+        status, _, created_raw = self.node.request("POST", f"/v1/tenants/{t['id']}/users", body)
+        self.assertEqual(status, 201, created_raw)
+        uid = json.loads(created_raw)["id"]
+        status, _, read_raw = self.node.request("GET", f"/v1/tenants/{t['id']}/users/{uid}")
+        self.assertEqual(status, 200)
+        self.assertEqual(read_raw, created_raw)  # byte for byte
+        self.assertEqual(list(json.loads(read_raw)["attributes"]), ["a", "b", "m", "zz"])
+
     def test_user_crud_limits_and_uniqueness(self):
         n = self.node
         t = self.tenant(plan="free")

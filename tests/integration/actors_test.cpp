@@ -78,7 +78,16 @@ struct node {
   }
 };
 
-const v1::User& as_user(const entity_reply& r) { return static_cast<const v1::User&>(*r.entity); }
+/// The user in a reply: a message after writes, its encoding after reads.
+v1::User as_user(const entity_reply& r) {
+  if (r.entity)
+    return static_cast<const v1::User&>(*r.entity);
+  REQUIRE(r.bytes != nullptr);
+  CHECK(r.type == "colony.v1.User");
+  v1::User u;
+  REQUIRE(u.ParseFromString(*r.bytes));
+  return u;
+}
 
 } // namespace
 

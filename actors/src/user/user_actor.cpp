@@ -1,6 +1,9 @@
 #include "../entity_common.hpp"
 #include "colony/actors/user/user_model.hpp"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 namespace colony::actors {
 namespace {
 
@@ -32,11 +35,43 @@ std::shared_ptr<const v1::User> parsed(const user_state& st) {
   return u;
 }
 
+/// The complete encoding of the user: the ids, then the rest. Protobuf's
+/// wire format lets encodings be concatenated; ids are fields 1 and 2, so
+/// the field order is the same as a fresh serialization.
+/// Written with protobuf's CodedOutputStream: no message is built (a read
+/// costs two allocations).
+std::shared_ptr<const std::string> full_bytes(const user_state& st) {
+  std::string out;
+  out.reserve(st.key.id.size() + st.key.tenant_id.size() + st.stored.size() + 8);
+  {
+    google::protobuf::io::StringOutputStream sink{&out};
+    google::protobuf::io::CodedOutputStream cos{&sink};
+    constexpr std::uint32_t length_delimited = 2;
+    cos.WriteTag((v1::User::kIdFieldNumber << 3) | length_delimited);
+    cos.WriteVarint32(static_cast<std::uint32_t>(st.key.id.size()));
+    cos.WriteString(st.key.id);
+    cos.WriteTag((v1::User::kTenantIdFieldNumber << 3) | length_delimited);
+    cos.WriteVarint32(static_cast<std::uint32_t>(st.key.tenant_id.size()));
+    cos.WriteString(st.key.tenant_id);
+    cos.WriteString(st.stored);
+  }
+  return std::make_shared<const std::string>(std::move(out));
+}
+
 /// What `stored` keeps of a user: all but the ids (never empty: a version is set).
+/// Deterministic: map entries (attributes) in key order, so reads render the
+/// same JSON as the message the write answered with.
 std::string compact(v1::User u) {
   u.clear_id();
   u.clear_tenant_id();
-  return u.SerializeAsString();
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream sink{&out};
+    google::protobuf::io::CodedOutputStream cos{&sink};
+    cos.SetSerializationDeterministic(true);
+    u.SerializeToCodedStream(&cos);
+  }
+  return out;
 }
 
 entity_row row_of(const v1::User& u) {
@@ -159,15 +194,16 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
   }
   if (!exists(st))
     return entity_reply::fail(fail(errc::not_found, "no user with id " + st.key.id + " in this tenant"));
+  if (cmd.what == op::get) {
+    entity_reply r;
+    r.bytes = full_bytes(st);
+    r.type = "colony.v1.User";
+    r.version = st.version;
+    return r;
+  }
   auto current = parsed(st);
   const auto& u = *current;
   switch (cmd.what) {
-    case op::get: {
-      entity_reply r;
-      r.entity = std::move(current);
-      r.version = u.version();
-      return r;
-    }
     case op::patch: {
       if (auto err = detail::check_if_match(cmd, u.version()))
         return entity_reply::fail(*err);

@@ -259,7 +259,7 @@ struct api::impl {
   }
 
   static api_response entity_response(const entity_reply& r, int status) {
-    auto resp = json(status, protocol::to_json(*r.entity));
+    auto resp = json(status, r.entity ? protocol::to_json(*r.entity) : protocol::bytes_to_json(r.type, *r.bytes));
     resp.headers.emplace_back("ETag", "\"" + std::to_string(r.version) + "\"");
     return resp;
   }

@@ -166,11 +166,12 @@ private:
     --srv_.in_flight;
     if (srv_.metrics)
       srv_.metrics->http_request(method_, route_, status_, secs);
-    log::info("request", {{"request_id", request_id_},
-                          {"method", method_},
-                          {"route", route_},
-                          {"status", status_},
-                          {"duration_ms", secs * 1000.0}});
+    if (log::enabled(log::level::info)) // the fields cost formatting and copies even when dropped
+      log::info("request", {{"request_id", request_id_},
+                            {"method", method_},
+                            {"route", route_},
+                            {"status", status_},
+                            {"duration_ms", secs * 1000.0}});
     if (!ec && linger_) {
       linger();
       return;

@@ -74,7 +74,12 @@ struct command {
 };
 
 struct entity_reply {
-  std::shared_ptr<const google::protobuf::Message> entity; // set on success (except deletes)
+  std::shared_ptr<const google::protobuf::Message> entity; // set on success (except deletes and reads)
+  // A read answers with the entity's binary encoding instead (a user keeps
+  // bytes, so building a message only to have it serialized again for JSON
+  // is skipped); `type` names its message, e.g. "colony.v1.User".
+  std::shared_ptr<const std::string> bytes;
+  std::string_view type;
   std::uint32_t version = 0;
   bool created = false;
   bool duplicate = false; // the message key was applied before; nothing changed

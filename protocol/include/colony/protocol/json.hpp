@@ -23,6 +23,10 @@ struct field_error {
 
 /// Serializes `msg` as JSON (all scalar fields printed, lowerCamelCase names).
 [[nodiscard]] std::string to_json(const google::protobuf::Message& msg);
+/// The same JSON straight from the binary encoding of a message of
+/// `full_name` (e.g. "colony.v1.User"), without building the message
+/// (to_json itself serializes first and converts these bytes).
+[[nodiscard]] std::string bytes_to_json(std::string_view full_name, const std::string& bytes);
 
 /// Parses `json` into `msg` (cleared first). Unknown fields and wrong types are
 /// errors. Returns the error, or nothing on success.
