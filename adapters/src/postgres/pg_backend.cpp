@@ -77,16 +77,18 @@ public:
 
   std::vector<loaded> load_many(const std::vector<entity_key>& keys) override {
     return guard([&] {
-      // One round trip for the group: per tenant "tenant_id = t AND id IN
-      // (...)" (an index range on the primary key; a row-value IN list made
-      // PostgreSQL OR 200 bitmap scans, 4x slower), tenants by id, all in one
-      // UNION ALL. Values are quoted by libpq.
+      // One round trip for the group: the keys as a VALUES list joined to
+      // the table, which PostgreSQL runs as one primary-key probe per key
+      // (~12 us each). Plainer forms planned badly: a row-value IN list became
+      // ~200 ORed bitmap scans, and "tenant_id = t AND id IN (...)" made the
+      // planner pick another (tenant_id, ...) index and filter a whole
+      // tenant's rows whenever its statistics did not know the tenant yet
+      // (5k instead of 40k activations/s). Values are quoted by libpq.
       std::vector<loaded> out(keys.size());
       for (auto& l : out)
         l.status = store_status::not_found;
       std::unordered_map<std::string, std::vector<std::size_t>> wanted; // "tenant/id" or "id" -> indexes
-      std::map<std::string, std::string> users_by_tenant;              // quoted ids per tenant
-      std::string tenants;
+      std::string users, tenants;
       pqxx::nontransaction n{*conn_};
       for (std::size_t i = 0; i < keys.size(); ++i) {
         const auto& k = keys[i];
@@ -94,21 +96,19 @@ public:
         slot.push_back(i);
         if (slot.size() > 1)
           continue; // the same key twice: one row, two answers
-        if (k.kind == entity_kind::tenant) {
-          tenants += (tenants.empty() ? "" : ",") + n.quote(k.id);
-        } else {
-          auto& ids = users_by_tenant[k.tenant_id];
-          ids += (ids.empty() ? "" : ",") + n.quote(k.id);
-        }
+        if (k.kind == entity_kind::tenant)
+          tenants += (tenants.empty() ? "(" : ",(") + n.quote(k.id) + ")";
+        else
+          users += (users.empty() ? "(" : ",(") + n.quote(k.tenant_id) + "," + n.quote(k.id) + ")";
       }
       std::string sql;
-      for (const auto& [tenant, ids] : users_by_tenant)
-        sql += (sql.empty() ? "" : " UNION ALL ") +
-               std::string{"SELECT state, version, tenant_id || '/' || id, 0 FROM users WHERE tenant_id = "} +
-               n.quote(tenant) + " AND id IN (" + ids + ")";
+      if (!users.empty())
+        sql = "SELECT u.state, u.version, u.tenant_id || '/' || u.id, 0 FROM (VALUES " + users +
+              ") AS k(tenant_id, id) JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.id";
       if (!tenants.empty())
         sql += (sql.empty() ? "" : " UNION ALL ") +
-               std::string{"SELECT state, version, id, user_count FROM tenants WHERE id IN ("} + tenants + ")";
+               std::string{"SELECT t.state, t.version, t.id, t.user_count FROM (VALUES "} + tenants +
+               ") AS k(id) JOIN tenants t ON t.id = k.id";
       for (const auto& row : n.exec(sql)) {
         auto it = wanted.find(row[2].as<std::string>());
         if (it == wanted.end())
