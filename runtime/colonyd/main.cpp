@@ -151,6 +151,8 @@ int main(int argc, char** argv, char** envp) {
   hopts.port = cfg.listen_port;
   hopts.body_limit = static_cast<std::size_t>(cfg.http_body_limit);
   hopts.header_limit = static_cast<std::size_t>(cfg.http_header_limit);
+  hopts.request_line_limit = static_cast<std::size_t>(cfg.http_request_line_limit);
+  hopts.header_count_limit = static_cast<std::size_t>(cfg.http_header_count_limit);
   hopts.read_timeout = cfg.http_read_timeout;
   hopts.idle_timeout = cfg.http_idle_timeout;
   hopts.request_timeout = cfg.request_timeout;

@@ -199,6 +199,10 @@ const std::vector<option>& options() {
                         1024LL * 1024 * 1024, &node_config::http_body_limit, kind::size));
     t.push_back(int_opt("http.header-limit", "largest request line plus headers in bytes (431 beyond)", 1024,
                         1024 * 1024, &node_config::http_header_limit, kind::size));
+    t.push_back(int_opt("http.request-line-limit", "longest request line (method, target, version) in bytes (414 beyond)",
+                        64, 1024 * 1024, &node_config::http_request_line_limit, kind::size));
+    t.push_back(int_opt("http.header-count-limit", "most header fields in one request (431 beyond)", 1, 10'000,
+                        &node_config::http_header_count_limit));
     t.push_back(duration_opt("http.read-timeout", "time allowed to receive one request",
                              std::chrono::milliseconds(100), std::chrono::minutes(10), &node_config::http_read_timeout));
     t.push_back(duration_opt("http.idle-timeout", "keep-alive connections idle longer than this are closed",

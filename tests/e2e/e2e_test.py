@@ -447,6 +447,31 @@ class E2E(unittest.TestCase):
         self.assertEqual(read_raw, created_raw)  # byte for byte
         self.assertEqual(list(json.loads(read_raw)["attributes"]), ["a", "b", "m", "zz"])
 
+    def test_request_line_and_header_count_limits(self):
+        """414 for a request line over http.request-line-limit (8 KiB), whether or not it also
+        passes the header-size limit; 431 for more than http.header-count-limit (100) fields."""
+        for length in (9000, 20000):  # under and over http.header-limit (16 KiB)
+            conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=10)
+            conn.request("GET", "/v1/tenants/" + "a" * length)
+            resp = conn.getresponse()
+            body = resp.read()
+            self.assertEqual(resp.status, 414, length)
+            doc = json.loads(body)
+            self.assertEqual(doc["type"], "https://colony.dev/problems/uri-too-long")
+            self.assertEqual(doc["requestId"], resp.getheader("X-Request-Id"))
+            conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=10)
+        conn.request("GET", "/livez", headers={f"X-Many-{i}": "1" for i in range(101)})
+        resp = conn.getresponse()
+        doc = json.loads(resp.read())
+        self.assertEqual(resp.status, 431)
+        self.assertIn("more than 100 header fields", doc["detail"])
+        conn.close()
+        status, _, _ = self.node.request("GET", "/livez", headers={f"X-Some-{i}": "1" for i in range(90)})
+        self.assertEqual(status, 200)
+        status, _, _ = self.node.request("GET", "/v1/tenants/" + "a" * 7000)
+        self.assertNotEqual(status, 414)
+
     def test_user_crud_limits_and_uniqueness(self):
         n = self.node
         t = self.tenant(plan="free")

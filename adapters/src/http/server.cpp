@@ -83,25 +83,29 @@ private:
         type = "payload-too-large";
         title = "Payload too large";
         detail = "the body exceeds " + std::to_string(srv_.opts.body_limit) + " bytes";
+      } else if (ec == bhttp::error::header_limit && request_line_too_long()) {
+        reject_request_line();
+        return;
       } else if (ec == bhttp::error::header_limit) {
         status = 431;
         type = "request-header-fields-too-large";
         title = "Request header fields too large";
         detail = "the request line and headers exceed " + std::to_string(srv_.opts.header_limit) + " bytes";
       }
-      auto r = http::api::problem(status, type, title, detail, http::pick_request_id({}));
-      r.route = "unparsed";
-      keep_alive_ = false;
-      linger_ = true;
-      method_ = "UNKNOWN";
-      request_id_ = http::pick_request_id({});
-      ++srv_.in_flight;
-      started_ = std::chrono::steady_clock::now();
-      write(std::move(r));
+      reject(status, type, title, detail);
       return;
     }
     stream_.expires_never();
     auto& req = parser_->get();
+    if (req.method_string().size() + req.target().size() + 10 > srv_.opts.request_line_limit) { // "M T HTTP/1.1"
+      reject_request_line();
+      return;
+    }
+    if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > srv_.opts.header_count_limit) {
+      reject(431, "request-header-fields-too-large", "Request header fields too large",
+             "the request has more than " + std::to_string(srv_.opts.header_count_limit) + " header fields");
+      return;
+    }
     http::api_request areq;
     areq.method = std::string{req.method_string()};
     areq.target = std::string{req.target()};
@@ -124,6 +128,32 @@ private:
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(r)]() mutable { self->write(std::move(r)); });
     });
+  }
+
+  /// Answers a request that is not handed to the API, then closes (lingering).
+  void reject(int status, std::string_view type, std::string_view title, const std::string& detail) {
+    request_id_ = http::pick_request_id({});
+    auto r = http::api::problem(status, type, title, detail, request_id_);
+    r.route = "unparsed";
+    keep_alive_ = false;
+    linger_ = true;
+    method_ = "UNKNOWN";
+    ++srv_.in_flight;
+    started_ = std::chrono::steady_clock::now();
+    write(std::move(r));
+  }
+
+  void reject_request_line() {
+    reject(414, "uri-too-long", "URI too long",
+           "the request line exceeds " + std::to_string(srv_.opts.request_line_limit) + " bytes");
+  }
+
+  /// After a header-limit error: is it the request line alone that is too long?
+  bool request_line_too_long() const {
+    auto data = buffer_.cdata();
+    std::string_view seen{static_cast<const char*>(data.data()), data.size()};
+    auto end = seen.find("\r\n");
+    return (end == std::string_view::npos ? seen.size() : end) > srv_.opts.request_line_limit;
   }
 
   void write(http::api_response r) {

@@ -29,6 +29,8 @@ struct http_options {
   std::uint16_t port = 8080;
   std::size_t body_limit = 1024 * 1024;
   std::size_t header_limit = 16 * 1024;
+  std::size_t request_line_limit = 8 * 1024; // 414 beyond
+  std::size_t header_count_limit = 100;      // 431 beyond
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds request_timeout{10'000};

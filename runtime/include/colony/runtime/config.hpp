@@ -28,6 +28,8 @@ struct node_config {
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(10)};
   std::int64_t http_body_limit = 1024 * 1024;
   std::int64_t http_header_limit = 16 * 1024;
+  std::int64_t http_request_line_limit = 8 * 1024;
+  int http_header_count_limit = 100;
   std::chrono::milliseconds http_read_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds http_idle_timeout{std::chrono::seconds(60)};
   int http_threads = 2;
