@@ -132,7 +132,8 @@ class E2E(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="colony-e2e-")
         cls.node = Node(cls.dir, ["--debug.fault-injection", "true", "--stripe-webhook-secret", STRIPE_SECRET,
-                                  "--billing.payment-grace", "1s", "--timers.poll-interval", "200ms"])
+                                  "--billing.payment-grace", "1s", "--timers.poll-interval", "200ms",
+                                  "--http.cors-origins", "https://app.example.com,http://localhost:3000"])
 
     @classmethod
     def tearDownClass(cls):
@@ -446,6 +447,34 @@ class E2E(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual(read_raw, created_raw)  # byte for byte
         self.assertEqual(list(json.loads(read_raw)["attributes"]), ["a", "b", "m", "zz"])
+
+    def test_cors_by_allow_list(self):
+        n = self.node
+        # Preflight from an allowed origin: 204 with the grant, echoing the origin.
+        status, hdrs, _ = n.request("OPTIONS", "/v1/tenants", headers={
+            "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        self.assertEqual(status, 204)
+        self.assertEqual(hdrs["Access-Control-Allow-Origin"], "https://app.example.com")
+        self.assertIn("POST", hdrs["Access-Control-Allow-Methods"])
+        self.assertIn("Content-Type", hdrs["Access-Control-Allow-Headers"])
+        self.assertEqual(hdrs["Vary"], "Origin")
+        # A real request from an allowed origin carries the grant and exposes the useful headers.
+        status, hdrs, _ = n.request("GET", "/livez", headers={"Origin": "http://localhost:3000"})
+        self.assertEqual(status, 200)
+        self.assertEqual(hdrs["Access-Control-Allow-Origin"], "http://localhost:3000")
+        self.assertIn("ETag", hdrs["Access-Control-Expose-Headers"])
+        # Another origin: no grant on requests, 403 problem on preflight; no Origin: no CORS headers.
+        status, hdrs, _ = n.request("GET", "/livez", headers={"Origin": "https://evil.example"})
+        self.assertEqual(status, 200)
+        self.assertNotIn("Access-Control-Allow-Origin", hdrs)
+        status, hdrs, payload = n.request("OPTIONS", "/v1/tenants", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "DELETE"})
+        self.assertEqual(status, 403)
+        self.assertEqual(json.loads(payload)["type"], "https://colony.dev/problems/cors-origin-not-allowed")
+        self.assertNotIn("Access-Control-Allow-Origin", hdrs)
+        status, hdrs, _ = n.request("GET", "/livez")
+        self.assertNotIn("Access-Control-Allow-Origin", hdrs)
 
     def test_request_line_and_header_count_limits(self):
         """414 for a request line over http.request-line-limit (8 KiB), whether or not it also
@@ -840,6 +869,11 @@ class Restart(unittest.TestCase):
         r = subprocess.run([COLONYD, "--http.body-limit", "huge"], capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 2)
         self.assertIn("http.body-limit", r.stderr)
+        r = subprocess.run([COLONYD, "--http.cors-origins", "https://ok.example,app.example.com/path"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("http.cors-origins", r.stderr)
+        self.assertIn("app.example.com/path", r.stderr)
         conf = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config", "colony.conf")
         r = subprocess.run([COLONYD, "--config", conf, "--dump-config"], capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 0, r.stderr)  # the shipped, documented file is valid

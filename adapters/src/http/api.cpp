@@ -4,6 +4,7 @@
 #include "colony/adapters/webhooks.hpp"
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <caf/all.hpp>
 #include <charconv>
 #include <limits>
@@ -1227,12 +1228,47 @@ api::api(caf::actor_system& sys, const http_options& opts, api_context ctx)
 
 api::~api() = default;
 
+namespace {
+
+bool origin_allowed(const std::vector<std::string>& allowed, const std::string& origin) {
+  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return a == "*" || a == origin; });
+}
+
+} // namespace
+
 void api::handle(api_request req, responder done) {
+  // CORS by allow-list: an allowed Origin gets it echoed back (never "*", so
+  // credentials can be sent), a preflight is answered here, and an Origin not
+  // on the list gets no CORS headers (the browser then refuses the answer).
+  const auto& cors = impl_->opts.cors_origins;
+  bool cors_ok = !req.origin.empty() && origin_allowed(cors, req.origin);
+  if (!req.origin.empty() && req.method == "OPTIONS" && !req.cors_method.empty()) {
+    if (!cors_ok) {
+      done(problem(403, "cors-origin-not-allowed", "Origin not allowed",
+                   "the origin '" + req.origin.substr(0, 200) + "' may not call this API from a browser",
+                   req.request_id));
+      return;
+    }
+    api_response r{204, "", "", {}, "cors-preflight"};
+    r.headers = {{"Access-Control-Allow-Origin", req.origin},
+                 {"Vary", "Origin"},
+                 {"Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE"},
+                 {"Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, X-Request-Id, traceparent"},
+                 {"Access-Control-Max-Age", "600"}};
+    done(std::move(r));
+    return;
+  }
   auto c = std::make_shared<call>();
   c->req = std::move(req);
-  c->done = [done = std::move(done)](api_response r) {
-    if (r.status >= 0)
-      done(std::move(r));
+  c->done = [done = std::move(done), cors_origin = cors_ok ? c->req.origin : std::string{}](api_response r) {
+    if (r.status < 0)
+      return;
+    if (!cors_origin.empty()) {
+      r.headers.emplace_back("Access-Control-Allow-Origin", cors_origin);
+      r.headers.emplace_back("Vary", "Origin");
+      r.headers.emplace_back("Access-Control-Expose-Headers", "ETag, Location, Retry-After, X-Request-Id, traceparent");
+    }
+    done(std::move(r));
   };
   try {
     impl_->dispatch(c);

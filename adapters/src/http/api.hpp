@@ -23,6 +23,9 @@ struct api_request {
   std::string traceparent;
   std::string fault;         // X-Colony-Fault
   std::string stripe_signature; // Stripe-Signature
+  std::string origin;           // Origin (CORS)
+  std::string cors_method;      // Access-Control-Request-Method (preflight)
+  std::string cors_headers;     // Access-Control-Request-Headers (preflight)
   std::string body;
 };
 

@@ -115,6 +115,9 @@ private:
     areq.traceparent = http::pick_traceparent(std::string{req["traceparent"]});
     areq.fault = std::string{req["X-Colony-Fault"]};
     areq.stripe_signature = std::string{req["Stripe-Signature"]};
+    areq.origin = std::string{req[bhttp::field::origin]};
+    areq.cors_method = std::string{req[bhttp::field::access_control_request_method]};
+    areq.cors_headers = std::string{req[bhttp::field::access_control_request_headers]};
     areq.body = std::move(req.body());
     keep_alive_ = req.keep_alive() && !srv_.closing.load();
     version_ = req.version();

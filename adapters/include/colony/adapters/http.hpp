@@ -38,6 +38,7 @@ struct http_options {
   int max_connections = 10'000;
   bool fault_injection = false;
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
+  std::vector<std::string> cors_origins;      // browser origins allowed (CORS); "*" any; empty: none
   std::chrono::seconds stripe_tolerance{300}; // accepted age of a Stripe-Signature timestamp
 };
 
