@@ -884,6 +884,71 @@ class Restart(unittest.TestCase):
         self.assertIn("--store", r.stdout)
 
 
+class SlowAndManyClients(unittest.TestCase):
+    """http.read-timeout, http.idle-timeout and http.max-connections, on a node of their own."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-limits-")
+        cls.node = Node(cls.dir, ["--http.read-timeout", "1s", "--http.idle-timeout", "1s",
+                                  "--http.max-connections", "3"])
+        cls.node.conn.close()  # the readiness probe's connection must not count against the limit
+        cls.node.conn = None
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def closed_by_server_within(self, sock, seconds):
+        sock.settimeout(seconds)
+        try:
+            return sock.recv(4096) == b""
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def test_a_client_that_stalls_mid_request_is_cut_off_after_the_read_timeout(self):
+        with socket.create_connection(("127.0.0.1", self.node.port)) as s:
+            s.sendall(b"GET /livez HTTP/1.1\r\nHo")
+            started = time.time()
+            self.assertTrue(self.closed_by_server_within(s, 5))
+            self.assertLess(time.time() - started, 3)
+
+    def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(self):
+        with socket.create_connection(("127.0.0.1", self.node.port)) as s:
+            s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(5)
+            self.assertIn(b" 200 ", s.recv(4096))
+            started = time.time()
+            self.assertTrue(self.closed_by_server_within(s, 5))
+            self.assertGreater(time.time() - started, 0.5)
+
+    def test_connections_beyond_the_limit_are_refused_and_served_again_later(self):
+        held = [socket.create_connection(("127.0.0.1", self.node.port)) for _ in range(3)]
+        try:
+            time.sleep(0.2)  # accepted
+            extra = socket.create_connection(("127.0.0.1", self.node.port))
+            self.assertTrue(self.closed_by_server_within(extra, 0.9))  # before the held ones time out
+            extra.close()
+        finally:
+            for s in held:
+                s.close()
+        deadline = time.time() + 5
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=5)
+                conn.request("GET", "/livez")
+                self.assertEqual(conn.getresponse().status, 200)
+                conn.close()
+                break
+            except (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
 class DatabaseOutage(unittest.TestCase):
     """The server goes away: readiness says so, writes get 503, then it all recovers."""
 
