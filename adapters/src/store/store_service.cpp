@@ -203,15 +203,39 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
   };
 }
 
-struct pending_commit {
-  change ch;
-  caf::typed_response_promise<commit_outcome> rp;
+/// A request waiting for its group (a commit or a load) and its answer.
+template <class T, class R>
+struct pending {
+  T item;
+  caf::typed_response_promise<R> rp;
 };
 
-struct pending_load {
-  entity_key key;
-  caf::typed_response_promise<loaded> rp;
-};
+using pending_commit = pending<change, commit_outcome>;
+using pending_load = pending<entity_key, loaded>;
+
+/// Takes up to `max` waiting requests off the queue: the items for the
+/// worker, the promises to answer in the same order.
+template <class T, class R>
+std::pair<std::vector<T>, std::vector<caf::typed_response_promise<R>>> take_group(std::deque<pending<T, R>>& queue,
+                                                                                   std::size_t max) {
+  std::pair<std::vector<T>, std::vector<caf::typed_response_promise<R>>> out;
+  auto n = std::min(queue.size(), max);
+  out.first.reserve(n);
+  out.second.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.first.push_back(std::move(queue.front().item));
+    out.second.push_back(std::move(queue.front().rp));
+    queue.pop_front();
+  }
+  return out;
+}
+
+/// Answers each promise with its result, or `missing` if the worker gave fewer.
+template <class R>
+void deliver_all(std::vector<caf::typed_response_promise<R>>& promises, std::vector<R>& results, const R& missing) {
+  for (std::size_t i = 0; i < promises.size(); ++i)
+    promises[i].deliver(i < results.size() ? std::move(results[i]) : missing);
+}
 
 struct service_state {
   worker_port writer;
@@ -239,28 +263,17 @@ void flush(service_ptr self) {
   auto& st = self->state;
   if (st.in_flight || st.pending.empty())
     return;
-  std::vector<change> batch;
-  std::vector<caf::typed_response_promise<commit_outcome>> promises;
-  auto n = std::min(st.pending.size(), st.max_batch);
-  batch.reserve(n);
-  promises.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    batch.push_back(std::move(st.pending.front().ch));
-    promises.push_back(std::move(st.pending.front().rp));
-    st.pending.pop_front();
-  }
+  auto [batch, promises] = take_group(st.pending, st.max_batch);
   st.in_flight = true;
   auto started = std::chrono::steady_clock::now();
   self->request(st.writer, caf::infinite, batch_atom::value, std::move(batch))
-    .then([self, promises, started](batch_result& results) mutable {
+    .then([self, promises = std::move(promises), started](batch_result& results) mutable {
       auto& s = self->state;
       s.in_flight = false;
       if (s.metrics)
         s.metrics->store_commit(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), promises.size());
-      for (std::size_t i = 0; i < promises.size(); ++i)
-        promises[i].deliver(i < results.size() ? std::move(results[i])
-                                               : commit_outcome{store_status::error, {}, "missing result"});
+      deliver_all(promises, results, commit_outcome{store_status::error, {}, "missing result"});
       if (!results.empty() && results.front().status == store_status::unavailable)
         s.health = store_health{false, results.front().detail, protocol::now_us()};
       flush(self);
@@ -272,24 +285,13 @@ void dispatch_loads(service_ptr self) {
   for (std::size_t r = 0; r < st.readers.size() && !st.loads.empty(); ++r) {
     if (st.reader_loading[r])
       continue;
-    std::vector<entity_key> keys;
-    std::vector<caf::typed_response_promise<loaded>> promises;
-    auto n = std::min(st.loads.size(), st.max_batch);
-    keys.reserve(n);
-    promises.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      keys.push_back(std::move(st.loads.front().key));
-      promises.push_back(std::move(st.loads.front().rp));
-      st.loads.pop_front();
-    }
+    auto [keys, promises] = take_group(st.loads, st.max_batch);
     st.reader_loading[r] = true;
     self->request(st.readers[r], caf::infinite, load_atom::value, std::move(keys))
       .then(
         [self, r, promises](std::vector<loaded>& results) mutable {
           self->state.reader_loading[r] = false;
-          for (std::size_t i = 0; i < promises.size(); ++i)
-            promises[i].deliver(i < results.size() ? std::move(results[i])
-                                                   : loaded{store_status::error, {}, 0, 0, "missing result"});
+          deliver_all(promises, results, loaded{store_status::error, {}, 0, 0, "missing result"});
           dispatch_loads(self);
         },
         [self, r, promises](caf::error& err) mutable {
