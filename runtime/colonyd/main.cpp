@@ -160,13 +160,8 @@ int main(int argc, char** argv, char** envp) {
   hopts.max_connections = cfg.http_max_connections;
   hopts.fault_injection = cfg.fault_injection;
   hopts.stripe_webhook_secret = cfg.stripe_webhook_secret;
-  for (std::size_t i = 0; !cfg.http_cors_origins.empty();) {
-    auto j = cfg.http_cors_origins.find(',', i);
-    hopts.cors_origins.push_back(cfg.http_cors_origins.substr(i, j == std::string::npos ? std::string::npos : j - i));
-    if (j == std::string::npos)
-      break;
-    i = j + 1;
-  }
+  hopts.cors_origins = cfg.http_cors_origins;
+
   int exit_code = 0;
   {
     adapters::http_server server{sys, hopts, adapters::api_context{registry.router, store, metrics, cfg.rules, COLONY_VERSION, relay_monitor}};

@@ -227,25 +227,34 @@ const std::vector<option>& options() {
     };
     plan.get = [](const node_config& c) { return c.rules.default_plan; };
     t.push_back(std::move(plan));
-    t.push_back(string_opt("http.cors-origins",
-                           "origins allowed to call the API from a browser (CORS), comma-separated, e.g. "
-                           "https://app.example.com; * allows any; empty: no CORS headers",
-                           &node_config::http_cors_origins,
-                           [](node_config&, const std::string& v) -> std::optional<std::string> {
-                             std::size_t i = 0;
-                             while (i <= v.size() && !v.empty()) {
-                               auto j = v.find(',', i);
-                               auto o = v.substr(i, j == std::string::npos ? std::string::npos : j - i);
-                               bool scheme = o.starts_with("http://") || o.starts_with("https://");
-                               auto rest = scheme ? o.substr(o.find("://") + 3) : std::string{};
-                               if (o != "*" && (!scheme || rest.empty() || rest.find('/') != std::string::npos))
-                                 return "'" + o + "' is not an origin (scheme://host[:port], no path) or *";
-                               if (j == std::string::npos)
-                                 break;
-                               i = j + 1;
-                             }
-                             return std::nullopt;
-                           }));
+    auto cors = option{"http.cors-origins", kind::string,
+                       "origins allowed to call the API from a browser (CORS), comma-separated, e.g. "
+                       "https://app.example.com; * allows any; empty: no CORS headers",
+                       0, 0, {}, false, {}, {}};
+    cors.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
+      std::vector<std::string> origins;
+      for (std::size_t i = 0; !v.empty();) { // parsed once, here: the server gets the list
+        auto j = v.find(',', i);
+        auto o = v.substr(i, j == std::string::npos ? std::string::npos : j - i);
+        bool scheme = o.starts_with("http://") || o.starts_with("https://");
+        auto rest = scheme ? o.substr(o.find("://") + 3) : std::string{};
+        if (o != "*" && (!scheme || rest.empty() || rest.find('/') != std::string::npos))
+          return "'" + o + "' is not an origin (scheme://host[:port], no path) or *";
+        origins.push_back(std::move(o));
+        if (j == std::string::npos)
+          break;
+        i = j + 1;
+      }
+      c.http_cors_origins = std::move(origins);
+      return std::nullopt;
+    };
+    cors.get = [](const node_config& c) {
+      std::string out;
+      for (const auto& o : c.http_cors_origins)
+        out += (out.empty() ? "" : ",") + o;
+      return out;
+    };
+    t.push_back(std::move(cors));
     auto stripe = string_opt("stripe-webhook-secret",
                              "signing secret (whsec_...) of the Stripe webhook endpoint; empty turns the route off",
                              &node_config::stripe_webhook_secret);

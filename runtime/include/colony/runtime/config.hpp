@@ -42,7 +42,7 @@ struct node_config {
   actors::tenant_rules rules;              // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
   std::string stripe_webhook_secret;       // empty: the Stripe webhook route is off
-  std::string http_cors_origins;           // comma-separated allow-list; empty: no CORS
+  std::vector<std::string> http_cors_origins; // browser origins allowed (CORS); empty: no CORS
   std::chrono::milliseconds payment_grace{std::chrono::hours(72)};
   int webhook_max_attempts = 8;
   std::string webhook_ca_file;
