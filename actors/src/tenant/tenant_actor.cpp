@@ -327,7 +327,6 @@ caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const 
       drop_if_empty(self);
       return res;
     },
-    [self](stop_atom) { self->quit(); },
     // From the directory's sweep: nothing was routed here for idle_timeout.
     [self](idle_atom) { detail::offer_passivation(self); },
   };

@@ -251,7 +251,6 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
       drop_if_empty(self);
       return res;
     },
-    [self](stop_atom) { self->quit(); },
     // From the directory's sweep: nothing was routed here for idle_timeout.
     [self](idle_atom) { detail::offer_passivation(self); },
   };
