@@ -11,11 +11,13 @@
 #include <iostream>
 #include <pthread.h>
 
+#include "colony/adapters/auth.hpp"
 #include "colony/adapters/http.hpp"
 #include "colony/adapters/kafka.hpp"
 #include "colony/adapters/prometheus_metrics.hpp"
 #include "colony/adapters/store.hpp"
 #include "colony/adapters/webhooks.hpp"
+#include "colony/protocol/time.hpp"
 #include "colony/runtime/config.hpp"
 #include "colony/runtime/entity_registry.hpp"
 #include "colony/runtime/log.hpp"
@@ -44,6 +46,58 @@ void stop_and_wait(caf::actor_system& sys, const caf::actor& who, std::chrono::s
   waiter->send(who, actors::stop_atom::value);
   waiter->receive([](caf::down_msg&) {},
                   caf::after(limit) >> [what] { log::warn(std::string{what} + " did not stop in time"); });
+}
+
+/// First start without any credential configured: mint a platform admin API
+/// key and leave it in <data-dir>/admin.key (0600), so that the operator can
+/// make the first tenant. Logs the path, never the key.
+void bootstrap_admin_key(caf::actor_system& sys, const actors::store_port& store, const runtime::node_config& cfg) {
+  caf::scoped_actor self{sys};
+  actors::api_key_op count;
+  count.what = actors::api_key_op::kind::count_platform;
+  count.now_us = protocol::now_us();
+  // The writer migrates on connect: wait until the store says it is ready.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    bool ready = false;
+    self->request(store, std::chrono::seconds(5), actors::health_atom::value)
+      .receive([&](actors::store_health& h) { ready = h.ready; }, [](caf::error&) {});
+    if (ready)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::optional<actors::api_key_result> found;
+  for (int attempt = 0; attempt < 50 && !found; ++attempt) {
+    self->request(store, std::chrono::seconds(5), actors::api_key_atom::value, count)
+      .receive([&](actors::api_key_result& r) {
+                 if (r.status == actors::store_status::ok)
+                   found = r;
+               },
+               [](caf::error&) {});
+    if (!found)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!found) {
+    log::warn("could not check for a platform admin API key (the store does not answer); none was created");
+    return;
+  }
+  if (found->count > 0)
+    return;
+  auto path = (std::filesystem::path{cfg.data_dir} / "admin.key").string();
+  auto minted = adapters::mint_api_key({}, {"platform_admin"}, "bootstrap admin", "bootstrap", protocol::now_us(), 0);
+  actors::api_key_op create;
+  create.what = actors::api_key_op::kind::create;
+  create.key = minted.row;
+  bool stored = false;
+  self->request(store, std::chrono::seconds(10), actors::api_key_atom::value, create)
+    .receive([&](actors::api_key_result& r) { stored = r.status == actors::store_status::ok; }, [](caf::error&) {});
+  if (!stored) {
+    log::error("could not store the bootstrap admin API key");
+    return;
+  }
+  adapters::write_secret_file(path, minted.key);
+  log::warn("no credentials were configured: created a platform admin API key; send it as "
+            "'Authorization: Bearer <key>' and keep the file secret",
+            {{"path", path}, {"key_id", minted.row.id}});
 }
 
 } // namespace
@@ -146,6 +200,43 @@ int main(int argc, char** argv, char** envp) {
                                       {"results", cfg.kafka_results_topic}, {"dlq", cfg.kafka_dlq_topic}});
   }
 
+  adapters::jwt_options jopts;
+  jopts.hs256_secret = cfg.auth_hs256_secret;
+  jopts.jwks = cfg.auth_jwks;
+  jopts.issuer = cfg.auth_issuer;
+  jopts.audience = cfg.auth_audience;
+  jopts.leeway = std::chrono::duration_cast<std::chrono::seconds>(cfg.auth_leeway);
+  jopts.jwks_refresh = std::chrono::duration_cast<std::chrono::seconds>(cfg.auth_jwks_refresh);
+  jopts.ca_file = cfg.auth_jwks_ca_file;
+  jopts.tenant_claim = cfg.auth_tenant_claim;
+  jopts.roles_claim = cfg.auth_roles_claim;
+  jopts.user_claim = cfg.auth_user_claim;
+  std::shared_ptr<adapters::jwt_verifier> jwt;
+  if (jopts.enabled()) {
+    try {
+      jwt = std::make_shared<adapters::jwt_verifier>(jopts);
+    } catch (const std::exception& e) {
+      std::cerr << "colonyd: invalid value for " << e.what() << "\n";
+      log::error("cannot load the token keys", {{"error", e.what()}});
+      log::flush();
+      std::_Exit(2); // actors are running: nothing to clean up that matters
+    }
+    log::info("bearer tokens accepted",
+              {{"hs256", jopts.hs256_secret.empty() ? "off" : "on"},
+               {"jwks", jopts.jwks.empty() ? std::string{"off"} : jopts.jwks},
+               {"jwks_keys", static_cast<int>(jwt->key_count())},
+               {"issuer", jopts.issuer.empty() ? std::string{"(not checked)"} : jopts.issuer},
+               {"audience", jopts.audience.empty() ? std::string{"(not checked)"} : jopts.audience}});
+  } else {
+    try {
+      bootstrap_admin_key(sys, store, cfg);
+    } catch (const std::exception& e) {
+      log::error("cannot write the bootstrap admin API key", {{"error", e.what()}});
+      log::flush();
+      std::_Exit(1);
+    }
+  }
+
   adapters::http_options hopts;
   hopts.host = cfg.listen_host;
   hopts.port = cfg.listen_port;
@@ -164,7 +255,17 @@ int main(int argc, char** argv, char** envp) {
 
   int exit_code = 0;
   {
-    adapters::http_server server{sys, hopts, adapters::api_context{registry.router, store, metrics, cfg.rules, COLONY_VERSION, relay_monitor}};
+    adapters::api_context actx;
+    actx.entities = registry.router;
+    actx.store = store;
+    actx.metrics = metrics;
+    actx.rules = cfg.rules;
+    actx.version = COLONY_VERSION;
+    actx.relay = relay_monitor;
+    actx.jwt = jwt;
+    actx.open_paths = cfg.auth_open_routes;
+    actx.api_key_cache_ttl = cfg.auth_api_key_cache_ttl;
+    adapters::http_server server{sys, hopts, std::move(actx)};
     try {
       server.start();
     } catch (const std::exception& e) {

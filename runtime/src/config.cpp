@@ -308,6 +308,68 @@ const std::vector<option>& options() {
                         1, 100, &node_config::kafka_command_attempts));
     t.push_back(choice_opt("kafka.value-format", "encoding of event values: protobuf (colony.v1.Event) or json",
                            {"protobuf", "json"}, &node_config::kafka_value_format));
+    auto hs = string_opt("auth-jwt-hs256-secret",
+                         "shared secret that signs HS256 tokens (at least 32 bytes); empty: HS256 tokens are refused",
+                         &node_config::auth_hs256_secret, [](node_config&, const std::string& v) -> std::optional<std::string> {
+                           if (!v.empty() && v.size() < 32)
+                             return "the secret is shorter than 32 bytes (HS256 needs at least 256 bits; value not shown)";
+                           return std::nullopt;
+                         });
+    hs.secret = true;
+    hs.get = [](const node_config& c) { return c.auth_hs256_secret.empty() ? std::string{} : std::string{"***"}; };
+    t.push_back(std::move(hs));
+    t.push_back(string_opt("auth-jwks",
+                           "JWKS of the token issuer for RS256/ES256: a file path or an http(s) URL "
+                           "(e.g. Keycloak's .../protocol/openid-connect/certs); empty: RS256/ES256 refused",
+                           &node_config::auth_jwks));
+    t.push_back(string_opt("auth-issuer", "required iss of tokens (empty: not checked)", &node_config::auth_issuer));
+    t.push_back(string_opt("auth-audience", "required aud of tokens (empty: not checked)", &node_config::auth_audience));
+    t.push_back(duration_opt("auth.leeway", "clock skew allowed when checking exp and nbf", std::chrono::milliseconds(0),
+                             std::chrono::minutes(10), &node_config::auth_leeway));
+    t.push_back(duration_opt("auth.jwks-refresh", "how often a JWKS URL is fetched again (an unknown kid also triggers it)",
+                             std::chrono::seconds(10), std::chrono::hours(24), &node_config::auth_jwks_refresh));
+    t.push_back(string_opt("auth.jwks-ca-file", "PEM file of extra CAs trusted for an https JWKS URL",
+                           &node_config::auth_jwks_ca_file));
+    auto claim_check = [](node_config&, const std::string& v) -> std::optional<std::string> {
+      if (v.empty() || v.front() == '.' || v.back() == '.' || v.find("..") != std::string::npos)
+        return "'" + v + "' is not a claim name or dotted path";
+      return std::nullopt;
+    };
+    t.push_back(string_opt("auth.tenant-claim", "token claim that names the caller's tenant (its id)",
+                           &node_config::auth_tenant_claim, claim_check));
+    t.push_back(string_opt("auth.roles-claim", "dotted path to the token's roles array (Keycloak: realm_access.roles)",
+                           &node_config::auth_roles_claim, claim_check));
+    t.push_back(string_opt("auth.user-claim", "token claim that holds the caller's Colony user id (for members' own profile)",
+                           &node_config::auth_user_claim, claim_check));
+    auto open = option{"auth.open-routes", kind::string,
+                       "operational paths answered without credentials, comma-separated, from /livez, /readyz, "
+                       "/metrics, /openapi.json; empty: all need a platform admin (the Stripe webhook is always open)",
+                       0, 0, {}, false, {}, {}};
+    open.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
+      std::vector<std::string> paths;
+      for (std::size_t i = 0; !v.empty();) {
+        auto j = v.find(',', i);
+        auto p = v.substr(i, j == std::string::npos ? std::string::npos : j - i);
+        if (p != "/livez" && p != "/readyz" && p != "/metrics" && p != "/openapi.json")
+          return "'" + p + "' is not one of /livez, /readyz, /metrics, /openapi.json";
+        paths.push_back(std::move(p));
+        if (j == std::string::npos)
+          break;
+        i = j + 1;
+      }
+      c.auth_open_routes = std::move(paths);
+      return std::nullopt;
+    };
+    open.get = [](const node_config& c) {
+      std::string out;
+      for (const auto& p : c.auth_open_routes)
+        out += (out.empty() ? "" : ",") + p;
+      return out;
+    };
+    t.push_back(std::move(open));
+    t.push_back(duration_opt("auth.api-key-cache-ttl",
+                             "how long a node trusts an API key it looked up (revocations through this node apply at once)",
+                             std::chrono::milliseconds(0), std::chrono::minutes(10), &node_config::auth_api_key_cache_ttl));
     auto fi = option{"debug.fault-injection", kind::boolean,
                      "honour X-Colony-Fault: crash (tests only; never in production)", 0, 0, {}, false, {}, {}};
     fi.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
@@ -495,8 +557,7 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
 
   auto apply = [&](const option& o, const std::string& value, const std::string& source) -> std::optional<config_result> {
     if (auto err = o.set(cfg, value))
-      return fail("invalid value for " + o.name + " (from " + source + "): " +
-                  (o.secret ? std::string{"the value is not of the form sqlite:[path] or postgresql://..."} : *err));
+      return fail("invalid value for " + o.name + " (from " + source + "): " + *err); // secrets' errors never quote them
     return std::nullopt;
   };
 

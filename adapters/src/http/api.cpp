@@ -9,23 +9,33 @@
 #include <charconv>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "colony/actors/access/access_model.hpp"
 #include "colony/actors/entities.hpp"
 #include "colony/actors/user/user_model.hpp"
+#include "colony/protocol/base64url.hpp"
 #include "colony/protocol/json.hpp"
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/log.hpp"
 #include "colony/v1/event.pb.h"
 #include "colony/v1/tenant.pb.h"
 #include "colony/v1/user.pb.h"
+#include <google/protobuf/util/time_util.h>
 
 namespace colony::adapters::http {
 
 namespace {
 
 using namespace actors;
+using access::decision;
+using access::permission;
+using access::principal;
+using protocol::base64url_decode;
+using protocol::base64url_encode;
 
 /// A unit of work run inside a bridge actor, so that Asio threads can start
 /// actor requests without blocking and get the answer through a callback.
@@ -75,60 +85,6 @@ std::string pct_decode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
-std::string base64url_encode(std::string_view in) {
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::size_t i = 0;
-  while (i + 2 < in.size()) {
-    auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-             static_cast<unsigned char>(in[i + 2]);
-    out += tbl[(n >> 18) & 63];
-    out += tbl[(n >> 12) & 63];
-    out += tbl[(n >> 6) & 63];
-    out += tbl[n & 63];
-    i += 3;
-  }
-  if (i + 1 == in.size()) {
-    auto n = static_cast<unsigned char>(in[i]) << 16;
-    out += tbl[(n >> 18) & 63];
-    out += tbl[(n >> 12) & 63];
-  } else if (i + 2 == in.size()) {
-    auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += tbl[(n >> 18) & 63];
-    out += tbl[(n >> 12) & 63];
-    out += tbl[(n >> 6) & 63];
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-  };
-  if (in.size() % 4 == 1)
-    return std::nullopt;
-  std::string out;
-  std::uint32_t buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = val(c);
-    if (v < 0)
-      return std::nullopt;
-    buf = (buf << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buf >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
 std::vector<std::string> split_path(std::string_view path) {
   std::vector<std::string> segs;
   std::size_t i = 0;
@@ -173,6 +129,8 @@ struct call {
   std::map<std::string, std::string> path;
   std::map<std::string, std::string> query;
   std::string route = "unmatched";
+  principal who;                     // set unless the route is open
+  permission perm = permission::platform;
 
   void respond(api_response r) {
     r.route = route;
@@ -195,7 +153,15 @@ struct api::impl {
     std::string path;
     std::vector<std::string> segs;
     void (impl::*fn)(std::shared_ptr<call>);
+    std::optional<permission> perm; // nullopt: open (no credentials)
   };
+  struct cached_key {
+    api_key_row row;
+    std::chrono::steady_clock::time_point fetched;
+  };
+  std::mutex keys_mu;
+  std::unordered_map<std::string, cached_key> keys; // API key id → row, for api_key_cache_ttl
+  std::atomic<std::uint64_t> revocations{0};        // a lookup that raced a revocation is not cached
   std::vector<route> routes;
 
   impl(caf::actor_system& s, const http_options& o, api_context c)
@@ -208,35 +174,42 @@ struct api::impl {
   /// The route table: the single source for the router and for api_routes().
   static std::vector<route> make_routes() {
     std::vector<route> routes;
-    auto add = [&routes](std::string method, std::string path, void (impl::*fn)(std::shared_ptr<call>)) {
+    auto add = [&routes](std::string method, std::string path, void (impl::*fn)(std::shared_ptr<call>),
+                         std::optional<permission> perm) {
       auto segs = split_path(path);
-      routes.push_back(route{std::move(method), std::move(path), std::move(segs), fn});
+      routes.push_back(route{std::move(method), std::move(path), std::move(segs), fn, perm});
     };
-    add("GET", "/livez", &impl::livez);
-    add("GET", "/readyz", &impl::readyz);
-    add("GET", "/metrics", &impl::metrics);
-    add("GET", "/openapi.json", &impl::openapi);
-    add("POST", "/v1/tenants", &impl::create_tenant);
-    add("GET", "/v1/tenants", &impl::list_tenants);
-    add("GET", "/v1/tenants/{tenantId}", &impl::get_tenant);
-    add("PATCH", "/v1/tenants/{tenantId}", &impl::patch_tenant);
-    add("POST", "/v1/tenants/{tenantId}/activate", &impl::activate_tenant);
-    add("POST", "/v1/tenants/{tenantId}/suspend", &impl::suspend_tenant);
-    add("POST", "/v1/tenants/{tenantId}/cancel", &impl::cancel_tenant);
-    add("GET", "/v1/tenants/{tenantId}/usage", &impl::tenant_usage);
-    add("POST", "/v1/tenants/{tenantId}/users", &impl::create_user);
-    add("GET", "/v1/tenants/{tenantId}/users", &impl::list_users);
-    add("GET", "/v1/tenants/{tenantId}/users/{userId}", &impl::get_user);
-    add("PATCH", "/v1/tenants/{tenantId}/users/{userId}", &impl::patch_user);
-    add("DELETE", "/v1/tenants/{tenantId}/users/{userId}", &impl::delete_user);
-    add("GET", "/v1/events", &impl::list_events);
-    add("POST", "/v1/billing/webhooks/stripe", &impl::stripe_webhook);
-    add("POST", "/v1/tenants/{tenantId}/webhooks", &impl::create_webhook);
-    add("GET", "/v1/tenants/{tenantId}/webhooks", &impl::list_webhooks);
-    add("GET", "/v1/tenants/{tenantId}/webhooks/{webhookId}", &impl::get_webhook);
-    add("DELETE", "/v1/tenants/{tenantId}/webhooks/{webhookId}", &impl::delete_webhook);
-    add("GET", "/v1/tenants/{tenantId}/webhooks/{webhookId}/deliveries", &impl::list_deliveries);
-    add("GET", "/v1/tenants/{tenantId}/events", &impl::list_tenant_events);
+    using p = permission;
+    // Operational routes need platform_admin unless listed in open_paths
+    // (auth.open-routes); the Stripe webhook is open: its signature is its credential.
+    add("GET", "/livez", &impl::livez, p::platform);
+    add("GET", "/readyz", &impl::readyz, p::platform);
+    add("GET", "/metrics", &impl::metrics, p::platform);
+    add("GET", "/openapi.json", &impl::openapi, p::platform);
+    add("POST", "/v1/tenants", &impl::create_tenant, p::platform);
+    add("GET", "/v1/tenants", &impl::list_tenants, p::platform);
+    add("GET", "/v1/tenants/{tenantId}", &impl::get_tenant, p::tenant_read);
+    add("PATCH", "/v1/tenants/{tenantId}", &impl::patch_tenant, p::manage);
+    add("POST", "/v1/tenants/{tenantId}/activate", &impl::activate_tenant, p::platform);
+    add("POST", "/v1/tenants/{tenantId}/suspend", &impl::suspend_tenant, p::platform);
+    add("POST", "/v1/tenants/{tenantId}/cancel", &impl::cancel_tenant, p::own);
+    add("GET", "/v1/tenants/{tenantId}/usage", &impl::tenant_usage, p::tenant_inspect);
+    add("POST", "/v1/tenants/{tenantId}/users", &impl::create_user, p::manage);
+    add("GET", "/v1/tenants/{tenantId}/users", &impl::list_users, p::users_read);
+    add("GET", "/v1/tenants/{tenantId}/users/{userId}", &impl::get_user, p::users_read);
+    add("PATCH", "/v1/tenants/{tenantId}/users/{userId}", &impl::patch_user, p::self_write);
+    add("DELETE", "/v1/tenants/{tenantId}/users/{userId}", &impl::delete_user, p::manage);
+    add("GET", "/v1/events", &impl::list_events, p::platform);
+    add("POST", "/v1/billing/webhooks/stripe", &impl::stripe_webhook, std::nullopt);
+    add("POST", "/v1/tenants/{tenantId}/webhooks", &impl::create_webhook, p::manage);
+    add("GET", "/v1/tenants/{tenantId}/webhooks", &impl::list_webhooks, p::tenant_inspect);
+    add("GET", "/v1/tenants/{tenantId}/webhooks/{webhookId}", &impl::get_webhook, p::tenant_inspect);
+    add("DELETE", "/v1/tenants/{tenantId}/webhooks/{webhookId}", &impl::delete_webhook, p::manage);
+    add("GET", "/v1/tenants/{tenantId}/webhooks/{webhookId}/deliveries", &impl::list_deliveries, p::tenant_inspect);
+    add("GET", "/v1/tenants/{tenantId}/events", &impl::list_tenant_events, p::tenant_inspect);
+    add("POST", "/v1/tenants/{tenantId}/api-keys", &impl::create_api_key, p::manage);
+    add("GET", "/v1/tenants/{tenantId}/api-keys", &impl::list_api_keys, p::manage);
+    add("DELETE", "/v1/tenants/{tenantId}/api-keys/{keyId}", &impl::revoke_api_key, p::manage);
     return routes;
   }
 
@@ -304,11 +277,37 @@ struct api::impl {
     });
   }
 
-  /// Resolves {tenantId}: a UUID as is, or a slug through the store.
+  /// Answers 404 or 403 unless the caller may use the route on tenant `id`.
+  /// Another tenant's resource is a 404 worded exactly like a tenant that
+  /// does not exist, so that no caller learns which tenants exist.
+  bool allowed(const std::shared_ptr<call>& c, const std::string& id, const std::string& shown_as) {
+    auto uid = c->path.contains("userId") ? normalize_email(c->path["userId"]) : std::string{};
+    switch (access::authorize(c->who, c->perm, id, uid)) {
+      case decision::allow: return true;
+      case decision::hidden:
+        fail(c, 404, "not-found", "Not found", shown_as);
+        return false;
+      case decision::forbidden:
+        forbidden(c, "this credential's roles do not allow " + c->req.method + " " + c->route);
+        return false;
+    }
+    return false;
+  }
+
+  void forbidden(const std::shared_ptr<call>& c, std::string detail) {
+    log::info("permission denied", {{"request_id", c->req.request_id}, {"credential", c->who.credential},
+                                    {"route", c->route}, {"method", c->req.method}});
+    fail(c, 403, "forbidden", "Forbidden", std::move(detail));
+  }
+
+  /// Resolves {tenantId} (a UUID as is, or a slug through the store) and
+  /// checks that the caller may use the route on that tenant.
   void with_tenant(const std::shared_ptr<call>& c, std::function<void(std::string)> next) {
     auto raw = c->path["tenantId"];
     if (protocol::is_uuid(raw)) {
-      next(normalize_email(raw)); // ASCII lower case
+      auto id = normalize_email(raw); // ASCII lower case
+      if (allowed(c, id, "no tenant with id " + id))
+        next(std::move(id));
       return;
     }
     if (!valid_slug(raw)) {
@@ -324,7 +323,7 @@ struct api::impl {
           [this, c, raw, next](std::string& id) {
             if (id.empty())
               fail(c, 404, "not-found", "Not found", "no tenant with slug '" + raw + "'");
-            else
+            else if (allowed(c, id, "no tenant with slug '" + raw + "'"))
               next(std::move(id));
           },
           [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
@@ -974,6 +973,156 @@ struct api::impl {
     });
   }
 
+  // -- API keys --------------------------------------------------------------
+
+  void api_key_store(const std::shared_ptr<call>& c, api_key_op op, std::function<void(api_key_result&)> ok) {
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([c, op = std::move(op), ok = std::move(ok), store, timeout](caf::event_based_actor* self) mutable {
+      self->request(store, timeout, api_key_atom::value, std::move(op))
+        .then(
+          [c, ok](api_key_result& r) {
+            if (r.status == store_status::ok || r.status == store_status::not_found) {
+              ok(r);
+              return;
+            }
+            c->respond(api::failure_response(
+              r.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
+                                                    : actors::fail(errc::internal, "the API keys could not be read"),
+              c->req.request_id));
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  static nlohmann::json api_key_json(const api_key_row& k, std::int64_t now_us) {
+    auto status = k.revoked_us != 0 ? "revoked" : (k.expires_us != 0 && now_us >= k.expires_us ? "expired" : "active");
+    return {{"id", k.id},
+            {"tenantId", k.tenant_id},
+            {"name", k.name},
+            {"roles", k.roles},
+            {"status", status},
+            {"createdBy", k.created_by},
+            {"createdAt", protocol::format_rfc3339(k.created_us)},
+            {"expiresAt", k.expires_us ? nlohmann::json(protocol::format_rfc3339(k.expires_us)) : nlohmann::json(nullptr)},
+            {"revokedAt", k.revoked_us ? nlohmann::json(protocol::format_rfc3339(k.revoked_us)) : nlohmann::json(nullptr)}};
+  }
+
+  void create_api_key(std::shared_ptr<call> c) {
+    if (!check_json_body(c, false, false))
+      return;
+    auto doc = nlohmann::json::parse(c->req.body, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+      fail(c, 400, "malformed-request", "Malformed request", "the body must be a JSON object");
+      return;
+    }
+    std::string name;
+    std::vector<std::string> roles;
+    std::int64_t expires_us = 0;
+    std::vector<protocol::field_error> errors;
+    auto now = protocol::now_us();
+    for (auto& [key, value] : doc.items()) {
+      if (key == "name") {
+        if (value.is_string() && value.get<std::string>().size() <= 100)
+          name = value.get<std::string>();
+        else
+          errors.push_back({"name", "must be a string of at most 100 characters"});
+      } else if (key == "roles") {
+        bool ok = value.is_array() && !value.empty() && value.size() <= 4;
+        for (const auto& r : ok ? value : nlohmann::json::array()) {
+          if (!r.is_string() || !access::is_tenant_role(r.get<std::string>()) ||
+              std::find(roles.begin(), roles.end(), r.get<std::string>()) != roles.end()) {
+            ok = false;
+            break;
+          }
+          roles.push_back(r.get<std::string>());
+        }
+        if (!ok)
+          errors.push_back({"roles", "must be a non-empty list of distinct roles: owner, admin, member, viewer"});
+      } else if (key == "expiresAt") {
+        google::protobuf::Timestamp ts;
+        if (!value.is_string() || !google::protobuf::util::TimeUtil::FromString(value.get<std::string>(), &ts))
+          errors.push_back({"expiresAt", "must be an RFC 3339 time such as 2027-01-01T00:00:00Z"});
+        else if ((expires_us = protocol::timestamp_us(ts)) <= now)
+          errors.push_back({"expiresAt", "must be in the future"});
+      } else {
+        errors.push_back({key, "unknown field"});
+      }
+    }
+    if (roles.empty() && errors.empty())
+      errors.push_back({"roles", "is required"});
+    if (!errors.empty()) {
+      failure f = actors::fail(errc::invalid, errors.front().field + ": " + errors.front().message);
+      f.errors = errors;
+      c->respond(api::failure_response(f, c->req.request_id));
+      return;
+    }
+    if (auto r = access::first_ungrantable(c->who, roles); !r.empty()) {
+      forbidden(c, "this credential may not grant the role '" + r + "'");
+      return;
+    }
+    with_existing_tenant(c, [this, c, name, roles, expires_us, now](std::string tid) {
+      minted_key m;
+      try {
+        m = mint_api_key(tid, roles, name, c->who.credential, now, expires_us);
+      } catch (const std::exception&) {
+        fail(c, 500, "internal-error", "Internal error", "no randomness for the API key");
+        return;
+      }
+      api_key_op op;
+      op.what = api_key_op::kind::create;
+      op.key = m.row;
+      api_key_store(c, std::move(op), [c, m, now](api_key_result&) {
+        auto created = api_key_json(m.row, now);
+        created["key"] = m.key; // shown once: only its hash is kept
+        auto r = json(201, created.dump());
+        r.headers.emplace_back("Location", "/v1/tenants/" + m.row.tenant_id + "/api-keys/" + m.row.id);
+        c->respond(std::move(r));
+      });
+    });
+  }
+
+  void list_api_keys(std::shared_ptr<call> c) {
+    with_existing_tenant(c, [this, c](std::string tid) {
+      api_key_op op;
+      op.what = api_key_op::kind::list;
+      op.tenant_id = tid;
+      api_key_store(c, std::move(op), [c](api_key_result& r) {
+        auto now = protocol::now_us();
+        auto arr = nlohmann::json::array();
+        for (const auto& k : r.keys)
+          arr.push_back(api_key_json(k, now));
+        c->respond(json(200, nlohmann::json{{"data", arr}}.dump()));
+      });
+    });
+  }
+
+  void revoke_api_key(std::shared_ptr<call> c) {
+    auto kid = c->path["keyId"];
+    if (kid.size() != 32 || kid.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      fail(c, 400, "invalid-id", "Invalid API key id", "'" + kid.substr(0, 64) + "' is not an API key id");
+      return;
+    }
+    with_existing_tenant(c, [this, c, kid](std::string tid) {
+      api_key_op op;
+      op.what = api_key_op::kind::revoke;
+      op.tenant_id = tid;
+      op.id = kid;
+      op.now_us = protocol::now_us();
+      api_key_store(c, std::move(op), [this, c, kid](api_key_result& r) {
+        {
+          std::lock_guard lock{keys_mu}; // stops working at once on this node
+          revocations.fetch_add(1);
+          keys.erase(kid);
+        }
+        if (r.status == store_status::not_found)
+          fail(c, 404, "not-found", "Not found", "no active API key " + kid + " in this tenant");
+        else
+          c->respond(api_response{204, "", "", {}, {}});
+      });
+    });
+  }
+
   // -- event feed ------------------------------------------------------------
 
   /// Reads `after` and `limit` of an event feed; false if an answer was sent.
@@ -1111,6 +1260,11 @@ struct api::impl {
     if (!parse_body(c, *req))
       return;
     with_tenant(c, [this, c, req](std::string tid) {
+      std::vector<std::string> roles{req->roles().begin(), req->roles().end()};
+      if (auto r = access::first_ungrantable(c->who, roles); !r.empty() && access::is_tenant_role(r)) {
+        forbidden(c, "this credential may not grant the role '" + r + "'");
+        return;
+      }
       command cmd;
       cmd.what = op::create_user;
       cmd.payload = req;
@@ -1146,6 +1300,27 @@ struct api::impl {
       return;
     }
     with_tenant(c, [this, c, uid = *uid](std::string tid) {
+      // A member updating itself may not touch its roles or status; an admin
+      // may not make anyone an owner.
+      auto doc = nlohmann::json::parse(c->req.body, nullptr, false);
+      std::vector<std::string> fields;
+      for (auto& [k, v] : doc.items())
+        fields.push_back(k);
+      bool manager = access::authorize(c->who, permission::manage, tid) == decision::allow;
+      if (auto f = access::first_field_not_self_writable(fields); !manager && !f.empty()) {
+        forbidden(c, "a member may change its own name, email and attributes, not '" + f + "'");
+        return;
+      }
+      if (manager && doc.contains("roles") && doc["roles"].is_array()) {
+        std::vector<std::string> roles;
+        for (const auto& r : doc["roles"])
+          if (r.is_string())
+            roles.push_back(r.get<std::string>());
+        if (auto r = access::first_ungrantable(c->who, roles); !r.empty() && access::is_tenant_role(r)) {
+          forbidden(c, "this credential may not grant the role '" + r + "'");
+          return;
+        }
+      }
       command cmd;
       cmd.what = op::patch_user;
       cmd.user_id = uid;
@@ -1174,6 +1349,124 @@ struct api::impl {
     });
   }
 
+  // -- authentication --------------------------------------------------------
+
+  /// 401 with the RFC 6750 challenge. Without any credential the challenge
+  /// carries no error code (RFC 6750 §3.1).
+  void unauthorized(const std::shared_ptr<call>& c, const std::string& error, const std::string& description) {
+    log::info("authentication failed", {{"request_id", c->req.request_id}, {"route", c->route},
+                                        {"reason", error.empty() ? std::string{"no credentials"} : description}});
+    auto r = api::problem(401, "unauthorized", "Unauthorized",
+                          error.empty() ? "send Authorization: Bearer <token or API key>" : description,
+                          c->req.request_id);
+    std::string challenge = "Bearer realm=\"colony\"";
+    if (!error.empty()) {
+      std::string quoted;
+      for (char ch : description) // RFC 6750: error_description is %x20-21 / %x23-5B / %x5D-7E
+        if (ch >= 0x20 && ch <= 0x7e && ch != '"' && ch != '\\')
+          quoted += ch;
+      challenge += ", error=\"" + error + "\", error_description=\"" + quoted + "\"";
+    }
+    r.headers.emplace_back("WWW-Authenticate", challenge);
+    c->respond(std::move(r));
+  }
+
+  /// Finds out who calls (c->who), then runs `next`; answers 401 otherwise.
+  void authenticate(const std::shared_ptr<call>& c, std::function<void()> next) {
+    std::string_view h = c->req.authorization;
+    if (h.empty()) {
+      unauthorized(c, {}, {});
+      return;
+    }
+    if (h.size() < 7 || !(h.substr(0, 7) == "Bearer " || h.substr(0, 7) == "bearer ")) {
+      unauthorized(c, "invalid_request", "only the Bearer scheme is accepted");
+      return;
+    }
+    auto token = h.substr(7);
+    while (!token.empty() && token.front() == ' ')
+      token.remove_prefix(1);
+    if (looks_like_api_key(token)) {
+      with_api_key(c, std::string{token}, std::move(next));
+      return;
+    }
+    if (!ctx.jwt) {
+      unauthorized(c, "invalid_token", "this node accepts API keys only (no auth.jwt-hs256-secret or auth.jwks set)");
+      return;
+    }
+    auto res = ctx.jwt->verify(token, protocol::now_us() / 1'000'000);
+    if (auto* err = std::get_if<auth_error>(&res)) {
+      unauthorized(c, err->error, err->description);
+      return;
+    }
+    c->who = std::move(std::get<principal>(res));
+    next();
+  }
+
+  void with_api_key(const std::shared_ptr<call>& c, std::string token, std::function<void()> next) {
+    auto id = api_key_id(token);
+    if (!id) {
+      unauthorized(c, "invalid_token", "the API key is malformed");
+      return;
+    }
+    auto accept = [this, c, token, next](const api_key_row& row) {
+      if (row.id.empty() || !same_hash(row.hash, api_key_hash(token))) {
+        unauthorized(c, "invalid_token", "unknown API key");
+        return;
+      }
+      auto res = api_key_principal(row, protocol::now_us());
+      if (auto* err = std::get_if<auth_error>(&res)) {
+        unauthorized(c, err->error, err->description);
+        return;
+      }
+      c->who = std::move(std::get<principal>(res));
+      next();
+    };
+    std::optional<api_key_row> cached;
+    {
+      std::lock_guard lock{keys_mu};
+      if (auto it = keys.find(*id); it != keys.end()) {
+        if (std::chrono::steady_clock::now() - it->second.fetched < ctx.api_key_cache_ttl)
+          cached = it->second.row;
+        else
+          keys.erase(it);
+      }
+    }
+    if (cached) {
+      accept(*cached);
+      return;
+    }
+    api_key_op op;
+    op.what = api_key_op::kind::get;
+    op.id = *id;
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    auto generation = revocations.load();
+    post([this, c, op = std::move(op), accept, store, timeout, generation](caf::event_based_actor* self) mutable {
+      self->request(store, timeout, api_key_atom::value, std::move(op))
+        .then(
+          [this, c, accept, generation](api_key_result& r) {
+            if (r.status != store_status::ok) {
+              c->respond(api::failure_response(actors::fail(errc::unavailable, "the store is unavailable; retry later"),
+                                               c->req.request_id));
+              return;
+            }
+            if (r.keys.empty()) {
+              accept(api_key_row{});
+              return;
+            }
+            {
+              std::lock_guard lock{keys_mu};
+              if (keys.size() >= 100'000) // bounded: a flood of distinct keys cannot grow memory
+                keys.clear();
+              if (revocations.load() == generation)
+                keys[r.keys.front().id] = cached_key{r.keys.front(), std::chrono::steady_clock::now()};
+            }
+            accept(r.keys.front());
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
   // -- dispatch --------------------------------------------------------------
 
   void dispatch(std::shared_ptr<call> c) {
@@ -1183,7 +1476,7 @@ struct api::impl {
     if (qpos != std::string_view::npos)
       c->query = parse_query(target.substr(qpos + 1));
     auto segs = split_path(path);
-    std::vector<std::string> allowed;
+    std::vector<std::string> methods; // of routes whose path matches, for 405
     for (const auto& r : routes) {
       if (r.segs.size() != segs.size())
         continue;
@@ -1199,17 +1492,37 @@ struct api::impl {
       if (!match)
         continue;
       if (r.method != c->req.method && !(r.method == "GET" && c->req.method == "HEAD")) {
-        allowed.push_back(r.method);
+        methods.push_back(r.method);
         continue;
       }
       c->path = std::move(params);
       c->route = r.path;
-      (this->*r.fn)(c);
+      bool open = !r.perm || std::find(ctx.open_paths.begin(), ctx.open_paths.end(), r.path) != ctx.open_paths.end();
+      if (open) {
+        (this->*r.fn)(c);
+        return;
+      }
+      c->perm = *r.perm;
+      authenticate(c, [this, c, fn = r.fn] {
+        // Platform routes are decided here; tenant routes once the tenant is
+        // known (with_tenant), but a tenant id in the path that is not the
+        // caller's is refused before the body is even looked at.
+        if (c->perm == permission::platform) {
+          if (access::authorize(c->who, c->perm, {}) != decision::allow) {
+            forbidden(c, "only a platform administrator may " + c->req.method + " " + c->route);
+            return;
+          }
+        } else if (auto raw = c->path["tenantId"]; protocol::is_uuid(raw)) {
+          if (!this->allowed(c, normalize_email(raw), "no tenant with id " + normalize_email(raw)))
+            return;
+        }
+        (this->*fn)(c);
+      });
       return;
     }
-    if (!allowed.empty()) {
+    if (!methods.empty()) {
       std::string allow;
-      for (const auto& m : allowed)
+      for (const auto& m : methods)
         allow += (allow.empty() ? "" : ", ") + m;
       auto resp = api::problem(405, "method-not-allowed", "Method not allowed",
                                c->req.method + " is not allowed here; use " + allow, c->req.request_id);

@@ -26,6 +26,7 @@ struct api_request {
   std::string origin;           // Origin (CORS)
   std::string cors_method;      // Access-Control-Request-Method (preflight)
   std::string cors_headers;     // Access-Control-Request-Headers (preflight)
+  std::string authorization;    // Authorization
   std::string body;
 };
 

@@ -118,6 +118,7 @@ private:
     areq.origin = std::string{req[bhttp::field::origin]};
     areq.cors_method = std::string{req[bhttp::field::access_control_request_method]};
     areq.cors_headers = std::string{req[bhttp::field::access_control_request_headers]};
+    areq.authorization = std::string{req[bhttp::field::authorization]};
     areq.body = std::move(req.body());
     keep_alive_ = req.keep_alive() && !srv_.closing.load();
     version_ = req.version();

@@ -194,6 +194,65 @@ public:
     });
   }
 
+  api_key_result api_keys(const api_key_op& op) override {
+    using k = api_key_op::kind;
+    return guard([&] {
+      api_key_result out;
+      static const std::string cols =
+        "id, tenant_id, name, roles, hash, created_by, created_us, expires_us, revoked_us FROM api_keys";
+      auto read = [&](const pqxx::result& r) {
+        for (const auto& row : r)
+          out.keys.push_back(api_key_row{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                                         decode_list(row[3].as<std::string>()), row[4].as<std::string>(),
+                                         row[5].as<std::string>(), row[6].as<std::int64_t>(),
+                                         row[7].as<std::int64_t>(), row[8].as<std::int64_t>()});
+      };
+      switch (op.what) {
+        case k::create: {
+          const auto& r = op.key;
+          pqxx::work w{*conn_};
+          w.exec_params("INSERT INTO api_keys (id, tenant_id, name, roles, hash, created_by, created_us, expires_us) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        r.id, r.tenant_id, r.name, encode_list(r.roles), r.hash, r.created_by, r.created_us,
+                        r.expires_us);
+          w.commit();
+          out.keys.push_back(r);
+          break;
+        }
+        case k::list: {
+          pqxx::nontransaction n{*conn_};
+          read(n.exec_params("SELECT " + cols + " WHERE tenant_id = $1 ORDER BY created_us DESC, id DESC",
+                             op.tenant_id));
+          break;
+        }
+        case k::get: {
+          pqxx::nontransaction n{*conn_};
+          read(n.exec_params("SELECT " + cols + " WHERE id = $1", op.id));
+          break;
+        }
+        case k::revoke: {
+          pqxx::work w{*conn_};
+          auto r = w.exec_params("UPDATE api_keys SET revoked_us = $1 WHERE tenant_id = $2 AND id = $3 AND "
+                                 "revoked_us = 0",
+                                 op.now_us, op.tenant_id, op.id);
+          w.commit();
+          if (r.affected_rows() == 0)
+            out.status = store_status::not_found;
+          break;
+        }
+        case k::count_platform: {
+          pqxx::nontransaction n{*conn_};
+          auto r = n.exec_params("SELECT count(*) FROM api_keys WHERE tenant_id = '' AND revoked_us = 0 AND "
+                                 "(expires_us = 0 OR expires_us > $1)",
+                                 op.now_us);
+          out.count = r[0][0].as<std::int64_t>();
+          break;
+        }
+      }
+      return out;
+    });
+  }
+
   webhook_result webhooks(const webhook_op& op) override {
     using k = webhook_op::kind;
     return guard([&] {

@@ -194,6 +194,56 @@ public:
     return page;
   }
 
+  api_key_result api_keys(const api_key_op& op) override {
+    using k = api_key_op::kind;
+    api_key_result out;
+    static const std::string cols =
+      "id, tenant_id, name, roles, hash, created_by, created_us, expires_us, revoked_us FROM api_keys";
+    auto read = [&](stmt& q) {
+      while (q.step())
+        out.keys.push_back(api_key_row{q.text(0), q.text(1), q.text(2), decode_list(q.text(3)), q.text(4), q.text(5),
+                                       q.integer(6), q.integer(7), q.integer(8)});
+    };
+    switch (op.what) {
+      case k::create: {
+        const auto& r = op.key;
+        prepare("INSERT INTO api_keys (id, tenant_id, name, roles, hash, created_by, created_us, expires_us) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+          .bind(1, r.id).bind(2, r.tenant_id).bind(3, r.name).bind(4, encode_list(r.roles)).bind(5, r.hash)
+          .bind(6, r.created_by).bind(7, r.created_us).bind(8, r.expires_us).step();
+        out.keys.push_back(r);
+        break;
+      }
+      case k::list: {
+        auto q = prepare("SELECT " + cols + " WHERE tenant_id = ?1 ORDER BY created_us DESC, id DESC");
+        q.bind(1, op.tenant_id);
+        read(q);
+        break;
+      }
+      case k::get: {
+        auto q = prepare("SELECT " + cols + " WHERE id = ?1");
+        q.bind(1, op.id);
+        read(q);
+        break;
+      }
+      case k::revoke: {
+        auto q = prepare("UPDATE api_keys SET revoked_us = ?1 WHERE tenant_id = ?2 AND id = ?3 AND revoked_us = 0");
+        q.bind(1, op.now_us).bind(2, op.tenant_id).bind(3, op.id).step();
+        if (q.changes() == 0)
+          out.status = store_status::not_found;
+        break;
+      }
+      case k::count_platform: {
+        auto q = prepare("SELECT count(*) FROM api_keys WHERE tenant_id = '' AND revoked_us = 0 "
+                         "AND (expires_us = 0 OR expires_us > ?1)");
+        q.bind(1, op.now_us);
+        out.count = q.step() ? q.integer(0) : 0;
+        break;
+      }
+    }
+    return out;
+  }
+
   webhook_result webhooks(const webhook_op& op) override {
     using k = webhook_op::kind;
     webhook_result out;

@@ -152,6 +152,9 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](webhook_atom, const webhook_op& op) {
       return guarded<webhook_result>(self, [&](backend& b) { return b.webhooks(op); });
     },
+    [self](api_key_atom, const api_key_op& op) {
+      return guarded<api_key_result>(self, [&](backend& b) { return b.api_keys(op); });
+    },
     [self](processed_atom, const std::string& key) -> caf::result<bool> {
       return lookup(self, [&](backend& b) { return b.processed(key); });
     },
@@ -359,6 +362,12 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
       if (write)
         return self->delegate(self->state.writer, webhook_atom::value, std::move(op));
       return self->delegate(reader(), webhook_atom::value, std::move(op));
+    },
+    [self, reader](api_key_atom, api_key_op& op) -> caf::result<api_key_result> {
+      using k = api_key_op::kind;
+      if (op.what == k::create || op.what == k::revoke)
+        return self->delegate(self->state.writer, api_key_atom::value, std::move(op));
+      return self->delegate(reader(), api_key_atom::value, std::move(op));
     },
     [self, reader](processed_atom, std::string& key) -> caf::result<bool> {
       return self->delegate(reader(), processed_atom::value, std::move(key));

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "colony/actors/entities.hpp"
+#include "colony/adapters/auth.hpp"
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/adapters/kafka.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
@@ -50,6 +51,10 @@ struct api_context {
   actors::tenant_rules rules;
   std::string version;
   std::shared_ptr<relay_monitor> relay; // null: the relay is off
+  std::shared_ptr<const jwt_verifier> jwt; // null: no JWTs accepted (API keys only)
+  /// Paths answered without credentials (the Stripe webhook is always open: it has its own signature).
+  std::vector<std::string> open_paths{"/livez", "/readyz", "/metrics", "/openapi.json"};
+  std::chrono::milliseconds api_key_cache_ttl{10'000}; // how long a looked-up key is trusted without the store
 };
 
 /// One route of the API, for documentation checks.

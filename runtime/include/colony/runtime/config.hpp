@@ -56,6 +56,18 @@ struct node_config {
   std::string kafka_results_topic = "colony.command-results.v1";
   std::string kafka_dlq_topic = "colony.commands.dlq.v1";
   int kafka_command_attempts = 3;
+  std::string auth_hs256_secret;           // empty: HS256 tokens refused
+  std::string auth_jwks;                   // file or http(s) URL; empty: RS256/ES256 tokens refused
+  std::string auth_issuer;
+  std::string auth_audience;
+  std::chrono::milliseconds auth_leeway{std::chrono::seconds(60)};
+  std::chrono::milliseconds auth_jwks_refresh{std::chrono::minutes(5)};
+  std::string auth_jwks_ca_file;
+  std::string auth_tenant_claim = "tenant_id";
+  std::string auth_roles_claim = "roles";
+  std::string auth_user_claim = "sub";
+  std::vector<std::string> auth_open_routes{"/livez", "/readyz", "/metrics", "/openapi.json"};
+  std::chrono::milliseconds auth_api_key_cache_ttl{std::chrono::seconds(10)};
 
   /// The store spec with any password masked, safe for logs.
   [[nodiscard]] std::string store_for_display() const;

@@ -12,6 +12,7 @@
 // - backlog: how many outbox rows wait for the relay, and since when.
 // - timers: due durable timers; timer_done deletes one (if still at that due
 //   time), timer_retry moves it later and counts the attempt.
+// - api_key: create, list, read, revoke API keys (hashes only).
 // - health: whether the database answers, and why not.
 #pragma once
 
@@ -222,6 +223,41 @@ struct webhook_result {
   std::string detail;
 };
 
+/// API keys: only the SHA-256 of a key is stored, never the key. A key
+/// without a tenant is a platform key. One message type with an operation.
+struct api_key_row {
+  std::string id;
+  std::string tenant_id;            // empty: a platform key
+  std::string name;
+  std::vector<std::string> roles;
+  std::string hash;                 // hex SHA-256 of the whole key
+  std::string created_by;           // credential that made it ("bootstrap" for the first admin key)
+  std::int64_t created_us = 0;
+  std::int64_t expires_us = 0;      // 0: never
+  std::int64_t revoked_us = 0;      // 0: not revoked
+};
+
+struct api_key_op {
+  enum class kind : std::uint8_t {
+    create,          // key
+    list,            // tenant_id (newest first)
+    get,             // id (any tenant: for authentication)
+    revoke,          // tenant_id, id, now_us (not_found if no such live key)
+    count_platform,  // live platform keys → count
+  } what = kind::list;
+  api_key_row key;
+  std::string tenant_id;
+  std::string id;
+  std::int64_t now_us = 0;
+};
+
+struct api_key_result {
+  store_status status = store_status::ok;
+  std::vector<api_key_row> keys;
+  std::int64_t count = 0;
+  std::string detail;
+};
+
 struct store_health {
   bool ready = false;
   std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
@@ -239,6 +275,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<backlog_atom>::with<outbox_backlog>,
   caf::replies_to<processed_atom, std::string>::with<bool>, // was this message key applied?
   caf::replies_to<webhook_atom, webhook_op>::with<webhook_result>,
+  caf::replies_to<api_key_atom, api_key_op>::with<api_key_result>,
   caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
   caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
   caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,
@@ -258,6 +295,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::outbox_backlog)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::timer_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::webhook_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::webhook_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_key_op)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_key_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::entity_key>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::loaded>)

@@ -1,0 +1,63 @@
+#include "colony/actors/access/access_model.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace colony::actors::access {
+
+bool is_tenant_role(std::string_view r) { return r == owner || r == admin || r == member || r == viewer; }
+
+bool principal::has(std::string_view role) const {
+  return std::any_of(roles.begin(), roles.end(), [&](const std::string& r) { return r == role; });
+}
+
+decision authorize(const principal& who, permission what, std::string_view tenant_id, std::string_view target_user) {
+  if (who.is_platform_admin() && who.tenant_id.empty())
+    return decision::allow;
+  if (what == permission::platform)
+    return decision::forbidden;
+  // Every other permission is about one tenant, and only its own credentials
+  // see it. A platform_admin role inside a tenant token grants nothing more.
+  if (who.tenant_id.empty() || who.tenant_id != tenant_id)
+    return decision::hidden;
+  auto any = [&](std::initializer_list<std::string_view> roles) {
+    return std::any_of(roles.begin(), roles.end(), [&](std::string_view r) { return who.has(r); });
+  };
+  bool ok = false;
+  switch (what) {
+    case permission::platform: break;
+    case permission::tenant_read:
+    case permission::users_read: ok = any({owner, admin, member, viewer}); break;
+    case permission::tenant_inspect: ok = any({owner, admin, viewer}); break;
+    case permission::manage: ok = any({owner, admin}); break;
+    case permission::own: ok = any({owner}); break;
+    case permission::self_write:
+      ok = any({owner, admin}) || (who.has(member) && !target_user.empty() && who.subject == target_user);
+      break;
+  }
+  return ok ? decision::allow : decision::forbidden;
+}
+
+std::string first_ungrantable(const principal& who, const std::vector<std::string>& roles) {
+  bool platform = who.is_platform_admin() && who.tenant_id.empty();
+  for (const auto& r : roles) {
+    if (!is_tenant_role(r))
+      return r;
+    if (platform || who.has(owner))
+      continue;
+    if (who.has(admin) && r != owner)
+      continue;
+    return r;
+  }
+  return {};
+}
+
+std::string first_field_not_self_writable(const std::vector<std::string>& fields) {
+  static constexpr std::array<std::string_view, 3> allowed{"name", "email", "attributes"};
+  for (const auto& f : fields)
+    if (std::find(allowed.begin(), allowed.end(), f) == allowed.end())
+      return f;
+  return {};
+}
+
+} // namespace colony::actors::access
