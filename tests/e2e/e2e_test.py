@@ -47,6 +47,9 @@ def store_spec():
 
 
 _STARTED = []
+# The platform admin key each store handed out (a PostgreSQL database outlives
+# the nodes that share it: only the first one writes admin.key).
+_ADMIN_KEYS = {}
 
 
 @atexit.register
@@ -72,12 +75,14 @@ class Node:
             stdout=self.log, stderr=subprocess.STDOUT)
         _STARTED.append(self.proc)
         self.conn = None
+        self.admin_key = None
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("colonyd exited early:\n" + self.logs())
             try:
                 if self.request("GET", "/readyz")[0] == 200:
+                    self._read_admin_key()
                     return
             except OSError:
                 self.conn = None
@@ -86,12 +91,23 @@ class Node:
         self.proc.wait()
         raise RuntimeError("colonyd not ready:\n" + self.logs())
 
+    def _read_admin_key(self):
+        path = os.path.join(self.data_dir, "admin.key")
+        if os.path.exists(path):
+            with open(path) as f:
+                _ADMIN_KEYS[store_spec()] = f.read().strip()
+        self.admin_key = _ADMIN_KEYS.get(store_spec())
+
     def logs(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def request(self, method, path, body=None, headers=None, raw=None):
+    def request(self, method, path, body=None, headers=None, raw=None, auth=True):
+        """Sends the platform admin key unless `auth` is False or a token/key string."""
         headers = dict(headers or {})
+        key = self.admin_key if auth is True else auth
+        if key and "Authorization" not in headers:
+            headers["Authorization"] = "Bearer " + key
         data = raw
         if body is not None:
             data = json.dumps(body).encode()
@@ -112,8 +128,8 @@ class Node:
                 if attempt == 1:
                     raise
 
-    def json(self, method, path, body=None, headers=None):
-        status, hdrs, payload = self.request(method, path, body, headers)
+    def json(self, method, path, body=None, headers=None, auth=True):
+        status, hdrs, payload = self.request(method, path, body, headers, auth=auth)
         doc = json.loads(payload) if payload and hdrs.get("Content-Type", "").endswith("json") else None
         return status, hdrs, doc
 
@@ -1015,6 +1031,7 @@ class DatabaseOutage(unittest.TestCase):
                 s = socket.create_connection(("127.0.0.1", node.port))
                 body = json.dumps({"email": f"gone{i}@example.com"})
                 s.sendall(f"POST /v1/tenants/{t['id']}/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          f"Authorization: Bearer {node.admin_key}\r\n"
                           f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
                 socks.append(s)
             node.conn.close()  # no idle keep-alive connection either: nothing else keeps the server busy

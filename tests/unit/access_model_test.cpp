@@ -1,0 +1,85 @@
+// The role matrix of docs/security.md at the domain level: every permission ×
+// every role × own tenant / another tenant. The HTTP e2e test checks the same
+// matrix route by route.
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "colony/actors/access/access_model.hpp"
+
+using namespace colony::actors::access;
+
+namespace {
+
+const std::string own = "0190a000-0000-7000-8000-00000000000a";
+const std::string other = "0190a000-0000-7000-8000-00000000000b";
+
+principal of(std::string role, std::string tenant = own, std::string subject = "u-1") {
+  principal p;
+  p.kind = "api_key";
+  p.subject = std::move(subject);
+  p.tenant_id = std::move(tenant);
+  p.roles = {std::move(role)};
+  return p;
+}
+
+} // namespace
+
+TEST_CASE("every permission × role × tenant decides as the matrix says") {
+  // role → permissions allowed in its own tenant
+  const std::map<std::string, std::vector<permission>> allowed{
+    {"owner", {permission::tenant_read, permission::tenant_inspect, permission::users_read, permission::manage,
+               permission::own, permission::self_write}},
+    {"admin", {permission::tenant_read, permission::tenant_inspect, permission::users_read, permission::manage,
+               permission::self_write}},
+    {"member", {permission::tenant_read, permission::users_read}},
+    {"viewer", {permission::tenant_read, permission::tenant_inspect, permission::users_read}},
+    {"none", {}},
+  };
+  const std::vector<permission> all{permission::platform, permission::tenant_read, permission::tenant_inspect,
+                                    permission::users_read, permission::manage, permission::own,
+                                    permission::self_write};
+  for (const auto& [role, perms] : allowed) {
+    auto who = of(role);
+    for (auto p : all) {
+      INFO("role " << role << ", permission " << static_cast<int>(p));
+      bool yes = std::find(perms.begin(), perms.end(), p) != perms.end();
+      if (p == permission::platform) {
+        CHECK(authorize(who, p, {}) == decision::forbidden);
+        continue;
+      }
+      CHECK(authorize(who, p, own, "someone-else") == (yes ? decision::allow : decision::forbidden));
+      CHECK(authorize(who, p, other, "someone-else") == decision::hidden); // never another tenant's
+    }
+  }
+  auto root = of("platform_admin", "");
+  for (auto p : all) {
+    CHECK(authorize(root, p, own) == decision::allow);
+    CHECK(authorize(root, p, other) == decision::allow);
+  }
+}
+
+TEST_CASE("a member may write only itself; a platform_admin role inside a tenant grants nothing more") {
+  auto m = of("member", own, "u-1");
+  CHECK(authorize(m, permission::self_write, own, "u-1") == decision::allow);
+  CHECK(authorize(m, permission::self_write, own, "u-2") == decision::forbidden);
+  CHECK(authorize(m, permission::self_write, own, "") == decision::forbidden);
+  CHECK(authorize(of("viewer", own, "u-1"), permission::self_write, own, "u-1") == decision::forbidden);
+  auto tenant_root = of("platform_admin", own);
+  CHECK(authorize(tenant_root, permission::platform, {}) == decision::forbidden);
+  CHECK(authorize(tenant_root, permission::users_read, own) == decision::forbidden);
+  CHECK(authorize(tenant_root, permission::users_read, other) == decision::hidden);
+  auto nobody = of("viewer", "");
+  CHECK(authorize(nobody, permission::tenant_read, own) == decision::hidden);
+}
+
+TEST_CASE("who may grant which roles, and what a member may change about itself") {
+  CHECK(first_ungrantable(of("owner"), {"owner", "admin", "member", "viewer"}).empty());
+  CHECK(first_ungrantable(of("admin"), {"admin", "member", "viewer"}).empty());
+  CHECK(first_ungrantable(of("admin"), {"member", "owner"}) == "owner");
+  CHECK(first_ungrantable(of("member"), {"viewer"}) == "viewer");
+  CHECK(first_ungrantable(of("owner"), {"platform_admin"}) == "platform_admin");
+  CHECK(first_ungrantable(of("platform_admin", ""), {"owner"}).empty());
+  CHECK(first_field_not_self_writable({"name", "email", "attributes"}).empty());
+  CHECK(first_field_not_self_writable({"name", "roles"}) == "roles");
+  CHECK(first_field_not_self_writable({"status"}) == "status");
+}
