@@ -495,3 +495,74 @@ TEST_CASE_METHOD(fixture, "store: timers are set with their change, found when d
   REQUIRE(ask(timer_done_atom::value, "trial:" + tid, base + 9000).status == store_status::ok);
   CHECK(mine(base + 100000).empty());
 }
+
+TEST_CASE_METHOD(fixture, "store: API keys are created, listed per tenant, found by id, revoked once", "[store]") {
+  auto ask = [&](api_key_op op) {
+    api_key_result out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), api_key_atom::value, std::move(op))
+      .receive([&](api_key_result& r) { out = r; }, [](caf::error&) {});
+    return out;
+  };
+  auto tenant = protocol::new_uuid_v7();
+  auto platform_before = [&] {
+    api_key_op op;
+    op.what = api_key_op::kind::count_platform;
+    op.now_us = 5'000;
+    return ask(op).count;
+  }();
+  auto make = [&](std::string tid, std::string id, std::int64_t created, std::int64_t expires) {
+    api_key_op op;
+    op.what = api_key_op::kind::create;
+    auto hash = "h-" + id;
+    op.key = api_key_row{std::move(id), std::move(tid), "name 'quoted' \\ ü", {"admin", "viewer"}, std::move(hash),
+                         "api_key:creator", created, expires, 0};
+    return ask(op);
+  };
+  auto id1 = protocol::new_uuid_v7().substr(0, 8) + "000000000000000000000001";
+  auto id2 = protocol::new_uuid_v7().substr(0, 8) + "000000000000000000000002";
+  auto id3 = protocol::new_uuid_v7().substr(0, 8) + "000000000000000000000003";
+  REQUIRE(make(tenant, id1, 1'000, 0).status == store_status::ok);
+  REQUIRE(make(tenant, id2, 2'000, 9'000).status == store_status::ok);
+  REQUIRE(make("", id3, 3'000, 4'000).status == store_status::ok); // a platform key, expiring at 4000
+
+  api_key_op list;
+  list.what = api_key_op::kind::list;
+  list.tenant_id = tenant;
+  auto page = ask(list);
+  REQUIRE(page.status == store_status::ok);
+  REQUIRE(page.keys.size() == 2);
+  CHECK(page.keys[0].id == id2); // newest first
+  CHECK(page.keys[1].name == "name 'quoted' \\ ü");
+  CHECK(page.keys[1].roles == std::vector<std::string>{"admin", "viewer"});
+  CHECK(page.keys[1].hash == "h-" + id1);
+  CHECK(page.keys[0].expires_us == 9'000);
+
+  api_key_op get;
+  get.what = api_key_op::kind::get;
+  get.id = id3;
+  auto found = ask(get);
+  REQUIRE(found.keys.size() == 1);
+  CHECK(found.keys[0].tenant_id.empty());
+  get.id = "ffffffffffffffffffffffffffffffff";
+  CHECK(ask(get).keys.empty());
+
+  api_key_op count;
+  count.what = api_key_op::kind::count_platform;
+  count.now_us = 3'500;
+  CHECK(ask(count).count == platform_before + 1);
+  count.now_us = 4'000; // expired keys do not count
+  CHECK(ask(count).count == platform_before);
+
+  api_key_op revoke;
+  revoke.what = api_key_op::kind::revoke;
+  revoke.tenant_id = "another-tenant";
+  revoke.id = id1;
+  revoke.now_us = 7'000;
+  CHECK(ask(revoke).status == store_status::not_found); // not across tenants
+  revoke.tenant_id = tenant;
+  CHECK(ask(revoke).status == store_status::ok);
+  CHECK(ask(revoke).status == store_status::not_found); // once
+  get.id = id1;
+  CHECK(ask(get).keys.at(0).revoked_us == 7'000);
+}

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""End-to-end authentication and authorization: bootstrap admin key, API keys,
+JWTs over HTTP, and the route x role x tenant matrix of docs/security.md.
+
+Tokens are signed here with Python's hmac (HS256), the way an issuer would.
+Environment as for e2e_test.py.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import unittest
+import uuid
+
+from e2e_test import Node, store_spec
+
+SECRET = "e2e-hs256-secret-" + uuid.uuid4().hex
+ISSUER = "https://idp.example/realms/colony"
+AUDIENCE = "colony-api"
+TENANT_ROLES = ["owner", "admin", "member", "viewer"]
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims, secret=SECRET, alg="HS256"):
+    header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest() if alg == "HS256" else b""
+    return f"{header}.{payload}.{b64(sig)}"
+
+
+def token(tenant=None, roles=(), sub=None, **extra):
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub or "sub-" + uuid.uuid4().hex[:8], "exp": now + 300,
+              "iat": now, "roles": list(roles)}
+    if tenant:
+        claims["tenant_id"] = tenant
+    claims.update(extra)
+    return jwt(claims)
+
+
+ROOT = None  # a platform admin token, set in setUpClass
+
+
+class BootstrapAndApiKeys(unittest.TestCase):
+    """A node without JWT configuration: the bootstrap admin key and API keys."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-auth-keys-")
+        cls.node = Node(cls.dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_bootstrap_key_file_is_private_and_never_logged(self):
+        path = os.path.join(self.dir, "admin.key")
+        if store_spec() == "sqlite:":  # a shared PostgreSQL database may have minted it for an earlier node
+            self.assertTrue(os.path.exists(path))
+        if os.path.exists(path):
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+            with open(path) as f:
+                key = f.read().strip()
+            self.assertRegex(key, r"^colony_[0-9a-f]{32}_[A-Za-z0-9_-]{43}$")
+            logs = self.node.logs()
+            self.assertIn(path, logs)
+            self.assertNotIn(key, logs)
+            self.assertNotIn(key.split("_")[-1], logs)
+        # Usable as a bearer token for platform routes.
+        status, _, _ = self.node.json("GET", "/v1/tenants")
+        self.assertEqual(status, 200)
+
+    def test_missing_and_malformed_credentials_get_401_with_a_bearer_challenge(self):
+        status, hdrs, doc = self.node.json("GET", "/v1/tenants", auth=False)
+        self.assertEqual(status, 401)
+        self.assertEqual(hdrs["WWW-Authenticate"], 'Bearer realm="colony"')
+        self.assertEqual(doc["type"], "https://colony.dev/problems/unauthorized")
+        self.assertEqual(doc["requestId"], hdrs["X-Request-Id"])
+        for value, error in (("Basic dXNlcjpwdw==", "invalid_request"), ("Bearer colony_nope", "invalid_token"),
+                             ("Bearer " + "colony_" + "0" * 32 + "_" + "A" * 43, "invalid_token"),
+                             ("Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", "invalid_token")):
+            status, hdrs, doc = self.node.json("GET", "/v1/tenants", headers={"Authorization": value})
+            self.assertEqual(status, 401, value)
+            self.assertIn(f'error="{error}"', hdrs["WWW-Authenticate"], value)
+        # Open routes need nothing; the Stripe webhook has its own signature (off here: 503).
+        for path in ("/livez", "/readyz", "/metrics", "/openapi.json"):
+            self.assertEqual(self.node.request("GET", path, auth=False)[0], 200, path)
+        self.assertEqual(self.node.request("POST", "/v1/billing/webhooks/stripe", raw=b"{}", auth=False,
+                                           headers={"Content-Type": "application/json"})[0], 503)
+
+    def test_api_key_lifecycle_shown_once_hashed_revoked_at_once_expiring(self):
+        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "k-" + uuid.uuid4().hex[:10], "name": "Keys"})
+        self.assertEqual(status, 201)
+        base = f"/v1/tenants/{t['id']}"
+        status, hdrs, created = self.node.json("POST", base + "/api-keys", {"name": "ci", "roles": ["admin"]})
+        self.assertEqual(status, 201, created)
+        key = created["key"]
+        self.assertEqual(hdrs["Location"], f"{base}/api-keys/{created['id']}")
+        self.assertEqual(created["status"], "active")
+        # The key works, for its tenant only.
+        status, _, _ = self.node.json("POST", base + "/users", {"email": "k@example.com"}, auth=key)
+        self.assertEqual(status, 201)
+        status, _, _ = self.node.json("GET", "/v1/tenants", auth=key)
+        self.assertEqual(status, 403)
+        # An admin key cannot mint an owner key.
+        status, _, doc = self.node.json("POST", base + "/api-keys", {"roles": ["owner"]}, auth=key)
+        self.assertEqual(status, 403, doc)
+        # Listed without the key or its hash.
+        status, _, page = self.node.json("GET", base + "/api-keys")
+        self.assertEqual(status, 200)
+        listed = [k for k in page["data"] if k["id"] == created["id"]][0]
+        self.assertNotIn("key", listed)
+        self.assertNotIn("hash", listed)
+        self.assertNotIn(key, json.dumps(page))
+        # Revoked: refused on the very next request.
+        self.assertEqual(self.node.request("GET", base, auth=key)[0], 200)  # cached as valid
+        self.assertEqual(self.node.request("DELETE", f"{base}/api-keys/{created['id']}")[0], 204)
+        status, hdrs, doc = self.node.json("GET", base, auth=key)
+        self.assertEqual(status, 401)
+        self.assertIn("revoked", hdrs["WWW-Authenticate"])
+        self.assertEqual(self.node.request("DELETE", f"{base}/api-keys/{created['id']}")[0], 404)
+        status, _, page = self.node.json("GET", base + "/api-keys")
+        self.assertEqual([k["status"] for k in page["data"] if k["id"] == created["id"]], ["revoked"])
+        # Expiry.
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+        status, _, short = self.node.json("POST", base + "/api-keys", {"roles": ["viewer"], "expiresAt": soon})
+        self.assertEqual(status, 201, short)
+        self.assertEqual(self.node.request("GET", base, auth=short["key"])[0], 200)
+        time.sleep(2.2)
+        status, hdrs, _ = self.node.json("GET", base, auth=short["key"])
+        self.assertEqual(status, 401)
+        self.assertIn("expired", hdrs["WWW-Authenticate"])
+        # Bad bodies.
+        for body in ({}, {"roles": []}, {"roles": ["root"]}, {"roles": ["viewer", "viewer"]},
+                     {"roles": ["viewer"], "expiresAt": "2001-01-01T00:00:00Z"}, {"roles": ["viewer"], "x": 1}):
+            status, _, doc = self.node.json("POST", base + "/api-keys", body)
+            self.assertEqual(status, 400, body)
+            self.assertIn("errors", doc)
+
+
+class Jwt(unittest.TestCase):
+    """A node that accepts HS256 tokens: JWT checks over HTTP and the role matrix."""
+
+    @classmethod
+    def setUpClass(cls):
+        global ROOT
+        cls.dir = tempfile.mkdtemp(prefix="colony-auth-jwt-")
+        cls.node = Node(cls.dir, ["--auth-jwt-hs256-secret", SECRET, "--auth-issuer", ISSUER,
+                                  "--auth-audience", AUDIENCE, "--auth.open-routes", "/livez,/readyz",
+                                  "--webhooks.max-attempts", "1"])
+        ROOT = token(roles=["platform_admin"], sub="root")
+        cls.other = cls.fixture()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def fixture(cls):
+        """A tenant with a user, a webhook and an API key, made by the platform admin."""
+        n = cls.node
+        status, _, t = n.json("POST", "/v1/tenants", {"slug": "m-" + uuid.uuid4().hex[:12], "name": "M"}, auth=ROOT)
+        assert status == 201, t
+        tid = t["id"]
+        _, _, u = n.json("POST", f"/v1/tenants/{tid}/users", {"email": f"{uuid.uuid4().hex[:8]}@example.com"}, auth=ROOT)
+        _, _, w = n.json("POST", f"/v1/tenants/{tid}/webhooks", {"url": "http://127.0.0.1:9/hook"}, auth=ROOT)
+        _, _, k = n.json("POST", f"/v1/tenants/{tid}/api-keys", {"roles": ["viewer"]}, auth=ROOT)
+        return {"tenant": tid, "user": u["id"], "webhook": w["id"], "key": k["id"]}
+
+    def test_no_bootstrap_key_when_tokens_are_configured(self):
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "admin.key")))
+
+    def test_token_checks_over_http(self):
+        n = self.node
+        self.assertEqual(n.request("GET", "/v1/tenants", auth=ROOT)[0], 200)
+        now = int(time.time())
+        cases = {
+            "expired": token(roles=["platform_admin"], exp=now - 120),
+            "not valid yet": token(roles=["platform_admin"], nbf=now + 600),
+            "another issuer": token(roles=["platform_admin"], iss="https://evil.example"),
+            "another audience": token(roles=["platform_admin"], aud="other"),
+            "does not verify": jwt({"roles": ["platform_admin"], "exp": now + 60, "iss": ISSUER, "aud": AUDIENCE},
+                                   secret="not-the-secret-but-as-long-as-it-should-be"),
+            "never none": jwt({"roles": ["platform_admin"], "exp": now + 60, "iss": ISSUER, "aud": AUDIENCE}, alg="none"),
+            "RS256 is not accepted": jwt({"roles": ["platform_admin"], "exp": now + 60}, alg="RS256"),
+        }
+        for why, t in cases.items():
+            status, hdrs, doc = n.json("GET", "/v1/tenants", auth=t)
+            self.assertEqual(status, 401, why)
+            self.assertIn('error="invalid_token"', hdrs["WWW-Authenticate"])
+            self.assertNotIn(SECRET, json.dumps(doc) + hdrs["WWW-Authenticate"])
+        # /metrics is not in auth.open-routes here: platform admins only.
+        self.assertEqual(n.request("GET", "/metrics", auth=False)[0], 401)
+        self.assertEqual(n.request("GET", "/metrics", auth=token(tenant=self.other["tenant"], roles=["owner"]))[0], 403)
+        self.assertEqual(n.request("GET", "/metrics", auth=ROOT)[0], 200)
+        self.assertEqual(n.request("GET", "/readyz", auth=False)[0], 200)
+
+    def test_members_update_themselves_but_not_their_roles_and_admins_cannot_make_owners(self):
+        n = self.node
+        f = self.fixture()
+        base = f"/v1/tenants/{f['tenant']}/users"
+        me = token(tenant=f["tenant"], roles=["member"], sub=f["user"])
+        merge = {"Content-Type": "application/merge-patch+json"}
+        status, _, doc = n.json("PATCH", f"{base}/{f['user']}", {"name": "Me"}, headers=merge, auth=me)
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["name"], "Me")
+        status, _, doc = n.json("PATCH", f"{base}/{f['user']}", {"roles": ["owner"]}, headers=merge, auth=me)
+        self.assertEqual(status, 403, doc)
+        status, _, doc = n.json("PATCH", f"{base}/{f['user']}", {"status": "disabled"}, headers=merge, auth=me)
+        self.assertEqual(status, 403, doc)
+        _, _, other = n.json("POST", base, {"email": "o@example.com"}, auth=ROOT)
+        status, _, _ = n.json("PATCH", f"{base}/{other['id']}", {"name": "X"}, headers=merge, auth=me)
+        self.assertEqual(status, 403)
+        admin = token(tenant=f["tenant"], roles=["admin"])
+        status, _, _ = n.json("POST", base, {"email": "x@example.com", "roles": ["owner"]}, auth=admin)
+        self.assertEqual(status, 403)
+        status, _, _ = n.json("PATCH", f"{base}/{other['id']}", {"roles": ["owner"]}, headers=merge, auth=admin)
+        self.assertEqual(status, 403)
+        status, _, _ = n.json("PATCH", f"{base}/{other['id']}", {"roles": ["admin"]}, headers=merge, auth=admin)
+        self.assertEqual(status, 200)
+        owner = token(tenant=f["tenant"], roles=["owner"])
+        status, _, _ = n.json("POST", base, {"email": "y@example.com", "roles": ["owner"]}, auth=owner)
+        self.assertEqual(status, 201)
+
+    # (method, path template, body, permission) for every route that needs credentials.
+    ROUTES = [
+        ("GET", "/metrics", None, "platform"),
+        ("GET", "/openapi.json", None, "platform"),
+        ("POST", "/v1/tenants", "tenant", "platform"),
+        ("GET", "/v1/tenants", None, "platform"),
+        ("GET", "/v1/events", None, "platform"),
+        ("GET", "/v1/tenants/{t}", None, "tenant_read"),
+        ("PATCH", "/v1/tenants/{t}", {"settings": {"displayName": "X"}}, "manage"),
+        ("POST", "/v1/tenants/{t}/activate", None, "platform"),
+        ("POST", "/v1/tenants/{t}/suspend", None, "platform"),
+        ("POST", "/v1/tenants/{t}/cancel", None, "own"),
+        ("GET", "/v1/tenants/{t}/usage", None, "tenant_inspect"),
+        ("POST", "/v1/tenants/{t}/users", "user", "manage"),
+        ("GET", "/v1/tenants/{t}/users", None, "users_read"),
+        ("GET", "/v1/tenants/{t}/users/{u}", None, "users_read"),
+        ("PATCH", "/v1/tenants/{t}/users/{u}", {"name": "N"}, "self_write"),
+        ("DELETE", "/v1/tenants/{t}/users/{u}", None, "manage"),
+        ("POST", "/v1/tenants/{t}/webhooks", {"url": "http://127.0.0.1:9/x"}, "manage"),
+        ("GET", "/v1/tenants/{t}/webhooks", None, "tenant_inspect"),
+        ("GET", "/v1/tenants/{t}/webhooks/{w}", None, "tenant_inspect"),
+        ("DELETE", "/v1/tenants/{t}/webhooks/{w}", None, "manage"),
+        ("GET", "/v1/tenants/{t}/webhooks/{w}/deliveries", None, "tenant_inspect"),
+        ("GET", "/v1/tenants/{t}/events", None, "tenant_inspect"),
+        ("POST", "/v1/tenants/{t}/api-keys", {"roles": ["viewer"]}, "manage"),
+        ("GET", "/v1/tenants/{t}/api-keys", None, "manage"),
+        ("DELETE", "/v1/tenants/{t}/api-keys/{k}", None, "manage"),
+    ]
+    ALLOWED = {  # tenant roles allowed per permission, in their own tenant (platform_admin: everything)
+        "platform": set(), "tenant_read": {"owner", "admin", "member", "viewer"},
+        "tenant_inspect": {"owner", "admin", "viewer"}, "users_read": {"owner", "admin", "member", "viewer"},
+        "manage": {"owner", "admin"}, "own": {"owner"}, "self_write": {"owner", "admin"},  # member: itself only
+    }
+
+    def call(self, method, template, body, fx, auth):
+        path = (template.replace("{t}", fx["tenant"]).replace("{u}", fx["user"]).replace("{w}", fx["webhook"])
+                .replace("{k}", fx["key"]))
+        if body == "tenant":
+            body = {"slug": "n-" + uuid.uuid4().hex[:12], "name": "N"}
+        elif body == "user":
+            body = {"email": uuid.uuid4().hex[:10] + "@example.com"}
+        headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else None
+        return self.node.json(method, path, body, headers=headers, auth=auth)
+
+    def test_every_route_by_every_role_in_own_and_other_tenant(self):
+        """The full matrix of docs/security.md: allowed -> 2xx, own tenant without the role -> 403,
+        another tenant's resource -> 404 for every role, exactly as for a tenant that does not exist."""
+        checked = 0
+        for method, template, body, perm in self.ROUTES:
+            for role in ["platform_admin"] + TENANT_ROLES + ["none"]:
+                for where in ("own", "other"):
+                    fx = self.fixture() if where == "own" or role == "platform_admin" else self.other
+                    own_tenant = fx["tenant"] if where == "own" else str(uuid.uuid4())
+                    if role == "platform_admin":
+                        auth = ROOT
+                    else:
+                        auth = token(tenant=own_tenant, roles=[] if role == "none" else [role])
+                    status, _, doc = self.call(method, template, body, fx, auth)
+                    label = f"{method} {template} as {role} on {where} tenant: {status} {doc}"
+                    if role == "platform_admin" or (where == "own" and role in self.ALLOWED[perm]):
+                        self.assertTrue(200 <= status < 300, label)
+                    elif perm == "platform" or where == "own":
+                        self.assertEqual(status, 403, label)
+                        self.assertEqual(doc["type"], "https://colony.dev/problems/forbidden", label)
+                    else:
+                        self.assertEqual(status, 404, label)
+                        self.assertEqual(doc["detail"], f"no tenant with id {fx['tenant']}", label)
+                    checked += 1
+        self.assertEqual(checked, len(self.ROUTES) * 6 * 2)
+
+    def test_other_tenant_by_slug_is_indistinguishable_from_a_missing_one(self):
+        n = self.node
+        status, _, t = n.json("POST", "/v1/tenants", {"slug": "hidden-" + uuid.uuid4().hex[:8], "name": "H"}, auth=ROOT)
+        mine = self.fixture()
+        me = token(tenant=mine["tenant"], roles=["owner"])
+        hidden = n.json("GET", f"/v1/tenants/{t['slug']}/users", auth=me)
+        missing = n.json("GET", "/v1/tenants/no-such-tenant-xyz/users", auth=me)
+        self.assertEqual((hidden[0], missing[0]), (404, 404))
+        self.assertEqual(re.sub(r"'[^']*'", "'…'", hidden[2]["detail"]), re.sub(r"'[^']*'", "'…'", missing[2]["detail"]))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
