@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import tempfile
 import time
 import unittest
@@ -79,6 +80,14 @@ class BootstrapAndApiKeys(unittest.TestCase):
         # Usable as a bearer token for platform routes.
         status, _, _ = self.node.json("GET", "/v1/tenants")
         self.assertEqual(status, 200)
+
+    def test_the_readme_curl_session_runs_with_the_bootstrap_key(self):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "curl-session.sh")
+        env = dict(os.environ, COLONY_KEY=self.node.admin_key)
+        r = subprocess.run(["bash", script, f"http://127.0.0.1:{self.node.port}"], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("tenant-suspended", r.stdout)
 
     def test_missing_and_malformed_credentials_get_401_with_a_bearer_challenge(self):
         status, hdrs, doc = self.node.json("GET", "/v1/tenants", auth=False)
