@@ -7,6 +7,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -119,6 +126,65 @@ struct temp_jwks {
     std::filesystem::rename(tmp, path);
   }
   ~temp_jwks() { std::filesystem::remove(path); }
+};
+
+/// A tiny HTTP server on loopback that answers every GET with `body` (or 404).
+class jwks_server {
+public:
+  jwks_server() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 16);
+    thread_ = std::thread{[this] { serve(); }};
+  }
+  ~jwks_server() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  void set(std::string body) {
+    std::lock_guard lock{mu_};
+    body_ = std::move(body);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/certs"; }
+  int hits() const { return hits_; }
+
+private:
+  void serve() {
+    while (!stop_) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0)
+        return;
+      char buf[4096];
+      (void)::read(c, buf, sizeof buf); // one small GET
+      std::string body;
+      {
+        std::lock_guard lock{mu_};
+        body = body_;
+      }
+      ++hits_;
+      auto head = body.empty() ? std::string{"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"}
+                               : "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n";
+      auto msg = head + "Connection: close\r\n\r\n" + body;
+      (void)::write(c, msg.data(), msg.size());
+      ::close(c);
+    }
+  }
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::string body_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> hits_{0};
 };
 
 principal ok(const adapters::auth_result& r) {
@@ -251,6 +317,31 @@ TEST_CASE("rotated keys: a new kid in the rewritten file is picked up at once, a
   ok(v.verify(token({{"alg", "RS256"}, {"kid", "2026-11"}}, claims(), new_key.get()), now));
   CHECK(refused(v.verify(token({{"alg", "RS256"}, {"kid", "2026-10"}}, claims(), old_key.get()), now)) ==
         "no RS256 key with kid '2026-10'");
+}
+
+TEST_CASE("keys from a JWKS URL: fetched at start, re-fetched periodically, so a rotation is picked up") {
+  auto first = rsa();
+  auto second = ec();
+  jwks_server server;
+  server.set(nlohmann::json{{"keys", {jwk(first.get(), "k1")}}}.dump());
+  auto o = options(server.url());
+  o.jwks_refresh = std::chrono::seconds(1);
+  jwt_verifier v{o};
+  CHECK(v.key_count() == 1);
+  ok(v.verify(token({{"alg", "RS256"}, {"kid", "k1"}}, claims(), first.get()), now));
+  server.set(nlohmann::json{{"keys", {jwk(second.get(), "k2")}}}.dump());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (v.key_count() != 1 || std::holds_alternative<auth_error>(
+                                 v.verify(token({{"alg", "ES256"}, {"kid", "k2"}}, claims(), second.get()), now))) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  refused(v.verify(token({{"alg", "RS256"}, {"kid", "k1"}}, claims(), first.get()), now));
+  server.set({}); // the issuer fails: the keys we have stay
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ok(v.verify(token({{"alg", "ES256"}, {"kid", "k2"}}, claims(), second.get()), now));
+  CHECK(server.hits() >= 3);
+  CHECK_THROWS_WITH(jwt_verifier{options(server.url())}, Catch::Contains("auth-jwks") && Catch::Contains("404"));
 }
 
 TEST_CASE("a broken JWKS stops the start with a message naming the option") {

@@ -234,18 +234,23 @@ struct jwt_verifier::impl {
   }
 
   void refresh_loop() {
-    auto last_fetch = std::chrono::steady_clock::now();
+    using clock = std::chrono::steady_clock;
+    auto last_fetch = clock::now();
     std::unique_lock lock{mu};
     for (;;) {
-      wake.wait_for(lock, opts.jwks_refresh, [&] { return stopping || kicked; });
+      // Every jwks_refresh; sooner when a token named an unknown kid, but at
+      // most every 10 s, so that forged kids cannot make us hammer the issuer.
+      auto due = last_fetch + std::chrono::duration_cast<clock::duration>(opts.jwks_refresh);
+      auto kick_due = last_fetch + std::chrono::seconds(10);
+      for (;;) {
+        auto now = clock::now();
+        if (stopping || now >= due || (kicked && now >= kick_due))
+          break;
+        wake.wait_until(lock, kicked ? std::min(due, kick_due) : due);
+      }
       if (stopping)
         return;
-      bool was_kicked = kicked;
       kicked = false;
-      // An unknown kid refetches at most every 10 s: a stream of forged kids
-      // must not turn into a stream of requests to the issuer.
-      if (was_kicked && std::chrono::steady_clock::now() - last_fetch < std::chrono::seconds(10))
-        continue;
       lock.unlock();
       try {
         auto ks = parse_jwks(auth::fetch_jwks(opts.jwks, opts.ca_file, std::chrono::seconds(10)));
@@ -254,7 +259,7 @@ struct jwt_verifier::impl {
       } catch (const std::exception& e) {
         log::warn("JWKS refresh failed; the previous keys stay", {{"source", opts.jwks}, {"error", e.what()}});
       }
-      last_fetch = std::chrono::steady_clock::now();
+      last_fetch = clock::now();
       lock.lock();
     }
   }
