@@ -249,6 +249,7 @@ int main(int argc, char** argv, char** envp) {
   hopts.request_timeout = cfg.request_timeout;
   hopts.threads = cfg.http_threads;
   hopts.max_connections = cfg.http_max_connections;
+  hopts.max_in_flight = cfg.http_max_in_flight;
   hopts.fault_injection = cfg.fault_injection;
   hopts.stripe_webhook_secret = cfg.stripe_webhook_secret;
   hopts.cors_origins = cfg.http_cors_origins;
@@ -265,6 +266,7 @@ int main(int argc, char** argv, char** envp) {
     actx.jwt = jwt;
     actx.open_paths = cfg.auth_open_routes;
     actx.api_key_cache_ttl = cfg.auth_api_key_cache_ttl;
+    actx.credential_rate_percent = cfg.ratelimit_credential_percent;
     adapters::http_server server{sys, hopts, std::move(actx)};
     try {
       server.start();

@@ -210,6 +210,9 @@ const std::vector<option>& options() {
     t.push_back(int_opt("http.threads", "threads that run the HTTP server", 1, 256, &node_config::http_threads));
     t.push_back(int_opt("http.max-connections", "open connections beyond this are refused", 1, 1'000'000,
                         &node_config::http_max_connections));
+    t.push_back(int_opt("http.max-in-flight",
+                        "requests in progress (waiting for actors or the store) beyond which new ones get 503 overloaded",
+                        1, 1'000'000, &node_config::http_max_in_flight));
     t.push_back(int_opt("storage.read-connections", "database connections for loads and lists", 1, 64,
                         &node_config::store_read_connections));
     t.push_back(int_opt("storage.max-batch", "most entity commits grouped into one transaction, and loads into one query", 1, 10'000,
@@ -370,6 +373,10 @@ const std::vector<option>& options() {
     t.push_back(duration_opt("auth.api-key-cache-ttl",
                              "how long a node trusts an API key it looked up (revocations through this node apply at once)",
                              std::chrono::milliseconds(0), std::chrono::minutes(10), &node_config::auth_api_key_cache_ttl));
+    t.push_back(int_opt("ratelimit.credential-percent",
+                        "one credential's token bucket, as a share of its tenant's plan rate and burst (the tenant's "
+                        "own bucket is the plan's requests-per-second and burst)",
+                        1, 100, &node_config::ratelimit_credential_percent));
     auto fi = option{"debug.fault-injection", kind::boolean,
                      "honour X-Colony-Fault: crash (tests only; never in production)", 0, 0, {}, false, {}, {}};
     fi.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
@@ -417,7 +424,8 @@ std::string help_text(const node_config& defaults) {
         << "  (env " << env_name(o.name) << ")\n";
   }
   out << "\nPlans are configured in the file, one line per plan in the [colony.plans] section:\n"
-         "  NAME = { max-users = N, api-calls-per-month = N, storage-mb = N, ai-requests-per-month = N, max-plugins = N }\n"
+         "  NAME = { max-users = N, api-calls-per-month = N, storage-mb = N, ai-requests-per-month = N, max-plugins = N,\n"
+         "           requests-per-second = N, burst = N }\n"
          "  (a missing limit is unlimited; defining any plan replaces the built-in free/starter/pro/enterprise).\n";
   return out.str();
 }
@@ -464,6 +472,8 @@ std::optional<std::string> load_plans(const caf::settings& file, node_config& cf
                                           : key == "storage-mb"              ? &pl.storage_mb
                                           : key == "ai-requests-per-month"   ? &pl.ai_requests_per_month
                                           : key == "max-plugins"             ? &pl.max_plugins
+                                          : key == "requests-per-second"     ? &pl.requests_per_second
+                                          : key == "burst"                   ? &pl.burst
                                                                              : nullptr;
       if (target == nullptr)
         return "colony.plans." + name + "." + key + ": unknown limit";
@@ -622,6 +632,8 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
       field("storage-mb", pl.storage_mb);
       field("ai-requests-per-month", pl.ai_requests_per_month);
       field("max-plugins", pl.max_plugins);
+      field("requests-per-second", pl.requests_per_second);
+      field("burst", pl.burst);
       out << name << " = { " << fields << " }\n";
     }
     res.what = config_result::action::exit;

@@ -242,6 +242,53 @@ class Jwt(unittest.TestCase):
         status, _, _ = n.json("POST", base, {"email": "y@example.com", "roles": ["owner"]}, auth=owner)
         self.assertEqual(status, 201)
 
+    def test_rate_limits_per_credential_and_tenant_with_ietf_headers(self):
+        """Free plan: the tenant's bucket holds 40 and refills 20/s; one credential gets half (20, 10/s)."""
+        n = self.node
+        f = self.fixture()
+        path = f"/v1/tenants/{f['tenant']}/users"
+        first = token(tenant=f["tenant"], roles=["viewer"], sub="one")
+        started = time.time()
+        statuses, seen = [], None
+        for _ in range(40):
+            status, hdrs, doc = n.json("GET", path, auth=first)
+            statuses.append(status)
+            if status == 200 and seen is None:
+                seen = hdrs
+            if status == 429:
+                break
+        elapsed = time.time() - started
+        self.assertEqual(seen["RateLimit-Policy"], '"tenant";q=40;w=2, "credential";q=20;w=2')
+        self.assertRegex(seen["RateLimit"], r'^"tenant";r=39;t=1, "credential";r=19;t=1$')
+        self.assertEqual(statuses[-1], 429, statuses)
+        ok = statuses.count(200)
+        self.assertGreaterEqual(ok, 20)
+        self.assertLessEqual(ok, 20 + int(elapsed * 10) + 1)
+        self.assertEqual(doc["type"], "https://colony.dev/problems/rate-limited")
+        self.assertGreaterEqual(int(hdrs["Retry-After"]), 1)
+        self.assertIn('"credential";r=0', hdrs["RateLimit"])
+        self.assertIn("RateLimit-Policy", hdrs)
+        # Another credential of the same tenant still has the tenant's remaining budget.
+        second = token(tenant=f["tenant"], roles=["viewer"], sub="two")
+        status, hdrs, _ = n.json("GET", path, auth=second)
+        self.assertEqual(status, 200)
+        self.assertIn('"credential";r=19', hdrs["RateLimit"])
+        # Drain the tenant through several credentials: then everyone of the tenant waits.
+        for i in range(60):
+            status, hdrs, doc = n.json("GET", path, auth=token(tenant=f["tenant"], roles=["viewer"], sub=f"s{i}"))
+            if status == 429:
+                break
+        self.assertEqual(status, 429)
+        self.assertIn("tenant's", doc["detail"])
+        self.assertIn('"tenant";r=0', hdrs["RateLimit"])
+        # Other tenants and the platform are not affected; after Retry-After the tenant is served again.
+        g = self.fixture()
+        self.assertEqual(n.request("GET", f"/v1/tenants/{g['tenant']}/users",
+                                   auth=token(tenant=g["tenant"], roles=["viewer"]))[0], 200)
+        self.assertEqual(n.request("GET", path, auth=ROOT)[0], 200)
+        time.sleep(int(hdrs["Retry-After"]))
+        self.assertEqual(n.request("GET", path, auth=second)[0], 200)
+
     # (method, path template, body, permission) for every route that needs credentials.
     ROUTES = [
         ("GET", "/metrics", None, "platform"),

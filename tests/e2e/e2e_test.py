@@ -907,7 +907,8 @@ class SlowAndManyClients(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="colony-e2e-limits-")
         cls.node = Node(cls.dir, ["--http.read-timeout", "1s", "--http.idle-timeout", "1s",
-                                  "--http.max-connections", "3"])
+                                  "--http.max-connections", "3", "--http.max-in-flight", "2",
+                                  "--debug.fault-injection", "true"])
         cls.node.conn.close()  # the readiness probe's connection must not count against the limit
         cls.node.conn = None
 
@@ -940,6 +941,38 @@ class SlowAndManyClients(unittest.TestCase):
             started = time.time()
             self.assertTrue(self.closed_by_server_within(s, 5))
             self.assertGreater(time.time() - started, 0.5)
+
+    def test_requests_beyond_max_in_flight_get_503_overloaded_then_are_served_again(self):
+        """Overload protection: with http.max-in-flight (2) requests waiting for their answers
+        (held here by the test-only delay fault), the next one is answered 503 at once."""
+        results = []
+
+        def slow():
+            conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=10)
+            conn.request("GET", "/livez", headers={"X-Colony-Fault": "delay=1500"})
+            results.append(conn.getresponse().status)
+            conn.close()
+        held = [threading.Thread(target=slow) for _ in range(2)]
+        for t in held:
+            t.start()
+        time.sleep(0.4)
+        conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=10)
+        started = time.time()
+        conn.request("GET", "/livez")
+        resp = conn.getresponse()
+        doc = json.loads(resp.read())
+        conn.close()
+        self.assertEqual(resp.status, 503)
+        self.assertLess(time.time() - started, 0.5)  # turned away, not queued
+        self.assertEqual(resp.getheader("Retry-After"), "1")
+        self.assertEqual(doc["type"], "https://colony.dev/problems/overloaded")
+        for t in held:
+            t.join()
+        self.assertEqual(results, [200, 200])
+        conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=10)
+        conn.request("GET", "/livez")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
 
     def test_connections_beyond_the_limit_are_refused_and_served_again_later(self):
         held = [socket.create_connection(("127.0.0.1", self.node.port)) for _ in range(3)]

@@ -40,10 +40,10 @@ std::string limit_text(const std::optional<std::int32_t>& v) {
 
 std::map<std::string, plan_limits> tenant_rules::default_plans() {
   return {
-    {"free", {5, 10'000, 100, 100, 1}},
-    {"starter", {25, 100'000, 1'024, 1'000, 5}},
-    {"pro", {250, 1'000'000, 10'240, 10'000, 20}},
-    {"enterprise", {std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt}},
+    {"free", {5, 10'000, 100, 100, 1, 20, 40}},
+    {"starter", {25, 100'000, 1'024, 1'000, 5, 100, 200}},
+    {"pro", {250, 1'000'000, 10'240, 10'000, 20, 500, 1'000}},
+    {"enterprise", {std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt}},
   };
 }
 
@@ -67,6 +67,10 @@ void fill_limits(v1::PlanLimits& out, const plan_limits& in) {
     out.set_ai_requests_per_month(*in.ai_requests_per_month);
   if (in.max_plugins)
     out.set_max_plugins(*in.max_plugins);
+  if (in.requests_per_second)
+    out.set_requests_per_second(*in.requests_per_second);
+  if (in.burst)
+    out.set_burst(*in.burst);
 }
 
 std::optional<failure> validate_tenant(const v1::Tenant& t, const tenant_rules& rules) {

@@ -1,4 +1,5 @@
 #include "api.hpp"
+#include "rate_limiter.hpp"
 
 #include "../billing/stripe.hpp"
 #include "colony/adapters/webhooks.hpp"
@@ -10,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -131,9 +133,12 @@ struct call {
   std::string route = "unmatched";
   principal who;                     // set unless the route is open
   permission perm = permission::platform;
+  std::vector<std::pair<std::string, std::string>> rate_headers; // RateLimit-Policy, RateLimit
 
   void respond(api_response r) {
     r.route = route;
+    for (auto& h : rate_headers)
+      r.headers.push_back(h);
     done(std::move(r));
   }
 };
@@ -162,6 +167,13 @@ struct api::impl {
   std::mutex keys_mu;
   std::unordered_map<std::string, cached_key> keys; // API key id → row, for api_key_cache_ttl
   std::atomic<std::uint64_t> revocations{0};        // a lookup that raced a revocation is not cached
+  rate_limiter limiter;
+  struct cached_plan {
+    std::string plan;
+    std::chrono::steady_clock::time_point fetched;
+  };
+  std::mutex plans_mu;
+  std::unordered_map<std::string, cached_plan> tenant_plans; // tenant id → plan, for rate limits
   std::vector<route> routes;
 
   impl(caf::actor_system& s, const http_options& o, api_context c)
@@ -300,6 +312,87 @@ struct api::impl {
     fail(c, 403, "forbidden", "Forbidden", std::move(detail));
   }
 
+  // -- rate limits -------------------------------------------------------------
+
+  /// Runs `next` if the tenant's bucket and the credential's bucket (sized by
+  /// the tenant's plan) each give a token; 429 otherwise. Either way the
+  /// answer carries RateLimit-Policy and RateLimit (IETF draft
+  /// httpapi-ratelimit-headers). Platform credentials are not limited here:
+  /// they are the operator's, and must not eat a tenant's budget.
+  void rate_limited(const std::shared_ptr<call>& c, const std::string& tid, std::function<void()> next) {
+    if (c->who.tenant_id.empty()) {
+      next();
+      return;
+    }
+    with_plan(c, tid, [this, c, next](const std::string& plan) {
+      auto it = ctx.rules.plans.find(plan);
+      if (it == ctx.rules.plans.end() || !it->second.requests_per_second) {
+        next();
+        return;
+      }
+      double rate = *it->second.requests_per_second;
+      double burst = std::max(1.0, static_cast<double>(it->second.burst.value_or(*it->second.requests_per_second)));
+      if (rate <= 0) {
+        fail(c, 429, "rate-limited", "Too many requests", "the plan '" + plan + "' allows no API calls");
+        return;
+      }
+      double share = ctx.credential_rate_percent / 100.0;
+      double crate = std::max(0.1, rate * share), cburst = std::max(1.0, std::floor(burst * share));
+      auto now = rate_limiter::clock::now();
+      auto t = limiter.take("t:" + c->who.tenant_id, rate, burst, now);
+      auto k = limiter.take("c:" + c->who.credential, crate, cburst, now);
+      auto window = [](double b, double r) { return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(b / r))); };
+      c->rate_headers = {
+        {"RateLimit-Policy", "\"tenant\";q=" + std::to_string(static_cast<std::int64_t>(burst)) + ";w=" +
+                               std::to_string(window(burst, rate)) + ", \"credential\";q=" +
+                               std::to_string(static_cast<std::int64_t>(cburst)) + ";w=" + std::to_string(window(cburst, crate))},
+        {"RateLimit", "\"tenant\";r=" + std::to_string(t.remaining) + ";t=" + std::to_string(t.reset_s) +
+                        ", \"credential\";r=" + std::to_string(k.remaining) + ";t=" + std::to_string(k.reset_s)}};
+      if (t.allowed && k.allowed) {
+        next();
+        return;
+      }
+      auto retry = std::max(t.allowed ? 0 : t.retry_after_s, k.allowed ? 0 : k.retry_after_s);
+      auto r = api::problem(429, "rate-limited", "Too many requests",
+                            std::string{"over the "} + (t.allowed ? "credential's" : "tenant's") +
+                              " request rate of the plan '" + plan + "'; retry after " + std::to_string(retry) + " s",
+                            c->req.request_id);
+      r.headers.emplace_back("Retry-After", std::to_string(retry));
+      c->respond(std::move(r));
+    });
+  }
+
+  /// The tenant's plan, cached for 30 s (a plan change applies within that).
+  void with_plan(const std::shared_ptr<call>& c, const std::string& tid, std::function<void(const std::string&)> next) {
+    std::optional<std::string> cached;
+    {
+      std::lock_guard lock{plans_mu};
+      if (auto it = tenant_plans.find(tid);
+          it != tenant_plans.end() && std::chrono::steady_clock::now() - it->second.fetched < std::chrono::seconds(30))
+        cached = it->second.plan;
+    }
+    if (cached) {
+      next(*cached);
+      return;
+    }
+    command cmd;
+    cmd.what = op::get;
+    send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd), [this, tid, next](entity_reply& r) {
+      v1::Tenant parsed;
+      if (!r.entity && r.bytes)
+        parsed.ParseFromString(*r.bytes);
+      auto plan = r.entity ? static_cast<const v1::Tenant&>(*r.entity).plan() : parsed.plan();
+      {
+        std::lock_guard lock{plans_mu};
+        if (tenant_plans.size() >= 100'000)
+          tenant_plans.clear();
+        tenant_plans[tid] = cached_plan{plan, std::chrono::steady_clock::now()};
+      }
+      next(plan);
+      return api_response{-1, {}, {}, {}, {}}; // answered by next
+    });
+  }
+
   /// Resolves {tenantId} (a UUID as is, or a slug through the store) and
   /// checks that the caller may use the route on that tenant.
   void with_tenant(const std::shared_ptr<call>& c, std::function<void(std::string)> next) {
@@ -307,7 +400,7 @@ struct api::impl {
     if (protocol::is_uuid(raw)) {
       auto id = normalize_email(raw); // ASCII lower case
       if (allowed(c, id, "no tenant with id " + id))
-        next(std::move(id));
+        rate_limited(c, id, [next, id] { next(id); });
       return;
     }
     if (!valid_slug(raw)) {
@@ -324,7 +417,7 @@ struct api::impl {
             if (id.empty())
               fail(c, 404, "not-found", "Not found", "no tenant with slug '" + raw + "'");
             else if (allowed(c, id, "no tenant with slug '" + raw + "'"))
-              next(std::move(id));
+              rate_limited(c, id, [next, id] { next(id); });
           },
           [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
     });
@@ -1570,6 +1663,18 @@ void api::handle(api_request req, responder done) {
                  {"Access-Control-Max-Age", "600"}};
     done(std::move(r));
     return;
+  }
+  if (impl_->opts.fault_injection && req.fault.starts_with("delay=")) {
+    // Tests only (debug.fault-injection): the answer leaves N ms late, to
+    // hold requests in flight.
+    int ms = std::atoi(req.fault.c_str() + 6);
+    auto inner = std::move(done);
+    done = [inner, ms](api_response r) {
+      std::thread{[inner, ms, r = std::move(r)]() mutable {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::clamp(ms, 0, 10'000)));
+        inner(std::move(r));
+      }}.detach();
+    };
   }
   auto c = std::make_shared<call>();
   c->req = std::move(req);

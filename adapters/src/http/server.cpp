@@ -127,7 +127,20 @@ private:
     request_id_ = areq.request_id;
     traceparent_ = areq.traceparent;
     started_ = std::chrono::steady_clock::now();
-    ++srv_.in_flight;
+    // Overload protection, whoever the tenant: beyond http.max-in-flight
+    // requests waiting for their answers (each is queued work somewhere in
+    // the actors or the store), new ones are turned away at once instead of
+    // growing queues and latency for everyone.
+    if (srv_.in_flight.fetch_add(1) >= srv_.opts.max_in_flight) {
+      auto r = http::api::problem(503, "overloaded", "Overloaded",
+                                  "the node has " + std::to_string(srv_.opts.max_in_flight) +
+                                    " requests in progress; retry after Retry-After",
+                                  request_id_);
+      r.headers.emplace_back("Retry-After", "1");
+      r.route = "overloaded"; // counted in colony_http_requests_total{route="overloaded"}
+      write(std::move(r));
+      return;
+    }
     srv_.api.handle(std::move(areq), [self = shared_from_this()](http::api_response r) {
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(r)]() mutable { self->write(std::move(r)); });

@@ -37,6 +37,7 @@ struct http_options {
   std::chrono::milliseconds request_timeout{10'000};
   int threads = 2;
   int max_connections = 10'000;
+  int max_in_flight = 4096;                   // requests waiting for their answer; 503 overloaded beyond
   bool fault_injection = false;
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
   std::vector<std::string> cors_origins;      // browser origins allowed (CORS); "*" any; empty: none
@@ -55,6 +56,7 @@ struct api_context {
   /// Paths answered without credentials (the Stripe webhook is always open: it has its own signature).
   std::vector<std::string> open_paths{"/livez", "/readyz", "/metrics", "/openapi.json"};
   std::chrono::milliseconds api_key_cache_ttl{10'000}; // how long a looked-up key is trusted without the store
+  int credential_rate_percent = 50; // one credential's bucket: this share of its tenant's rate and burst
 };
 
 /// One route of the API, for documentation checks.

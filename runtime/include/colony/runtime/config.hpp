@@ -34,6 +34,7 @@ struct node_config {
   std::chrono::milliseconds http_idle_timeout{std::chrono::seconds(60)};
   int http_threads = 2;
   int http_max_connections = 10000;
+  int http_max_in_flight = 4096;
   int store_read_connections = 2;
   int store_max_batch = 256;
   int scheduler_threads = 0;               // 0: one per core
@@ -68,6 +69,7 @@ struct node_config {
   std::string auth_user_claim = "sub";
   std::vector<std::string> auth_open_routes{"/livez", "/readyz", "/metrics", "/openapi.json"};
   std::chrono::milliseconds auth_api_key_cache_ttl{std::chrono::seconds(10)};
+  int ratelimit_credential_percent = 50;
 
   /// The store spec with any password masked, safe for logs.
   [[nodiscard]] std::string store_for_display() const;

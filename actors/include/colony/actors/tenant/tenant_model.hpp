@@ -22,6 +22,8 @@ struct plan_limits {
   std::optional<std::int32_t> storage_mb;
   std::optional<std::int32_t> ai_requests_per_month;
   std::optional<std::int32_t> max_plugins;
+  std::optional<std::int32_t> requests_per_second; // API rate per tenant (token bucket); burst is its size
+  std::optional<std::int32_t> burst;
 };
 
 /// The plans a node offers (from configuration) and the other tenant knobs.

@@ -1,0 +1,48 @@
+#include "rate_limiter.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <iterator>
+
+namespace colony::adapters::http {
+
+rate_limiter::result rate_limiter::take(std::string_view key, double rate, double burst, clock::time_point now) {
+  auto& s = shards_[std::hash<std::string_view>{}(key) % shards];
+  std::lock_guard lock{s.mu};
+  auto refill = [&](bucket& b) {
+    auto dt = std::chrono::duration<double>(now - b.last).count();
+    if (dt > 0) {
+      b.tokens = std::min(burst, b.tokens + dt * rate);
+      b.last = now;
+    }
+  };
+  auto it = s.buckets.find(std::string{key});
+  if (it == s.buckets.end()) {
+    if (s.buckets.size() >= max_keys_) {
+      // Full buckets are indistinguishable from new ones: forget them.
+      for (auto i = s.buckets.begin(); i != s.buckets.end();) {
+        refill(i->second);
+        i = i->second.tokens >= burst ? s.buckets.erase(i) : std::next(i);
+      }
+      if (s.buckets.size() >= max_keys_)
+        s.buckets.clear(); // every key busy at once: rather forget than grow
+    }
+    it = s.buckets.emplace(std::string{key}, bucket{burst, now}).first;
+  }
+  auto& b = it->second;
+  refill(b);
+  result r;
+  if (b.tokens >= 1.0) {
+    b.tokens -= 1.0;
+    r.allowed = true;
+  } else {
+    r.allowed = false;
+    r.retry_after_s = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil((1.0 - b.tokens) / rate)));
+  }
+  r.remaining = static_cast<std::int64_t>(std::floor(b.tokens));
+  r.reset_s = static_cast<std::int64_t>(std::ceil((burst - b.tokens) / rate));
+  return r;
+}
+
+} // namespace colony::adapters::http

@@ -1,0 +1,47 @@
+// Token buckets by key (a tenant, a credential), thread-safe. A bucket holds
+// at most `burst` tokens and refills at `rate` per second; each request takes
+// one. Memory is bounded: buckets that have refilled completely carry no
+// information and are dropped when a shard grows past its bound.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace colony::adapters::http {
+
+class rate_limiter {
+public:
+  using clock = std::chrono::steady_clock;
+
+  struct result {
+    bool allowed = true;
+    std::int64_t remaining = 0;   // whole tokens left after this request
+    std::int64_t reset_s = 0;     // seconds until the bucket is full again
+    std::int64_t retry_after_s = 0; // when refused: seconds until one token is there
+  };
+
+  explicit rate_limiter(std::size_t max_keys_per_shard = 16'384) : max_keys_(max_keys_per_shard) {}
+
+  /// Takes one token from the bucket `key` (created full).
+  result take(std::string_view key, double rate, double burst, clock::time_point now);
+
+private:
+  struct bucket {
+    double tokens;
+    clock::time_point last;
+  };
+  struct shard {
+    std::mutex mu;
+    std::unordered_map<std::string, bucket> buckets;
+  };
+  static constexpr std::size_t shards = 16;
+  std::array<shard, shards> shards_;
+  std::size_t max_keys_;
+};
+
+} // namespace colony::adapters::http

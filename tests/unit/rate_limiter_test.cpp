@@ -1,0 +1,43 @@
+// Token buckets with an injected clock.
+#include <catch2/catch.hpp>
+
+#include "http/rate_limiter.hpp"
+
+using colony::adapters::http::rate_limiter;
+using namespace std::chrono_literals;
+
+TEST_CASE("a bucket gives its burst at once, then its rate, and says when to come back") {
+  rate_limiter rl;
+  auto t0 = rate_limiter::clock::time_point{} + 1h;
+  for (int i = 0; i < 10; ++i) {
+    auto r = rl.take("k", 5, 10, t0);
+    REQUIRE(r.allowed);
+    CHECK(r.remaining == 9 - i);
+  }
+  auto refused = rl.take("k", 5, 10, t0);
+  CHECK_FALSE(refused.allowed);
+  CHECK(refused.remaining == 0);
+  CHECK(refused.retry_after_s == 1);
+  CHECK(refused.reset_s == 2); // 10 tokens at 5/s
+  CHECK(rl.take("k", 5, 10, t0 + 200ms).allowed); // one token refilled
+  CHECK_FALSE(rl.take("k", 5, 10, t0 + 200ms).allowed);
+  CHECK(rl.take("other", 5, 10, t0).allowed); // buckets are per key
+  auto later = rl.take("k", 5, 10, t0 + 1h); // refills up to the burst, no more
+  CHECK(later.remaining == 9);
+  CHECK(rl.take("slow", 0.5, 1, t0).allowed);
+  CHECK(rl.take("slow", 0.5, 1, t0).retry_after_s == 2);
+}
+
+TEST_CASE("memory stays bounded: full buckets are forgotten first") {
+  rate_limiter rl{4};
+  auto t0 = rate_limiter::clock::time_point{} + 1h;
+  for (int i = 0; i < 1000; ++i)
+    rl.take("key-" + std::to_string(i), 100, 100, t0 + std::chrono::milliseconds(i * 100));
+  // A busy key that was just drained survives the sweeps of idle ones (a
+  // forgotten bucket would come back full and let it through).
+  for (int i = 0; i < 5; ++i)
+    rl.take("busy", 1, 5, t0 + 200s);
+  for (int i = 0; i < 200; ++i)
+    rl.take("new-" + std::to_string(i), 1, 5, t0 + 200s);
+  CHECK_FALSE(rl.take("busy", 1, 5, t0 + 200s).allowed);
+}
