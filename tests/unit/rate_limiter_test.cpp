@@ -36,8 +36,9 @@ TEST_CASE("memory stays bounded: full buckets are forgotten first") {
   // A busy key that was just drained survives the sweeps of idle ones (a
   // forgotten bucket would come back full and let it through).
   for (int i = 0; i < 5; ++i)
-    rl.take("busy", 1, 5, t0 + 200s);
-  for (int i = 0; i < 200; ++i)
-    rl.take("new-" + std::to_string(i), 1, 5, t0 + 200s);
-  CHECK_FALSE(rl.take("busy", 1, 5, t0 + 200s).allowed);
+    rl.take("busy", 0.001, 5, t0 + 200s);
+  auto t = t0 + 200s;
+  for (int i = 0; i < 200; ++i, t += 100ms) // each is full again by the next one's sweep
+    rl.take("new-" + std::to_string(i), 10, 5, t);
+  CHECK_FALSE(rl.take("busy", 0.001, 5, t).allowed);
 }

@@ -13,7 +13,7 @@ rate_limiter::result rate_limiter::take(std::string_view key, double rate, doubl
   auto refill = [&](bucket& b) {
     auto dt = std::chrono::duration<double>(now - b.last).count();
     if (dt > 0) {
-      b.tokens = std::min(burst, b.tokens + dt * rate);
+      b.tokens = std::min(b.burst, b.tokens + dt * b.rate);
       b.last = now;
     }
   };
@@ -23,14 +23,16 @@ rate_limiter::result rate_limiter::take(std::string_view key, double rate, doubl
       // Full buckets are indistinguishable from new ones: forget them.
       for (auto i = s.buckets.begin(); i != s.buckets.end();) {
         refill(i->second);
-        i = i->second.tokens >= burst ? s.buckets.erase(i) : std::next(i);
+        i = i->second.tokens >= i->second.burst ? s.buckets.erase(i) : std::next(i);
       }
       if (s.buckets.size() >= max_keys_)
         s.buckets.clear(); // every key busy at once: rather forget than grow
     }
-    it = s.buckets.emplace(std::string{key}, bucket{burst, now}).first;
+    it = s.buckets.emplace(std::string{key}, bucket{burst, now, rate, burst}).first;
   }
   auto& b = it->second;
+  b.rate = rate; // a plan change applies from now on
+  b.burst = burst;
   refill(b);
   result r;
   if (b.tokens >= 1.0) {

@@ -34,6 +34,8 @@ private:
   struct bucket {
     double tokens;
     clock::time_point last;
+    double rate;  // as of its last use: the sweep refills each bucket at its own rate
+    double burst;
   };
   struct shard {
     std::mutex mu;
