@@ -250,6 +250,8 @@ int main(int argc, char** argv, char** envp) {
   hopts.threads = cfg.http_threads;
   hopts.max_connections = cfg.http_max_connections;
   hopts.max_in_flight = cfg.http_max_in_flight;
+  hopts.tls_cert = cfg.tls_cert;
+  hopts.tls_key = cfg.tls_key;
   hopts.fault_injection = cfg.fault_injection;
   hopts.stripe_webhook_secret = cfg.stripe_webhook_secret;
   hopts.cors_origins = cfg.http_cors_origins;
@@ -272,6 +274,10 @@ int main(int argc, char** argv, char** envp) {
       server.start();
     } catch (const std::exception& e) {
       log::error("cannot start the HTTP server", {{"error", e.what()}});
+      std::string what = e.what();
+      bool bad_option = what.starts_with("tls-") || what.starts_with("TLS");
+      if (bad_option)
+        std::cerr << "colonyd: invalid value for " << what << "\n";
       caf::anon_send(timers, actors::stop_atom::value);
       caf::anon_send(notifier, actors::stop_atom::value);
       if (commands)
@@ -280,9 +286,10 @@ int main(int argc, char** argv, char** envp) {
       if (relay)
         caf::anon_send(relay, actors::stop_atom::value);
       caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
-      return 1;
+      return bad_option ? 2 : 1;
     }
     log::info("listening", {{"address", cfg.listen_host + ":" + std::to_string(server.port())},
+                            {"scheme", cfg.tls_cert.empty() ? "http" : "https"},
                             {"port", static_cast<int>(server.port())}});
 
     int sig = 0;

@@ -213,6 +213,10 @@ const std::vector<option>& options() {
     t.push_back(int_opt("http.max-in-flight",
                         "requests in progress (waiting for actors or the store) beyond which new ones get 503 overloaded",
                         1, 1'000'000, &node_config::http_max_in_flight));
+    t.push_back(string_opt("tls-cert", "PEM certificate chain; with tls-key the API is served over HTTPS only (TLS 1.2+, HSTS)",
+                           &node_config::tls_cert));
+    t.push_back(string_opt("tls-key", "PEM private key of tls-cert (keep it readable by the node only)",
+                           &node_config::tls_key));
     t.push_back(int_opt("storage.read-connections", "database connections for loads and lists", 1, 64,
                         &node_config::store_read_connections));
     t.push_back(int_opt("storage.max-batch", "most entity commits grouped into one transaction, and loads into one query", 1, 10'000,

@@ -64,8 +64,12 @@ def _kill_leftovers():
 class Node:
     """One colonyd process on a free loopback port with its own data dir."""
 
-    def __init__(self, data_dir, extra=()):
+    def __init__(self, data_dir, extra=(), tls_ca=None):
         self.data_dir = data_dir
+        self.tls = None
+        if tls_ca:  # the node serves HTTPS with a certificate this CA file vouches for
+            import ssl
+            self.tls = ssl.create_default_context(cafile=tls_ca)
         self.port = free_port()
         self.log_path = os.path.join(data_dir, "colonyd.log")
         self.log = open(self.log_path, "ab")
@@ -114,7 +118,8 @@ class Node:
             headers.setdefault("Content-Type", "application/json")
         for attempt in range(2):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                self.conn = (http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=self.tls)
+                             if self.tls else http.client.HTTPConnection("127.0.0.1", self.port, timeout=30))
             try:
                 self.conn.request(method, path, body=data, headers=headers)
                 resp = self.conn.getresponse()
@@ -898,6 +903,65 @@ class Restart(unittest.TestCase):
         r = subprocess.run([COLONYD, "--help"], capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 0)
         self.assertIn("--store", r.stdout)
+
+
+class Tls(unittest.TestCase):
+    """--tls-cert/--tls-key: HTTPS only, TLS 1.2 and newer, HSTS on every answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-tls-")
+        cls.cert, cls.key = os.path.join(cls.dir, "node.pem"), os.path.join(cls.dir, "node.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", cls.key, "-out", cls.cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        cls.node = Node(cls.dir, ["--tls-cert", cls.cert, "--tls-key", cls.key], tls_ca=cls.cert)
+
+    @classmethod
+    def tearDownClass(cls):
+        code, _ = cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert code == 0, code
+
+    def s_client(self, *args):
+        return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.node.port}", "-CAfile", self.cert,
+                               *args], input="", capture_output=True, text=True, timeout=20)
+
+    def test_https_with_hsts_and_the_api_behind_it(self):
+        status, hdrs, _ = self.node.request("GET", "/livez")
+        self.assertEqual(status, 200)
+        self.assertEqual(hdrs["Strict-Transport-Security"], "max-age=31536000")
+        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "tls-" + uuid.uuid4().hex[:8], "name": "TLS"})
+        self.assertEqual(status, 201, t)
+        self.assertIn("https", self.node.logs())
+
+    def test_plain_http_and_old_protocols_are_refused(self):
+        with socket.create_connection(("127.0.0.1", self.node.port), timeout=10) as s:
+            s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                answer = s.recv(4096)
+            except ConnectionResetError:
+                answer = b""
+            self.assertNotIn(b"HTTP/1.1 200", answer)
+        self.assertEqual(self.s_client("-tls1_2").returncode, 0)
+        old = self.s_client("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+        self.assertNotEqual(old.returncode, 0, old.stdout)
+        self.assertEqual(self.node.request("GET", "/livez")[0], 200)  # still serving
+
+    def test_a_bad_certificate_or_key_stops_the_start_naming_the_option(self):
+        r = subprocess.run([COLONYD, "--listen", "127.0.0.1:0", "--data-dir", self.dir + "/bad", "--tls-cert",
+                            self.dir + "/missing.pem", "--tls-key", self.key], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("tls-cert", r.stderr)
+        other_key = os.path.join(self.dir, "other.key")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                        other_key], check=True, capture_output=True)
+        r = subprocess.run([COLONYD, "--listen", "127.0.0.1:0", "--data-dir", self.dir + "/bad2", "--tls-cert",
+                            self.cert, "--tls-key", other_key], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("tls-key", r.stderr)
+        self.assertIn("mismatch", r.stderr)
 
 
 class SlowAndManyClients(unittest.TestCase):

@@ -7,6 +7,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 #include <thread>
 
 #include "api.hpp"
@@ -26,6 +28,7 @@ struct http_server::impl {
   http::api api;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  std::unique_ptr<net::ssl::context> tls; // set: HTTPS only
   // Keeps run() going while requests wait on actors with no socket operation
   // pending: without it, once the acceptor closed at SIGTERM, the io threads
   // ran out of work and returned, and answers posted later were never
@@ -45,26 +48,59 @@ struct http_server::impl {
 
 namespace {
 
-class session : public std::enable_shared_from_this<session> {
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+/// One connection, plain or TLS (Stream is plain_stream or tls_stream).
+template <class Stream>
+class session : public std::enable_shared_from_this<session<Stream>> {
 public:
-  session(tcp::socket&& socket, http_server::impl& srv) : stream_(std::move(socket)), srv_(srv) {
+  session(tcp::socket&& socket, http_server::impl& srv) : stream_(make_stream(std::move(socket), srv)), srv_(srv) {
     ++srv_.connections;
   }
   ~session() { --srv_.connections; }
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (is_tls) {
+        // The handshake counts against the read timeout: a client that
+        // connects and says nothing is cut off like a slow request.
+        self->lowest().expires_after(self->srv_.opts.read_timeout);
+        self->stream_.async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) {
+            log::debug("TLS handshake failed", {{"error", ec.message()}});
+            beast::error_code ignored;
+            self->lowest().socket().close(ignored);
+            return;
+          }
+          self->read();
+        });
+      } else {
+        self->read();
+      }
+    });
   }
 
 private:
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+  static Stream make_stream(tcp::socket&& socket, http_server::impl& srv) {
+    if constexpr (is_tls)
+      return Stream{std::move(socket), *srv.tls};
+    else
+      return Stream{std::move(socket)};
+  }
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
   void read() {
     parser_.emplace();
     parser_->body_limit(srv_.opts.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.header_limit));
-    stream_.expires_after(first_ ? srv_.opts.read_timeout : srv_.opts.idle_timeout);
+    lowest().expires_after(first_ ? srv_.opts.read_timeout : srv_.opts.idle_timeout);
     first_ = false;
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -95,7 +131,7 @@ private:
       reject(status, type, title, detail);
       return;
     }
-    stream_.expires_never();
+    lowest().expires_never();
     auto& req = parser_->get();
     if (req.method_string().size() + req.target().size() + 10 > srv_.opts.request_line_limit) { // "M T HTTP/1.1"
       reject_request_line();
@@ -141,7 +177,7 @@ private:
       write(std::move(r));
       return;
     }
-    srv_.api.handle(std::move(areq), [self = shared_from_this()](http::api_response r) {
+    srv_.api.handle(std::move(areq), [self = this->shared_from_this()](http::api_response r) {
       net::post(self->stream_.get_executor(),
                 [self, r = std::move(r)]() mutable { self->write(std::move(r)); });
     });
@@ -185,6 +221,8 @@ private:
     res->set("Referrer-Policy", "no-referrer");
     res->set("X-Frame-Options", "DENY");
     res->set(bhttp::field::cache_control, "no-store");
+    if constexpr (is_tls)
+      res->set(bhttp::field::strict_transport_security, "max-age=31536000");
     for (auto& [k, v] : r.headers)
       res->set(k, v);
     res->keep_alive(keep_alive_ && !srv_.closing.load());
@@ -198,12 +236,12 @@ private:
     bool keep = res->keep_alive();
     if (head_) {
       auto sr = std::make_shared<bhttp::response_serializer<bhttp::string_body>>(*res);
-      bhttp::async_write_header(stream_, *sr, [self = shared_from_this(), res, sr, keep](beast::error_code ec, std::size_t) {
+      bhttp::async_write_header(stream_, *sr, [self = this->shared_from_this(), res, sr, keep](beast::error_code ec, std::size_t) {
         self->on_write(ec, keep);
       });
       return;
     }
-    bhttp::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+    bhttp::async_write(stream_, *res, [self = this->shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
       self->on_write(ec, keep);
     });
   }
@@ -237,17 +275,17 @@ private:
   // a bounded time and amount before closing.
   void linger() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(linger_time);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest().expires_after(linger_time);
     drain();
   }
 
   void drain() {
-    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    stream_.async_read_some(net::buffer(discard_), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
       self->drained_ += n;
       if (ec || self->drained_ > linger_bytes) {
         beast::error_code ignored;
-        self->stream_.socket().close(ignored);
+        self->lowest().socket().close(ignored);
         return;
       }
       self->drain();
@@ -255,12 +293,18 @@ private:
   }
 
   void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    if constexpr (is_tls) {
+      // close_notify, bounded in time, then the socket.
+      lowest().expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->lowest().close(); });
+    } else {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      stream_.close();
+    }
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   http_server::impl& srv_;
@@ -293,7 +337,10 @@ void http_server::impl::accept() {
         socket.close(ignored);
         log::warn("connection refused: http.max-connections reached", {{"limit", opts.max_connections}});
       } else {
-        std::make_shared<session>(std::move(socket), *this)->start();
+        if (tls)
+          std::make_shared<session<tls_stream>>(std::move(socket), *this)->start();
+        else
+          std::make_shared<session<plain_stream>>(std::move(socket), *this)->start();
       }
     }
     accept();
@@ -308,6 +355,23 @@ http_server::~http_server() { stop(); }
 void http_server::start() {
   auto& d = *impl_;
   beast::error_code ec;
+  if (!d.opts.tls_cert.empty() || !d.opts.tls_key.empty()) {
+    if (d.opts.tls_cert.empty() || d.opts.tls_key.empty())
+      throw std::runtime_error("TLS needs both --tls-cert and --tls-key");
+    d.tls = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    d.tls->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                       net::ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(d.tls->native_handle(), TLS1_2_VERSION);
+    d.tls->use_certificate_chain_file(d.opts.tls_cert, ec);
+    if (ec)
+      throw std::runtime_error("tls-cert '" + d.opts.tls_cert + "': " + ec.message());
+    d.tls->use_private_key_file(d.opts.tls_key, net::ssl::context::pem, ec);
+    if (ec)
+      throw std::runtime_error("tls-key '" + d.opts.tls_key + "': " + ec.message());
+    if (SSL_CTX_check_private_key(d.tls->native_handle()) != 1)
+      throw std::runtime_error("tls-key '" + d.opts.tls_key + "' does not belong to tls-cert '" + d.opts.tls_cert + "'");
+  }
   auto addr = net::ip::make_address(d.opts.host, ec);
   if (ec)
     throw std::runtime_error("listen: '" + d.opts.host + "' is not an IP address");

@@ -38,6 +38,8 @@ struct http_options {
   int threads = 2;
   int max_connections = 10'000;
   int max_in_flight = 4096;                   // requests waiting for their answer; 503 overloaded beyond
+  std::string tls_cert;                       // PEM certificate chain; with tls_key: HTTPS only (TLS 1.2+)
+  std::string tls_key;                        // PEM private key
   bool fault_injection = false;
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
   std::vector<std::string> cors_origins;      // browser origins allowed (CORS); "*" any; empty: none

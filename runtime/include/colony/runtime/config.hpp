@@ -35,6 +35,8 @@ struct node_config {
   int http_threads = 2;
   int http_max_connections = 10000;
   int http_max_in_flight = 4096;
+  std::string tls_cert;                    // with tls_key: serve HTTPS only (TLS 1.2+)
+  std::string tls_key;
   int store_read_connections = 2;
   int store_max_batch = 256;
   int scheduler_threads = 0;               // 0: one per core
