@@ -269,6 +269,7 @@ int main(int argc, char** argv, char** envp) {
     actx.open_paths = cfg.auth_open_routes;
     actx.api_key_cache_ttl = cfg.auth_api_key_cache_ttl;
     actx.credential_rate_percent = cfg.ratelimit_credential_percent;
+    actx.metering_interval = cfg.quota_flush_interval;
     adapters::http_server server{sys, hopts, std::move(actx)};
     try {
       server.start();

@@ -381,6 +381,9 @@ const std::vector<option>& options() {
                         "one credential's token bucket, as a share of its tenant's plan rate and burst (the tenant's "
                         "own bucket is the plan's requests-per-second and burst)",
                         1, 100, &node_config::ratelimit_credential_percent));
+    t.push_back(duration_opt("quota.flush-interval",
+                             "how often the API calls counted at the edge are added to the store (apiCallsPerMonth)",
+                             std::chrono::milliseconds(50), std::chrono::minutes(10), &node_config::quota_flush_interval));
     auto fi = option{"debug.fault-injection", kind::boolean,
                      "honour X-Colony-Fault: crash (tests only; never in production)", 0, 0, {}, false, {}, {}};
     fi.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {

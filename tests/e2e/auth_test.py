@@ -370,5 +370,69 @@ class Jwt(unittest.TestCase):
         self.assertEqual(re.sub(r"'[^']*'", "'…'", hidden[2]["detail"]), re.sub(r"'[^']*'", "'…'", missing[2]["detail"]))
 
 
+class Quota(unittest.TestCase):
+    """apiCallsPerMonth: metered at the edge, written in batches, enforced, kept across a restart."""
+
+    PLANS = """[colony.plans]
+free = { max-users = 5, requests-per-second = 100, burst = 100 }
+tiny = { api-calls-per-month = 5, requests-per-second = 100, burst = 100 }
+"""
+
+    def start(self, flush="200ms"):
+        return Node(self.dir, ["--config", self.conf, "--auth-jwt-hs256-secret", SECRET, "--auth-issuer", ISSUER,
+                               "--auth-audience", AUDIENCE, "--quota.flush-interval", flush])
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="colony-auth-quota-")
+        self.conf = os.path.join(self.dir, "colony.conf")
+        with open(self.conf, "w") as f:
+            f.write(self.PLANS)
+        self.node = self.start()
+
+    def tearDown(self):
+        if self.node.proc.poll() is None:
+            self.node.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_calls_over_the_monthly_quota_get_429_quota_exceeded_also_after_a_restart(self):
+        root = token(roles=["platform_admin"])
+        tenants = []
+        for _ in range(2):
+            status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "q-" + uuid.uuid4().hex[:10], "name": "Q",
+                                                                  "plan": "tiny"}, auth=root)
+            self.assertEqual(status, 201, t)
+            tenants.append(t["id"])
+        tid = tenants[0]
+        owner = token(tenant=tid, roles=["owner"])
+        for i in range(5):
+            self.assertEqual(self.node.request("GET", f"/v1/tenants/{tid}", auth=owner)[0], 200, i)
+        status, hdrs, doc = self.node.json("GET", f"/v1/tenants/{tid}", auth=owner)
+        self.assertEqual(status, 429)
+        self.assertEqual(doc["type"], "https://colony.dev/problems/quota-exceeded")
+        self.assertEqual(doc["limit"], 5)
+        self.assertGreater(int(hdrs["Retry-After"]), 0)
+        self.assertLessEqual(int(hdrs["Retry-After"]), 31 * 24 * 3600)
+        # The operator is not metered and sees the count; another tenant is not affected.
+        status, _, usage = self.node.json("GET", f"/v1/tenants/{tid}/usage", auth=root)
+        self.assertEqual((status, usage["usage"]["apiCallsThisMonth"]), (200, 5))
+        other = token(tenant=tenants[1], roles=["viewer"])
+        self.assertEqual(self.node.request("GET", f"/v1/tenants/{tenants[1]}", auth=other)[0], 200)
+        # Counted in memory, written in batches: even a node killed without a chance to flush
+        # has written what it counted up to its last flush interval.
+        time.sleep(0.6)
+        self.node.proc.kill()
+        self.node.proc.wait()
+        self.node.log.close()
+        self.node = self.start(flush="10min")
+        self.assertEqual(self.node.request("GET", f"/v1/tenants/{tid}", auth=owner)[0], 429)
+        # With a long interval, what is still in memory is written at a clean shutdown.
+        self.assertEqual(self.node.request("GET", f"/v1/tenants/{tenants[1]}", auth=other)[0], 200)
+        code, _ = self.node.stop()
+        self.assertEqual(code, 0)
+        self.node = self.start()
+        status, _, usage = self.node.json("GET", f"/v1/tenants/{tenants[1]}/usage", auth=root)
+        self.assertEqual(usage["usage"]["apiCallsThisMonth"], 2)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -566,3 +566,32 @@ TEST_CASE_METHOD(fixture, "store: API keys are created, listed per tenant, found
   get.id = id1;
   CHECK(ask(get).keys.at(0).revoked_us == 7'000);
 }
+
+TEST_CASE_METHOD(fixture, "store: metered API calls add up per tenant and month, in one batch", "[store]") {
+  auto ask = [&](api_usage_op op) {
+    api_usage_result out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), usage_atom::value, std::move(op))
+      .receive([&](api_usage_result& r) { out = r; }, [](caf::error&) {});
+    return out;
+  };
+  auto a = protocol::new_uuid_v7(), b = protocol::new_uuid_v7();
+  api_usage_op add;
+  add.add = true;
+  add.rows = {{a, "2026-11", 3}, {b, "2026-11", 7}, {a, "2026-12", 1}};
+  auto r = ask(add);
+  REQUIRE(r.status == store_status::ok);
+  REQUIRE(r.rows.size() == 3);
+  CHECK(r.rows[0].calls == 3);
+  CHECK(r.rows[1].calls == 7);
+  CHECK(r.rows[2].calls == 1);
+  add.rows = {{a, "2026-11", 4}};
+  CHECK(ask(add).rows.at(0).calls == 7);
+  api_usage_op read;
+  read.rows = {{a, "2026-11", 0}, {b, "2026-12", 0}, {b, "2026-11", 0}};
+  auto got = ask(read);
+  REQUIRE(got.rows.size() == 3);
+  CHECK(got.rows[0].calls == 7);
+  CHECK(got.rows[1].calls == 0); // nothing metered that month
+  CHECK(got.rows[2].calls == 7);
+}

@@ -1,4 +1,5 @@
 #include "api.hpp"
+#include "metering.hpp"
 #include "rate_limiter.hpp"
 
 #include "../billing/stripe.hpp"
@@ -168,6 +169,7 @@ struct api::impl {
   std::unordered_map<std::string, cached_key> keys; // API key id → row, for api_key_cache_ttl
   std::atomic<std::uint64_t> revocations{0};        // a lookup that raced a revocation is not cached
   rate_limiter limiter;
+  std::unique_ptr<api_meter> meter;
   struct cached_plan {
     std::string plan;
     std::chrono::steady_clock::time_point fetched;
@@ -178,6 +180,7 @@ struct api::impl {
 
   impl(caf::actor_system& s, const http_options& o, api_context c)
     : sys(s), opts(o), ctx(std::move(c)), routes(make_routes()) {
+    meter = std::make_unique<api_meter>(s, ctx.store, ctx.metering_interval);
     int n = std::max(1, o.threads);
     for (int i = 0; i < n; ++i)
       bridges.push_back(sys.spawn(bridge, i));
@@ -327,7 +330,7 @@ struct api::impl {
     with_plan(c, tid, [this, c, next](const std::string& plan) {
       auto it = ctx.rules.plans.find(plan);
       if (it == ctx.rules.plans.end() || !it->second.requests_per_second) {
-        next();
+        metered(c, c->who.tenant_id, plan, next, true);
         return;
       }
       double rate = *it->second.requests_per_second;
@@ -349,7 +352,7 @@ struct api::impl {
         {"RateLimit", "\"tenant\";r=" + std::to_string(t.remaining) + ";t=" + std::to_string(t.reset_s) +
                         ", \"credential\";r=" + std::to_string(k.remaining) + ";t=" + std::to_string(k.reset_s)}};
       if (t.allowed && k.allowed) {
-        next();
+        metered(c, c->who.tenant_id, plan, next, true);
         return;
       }
       auto retry = std::max(t.allowed ? 0 : t.retry_after_s, k.allowed ? 0 : k.retry_after_s);
@@ -359,6 +362,64 @@ struct api::impl {
                             c->req.request_id);
       r.headers.emplace_back("Retry-After", std::to_string(retry));
       c->respond(std::move(r));
+    });
+  }
+
+  /// Counts the call against the tenant's apiCallsPerMonth (no store write
+  /// here: the meter flushes counts in batches); 429 quota-exceeded once the
+  /// month's calls reach the plan's limit.
+  void metered(const std::shared_ptr<call>& c, const std::string& tid, const std::string& plan,
+               std::function<void()> next, bool first_try) {
+    std::optional<std::int64_t> limit;
+    if (auto it = ctx.rules.plans.find(plan); it != ctx.rules.plans.end() && it->second.api_calls_per_month)
+      limit = *it->second.api_calls_per_month;
+    auto now = protocol::now_us();
+    auto month = month_of(now);
+    switch (meter->count(tid, month, limit)) {
+      case api_meter::verdict::counted: next(); return;
+      case api_meter::verdict::over_quota: {
+        auto wait = seconds_to_next_month(now);
+        auto r = api::problem(429, "quota-exceeded", "Monthly API quota exceeded",
+                              "the plan '" + plan + "' allows " + std::to_string(limit.value_or(0)) +
+                                " API calls per month; they are used up until the month ends",
+                              c->req.request_id);
+        auto doc = nlohmann::json::parse(r.body);
+        doc["limit"] = limit.value_or(0);
+        r.body = doc.dump();
+        r.headers.emplace_back("Retry-After", std::to_string(wait));
+        c->respond(std::move(r));
+        return;
+      }
+      case api_meter::verdict::unknown:
+        if (!first_try) { // cannot happen unless the month turned in between: do not block the call
+          next();
+          return;
+        }
+        load_usage(c, tid, month, [this, c, tid, plan, next] { metered(c, tid, plan, next, false); });
+        return;
+    }
+  }
+
+  /// Reads the tenant's stored API calls of `month` into the meter.
+  void load_usage(const std::shared_ptr<call>& c, const std::string& tid, const std::string& month,
+                  std::function<void()> next) {
+    api_usage_op op;
+    op.rows.push_back(api_usage_row{tid, month, 0});
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([this, c, op = std::move(op), store, timeout, next](caf::event_based_actor* self) mutable {
+      self->request(store, timeout, usage_atom::value, std::move(op))
+        .then(
+          [this, c, next](api_usage_result& r) {
+            if (r.status != store_status::ok || r.rows.empty()) {
+              c->respond(api::failure_response(actors::fail(errc::unavailable, "the store is unavailable; retry later"),
+                                               c->req.request_id));
+              return;
+            }
+            meter->loaded(r.rows.front().tenant_id, r.rows.front().month, r.rows.front().calls);
+            next();
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
     });
   }
 
@@ -601,12 +662,25 @@ struct api::impl {
   void suspend_tenant(std::shared_ptr<call> c) { transition(std::move(c), op::suspend); }
   void cancel_tenant(std::shared_ptr<call> c) { transition(std::move(c), op::cancel); }
 
+  /// The tenant's usage: its state's counters plus the API calls metered at
+  /// the edge this month (stored and not yet flushed).
   void tenant_usage(std::shared_ptr<call> c) {
     with_tenant(c, [this, c](std::string id) {
-      command cmd;
-      cmd.what = op::usage;
-      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
-           [](entity_reply& r) { return json(200, protocol::to_json(*r.entity)); });
+      auto month = month_of(protocol::now_us());
+      auto report = [this, c, id, month] {
+        command cmd;
+        cmd.what = op::usage;
+        send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [this, id, month](entity_reply& r) {
+          auto doc = nlohmann::json::parse(protocol::to_json(*r.entity));
+          auto state_calls = doc["usage"].value("apiCallsThisMonth", std::int64_t{0});
+          doc["usage"]["apiCallsThisMonth"] = state_calls + meter->used(id, month).value_or(0);
+          return json(200, doc.dump());
+        });
+      };
+      if (meter->used(id, month))
+        report();
+      else
+        load_usage(c, id, month, report);
     });
   }
 
@@ -1633,6 +1707,8 @@ api::api(caf::actor_system& sys, const http_options& opts, api_context ctx)
 }
 
 api::~api() = default;
+
+void api::flush_usage(std::chrono::milliseconds timeout) { impl_->meter->flush_now(timeout); }
 
 namespace {
 

@@ -49,6 +49,8 @@ public:
   static std::vector<route_info> routes();
   /// Makes /readyz answer 503 (shutting down).
   void set_draining() { draining_ = true; }
+  /// Stores the API calls metered and not yet written (at shutdown).
+  void flush_usage(std::chrono::milliseconds timeout);
 
   /// A problem+json answer (RFC 9457).
   static api_response problem(int status, std::string_view type, std::string_view title, std::string_view detail,

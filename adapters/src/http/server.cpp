@@ -419,6 +419,7 @@ bool http_server::drain(std::chrono::steady_clock::time_point deadline) {
 void http_server::stop() {
   if (!impl_)
     return;
+  impl_->api.flush_usage(std::chrono::seconds(5));
   impl_->keep_running.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads)

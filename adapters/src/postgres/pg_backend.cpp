@@ -194,6 +194,24 @@ public:
     });
   }
 
+  api_usage_result api_usage(const api_usage_op& op) override {
+    return guard([&] {
+      api_usage_result out;
+      pqxx::work w{*conn_};
+      for (const auto& r : op.rows) {
+        auto res = op.add ? w.exec_params("INSERT INTO api_usage (tenant_id, month, calls) VALUES ($1, $2, $3) "
+                                          "ON CONFLICT (tenant_id, month) DO UPDATE SET calls = api_usage.calls + "
+                                          "excluded.calls RETURNING calls",
+                                          r.tenant_id, r.month, r.calls)
+                          : w.exec_params("SELECT calls FROM api_usage WHERE tenant_id = $1 AND month = $2",
+                                          r.tenant_id, r.month);
+        out.rows.push_back(api_usage_row{r.tenant_id, r.month, res.empty() ? 0 : res[0][0].as<std::int64_t>()});
+      }
+      w.commit();
+      return out;
+    });
+  }
+
   api_key_result api_keys(const api_key_op& op) override {
     using k = api_key_op::kind;
     return guard([&] {

@@ -194,6 +194,28 @@ public:
     return page;
   }
 
+  api_usage_result api_usage(const api_usage_op& op) override {
+    api_usage_result out;
+    auto read_all = [&] {
+      for (const auto& r : op.rows) {
+        auto q = prepare("SELECT calls FROM api_usage WHERE tenant_id = ?1 AND month = ?2");
+        q.bind(1, r.tenant_id).bind(2, r.month);
+        out.rows.push_back(api_usage_row{r.tenant_id, r.month, q.step() ? q.integer(0) : 0});
+      }
+    };
+    if (op.add)
+      write_transaction([&] {
+        for (const auto& r : op.rows)
+          prepare("INSERT INTO api_usage (tenant_id, month, calls) VALUES (?1, ?2, ?3) "
+                  "ON CONFLICT (tenant_id, month) DO UPDATE SET calls = calls + excluded.calls")
+            .bind(1, r.tenant_id).bind(2, r.month).bind(3, r.calls).step();
+        read_all();
+      });
+    else
+      read_all();
+    return out;
+  }
+
   api_key_result api_keys(const api_key_op& op) override {
     using k = api_key_op::kind;
     api_key_result out;

@@ -155,6 +155,9 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](api_key_atom, const api_key_op& op) {
       return guarded<api_key_result>(self, [&](backend& b) { return b.api_keys(op); });
     },
+    [self](usage_atom, const api_usage_op& op) {
+      return guarded<api_usage_result>(self, [&](backend& b) { return b.api_usage(op); });
+    },
     [self](processed_atom, const std::string& key) -> caf::result<bool> {
       return lookup(self, [&](backend& b) { return b.processed(key); });
     },
@@ -368,6 +371,11 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
       if (op.what == k::create || op.what == k::revoke)
         return self->delegate(self->state.writer, api_key_atom::value, std::move(op));
       return self->delegate(reader(), api_key_atom::value, std::move(op));
+    },
+    [self, reader](usage_atom, api_usage_op& op) -> caf::result<api_usage_result> {
+      if (op.add)
+        return self->delegate(self->state.writer, usage_atom::value, std::move(op));
+      return self->delegate(reader(), usage_atom::value, std::move(op));
     },
     [self, reader](processed_atom, std::string& key) -> caf::result<bool> {
       return self->delegate(reader(), processed_atom::value, std::move(key));

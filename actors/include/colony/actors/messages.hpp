@@ -109,6 +109,7 @@ using published_atom = caf::atom_constant<caf::atom("published")>;
 using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
 using webhook_atom = caf::atom_constant<caf::atom("webhook")>;
 using api_key_atom = caf::atom_constant<caf::atom("apikey")>;
+using usage_atom = caf::atom_constant<caf::atom("usage")>;
 using processed_atom = caf::atom_constant<caf::atom("processed")>;
 using timers_atom = caf::atom_constant<caf::atom("timers")>;
 using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;

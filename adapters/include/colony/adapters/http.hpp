@@ -59,6 +59,7 @@ struct api_context {
   std::vector<std::string> open_paths{"/livez", "/readyz", "/metrics", "/openapi.json"};
   std::chrono::milliseconds api_key_cache_ttl{10'000}; // how long a looked-up key is trusted without the store
   int credential_rate_percent = 50; // one credential's bucket: this share of its tenant's rate and burst
+  std::chrono::milliseconds metering_interval{2'000}; // metered API calls are written this often
 };
 
 /// One route of the API, for documentation checks.

@@ -72,6 +72,7 @@ struct node_config {
   std::vector<std::string> auth_open_routes{"/livez", "/readyz", "/metrics", "/openapi.json"};
   std::chrono::milliseconds auth_api_key_cache_ttl{std::chrono::seconds(10)};
   int ratelimit_credential_percent = 50;
+  std::chrono::milliseconds quota_flush_interval{std::chrono::seconds(2)};
 
   /// The store spec with any password masked, safe for logs.
   [[nodiscard]] std::string store_for_display() const;

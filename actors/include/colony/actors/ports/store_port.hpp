@@ -13,6 +13,7 @@
 // - timers: due durable timers; timer_done deletes one (if still at that due
 //   time), timer_retry moves it later and counts the attempt.
 // - api_key: create, list, read, revoke API keys (hashes only).
+// - usage: API calls metered per tenant and month (batched increments).
 // - health: whether the database answers, and why not.
 #pragma once
 
@@ -258,6 +259,25 @@ struct api_key_result {
   std::string detail;
 };
 
+/// API calls metered at the HTTP edge, per tenant and month ("2026-11").
+/// add: increments by `calls` and answers the new totals; read: the totals.
+struct api_usage_row {
+  std::string tenant_id;
+  std::string month;
+  std::int64_t calls = 0;
+};
+
+struct api_usage_op {
+  bool add = false;
+  std::vector<api_usage_row> rows;
+};
+
+struct api_usage_result {
+  store_status status = store_status::ok;
+  std::vector<api_usage_row> rows; // in the order asked
+  std::string detail;
+};
+
 struct store_health {
   bool ready = false;
   std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
@@ -276,6 +296,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<processed_atom, std::string>::with<bool>, // was this message key applied?
   caf::replies_to<webhook_atom, webhook_op>::with<webhook_result>,
   caf::replies_to<api_key_atom, api_key_op>::with<api_key_result>,
+  caf::replies_to<usage_atom, api_usage_op>::with<api_usage_result>,
   caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
   caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
   caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,
@@ -297,6 +318,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::webhook_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::webhook_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_key_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_key_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_usage_op)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_usage_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::entity_key>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::loaded>)
