@@ -11,6 +11,25 @@
 namespace colony::actors::detail {
 
 /// The envelope of an event about `key` at `version`; the caller sets the payload.
+/// The audit record of a change made for `meta.actor` (none if no actor:
+/// internal work such as a timer is not a request to account for).
+inline void audit_change(change& ch, const request_meta& meta, const entity_key& key, std::string action,
+                         std::int64_t now) {
+  if (meta.actor.empty())
+    return;
+  audit_record a;
+  a.id = protocol::new_uuid_v7();
+  a.tenant_id = key.tenant_id;
+  a.at_us = now;
+  a.actor = meta.actor;
+  a.action = std::move(action);
+  a.target = std::string{to_string(key.kind)} + ":" + key.id;
+  a.request_id = meta.request_id;
+  a.client = meta.client;
+  a.outcome = "success";
+  ch.audit.push_back(std::move(a));
+}
+
 inline v1::Event event_header(std::string type, const entity_key& key, std::uint32_t version,
                               const request_meta& meta, std::int64_t now) {
   v1::Event ev;

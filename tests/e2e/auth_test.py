@@ -289,6 +289,73 @@ class Jwt(unittest.TestCase):
         time.sleep(int(hdrs["Retry-After"]))
         self.assertEqual(n.request("GET", path, auth=second)[0], 200)
 
+    def audit(self, path, want, timeout=5):
+        """Polls an audit-log page until `want(records)` holds (denials are written within 200 ms)."""
+        deadline = time.time() + timeout
+        while True:
+            status, _, doc = self.node.json("GET", path, auth=ROOT)
+            self.assertEqual(status, 200, doc)
+            if want(doc["data"]) or time.time() > deadline:
+                return doc
+
+    def test_audit_log_records_changes_failures_denials_and_pages_with_filters(self):
+        n = self.node
+        f = self.fixture()
+        tid = f["tenant"]
+        owner = token(tenant=tid, roles=["owner"], sub="the-owner")
+        viewer = token(tenant=tid, roles=["viewer"], sub="the-viewer")
+        status, hdrs, user = n.json("POST", f"/v1/tenants/{tid}/users", {"email": "audited@example.com"}, auth=owner,
+                                    headers={"X-Request-Id": "audit-req-1"})
+        self.assertEqual(status, 201, user)
+        self.assertEqual(n.json("POST", f"/v1/tenants/{tid}/users", {"email": "nope"}, auth=owner)[0], 400)
+        self.assertEqual(n.json("DELETE", f"/v1/tenants/{tid}/users/{user['id']}", auth=viewer)[0], 403)
+        self.assertEqual(n.json("GET", f"/v1/tenants/{self.other['tenant']}/users", auth=owner)[0], 404)
+        self.assertEqual(n.request("GET", f"/v1/tenants/{tid}", auth=False)[0], 401)
+        base = f"/v1/tenants/{tid}/audit-log"
+        doc = self.audit(base, lambda rs: len({r["action"] for r in rs} & {"request.refused", "access.denied"}) == 2)
+        by_action = {}
+        for r in doc["data"]:
+            by_action.setdefault(r["action"], []).append(r)
+        created = [r for r in by_action["user.created"] if r["target"] == "user:" + user["id"]]
+        self.assertEqual(len(created), 1, by_action)
+        self.assertEqual(created[0]["actor"], f"jwt:{ISSUER}#the-owner")
+        self.assertEqual(created[0]["requestId"], "audit-req-1")
+        self.assertEqual(created[0]["client"], "127.0.0.1")
+        self.assertEqual(created[0]["outcome"], "success")
+        refused = by_action["request.refused"][0]
+        self.assertEqual((refused["status"], refused["outcome"]), (400, "failure"))
+        self.assertIn("email", refused["detail"])
+        denied = by_action["access.denied"]
+        self.assertEqual({(r["actor"], r["status"]) for r in denied},
+                         {(f"jwt:{ISSUER}#the-viewer", 403), (f"jwt:{ISSUER}#the-owner", 404)})
+        # The other tenant's log does not show this tenant's probing or changes.
+        other = self.audit(f"/v1/tenants/{self.other['tenant']}/audit-log", lambda rs: True)
+        self.assertFalse([r for r in other["data"] if "the-owner" in r["actor"]])
+        # Authentication failures are platform-level records.
+        failed = self.audit("/v1/audit-log?action=auth.failed",
+                            lambda rs: any(r["target"] == f"GET /v1/tenants/{tid}" for r in rs))
+        self.assertTrue(any(r["target"] == f"GET /v1/tenants/{tid}" and r["status"] == 401 for r in failed["data"]))
+        # Filters and cursor pages.
+        only = n.json("GET", f"{base}?action=user.created", auth=owner)[2]["data"]
+        self.assertTrue(only and all(r["action"] == "user.created" for r in only))
+        self.assertEqual(n.json("GET", f"{base}?actor=nobody", auth=owner)[2]["data"], [])
+        future = n.json("GET", f"{base}?from=2999-01-01T00:00:00Z", auth=owner)[2]["data"]
+        self.assertEqual(future, [])
+        seen, cursor = [], None
+        while True:
+            status, _, page = n.json("GET", base + "?limit=2" + (f"&cursor={cursor}" if cursor else ""), auth=owner)
+            self.assertEqual(status, 200)
+            seen += [r["id"] for r in page["data"]]
+            cursor = page["nextCursor"]
+            if not cursor:
+                break
+        everything = n.json("GET", base + "?limit=500", auth=owner)[2]["data"]
+        self.assertEqual(seen, [r["id"] for r in everything])
+        self.assertEqual(n.json("GET", base + "?cursor=bogus", auth=owner)[0], 400)
+        # Nothing updates or deletes audit records.
+        for method in ("PATCH", "DELETE", "PUT"):
+            self.assertEqual(n.request(method, base, auth=ROOT)[0], 405)
+
     # (method, path template, body, permission) for every route that needs credentials.
     ROUTES = [
         ("GET", "/metrics", None, "platform"),
@@ -316,6 +383,8 @@ class Jwt(unittest.TestCase):
         ("POST", "/v1/tenants/{t}/api-keys", {"roles": ["viewer"]}, "manage"),
         ("GET", "/v1/tenants/{t}/api-keys", None, "manage"),
         ("DELETE", "/v1/tenants/{t}/api-keys/{k}", None, "manage"),
+        ("GET", "/v1/tenants/{t}/audit-log", None, "manage"),
+        ("GET", "/v1/audit-log", None, "platform"),
     ]
     ALLOWED = {  # tenant roles allowed per permission, in their own tenant (platform_admin: everything)
         "platform": set(), "tenant_read": {"owner", "admin", "member", "viewer"},

@@ -595,3 +595,85 @@ TEST_CASE_METHOD(fixture, "store: metered API calls add up per tenant and month,
   CHECK(got.rows[1].calls == 0); // nothing metered that month
   CHECK(got.rows[2].calls == 7);
 }
+
+TEST_CASE_METHOD(fixture, "store: audit records commit with their change or not at all; pages newest first with filters",
+                 "[store]") {
+  auto ask = [&](audit_op op) {
+    audit_page out;
+    out.status = store_status::error;
+    (*self)->request(store, std::chrono::seconds(10), audit_atom::value, std::move(op))
+      .receive([&](audit_page& p) { out = p; }, [](caf::error&) {});
+    return out;
+  };
+  auto record = [](std::string tenant, std::string actor, std::string action, std::int64_t at) {
+    audit_record a;
+    a.id = protocol::new_uuid_v7();
+    a.tenant_id = std::move(tenant);
+    a.at_us = at;
+    a.actor = std::move(actor);
+    a.action = std::move(action);
+    a.target = "user:x";
+    a.request_id = "req-1";
+    a.client = "127.0.0.1";
+    a.outcome = "success";
+    a.detail = "it's \"quoted\" \\ ü";
+    return a;
+  };
+  auto tid = protocol::new_uuid_v7();
+  auto ins = tenant_insert(tid, slug_for(tid));
+  ins.audit.push_back(record(tid, "api_key:a", "tenant.created", 1'000));
+  REQUIRE(commit(ins).status == store_status::ok);
+  // A batch of plain user creations (PostgreSQL's multi-row path) carries its records too.
+  std::vector<change> users;
+  for (int i = 0; i < 5; ++i) {
+    users.push_back(user_insert(tid, protocol::new_uuid_v7(), "a" + std::to_string(i) + "@example.com", "A", i));
+    users.back().audit.push_back(record(tid, "api_key:b", "user.created", 2'000 + i));
+  }
+  for (const auto& ch : users)
+    (*self)->send(store, commit_atom::value, ch);
+  for (std::size_t i = 0; i < users.size(); ++i)
+    (*self)->receive([&](commit_outcome& o) { CHECK(o.status == store_status::ok); });
+  // A change that fails writes no record.
+  auto dup = user_insert(tid, protocol::new_uuid_v7(), "a0@example.com", "dup", 9);
+  dup.audit.push_back(record(tid, "api_key:c", "user.created", 3'000));
+  CHECK(commit(dup).status == store_status::duplicate);
+  // Records without a change (denials, failures) are appended on their own.
+  audit_op append;
+  append.append = true;
+  append.records = {record(tid, "anonymous", "access.denied", 4'000), record("", "anonymous", "auth.failed", 4'001)};
+  REQUIRE(ask(append).status == store_status::ok);
+
+  audit_op q;
+  q.tenant_id = tid;
+  auto all = ask(q);
+  REQUIRE(all.status == store_status::ok);
+  REQUIRE(all.rows.size() == 7);
+  CHECK(all.rows.front().action == "access.denied"); // newest (last committed) first
+  CHECK(all.rows.back().action == "tenant.created");
+  CHECK(all.rows.back().detail == "it's \"quoted\" \\ ü");
+  for (const auto& r : all.rows)
+    CHECK(r.actor != "api_key:c");
+  q.actor = "api_key:b";
+  CHECK(ask(q).rows.size() == 5);
+  q.actor.clear();
+  q.action = "tenant.created";
+  CHECK(ask(q).rows.size() == 1);
+  q.action.clear();
+  q.from_us = 2'001;
+  q.to_us = 2'004; // [from, to)
+  CHECK(ask(q).rows.size() == 3);
+  q.from_us = q.to_us = 0;
+  q.limit = 3;
+  auto first = ask(q);
+  REQUIRE(first.rows.size() == 3);
+  q.before = first.rows.back().position;
+  auto second = ask(q);
+  REQUIRE(second.rows.size() == 3);
+  CHECK(second.rows.front().position < first.rows.back().position);
+  audit_op platform;
+  platform.tenant_id = "";
+  auto p = ask(platform);
+  REQUIRE_FALSE(p.rows.empty());
+  for (const auto& r : p.rows)
+    CHECK(r.tenant_id.empty());
+}

@@ -98,6 +98,7 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   if (st.current && st.current->plan() != next.plan())
     ch.events.push_back(event("tenant.plan_changed"));
   ch.events.push_back(event(type));
+  detail::audit_change(ch, meta, st.key, type, now);
   auto snapshot = std::make_shared<const v1::Tenant>(std::move(next));
   auto rp = self->make_response_promise<entity_reply>();
   st.committing = true;

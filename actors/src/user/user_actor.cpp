@@ -122,6 +122,7 @@ caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> 
     *ev.mutable_user_changed()->mutable_state() = *next;
     ch.events.push_back(detail::seal(ev));
   }
+  detail::audit_change(ch, meta, st.key, ch.events.back().type, now);
   auto rp = self->make_response_promise<entity_reply>();
   st.committing = true;
   std::string next_bytes = what == change_kind::remove ? std::string{} : compact(*next);

@@ -1,4 +1,5 @@
 #include "api.hpp"
+#include "audit_trail.hpp"
 #include "metering.hpp"
 #include "rate_limiter.hpp"
 
@@ -135,6 +136,8 @@ struct call {
   principal who;                     // set unless the route is open
   permission perm = permission::platform;
   std::vector<std::pair<std::string, std::string>> rate_headers; // RateLimit-Policy, RateLimit
+  std::string tenant_id; // the tenant the caller was allowed into (for the audit log)
+  bool hidden = false;   // refused as another tenant's resource (404)
 
   void respond(api_response r) {
     r.route = route;
@@ -170,6 +173,7 @@ struct api::impl {
   std::atomic<std::uint64_t> revocations{0};        // a lookup that raced a revocation is not cached
   rate_limiter limiter;
   std::unique_ptr<api_meter> meter;
+  std::unique_ptr<audit_trail> audit;
   struct cached_plan {
     std::string plan;
     std::chrono::steady_clock::time_point fetched;
@@ -181,6 +185,7 @@ struct api::impl {
   impl(caf::actor_system& s, const http_options& o, api_context c)
     : sys(s), opts(o), ctx(std::move(c)), routes(make_routes()) {
     meter = std::make_unique<api_meter>(s, ctx.store, ctx.metering_interval);
+    audit = std::make_unique<audit_trail>(s, ctx.store, std::chrono::milliseconds(200));
     int n = std::max(1, o.threads);
     for (int i = 0; i < n; ++i)
       bridges.push_back(sys.spawn(bridge, i));
@@ -225,6 +230,8 @@ struct api::impl {
     add("POST", "/v1/tenants/{tenantId}/api-keys", &impl::create_api_key, p::manage);
     add("GET", "/v1/tenants/{tenantId}/api-keys", &impl::list_api_keys, p::manage);
     add("DELETE", "/v1/tenants/{tenantId}/api-keys/{keyId}", &impl::revoke_api_key, p::manage);
+    add("GET", "/v1/tenants/{tenantId}/audit-log", &impl::tenant_audit_log, p::manage);
+    add("GET", "/v1/audit-log", &impl::platform_audit_log, p::platform);
     return routes;
   }
 
@@ -271,6 +278,10 @@ struct api::impl {
             std::function<api_response(entity_reply&)> ok) {
     cmd.meta.request_id = c->req.request_id;
     cmd.meta.traceparent = c->req.traceparent;
+    if (cmd.what != op::get && cmd.what != op::usage) { // changes are audited with their commit
+      cmd.meta.actor = c->who.credential.empty() ? std::string{"anonymous"} : c->who.credential;
+      cmd.meta.client = c->req.client_addr;
+    }
     cmd.inject_crash = opts.fault_injection && c->req.fault == "crash";
     auto timeout = opts.request_timeout;
     post([c, key = std::move(key), cmd = std::move(cmd), ok = std::move(ok), timeout,
@@ -298,8 +309,11 @@ struct api::impl {
   bool allowed(const std::shared_ptr<call>& c, const std::string& id, const std::string& shown_as) {
     auto uid = c->path.contains("userId") ? normalize_email(c->path["userId"]) : std::string{};
     switch (access::authorize(c->who, c->perm, id, uid)) {
-      case decision::allow: return true;
+      case decision::allow:
+        c->tenant_id = id;
+        return true;
       case decision::hidden:
+        c->hidden = true;
         fail(c, 404, "not-found", "Not found", shown_as);
         return false;
       case decision::forbidden:
@@ -859,6 +873,8 @@ struct api::impl {
       cmd.payload = std::make_shared<v1::BillingChange>(*ev->change);
       cmd.meta.request_id = c->req.request_id;
       cmd.meta.traceparent = c->req.traceparent;
+      cmd.meta.actor = "stripe:" + ev->id;
+      cmd.meta.client = c->req.client_addr;
       auto timeout = opts.request_timeout;
       post([c, tenant_id, cmd = std::move(cmd), entities = ctx.entities, timeout, answer,
             ev](caf::event_based_actor* self) mutable {
@@ -1012,6 +1028,7 @@ struct api::impl {
       webhook_op op;
       op.what = webhook_op::kind::create_endpoint;
       op.endpoint = e;
+      op.audit.push_back(audit_of(*c, tid, "webhook.created", "webhook:" + e.id, "success", 201, e.url));
       webhook_store(c, std::move(op), [c, e](webhook_result&) {
         auto created = endpoint_json(e);
         created["secret"] = e.secret; // shown once
@@ -1063,6 +1080,7 @@ struct api::impl {
       op.what = webhook_op::kind::delete_endpoint;
       op.tenant_id = tid;
       op.endpoint_id = wid;
+      op.audit.push_back(audit_of(*c, tid, "webhook.deleted", "webhook:" + wid, "success", 204, {}));
       op.now_us = protocol::now_us();
       webhook_store(c, std::move(op), [this, c, wid](webhook_result& r) {
         if (r.status == store_status::not_found)
@@ -1239,6 +1257,8 @@ struct api::impl {
       api_key_op op;
       op.what = api_key_op::kind::create;
       op.key = m.row;
+      op.audit.push_back(audit_of(*c, tid, "api_key.created", "api_key:" + m.row.id, "success", 201,
+                                  "roles " + nlohmann::json(m.row.roles).dump()));
       api_key_store(c, std::move(op), [c, m, now](api_key_result&) {
         auto created = api_key_json(m.row, now);
         created["key"] = m.key; // shown once: only its hash is kept
@@ -1276,6 +1296,7 @@ struct api::impl {
       op.tenant_id = tid;
       op.id = kid;
       op.now_us = protocol::now_us();
+      op.audit.push_back(audit_of(*c, tid, "api_key.revoked", "api_key:" + kid, "success", 204, {}));
       api_key_store(c, std::move(op), [this, c, kid](api_key_result& r) {
         {
           std::lock_guard lock{keys_mu}; // stops working at once on this node
@@ -1516,6 +1537,154 @@ struct api::impl {
     });
   }
 
+  // -- audit -------------------------------------------------------------------
+
+  /// An audit record of this request.
+  static audit_record audit_of(const call& c, std::string tenant, std::string action, std::string target,
+                               std::string outcome, int status, std::string detail) {
+    audit_record a;
+    a.id = protocol::new_uuid_v7();
+    a.tenant_id = std::move(tenant);
+    a.at_us = protocol::now_us();
+    a.actor = c.who.credential.empty() ? std::string{"anonymous"} : c.who.credential;
+    a.action = std::move(action);
+    a.target = std::move(target);
+    a.request_id = c.req.request_id;
+    a.client = c.req.client_addr;
+    a.outcome = std::move(outcome);
+    a.status = status;
+    a.detail = detail.substr(0, 300);
+    return a;
+  }
+
+  /// Records the answers that leave no change behind but must be accounted
+  /// for: authentication failures, denials (403, and 404 for another
+  /// tenant's resource), and refused writes. Successful changes are recorded
+  /// with their commit.
+  void audit_answer(const call& c, const api_response& r) {
+    if (r.status < 400)
+      return;
+    bool write = c.req.method == "POST" || c.req.method == "PATCH" || c.req.method == "DELETE";
+    auto path = c.req.target.substr(0, std::min<std::size_t>(c.req.target.find('?'), 200));
+    auto detail = [&] {
+      auto doc = nlohmann::json::parse(r.body, nullptr, false);
+      return doc.is_object() && doc.contains("detail") && doc["detail"].is_string() ? doc["detail"].get<std::string>()
+                                                                                     : std::string{};
+    };
+    if (r.status == 401)
+      audit->record(audit_of(c, {}, "auth.failed", c.req.method + " " + path, "failure", 401, detail()));
+    else if (c.hidden || (r.status == 403 && r.body.find("/problems/forbidden\"") != std::string::npos))
+      audit->record(audit_of(c, c.who.tenant_id, "access.denied", c.req.method + " " + path, "denied", r.status,
+                             c.hidden ? "another tenant's resource" : detail()));
+    else if (write && c.route != "unmatched")
+      audit->record(audit_of(c, c.tenant_id.empty() ? c.who.tenant_id : c.tenant_id, "request.refused",
+                             c.req.method + " " + path, "failure", r.status, detail()));
+  }
+
+  bool audit_params(const std::shared_ptr<call>& c, audit_op& q) {
+    for (const char* f : {"actor", "action", "target"})
+      if (auto it = c->query.find(f); it != c->query.end()) {
+        if (it->second.size() > 300) {
+          invalid_param(c, f, "must be at most 300 characters");
+          return false;
+        }
+        (std::string{f} == "actor" ? q.actor : std::string{f} == "action" ? q.action : q.target) = it->second;
+      }
+    for (const char* f : {"from", "to"})
+      if (auto it = c->query.find(f); it != c->query.end()) {
+        google::protobuf::Timestamp ts;
+        if (!google::protobuf::util::TimeUtil::FromString(it->second, &ts)) {
+          invalid_param(c, f, "must be an RFC 3339 time such as 2026-11-01T00:00:00Z");
+          return false;
+        }
+        (std::string{f} == "from" ? q.from_us : q.to_us) = protocol::timestamp_us(ts);
+      }
+    if (auto it = c->query.find("limit"); it != c->query.end()) {
+      int n = 0;
+      auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
+      if (ec != std::errc{} || p != it->second.data() + it->second.size() || n < 1 || n > 500) {
+        invalid_param(c, "limit", "must be an integer from 1 to 500");
+        return false;
+      }
+      q.limit = n;
+    }
+    if (auto it = c->query.find("cursor"); it != c->query.end()) {
+      auto raw = base64url_decode(it->second);
+      std::int64_t pos = 0;
+      bool ok = raw && raw->starts_with("a:");
+      if (ok) {
+        auto [p, ec] = std::from_chars(raw->data() + 2, raw->data() + raw->size(), pos);
+        ok = ec == std::errc{} && p == raw->data() + raw->size() && pos > 0;
+      }
+      if (!ok) {
+        invalid_param(c, "cursor", "is not a cursor returned by this list");
+        return false;
+      }
+      q.before = pos;
+    }
+    return true;
+  }
+
+  void run_audit(const std::shared_ptr<call>& c, audit_op q) {
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    auto limit = q.limit;
+    q.limit = limit + 1;
+    post([c, q = std::move(q), store, timeout, limit](caf::event_based_actor* self) mutable {
+      self->request(store, timeout, audit_atom::value, std::move(q))
+        .then(
+          [c, limit](audit_page& page) {
+            if (page.status != store_status::ok) {
+              c->respond(api::failure_response(actors::fail(errc::unavailable, "the store is unavailable; retry later"),
+                                               c->req.request_id));
+              return;
+            }
+            bool more = page.rows.size() > static_cast<std::size_t>(limit);
+            if (more)
+              page.rows.resize(static_cast<std::size_t>(limit));
+            auto arr = nlohmann::json::array();
+            for (const auto& a : page.rows)
+              arr.push_back({{"id", a.id},
+                             {"tenantId", a.tenant_id},
+                             {"at", protocol::format_rfc3339(a.at_us)},
+                             {"actor", a.actor},
+                             {"action", a.action},
+                             {"target", a.target},
+                             {"requestId", a.request_id},
+                             {"client", a.client},
+                             {"outcome", a.outcome},
+                             {"status", a.status ? nlohmann::json(a.status) : nlohmann::json(nullptr)},
+                             {"detail", a.detail}});
+            nlohmann::json doc{{"data", arr}};
+            doc["nextCursor"] = more ? nlohmann::json(base64url_encode("a:" + std::to_string(page.rows.back().position)))
+                                     : nlohmann::json(nullptr);
+            c->respond(json(200, doc.dump()));
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  void tenant_audit_log(std::shared_ptr<call> c) {
+    audit_op q;
+    if (!audit_params(c, q))
+      return;
+    with_existing_tenant(c, [this, c, q](std::string tid) mutable {
+      q.tenant_id = tid;
+      run_audit(c, std::move(q));
+    });
+  }
+
+  void platform_audit_log(std::shared_ptr<call> c) {
+    audit_op q;
+    if (!audit_params(c, q))
+      return;
+    if (auto it = c->query.find("tenantId"); it != c->query.end())
+      q.tenant_id = it->second; // "" (platform records) is allowed
+    else
+      q.all_tenants = true;
+    run_audit(c, std::move(q));
+  }
+
   // -- authentication --------------------------------------------------------
 
   /// 401 with the RFC 6750 challenge. Without any credential the challenge
@@ -1708,7 +1877,10 @@ api::api(caf::actor_system& sys, const http_options& opts, api_context ctx)
 
 api::~api() = default;
 
-void api::flush_usage(std::chrono::milliseconds timeout) { impl_->meter->flush_now(timeout); }
+void api::flush(std::chrono::milliseconds timeout) {
+  impl_->meter->flush_now(timeout);
+  impl_->audit->flush_now(timeout);
+}
 
 namespace {
 
@@ -1754,9 +1926,12 @@ void api::handle(api_request req, responder done) {
   }
   auto c = std::make_shared<call>();
   c->req = std::move(req);
-  c->done = [done = std::move(done), cors_origin = cors_ok ? c->req.origin : std::string{}](api_response r) {
+  // The call owns this callback, so the raw pointer lives as long as it.
+  c->done = [done = std::move(done), cors_origin = cors_ok ? c->req.origin : std::string{}, self = c.get(),
+             impl = impl_.get()](api_response r) {
     if (r.status < 0)
       return;
+    impl->audit_answer(*self, r);
     if (!cors_origin.empty()) {
       r.headers.emplace_back("Access-Control-Allow-Origin", cors_origin);
       r.headers.emplace_back("Vary", "Origin");

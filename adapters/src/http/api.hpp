@@ -27,6 +27,7 @@ struct api_request {
   std::string cors_method;      // Access-Control-Request-Method (preflight)
   std::string cors_headers;     // Access-Control-Request-Headers (preflight)
   std::string authorization;    // Authorization
+  std::string client_addr;      // the peer's IP address
   std::string body;
 };
 
@@ -49,8 +50,8 @@ public:
   static std::vector<route_info> routes();
   /// Makes /readyz answer 503 (shutting down).
   void set_draining() { draining_ = true; }
-  /// Stores the API calls metered and not yet written (at shutdown).
-  void flush_usage(std::chrono::milliseconds timeout);
+  /// Stores the metered API calls and the audit records not yet written (at shutdown).
+  void flush(std::chrono::milliseconds timeout);
 
   /// A problem+json answer (RFC 9457).
   static api_response problem(int status, std::string_view type, std::string_view title, std::string_view detail,

@@ -55,7 +55,8 @@ using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 template <class Stream>
 class session : public std::enable_shared_from_this<session<Stream>> {
 public:
-  session(tcp::socket&& socket, http_server::impl& srv) : stream_(make_stream(std::move(socket), srv)), srv_(srv) {
+  session(tcp::socket&& socket, http_server::impl& srv)
+    : client_(peer_of(socket)), stream_(make_stream(std::move(socket), srv)), srv_(srv) {
     ++srv_.connections;
   }
   ~session() { --srv_.connections; }
@@ -92,6 +93,12 @@ private:
   }
 
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  static std::string peer_of(const tcp::socket& socket) {
+    beast::error_code ec;
+    auto peer = socket.remote_endpoint(ec);
+    return ec ? std::string{} : peer.address().to_string();
+  }
 
   void read() {
     parser_.emplace();
@@ -155,6 +162,7 @@ private:
     areq.cors_method = std::string{req[bhttp::field::access_control_request_method]};
     areq.cors_headers = std::string{req[bhttp::field::access_control_request_headers]};
     areq.authorization = std::string{req[bhttp::field::authorization]};
+    areq.client_addr = client_;
     areq.body = std::move(req.body());
     keep_alive_ = req.keep_alive() && !srv_.closing.load();
     version_ = req.version();
@@ -304,6 +312,7 @@ private:
     }
   }
 
+  std::string client_; // before stream_: read from the socket before it moves there
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -419,7 +428,7 @@ bool http_server::drain(std::chrono::steady_clock::time_point deadline) {
 void http_server::stop() {
   if (!impl_)
     return;
-  impl_->api.flush_usage(std::chrono::seconds(5));
+  impl_->api.flush(std::chrono::seconds(5));
   impl_->keep_running.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads)

@@ -233,6 +233,7 @@ public:
                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         r.id, r.tenant_id, r.name, encode_list(r.roles), r.hash, r.created_by, r.created_us,
                         r.expires_us);
+          write_audit(w, op.audit);
           w.commit();
           out.keys.push_back(r);
           break;
@@ -253,9 +254,11 @@ public:
           auto r = w.exec_params("UPDATE api_keys SET revoked_us = $1 WHERE tenant_id = $2 AND id = $3 AND "
                                  "revoked_us = 0",
                                  op.now_us, op.tenant_id, op.id);
-          w.commit();
           if (r.affected_rows() == 0)
             out.status = store_status::not_found;
+          else
+            write_audit(w, op.audit);
+          w.commit();
           break;
         }
         case k::count_platform: {
@@ -300,6 +303,7 @@ public:
           w.exec_params("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, "
                         "created_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         e.id, e.tenant_id, e.url, encode_list(e.event_types), e.secret, e.description, e.created_us);
+          write_audit(w, op.audit);
           w.commit();
           out.endpoints.push_back(e);
           break;
@@ -322,9 +326,11 @@ public:
                                  op.endpoint_id);
           if (r.affected_rows() == 0)
             out.status = store_status::not_found;
-          else
+          else {
             w.exec_params("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', "
                           "updated_us = $1 WHERE endpoint_id = $2 AND status = 'pending'", op.now_us, op.endpoint_id);
+            write_audit(w, op.audit);
+          }
           w.commit();
           break;
         }
@@ -521,6 +527,8 @@ private:
                         "version, state) VALUES ";
     std::string outbox = "INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, "
                          "aggregate_version, created_us, payload) VALUES ";
+    std::string audit = std::string{audit_insert} + " VALUES ";
+    bool first_audit = true;
     std::map<std::string, int> seats;
     auto now = std::to_string(protocol::now_us());
     bool first_user = true, first_event = true;
@@ -538,6 +546,10 @@ private:
                   ")";
         first_event = false;
       }
+      for (const auto& a : ch.audit) {
+        audit += (first_audit ? "" : ",") + audit_values(w, a);
+        first_audit = false;
+      }
     }
     std::string sql = users + ";\n";
     for (const auto& [tenant, n] : seats)
@@ -546,6 +558,8 @@ private:
                ";\n";
     if (!first_event)
       sql += outbox + ";\n";
+    if (!first_audit)
+      sql += audit + ";\n";
     return sql;
   }
 
@@ -636,7 +650,63 @@ private:
                     "tenant_id = excluded.tenant_id, target_id = excluded.target_id, due_us = excluded.due_us, "
                     "attempts = 0, payload = excluded.payload",
                     tm.id, tm.kind, tm.tenant_id, tm.target_id, tm.due_us, tm.payload);
+    write_audit(t, ch.audit);
     return o;
+  }
+
+  static constexpr const char* audit_insert =
+    "INSERT INTO audit_log (id, tenant_id, at_us, actor, action, target, request_id, client, outcome, status, detail)";
+
+  static std::string audit_values(pqxx::transaction_base& t, const audit_record& a) {
+    return "(" + t.quote(a.id) + "," + t.quote(a.tenant_id) + "," + std::to_string(a.at_us) + "," + t.quote(a.actor) +
+           "," + t.quote(a.action) + "," + t.quote(a.target) + "," + t.quote(a.request_id) + "," + t.quote(a.client) +
+           "," + t.quote(a.outcome) + "," + std::to_string(a.status) + "," + t.quote(a.detail) + ")";
+  }
+
+  /// Audit records in the caller's transaction: one statement for all.
+  static void write_audit(pqxx::transaction_base& t, const std::vector<audit_record>& records) {
+    if (records.empty())
+      return;
+    std::string sql = std::string{audit_insert} + " VALUES ";
+    for (std::size_t i = 0; i < records.size(); ++i)
+      sql += (i ? "," : "") + audit_values(t, records[i]);
+    t.exec(sql);
+  }
+
+  audit_page audit(const audit_op& op) override {
+    return guard([&] {
+      audit_page out;
+      if (op.append) {
+        pqxx::work w{*conn_};
+        write_audit(w, op.records);
+        w.commit();
+        return out;
+      }
+      pqxx::nontransaction n{*conn_};
+      std::string sql = "SELECT position, id, tenant_id, at_us, actor, action, target, request_id, client, outcome, "
+                        "status, detail FROM audit_log WHERE true";
+      if (!op.all_tenants)
+        sql += " AND tenant_id = " + n.quote(op.tenant_id);
+      if (!op.actor.empty())
+        sql += " AND actor = " + n.quote(op.actor);
+      if (!op.action.empty())
+        sql += " AND action = " + n.quote(op.action);
+      if (!op.target.empty())
+        sql += " AND target = " + n.quote(op.target);
+      if (op.from_us)
+        sql += " AND at_us >= " + std::to_string(op.from_us);
+      if (op.to_us)
+        sql += " AND at_us < " + std::to_string(op.to_us);
+      if (op.before)
+        sql += " AND position < " + std::to_string(op.before);
+      sql += " ORDER BY position DESC LIMIT " + std::to_string(op.limit);
+      for (const auto& r : n.exec(sql))
+        out.rows.push_back(audit_record{r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                                        r[3].as<std::int64_t>(), r[4].as<std::string>(), r[5].as<std::string>(),
+                                        r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
+                                        r[9].as<std::string>(), r[10].as<std::int32_t>(), r[11].as<std::string>()});
+      return out;
+    });
   }
 
   std::string dsn_;

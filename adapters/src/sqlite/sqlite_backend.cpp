@@ -229,10 +229,13 @@ public:
     switch (op.what) {
       case k::create: {
         const auto& r = op.key;
-        prepare("INSERT INTO api_keys (id, tenant_id, name, roles, hash, created_by, created_us, expires_us) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-          .bind(1, r.id).bind(2, r.tenant_id).bind(3, r.name).bind(4, encode_list(r.roles)).bind(5, r.hash)
-          .bind(6, r.created_by).bind(7, r.created_us).bind(8, r.expires_us).step();
+        write_transaction([&] {
+          prepare("INSERT INTO api_keys (id, tenant_id, name, roles, hash, created_by, created_us, expires_us) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            .bind(1, r.id).bind(2, r.tenant_id).bind(3, r.name).bind(4, encode_list(r.roles)).bind(5, r.hash)
+            .bind(6, r.created_by).bind(7, r.created_us).bind(8, r.expires_us).step();
+          write_audit(op.audit);
+        });
         out.keys.push_back(r);
         break;
       }
@@ -249,10 +252,14 @@ public:
         break;
       }
       case k::revoke: {
-        auto q = prepare("UPDATE api_keys SET revoked_us = ?1 WHERE tenant_id = ?2 AND id = ?3 AND revoked_us = 0");
-        q.bind(1, op.now_us).bind(2, op.tenant_id).bind(3, op.id).step();
-        if (q.changes() == 0)
-          out.status = store_status::not_found;
+        write_transaction([&] {
+          auto q = prepare("UPDATE api_keys SET revoked_us = ?1 WHERE tenant_id = ?2 AND id = ?3 AND revoked_us = 0");
+          q.bind(1, op.now_us).bind(2, op.tenant_id).bind(3, op.id).step();
+          if (q.changes() == 0)
+            out.status = store_status::not_found;
+          else
+            write_audit(op.audit);
+        });
         break;
       }
       case k::count_platform: {
@@ -287,10 +294,13 @@ public:
     switch (op.what) {
       case k::create_endpoint: {
         const auto& e = op.endpoint;
-        prepare("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, created_us) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-          .bind(1, e.id).bind(2, e.tenant_id).bind(3, e.url).bind(4, encode_list(e.event_types)).bind(5, e.secret)
-          .bind(6, e.description).bind(7, e.created_us).step();
+        write_transaction([&] {
+          prepare("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, created_us) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .bind(1, e.id).bind(2, e.tenant_id).bind(3, e.url).bind(4, encode_list(e.event_types)).bind(5, e.secret)
+            .bind(6, e.description).bind(7, e.created_us).step();
+          write_audit(op.audit);
+        });
         out.endpoints.push_back(e);
         break;
       }
@@ -314,10 +324,12 @@ public:
           d.bind(1, op.tenant_id).bind(2, op.endpoint_id).step();
           if (d.changes() == 0)
             out.status = store_status::not_found;
-          else
+          else {
             prepare("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_us = ?1 "
                     "WHERE endpoint_id = ?2 AND status = 'pending'")
               .bind(1, op.now_us).bind(2, op.endpoint_id).step();
+            write_audit(op.audit);
+          }
         });
         break;
       }
@@ -524,7 +536,39 @@ private:
               "attempts = 0, payload = excluded.payload")
         .bind(1, t.id).bind(2, t.kind).bind(3, t.tenant_id).bind(4, t.target_id).bind(5, t.due_us).bind(6, t.payload)
         .step();
+    write_audit(ch.audit);
     return o;
+  }
+
+  /// Audit records in the current transaction.
+  void write_audit(const std::vector<audit_record>& records) {
+    for (const auto& a : records)
+      prepare("INSERT INTO audit_log (id, tenant_id, at_us, actor, action, target, request_id, client, outcome, "
+              "status, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+        .bind(1, a.id).bind(2, a.tenant_id).bind(3, a.at_us).bind(4, a.actor).bind(5, a.action).bind(6, a.target)
+        .bind(7, a.request_id).bind(8, a.client).bind(9, a.outcome).bind(10, static_cast<std::int64_t>(a.status))
+        .bind(11, a.detail).step();
+  }
+
+  audit_page audit(const audit_op& op) override {
+    audit_page out;
+    if (op.append) {
+      write_transaction([&] { write_audit(op.records); });
+      return out;
+    }
+    std::string sql = "SELECT position, id, tenant_id, at_us, actor, action, target, request_id, client, outcome, "
+                      "status, detail FROM audit_log WHERE (?1 OR tenant_id = ?2) AND (?3 = '' OR actor = ?3) AND "
+                      "(?4 = '' OR action = ?4) AND (?5 = '' OR target = ?5) AND (?6 = 0 OR at_us >= ?6) AND "
+                      "(?7 = 0 OR at_us < ?7) AND (?8 = 0 OR position < ?8) ORDER BY position DESC LIMIT ?9";
+    auto q = prepare(sql);
+    q.bind(1, static_cast<std::int64_t>(op.all_tenants)).bind(2, op.tenant_id).bind(3, op.actor).bind(4, op.action)
+      .bind(5, op.target).bind(6, op.from_us).bind(7, op.to_us).bind(8, op.before)
+      .bind(9, static_cast<std::int64_t>(op.limit));
+    while (q.step())
+      out.rows.push_back(audit_record{q.integer(0), q.text(1), q.text(2), q.integer(3), q.text(4), q.text(5), q.text(6),
+                                      q.text(7), q.text(8), q.text(9), static_cast<std::int32_t>(q.integer(10)),
+                                      q.text(11)});
+    return out;
   }
 
   /// The row to update is absent or at another version: tell which.

@@ -45,6 +45,8 @@ public:
   virtual actors::api_key_result api_keys(const actors::api_key_op& op) = 0;
   /// Adds (in one transaction) or reads metered API calls.
   virtual actors::api_usage_result api_usage(const actors::api_usage_op& op) = 0;
+  /// Appends audit records (one transaction) or reads a page of them.
+  virtual actors::audit_page audit(const actors::audit_op& op) = 0;
   virtual bool processed(const std::string& message_key) = 0;
   virtual std::string resolve_external(const std::string& system, const std::string& id) = 0;
   virtual actors::event_page events(const actors::event_query& q) = 0;

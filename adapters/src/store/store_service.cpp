@@ -158,6 +158,9 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](usage_atom, const api_usage_op& op) {
       return guarded<api_usage_result>(self, [&](backend& b) { return b.api_usage(op); });
     },
+    [self](audit_atom, const audit_op& op) {
+      return guarded<audit_page>(self, [&](backend& b) { return b.audit(op); });
+    },
     [self](processed_atom, const std::string& key) -> caf::result<bool> {
       return lookup(self, [&](backend& b) { return b.processed(key); });
     },
@@ -371,6 +374,11 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
       if (op.what == k::create || op.what == k::revoke)
         return self->delegate(self->state.writer, api_key_atom::value, std::move(op));
       return self->delegate(reader(), api_key_atom::value, std::move(op));
+    },
+    [self, reader](audit_atom, audit_op& op) -> caf::result<audit_page> {
+      if (op.append)
+        return self->delegate(self->state.writer, audit_atom::value, std::move(op));
+      return self->delegate(reader(), audit_atom::value, std::move(op));
     },
     [self, reader](usage_atom, api_usage_op& op) -> caf::result<api_usage_result> {
       if (op.add)

@@ -60,6 +60,8 @@ struct request_meta {
   std::string request_id;
   std::string traceparent;
   std::string message_key; // non-empty: an external message applied at most once (Stripe event, Kafka command)
+  std::string actor;       // who asked, for the audit log: a credential id, "stripe", "kafka"; empty: not audited
+  std::string client;      // the caller's address, for the audit log
 };
 
 struct command {
@@ -110,6 +112,7 @@ using backlog_atom = caf::atom_constant<caf::atom("backlog")>;
 using webhook_atom = caf::atom_constant<caf::atom("webhook")>;
 using api_key_atom = caf::atom_constant<caf::atom("apikey")>;
 using usage_atom = caf::atom_constant<caf::atom("usage")>;
+using audit_atom = caf::atom_constant<caf::atom("audit")>;
 using processed_atom = caf::atom_constant<caf::atom("processed")>;
 using timers_atom = caf::atom_constant<caf::atom("timers")>;
 using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;

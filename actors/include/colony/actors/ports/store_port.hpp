@@ -14,6 +14,7 @@
 //   time), timer_retry moves it later and counts the attempt.
 // - api_key: create, list, read, revoke API keys (hashes only).
 // - usage: API calls metered per tenant and month (batched increments).
+// - audit: append audit records without a change, or read them (newest first).
 // - health: whether the database answers, and why not.
 #pragma once
 
@@ -33,6 +34,24 @@ enum class store_status : std::uint8_t {
   duplicate,       // a unique constraint: `field` names it (slug, email)
   unavailable,     // the database cannot be reached; retry later
   error,           // anything else; detail is for logs, never for clients
+};
+
+/// One audit record: who did what to which target, and how it ended. Written
+/// in the same transaction as the change it describes where there is one.
+/// Never updated; erasure (GDPR) blanks personal details only.
+struct audit_record {
+  std::int64_t position = 0;   // assigned by the store, in commit order
+  std::string id;              // UUIDv7
+  std::string tenant_id;       // empty: platform-level
+  std::int64_t at_us = 0;
+  std::string actor;           // "api_key:<id>", "jwt:<iss>#<sub>", "stripe", "kafka", "anonymous"
+  std::string action;          // "user.created", "api_key.revoked", "auth.failed", "access.denied", ...
+  std::string target;          // "user:<id>", "tenant:<id>", "api_key:<id>", or METHOD path
+  std::string request_id;
+  std::string client;          // peer address
+  std::string outcome;         // success | failure | denied
+  std::int32_t status = 0;     // HTTP status, where one is known
+  std::string detail;          // short; never a secret
 };
 
 /// One outbox row, written in the same transaction as its change.
@@ -87,6 +106,7 @@ struct change {
   std::vector<timer_row> timers;      // set (insert or move) in the same transaction
   std::string message_key;            // non-empty: the change applies at most once per key (duplicate otherwise)
   std::vector<std::pair<std::string, std::string>> external_ids; // (system, id) → this tenant
+  std::vector<audit_record> audit;    // written with the change, only if it commits
 };
 
 struct commit_outcome {
@@ -214,6 +234,7 @@ struct webhook_op {
   std::int64_t now_us = 0;
   int limit = 100;
   std::string after;
+  std::vector<audit_record> audit; // create/delete_endpoint: written in the same transaction
 };
 
 struct webhook_result {
@@ -250,6 +271,7 @@ struct api_key_op {
   std::string tenant_id;
   std::string id;
   std::int64_t now_us = 0;
+  std::vector<audit_record> audit; // create/revoke: written in the same transaction (revoke: only if it revoked)
 };
 
 struct api_key_result {
@@ -278,6 +300,26 @@ struct api_usage_result {
   std::string detail;
 };
 
+/// Appends audit records (no change to go with), or reads a page of them,
+/// newest first: tenant (empty with all_tenants for the platform's view),
+/// filters, and `before` (a position; 0: from the newest).
+struct audit_op {
+  bool append = false;
+  std::vector<audit_record> records;
+  std::string tenant_id;
+  bool all_tenants = false;
+  std::string actor, action, target;
+  std::int64_t from_us = 0, to_us = 0; // 0: open
+  std::int64_t before = 0;
+  int limit = 50;
+};
+
+struct audit_page {
+  store_status status = store_status::ok;
+  std::vector<audit_record> rows;
+  std::string detail;
+};
+
 struct store_health {
   bool ready = false;
   std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
@@ -297,6 +339,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<webhook_atom, webhook_op>::with<webhook_result>,
   caf::replies_to<api_key_atom, api_key_op>::with<api_key_result>,
   caf::replies_to<usage_atom, api_usage_op>::with<api_usage_result>,
+  caf::replies_to<audit_atom, audit_op>::with<audit_page>,
   caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
   caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
   caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,
@@ -320,6 +363,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_key_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_key_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_usage_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_usage_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::audit_op)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::audit_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::entity_key>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::loaded>)
