@@ -226,6 +226,8 @@ class Jwt(unittest.TestCase):
         self.assertEqual(doc["name"], "Me")
         status, _, doc = n.json("PATCH", f"{base}/{f['user']}", {"roles": ["owner"]}, headers=merge, auth=me)
         self.assertEqual(status, 403, doc)
+        status, _, doc = n.json("GET", f"{base}/{f['user']}/export", auth=me)  # GDPR: its own data
+        self.assertEqual((status, doc["user"]["name"]), (200, "Me"), doc)
         status, _, doc = n.json("PATCH", f"{base}/{f['user']}", {"status": "disabled"}, headers=merge, auth=me)
         self.assertEqual(status, 403, doc)
         _, _, other = n.json("POST", base, {"email": "o@example.com"}, auth=ROOT)
@@ -384,6 +386,7 @@ class Jwt(unittest.TestCase):
         ("GET", "/v1/tenants/{t}/api-keys", None, "manage"),
         ("DELETE", "/v1/tenants/{t}/api-keys/{k}", None, "manage"),
         ("GET", "/v1/tenants/{t}/audit-log", None, "manage"),
+        ("GET", "/v1/tenants/{t}/users/{u}/export", None, "self_write"),
         ("GET", "/v1/audit-log", None, "platform"),
     ]
     ALLOWED = {  # tenant roles allowed per permission, in their own tenant (platform_admin: everything)

@@ -231,6 +231,7 @@ struct api::impl {
     add("GET", "/v1/tenants/{tenantId}/api-keys", &impl::list_api_keys, p::manage);
     add("DELETE", "/v1/tenants/{tenantId}/api-keys/{keyId}", &impl::revoke_api_key, p::manage);
     add("GET", "/v1/tenants/{tenantId}/audit-log", &impl::tenant_audit_log, p::manage);
+    add("GET", "/v1/tenants/{tenantId}/users/{userId}/export", &impl::export_user, p::self_write);
     add("GET", "/v1/audit-log", &impl::platform_audit_log, p::platform);
     return routes;
   }
@@ -1523,16 +1524,167 @@ struct api::impl {
     auto uid = user_id(c);
     if (!uid)
       return;
-    with_tenant(c, [this, c, uid = *uid](std::string tid) {
+    bool erase = false;
+    if (auto it = c->query.find("erase"); it != c->query.end()) {
+      if (it->second != "true" && it->second != "false") {
+        invalid_param(c, "erase", "must be true or false");
+        return;
+      }
+      erase = it->second == "true";
+    }
+    with_tenant(c, [this, c, uid = *uid, erase](std::string tid) {
       command cmd;
       cmd.what = op::remove_user;
       cmd.user_id = uid;
       cmd.if_match = if_match(c);
-      send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd), [](entity_reply&) {
-        api_response r;
-        r.status = 204;
-        r.content_type.clear();
-        return r;
+      if (!erase) {
+        send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd), [](entity_reply&) {
+          return api_response{204, "", "", {}, {}};
+        });
+        return;
+      }
+      // GDPR erasure: delete the user (if still there), then remove its
+      // personal data from every event, delivery and audit detail, leaving
+      // a user.erased tombstone. A user deleted earlier can still be erased.
+      cmd.meta.request_id = c->req.request_id;
+      cmd.meta.traceparent = c->req.traceparent;
+      cmd.meta.actor = c->who.credential;
+      cmd.meta.client = c->req.client_addr;
+      auto timeout = opts.request_timeout;
+      post([this, c, tid, uid, cmd = std::move(cmd), timeout, entities = ctx.entities](caf::event_based_actor* self) mutable {
+        auto target = entities->route(entity_key{entity_kind::tenant, tid, tid});
+        if (!target) {
+          c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"), c->req.request_id));
+          return;
+        }
+        self->request(target, timeout, std::move(cmd))
+          .then(
+            [this, c, tid, uid](entity_reply& r) {
+              if (r.error && r.error->code != errc::not_found) {
+                c->respond(api::failure_response(*r.error, c->req.request_id));
+                return;
+              }
+              erase_user(c, tid, uid, !r.error);
+            },
+            [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+      });
+    });
+  }
+
+  void erase_user(const std::shared_ptr<call>& c, const std::string& tid, const std::string& uid, bool deleted_now) {
+    v1::Event ev;
+    ev.set_id(protocol::new_uuid_v7());
+    ev.set_type("user.erased");
+    ev.set_tenant_id(tid);
+    ev.set_aggregate_kind("user");
+    ev.set_aggregate_id(uid);
+    auto now = protocol::now_us();
+    protocol::set_timestamp(*ev.mutable_occurred_at(), now);
+    ev.set_request_id(c->req.request_id);
+    ev.set_traceparent(c->req.traceparent);
+    ev.mutable_user_deleted()->set_user_id(uid);
+    user_data_op op;
+    op.erase = true;
+    op.tenant_id = tid;
+    op.user_id = uid;
+    op.now_us = now;
+    op.tombstone.push_back(outbox_event{ev.id(), ev.type(), ev.SerializeAsString()});
+    op.audit.push_back(audit_of(*c, tid, "user.erased", "user:" + uid, "success", 204, {}));
+    auto store = ctx.store;
+    auto timeout = opts.request_timeout;
+    post([this, c, op = std::move(op), store, timeout, deleted_now, uid](caf::event_based_actor* self) mutable {
+      self->request(store, timeout, user_data_atom::value, std::move(op))
+        .then(
+          [this, c, deleted_now, uid](user_data& r) {
+            if (r.status != store_status::ok) {
+              c->respond(api::failure_response(actors::fail(errc::unavailable, "the store is unavailable; retry later"),
+                                               c->req.request_id));
+              return;
+            }
+            if (!deleted_now && r.events_scrubbed == 0 && r.audit_scrubbed == 0 && r.deliveries_scrubbed == 0) {
+              // Nothing known about this id, or erased before: the tombstone
+              // written is harmless, but the caller asked about nothing.
+              fail(c, 404, "not-found", "Not found", "no user with id " + uid + " in this tenant");
+              return;
+            }
+            log::info("user erased", {{"request_id", c->req.request_id},
+                                      {"events", static_cast<int>(r.events_scrubbed)},
+                                      {"deliveries", static_cast<int>(r.deliveries_scrubbed)},
+                                      {"audit_records", static_cast<int>(r.audit_scrubbed)}});
+            c->respond(api_response{204, "", "", {}, {}});
+          },
+          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+    });
+  }
+
+  /// GDPR export: the user's state, its events and the audit records about
+  /// it, as one JSON document.
+  void export_user(std::shared_ptr<call> c) {
+    auto uid = user_id(c);
+    if (!uid)
+      return;
+    with_tenant(c, [this, c, uid = *uid](std::string tid) {
+      command cmd;
+      cmd.what = op::get;
+      cmd.meta.request_id = c->req.request_id;
+      auto timeout = opts.request_timeout;
+      post([this, c, tid, uid, cmd = std::move(cmd), timeout, entities = ctx.entities,
+            store = ctx.store](caf::event_based_actor* self) mutable {
+        auto target = entities->route(entity_key{entity_kind::user, tid, uid});
+        if (!target) {
+          c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"), c->req.request_id));
+          return;
+        }
+        self->request(target, timeout, std::move(cmd))
+          .then(
+            [this, c, tid, uid, store, timeout, self](entity_reply& r) {
+              if (r.error && r.error->code != errc::not_found) {
+                c->respond(api::failure_response(*r.error, c->req.request_id));
+                return;
+              }
+              auto user = r.error ? nlohmann::json(nullptr)
+                                  : nlohmann::json::parse(r.entity ? protocol::to_json(*r.entity)
+                                                                   : protocol::bytes_to_json(r.type, *r.bytes));
+              user_data_op op;
+              op.tenant_id = tid;
+              op.user_id = uid;
+              self->request(store, timeout, user_data_atom::value, std::move(op))
+                .then(
+                  [this, c, tid, uid, user](user_data& d) {
+                    if (d.status != store_status::ok) {
+                      c->respond(api::failure_response(
+                        actors::fail(errc::unavailable, "the store is unavailable; retry later"), c->req.request_id));
+                      return;
+                    }
+                    if (user.is_null() && d.events.empty()) {
+                      fail(c, 404, "not-found", "Not found", "no user with id " + uid + " in this tenant");
+                      return;
+                    }
+                    auto events = nlohmann::json::array();
+                    v1::Event ev;
+                    for (const auto& e : d.events)
+                      if (ev.ParseFromString(e))
+                        events.push_back(nlohmann::json::parse(protocol::to_json(ev)));
+                    auto audit_records = nlohmann::json::array();
+                    for (const auto& a : d.audit)
+                      audit_records.push_back({{"id", a.id}, {"at", protocol::format_rfc3339(a.at_us)},
+                                               {"actor", a.actor}, {"action", a.action}, {"target", a.target},
+                                               {"requestId", a.request_id}, {"outcome", a.outcome},
+                                               {"status", a.status}, {"detail", a.detail}});
+                    nlohmann::json doc{{"exportedAt", protocol::format_rfc3339(protocol::now_us())},
+                                       {"tenantId", tid},
+                                       {"userId", uid},
+                                       {"user", user},
+                                       {"events", events},
+                                       {"auditRecords", audit_records}};
+                    auto resp = json(200, doc.dump());
+                    resp.headers.emplace_back("Content-Disposition",
+                                              "attachment; filename=\"user-" + uid + ".json\"");
+                    c->respond(std::move(resp));
+                  },
+                  [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+            },
+            [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
       });
     });
   }

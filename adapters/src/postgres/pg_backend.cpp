@@ -673,6 +673,56 @@ private:
     t.exec(sql);
   }
 
+  actors::user_data user_data(const user_data_op& op) override {
+    return guard([&] {
+      actors::user_data out;
+      const std::string about = "%/users/" + op.user_id + "%";
+      pqxx::work w{*conn_};
+      if (!op.erase) {
+        for (const auto& r : w.exec_params("SELECT payload FROM outbox WHERE tenant_id = $1 AND aggregate_kind = "
+                                           "'user' AND aggregate_id = $2 ORDER BY seq",
+                                           op.tenant_id, op.user_id))
+          out.events.push_back(pqxx::binarystring{r[0]}.str());
+        for (const auto& r : w.exec_params("SELECT position, id, tenant_id, at_us, actor, action, target, request_id, "
+                                           "client, outcome, status, detail FROM audit_log WHERE tenant_id = $1 AND "
+                                           "(target = $2 OR target LIKE $3) ORDER BY position",
+                                           op.tenant_id, "user:" + op.user_id, about))
+          out.audit.push_back(audit_record{r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                                           r[3].as<std::int64_t>(), r[4].as<std::string>(), r[5].as<std::string>(),
+                                           r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
+                                           r[9].as<std::string>(), r[10].as<std::int32_t>(), r[11].as<std::string>()});
+        w.commit();
+        return out;
+      }
+      auto rows = w.exec_params("SELECT event_id, payload FROM outbox WHERE tenant_id = $1 AND aggregate_kind = 'user' "
+                                "AND aggregate_id = $2 FOR UPDATE",
+                                op.tenant_id, op.user_id);
+      for (const auto& r : rows) {
+        auto id = r[0].as<std::string>();
+        auto payload = pqxx::binarystring{r[1]}.str();
+        auto scrubbed = scrub_user_event(payload);
+        if (scrubbed != payload) {
+          w.exec_params("UPDATE outbox SET payload = $1 WHERE event_id = $2", pqxx::binarystring{scrubbed}, id);
+          ++out.events_scrubbed;
+        }
+        out.deliveries_scrubbed +=
+          w.exec_params("UPDATE webhook_deliveries SET body = $1 WHERE event_id = $2", event_json(scrubbed), id)
+            .affected_rows();
+      }
+      out.audit_scrubbed = w.exec_params("UPDATE audit_log SET detail = '' WHERE tenant_id = $1 AND (target = $2 OR "
+                                         "target LIKE $3) AND detail <> ''",
+                                         op.tenant_id, "user:" + op.user_id, about)
+                             .affected_rows();
+      for (const auto& t : op.tombstone)
+        w.exec_params("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
+                      "created_us, payload) VALUES ($1, $2, $3, 'user', $4, 0, $5, $6)",
+                      t.id, t.type, op.tenant_id, op.user_id, op.now_us, pqxx::binarystring{t.payload});
+      write_audit(w, op.audit);
+      w.commit();
+      return out;
+    });
+  }
+
   audit_page audit(const audit_op& op) override {
     return guard([&] {
       audit_page out;

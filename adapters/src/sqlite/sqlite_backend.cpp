@@ -550,6 +550,56 @@ private:
         .bind(11, a.detail).step();
   }
 
+  actors::user_data user_data(const user_data_op& op) override {
+    actors::user_data out;
+    const std::string about = "%/users/" + op.user_id + "%";
+    if (!op.erase) {
+      auto ev = prepare("SELECT payload FROM outbox WHERE tenant_id = ?1 AND aggregate_kind = 'user' AND "
+                        "aggregate_id = ?2 ORDER BY seq");
+      ev.bind(1, op.tenant_id).bind(2, op.user_id);
+      while (ev.step())
+        out.events.push_back(ev.text(0));
+      auto au = prepare("SELECT position, id, tenant_id, at_us, actor, action, target, request_id, client, outcome, "
+                        "status, detail FROM audit_log WHERE tenant_id = ?1 AND (target = ?2 OR target LIKE ?3) "
+                        "ORDER BY position");
+      au.bind(1, op.tenant_id).bind(2, "user:" + op.user_id).bind(3, about);
+      while (au.step())
+        out.audit.push_back(audit_record{au.integer(0), au.text(1), au.text(2), au.integer(3), au.text(4), au.text(5),
+                                         au.text(6), au.text(7), au.text(8), au.text(9),
+                                         static_cast<std::int32_t>(au.integer(10)), au.text(11)});
+      return out;
+    }
+    write_transaction([&] {
+      std::vector<std::pair<std::string, std::string>> events; // event id, payload
+      auto ev = prepare("SELECT event_id, payload FROM outbox WHERE tenant_id = ?1 AND aggregate_kind = 'user' AND "
+                        "aggregate_id = ?2");
+      ev.bind(1, op.tenant_id).bind(2, op.user_id);
+      while (ev.step())
+        events.emplace_back(ev.text(0), ev.text(1));
+      for (const auto& [id, payload] : events) {
+        auto scrubbed = scrub_user_event(payload);
+        if (scrubbed != payload) {
+          prepare("UPDATE outbox SET payload = ?1 WHERE event_id = ?2").bind_blob(1, scrubbed).bind(2, id).step();
+          ++out.events_scrubbed;
+        }
+        auto d = prepare("UPDATE webhook_deliveries SET body = ?1 WHERE event_id = ?2");
+        d.bind(1, event_json(scrubbed)).bind(2, id).step();
+        out.deliveries_scrubbed += d.changes();
+      }
+      auto au = prepare("UPDATE audit_log SET detail = '' WHERE tenant_id = ?1 AND (target = ?2 OR target LIKE ?3) "
+                        "AND detail <> ''");
+      au.bind(1, op.tenant_id).bind(2, "user:" + op.user_id).bind(3, about).step();
+      out.audit_scrubbed = au.changes();
+      for (const auto& t : op.tombstone)
+        prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
+                "created_us, payload) VALUES (?1, ?2, ?3, 'user', ?4, 0, ?5, ?6)")
+          .bind(1, t.id).bind(2, t.type).bind(3, op.tenant_id).bind(4, op.user_id).bind(5, op.now_us)
+          .bind_blob(6, t.payload).step();
+      write_audit(op.audit);
+    });
+    return out;
+  }
+
   audit_page audit(const audit_op& op) override {
     audit_page out;
     if (op.append) {

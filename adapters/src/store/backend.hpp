@@ -47,6 +47,8 @@ public:
   virtual actors::api_usage_result api_usage(const actors::api_usage_op& op) = 0;
   /// Appends audit records (one transaction) or reads a page of them.
   virtual actors::audit_page audit(const actors::audit_op& op) = 0;
+  /// GDPR export or erasure of one user (erasure in one transaction).
+  virtual actors::user_data user_data(const actors::user_data_op& op) = 0;
   virtual bool processed(const std::string& message_key) = 0;
   virtual std::string resolve_external(const std::string& system, const std::string& id) = 0;
   virtual actors::event_page events(const actors::event_query& q) = 0;
@@ -83,6 +85,12 @@ struct list_sql {
 /// A list of names in one text column, as both stores keep it: ",a,b," ("" = none).
 std::string encode_list(const std::vector<std::string>& items);
 std::vector<std::string> decode_list(const std::string& text);
+
+/// An event payload with the user's personal data removed (email, name,
+/// attributes of a user.created/updated state); other events unchanged.
+std::string scrub_user_event(const std::string& payload);
+/// The JSON of an event payload, as webhook deliveries carry it.
+std::string event_json(const std::string& payload);
 
 list_sql build_list_sql(const actors::list_query& q, const std::function<std::string(int)>& placeholder);
 

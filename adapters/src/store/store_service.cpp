@@ -161,6 +161,9 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](audit_atom, const audit_op& op) {
       return guarded<audit_page>(self, [&](backend& b) { return b.audit(op); });
     },
+    [self](user_data_atom, const user_data_op& op) {
+      return guarded<user_data>(self, [&](backend& b) { return b.user_data(op); });
+    },
     [self](processed_atom, const std::string& key) -> caf::result<bool> {
       return lookup(self, [&](backend& b) { return b.processed(key); });
     },
@@ -374,6 +377,11 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
       if (op.what == k::create || op.what == k::revoke)
         return self->delegate(self->state.writer, api_key_atom::value, std::move(op));
       return self->delegate(reader(), api_key_atom::value, std::move(op));
+    },
+    [self, reader](user_data_atom, user_data_op& op) -> caf::result<user_data> {
+      if (op.erase)
+        return self->delegate(self->state.writer, user_data_atom::value, std::move(op));
+      return self->delegate(reader(), user_data_atom::value, std::move(op));
     },
     [self, reader](audit_atom, audit_op& op) -> caf::result<audit_page> {
       if (op.append)

@@ -113,6 +113,7 @@ using webhook_atom = caf::atom_constant<caf::atom("webhook")>;
 using api_key_atom = caf::atom_constant<caf::atom("apikey")>;
 using usage_atom = caf::atom_constant<caf::atom("usage")>;
 using audit_atom = caf::atom_constant<caf::atom("audit")>;
+using user_data_atom = caf::atom_constant<caf::atom("userdata")>;
 using processed_atom = caf::atom_constant<caf::atom("processed")>;
 using timers_atom = caf::atom_constant<caf::atom("timers")>;
 using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;

@@ -15,6 +15,7 @@
 // - api_key: create, list, read, revoke API keys (hashes only).
 // - usage: API calls metered per tenant and month (batched increments).
 // - audit: append audit records without a change, or read them (newest first).
+// - user_data: GDPR export of one user's data, or its erasure.
 // - health: whether the database answers, and why not.
 #pragma once
 
@@ -320,6 +321,30 @@ struct audit_page {
   std::string detail;
 };
 
+/// GDPR: everything stored about one user (export), or its erasure: the
+/// user's events lose their personal data (email, name, attributes; ids,
+/// roles, status and times stay), so do the webhook deliveries made of them
+/// and the details of audit records about the user; a tombstone event and
+/// the erasure's own audit record are written in the same transaction.
+struct user_data_op {
+  bool erase = false;
+  std::string tenant_id;
+  std::string user_id;
+  std::vector<outbox_event> tombstone;  // erase: the user.erased event
+  std::vector<audit_record> audit;      // erase: the erasure's record
+  std::int64_t now_us = 0;
+};
+
+struct user_data {
+  store_status status = store_status::ok;
+  std::vector<std::string> events;      // export: the user's colony.v1.Event payloads, in commit order
+  std::vector<audit_record> audit;      // export: records about the user
+  std::int64_t events_scrubbed = 0;     // erase: how much was changed
+  std::int64_t deliveries_scrubbed = 0;
+  std::int64_t audit_scrubbed = 0;
+  std::string detail;
+};
+
 struct store_health {
   bool ready = false;
   std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
@@ -340,6 +365,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<api_key_atom, api_key_op>::with<api_key_result>,
   caf::replies_to<usage_atom, api_usage_op>::with<api_usage_result>,
   caf::replies_to<audit_atom, audit_op>::with<audit_page>,
+  caf::replies_to<user_data_atom, user_data_op>::with<user_data>,
   caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
   caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
   caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,
@@ -365,6 +391,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_usage_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::api_usage_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::audit_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::audit_page)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::user_data_op)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::user_data)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::entity_key>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::loaded>)
