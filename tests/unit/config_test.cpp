@@ -67,6 +67,28 @@ TEST_CASE("--help lists options with defaults; --dump-config masks secrets") {
   CHECK(d.exit_code == 0);
   CHECK(d.output.find("s3cret") == std::string::npos);
   CHECK(d.output.find("postgresql://app:***@127.0.0.1:5432/colony") != std::string::npos);
+  auto secret = std::string{"an-hs256-secret-that-is-long-enough-0123"};
+  auto a = run({"--dump-config", "--auth-jwt-hs256-secret", secret, "--stripe-webhook-secret", "whsec_hidden"});
+  CHECK(a.exit_code == 0);
+  CHECK(a.output.find(secret) == std::string::npos);
+  CHECK(a.output.find("whsec_hidden") == std::string::npos);
+  CHECK(a.output.find("auth-jwt-hs256-secret = \"***\"") != std::string::npos);
+  // A secret that is refused is not quoted in the error either.
+  auto shorty = run({"--auth-jwt-hs256-secret", "tooshort-secret"});
+  CHECK(shorty.exit_code == 2);
+  CHECK(shorty.output.find("auth-jwt-hs256-secret") != std::string::npos);
+  CHECK(shorty.output.find("tooshort-secret") == std::string::npos);
+  // Every auth option also comes from the environment.
+  const char* env[] = {"COLONY_AUTH_JWT_HS256_SECRET=an-hs256-secret-that-is-long-enough-0123",
+                       "COLONY_AUTH_JWKS=/etc/colony/jwks.json", "COLONY_AUTH_ISSUER=https://idp.example",
+                       "COLONY_AUTH_AUDIENCE=colony-api", nullptr};
+  const char* argv[] = {"colonyd"};
+  auto e = load_config(1, argv, env);
+  REQUIRE(e.what == config_result::action::run);
+  CHECK(e.config.auth_hs256_secret == secret);
+  CHECK(e.config.auth_jwks == "/etc/colony/jwks.json");
+  CHECK(e.config.auth_issuer == "https://idp.example");
+  CHECK(e.config.auth_audience == "colony-api");
 }
 
 TEST_CASE("the config file (CAF format) sets options and plans") {

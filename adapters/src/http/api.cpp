@@ -727,26 +727,10 @@ struct api::impl {
       q.sort_field = s;
     }
     if (auto it = c->query.find("cursor"); it != c->query.end()) {
-      auto raw = base64url_decode(it->second);
-      auto doc = raw ? nlohmann::json::parse(*raw, nullptr, false) : nlohmann::json(nlohmann::json::value_t::discarded);
-      bool numeric = q.sort_field == "createdAt";
-      bool ok = raw && !doc.is_discarded() && doc.is_object() && doc.contains("s") && doc.contains("d") &&
-                doc.contains("v") && doc.contains("i") && doc["s"].is_string() && doc["d"].is_boolean() &&
-                doc["i"].is_string() && (numeric ? doc["v"].is_number_integer() : doc["v"].is_string());
-      if (!ok) {
-        invalid_param(c, "cursor", "is not a cursor returned by this list");
+      if (auto err = decode_list_cursor(it->second, q)) {
+        invalid_param(c, "cursor", *err);
         return false;
       }
-      if (doc["s"].get<std::string>() != q.sort_field || doc["d"].get<bool>() != q.descending) {
-        invalid_param(c, "cursor", "was issued for another sort order; send the same sort with it");
-        return false;
-      }
-      q.has_after = true;
-      q.after_id = doc["i"].get<std::string>();
-      if (numeric)
-        q.after_number = doc["v"].get<std::int64_t>();
-      else
-        q.after_text = doc["v"].get<std::string>();
     }
     return true;
   }
@@ -779,13 +763,7 @@ struct api::impl {
             }
             body += "],\"nextCursor\":";
             if (more) {
-              const auto& last = page.rows.back();
-              nlohmann::json cur{{"s", q.sort_field}, {"d", q.descending}, {"i", last.id}};
-              if (q.sort_field == "createdAt")
-                cur["v"] = last.sort_number;
-              else
-                cur["v"] = last.sort_text;
-              body += "\"" + base64url_encode(cur.dump()) + "\"";
+              body += "\"" + encode_list_cursor(q, page.rows.back()) + "\"";
             } else {
               body += "null";
             }
@@ -1761,18 +1739,12 @@ struct api::impl {
       q.limit = n;
     }
     if (auto it = c->query.find("cursor"); it != c->query.end()) {
-      auto raw = base64url_decode(it->second);
-      std::int64_t pos = 0;
-      bool ok = raw && raw->starts_with("a:");
-      if (ok) {
-        auto [p, ec] = std::from_chars(raw->data() + 2, raw->data() + raw->size(), pos);
-        ok = ec == std::errc{} && p == raw->data() + raw->size() && pos > 0;
-      }
-      if (!ok) {
+      auto pos = decode_audit_cursor(it->second);
+      if (!pos) {
         invalid_param(c, "cursor", "is not a cursor returned by this list");
         return false;
       }
-      q.before = pos;
+      q.before = *pos;
     }
     return true;
   }
@@ -1808,7 +1780,7 @@ struct api::impl {
                              {"status", a.status ? nlohmann::json(a.status) : nlohmann::json(nullptr)},
                              {"detail", a.detail}});
             nlohmann::json doc{{"data", arr}};
-            doc["nextCursor"] = more ? nlohmann::json(base64url_encode("a:" + std::to_string(page.rows.back().position)))
+            doc["nextCursor"] = more ? nlohmann::json(encode_audit_cursor(page.rows.back().position))
                                      : nlohmann::json(nullptr);
             c->respond(json(200, doc.dump()));
           },
@@ -2152,6 +2124,48 @@ api_response api::failure_response(const failure& f, const std::string& request_
     r.headers.emplace_back("Retry-After", "1");
   return r;
 }
+
+std::optional<std::string> decode_list_cursor(std::string_view cursor, list_query& q) {
+  auto raw = base64url_decode(cursor);
+  auto doc = raw ? nlohmann::json::parse(*raw, nullptr, false) : nlohmann::json(nlohmann::json::value_t::discarded);
+  bool numeric = q.sort_field == "createdAt";
+  bool ok = raw && !doc.is_discarded() && doc.is_object() && doc.contains("s") && doc.contains("d") &&
+            doc.contains("v") && doc.contains("i") && doc["s"].is_string() && doc["d"].is_boolean() &&
+            doc["i"].is_string() && (numeric ? doc["v"].is_number_integer() : doc["v"].is_string());
+  if (!ok)
+    return "is not a cursor returned by this list";
+  if (doc["s"].get<std::string>() != q.sort_field || doc["d"].get<bool>() != q.descending)
+    return "was issued for another sort order; send the same sort with it";
+  q.has_after = true;
+  q.after_id = doc["i"].get<std::string>();
+  if (numeric)
+    q.after_number = doc["v"].get<std::int64_t>();
+  else
+    q.after_text = doc["v"].get<std::string>();
+  return std::nullopt;
+}
+
+std::string encode_list_cursor(const list_query& q, const list_row& last) {
+  nlohmann::json cur{{"s", q.sort_field}, {"d", q.descending}, {"i", last.id}};
+  if (q.sort_field == "createdAt")
+    cur["v"] = last.sort_number;
+  else
+    cur["v"] = last.sort_text;
+  return base64url_encode(cur.dump());
+}
+
+std::optional<std::int64_t> decode_audit_cursor(std::string_view cursor) {
+  auto raw = base64url_decode(cursor);
+  if (!raw || !raw->starts_with("a:"))
+    return std::nullopt;
+  std::int64_t pos = 0;
+  auto [p, ec] = std::from_chars(raw->data() + 2, raw->data() + raw->size(), pos);
+  if (ec != std::errc{} || p != raw->data() + raw->size() || pos <= 0)
+    return std::nullopt;
+  return pos;
+}
+
+std::string encode_audit_cursor(std::int64_t position) { return base64url_encode("a:" + std::to_string(position)); }
 
 std::string pick_request_id(std::string_view incoming) {
   bool ok = !incoming.empty() && incoming.size() <= 128;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <functional>
 #include <string>
 #include <utility>
@@ -63,6 +64,14 @@ private:
   std::unique_ptr<impl> impl_;
   std::atomic<bool> draining_{false};
 };
+
+/// Opaque list cursors: the keyset position of a page's last row, bound to
+/// the sort it was issued for. decode_* answer an error text / nullopt for
+/// anything they did not issue (fuzzed: tests/fuzz).
+[[nodiscard]] std::optional<std::string> decode_list_cursor(std::string_view cursor, actors::list_query& q);
+[[nodiscard]] std::string encode_list_cursor(const actors::list_query& q, const actors::list_row& last);
+[[nodiscard]] std::optional<std::int64_t> decode_audit_cursor(std::string_view cursor);
+[[nodiscard]] std::string encode_audit_cursor(std::int64_t position);
 
 /// Generates or validates request ids and traceparents.
 [[nodiscard]] std::string pick_request_id(std::string_view incoming);
