@@ -11,11 +11,11 @@ export CCACHE_BASEDIR := $(CURDIR)
 # Everything the build, the node and the tests need, as Debian 12 packages.
 DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev libsqlite3-dev \
         libprotobuf-dev protobuf-compiler libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev \
-        catch2 libssl-dev openssl librdkafka-dev kcat wrk nginx-light gnuplot-nox postgresql-15 python3 curl clang-format clang-tidy
+        catch2 libssl-dev openssl clang libclang-rt-14-dev librdkafka-dev kcat wrk nginx-light gnuplot-nox postgresql-15 python3 curl clang-format clang-tidy
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build run test test-sanitize bench format tidy clean
+.PHONY: deps build run test test-sanitize fuzz-build fuzz bench format tidy clean
 
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -32,8 +32,20 @@ build: deps
 run: build
 	$(BUILD_DIR)/bin/colonyd --config config/colony.conf
 
-test: build
+test: build $(if $(SANITIZE),,fuzz-build)
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+	$(if $(SANITIZE),,tests/fuzz/run.sh $(FUZZ_DIR)/bin $(FUZZ_SECONDS))
+
+# libFuzzer targets (clang, everything instrumented, ASan+UBSan). make test runs
+# each for FUZZ_SECONDS (60); `make fuzz FUZZ_SECONDS=3600` for a long run.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz-build: deps
+	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOLONY_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzz_http fuzz_jwt fuzz_cursor
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_DIR)/bin $(FUZZ_SECONDS)
 
 # The unit and integration tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Every test but the benchmark smoke, with the node and the tests built with
@@ -57,4 +69,4 @@ tidy: build
 	@find actors runtime adapters protocol -name '*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan
+	rm -rf $(BUILD_DIR) build-asan build-fuzz

@@ -1,7 +1,8 @@
 # Project-wide warning and sanitizer flags, applied through an interface target
 # so third-party code (generated protobuf sources) can opt out.
 add_library(colony_warnings INTERFACE)
-target_compile_options(colony_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
+# (clang, used for the fuzz build, has no -Wshadow=local)
+target_compile_options(colony_warnings INTERFACE -Wall -Wextra -Wpedantic $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local>
   -Wnon-virtual-dtor -Wimplicit-fallthrough)
 if(COLONY_WERROR)
   target_compile_options(colony_warnings INTERFACE -Werror)

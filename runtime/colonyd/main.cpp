@@ -48,6 +48,23 @@ void stop_and_wait(caf::actor_system& sys, const caf::actor& who, std::chrono::s
                   caf::after(limit) >> [what] { log::warn(std::string{what} + " did not stop in time"); });
 }
 
+/// The writer migrates on connect: requests before that would fail on
+/// missing tables, so the node waits (at most ~5 s) for the store to say it
+/// is ready before it serves. A store that stays down is reported by
+/// /readyz meanwhile, and requests get 503.
+void await_store(caf::actor_system& sys, const actors::store_port& store) {
+  caf::scoped_actor self{sys};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    bool ready = false;
+    self->request(store, std::chrono::seconds(5), actors::health_atom::value)
+      .receive([&](actors::store_health& h) { ready = h.ready; }, [](caf::error&) {});
+    if (ready)
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  log::warn("the store is not ready yet; serving anyway (readyz says why)");
+}
+
 /// First start without any credential configured: mint a platform admin API
 /// key and leave it in <data-dir>/admin.key (0600), so that the operator can
 /// make the first tenant. Logs the path, never the key.
@@ -56,15 +73,6 @@ void bootstrap_admin_key(caf::actor_system& sys, const actors::store_port& store
   actors::api_key_op count;
   count.what = actors::api_key_op::kind::count_platform;
   count.now_us = protocol::now_us();
-  // The writer migrates on connect: wait until the store says it is ready.
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    bool ready = false;
-    self->request(store, std::chrono::seconds(5), actors::health_atom::value)
-      .receive([&](actors::store_health& h) { ready = h.ready; }, [](caf::error&) {});
-    if (ready)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   std::optional<actors::api_key_result> found;
   for (int attempt = 0; attempt < 50 && !found; ++attempt) {
     self->request(store, std::chrono::seconds(5), actors::api_key_atom::value, count)
@@ -211,6 +219,7 @@ int main(int argc, char** argv, char** envp) {
   jopts.tenant_claim = cfg.auth_tenant_claim;
   jopts.roles_claim = cfg.auth_roles_claim;
   jopts.user_claim = cfg.auth_user_claim;
+  await_store(sys, store);
   std::shared_ptr<adapters::jwt_verifier> jwt;
   if (jopts.enabled()) {
     try {

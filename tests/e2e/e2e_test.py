@@ -650,6 +650,22 @@ class E2E(unittest.TestCase):
         # An id nobody knows is not erased.
         self.assertEqual(self.node.request("DELETE", f"{base}/users/{uuid.uuid4()}?erase=true")[0], 404)
 
+    def test_paths_and_parameters_that_are_not_utf8_get_problems_not_500(self):
+        """Regression from fuzz_http: a 404 quoting a non-UTF-8 path made the JSON encoder throw (500)."""
+        for path in (b"/v1/t\xa2\x91ants/acme/api-keys", b"/v1/tenants?plan=\xff\xfe", b"/v1/tenants/\xc0\xaf"):
+            with socket.create_connection(("127.0.0.1", self.node.port), timeout=10) as s:
+                s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer " +
+                          self.node.admin_key.encode() + b"\r\n\r\n")
+                answer = b""
+                while chunk := s.recv(65536):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            status = int(head.split(b" ")[1])
+            self.assertIn(status, (400, 404), (path, answer))
+            doc = json.loads(body)
+            self.assertEqual(doc["status"], status)
+            self.assertIn("\ufffd", doc["detail"])
+
     def test_crash_answers_500_with_request_id_and_entity_recovers(self):
         n = self.node
         t = self.tenant()

@@ -108,3 +108,13 @@ TEST_CASE("JSON mapping: unknown fields and wrong types are errors naming the fi
   CHECK_FALSE(protocol::from_json(R"({"email":"a@b.co","roles":["admin"]})", req).has_value());
   CHECK(req.roles(0) == "admin");
 }
+
+TEST_CASE("client text that is not UTF-8 is made valid before it is echoed (found by fuzz_http)") {
+  using colony::protocol::valid_utf8;
+  CHECK(valid_utf8("plain ascii") == "plain ascii");
+  CHECK(valid_utf8("grüße €𝄞") == "grüße €𝄞");
+  CHECK(valid_utf8("/v1/t\xa2\x91""ants") == "/v1/t\xEF\xBF\xBD\xEF\xBF\xBD""ants");
+  CHECK(valid_utf8("\xc0\xaf") == "\xEF\xBF\xBD\xEF\xBF\xBD");         // overlong '/'
+  CHECK(valid_utf8("\xed\xa0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"); // a surrogate
+  CHECK(valid_utf8("end\xe2\x82") == "end\xEF\xBF\xBD\xEF\xBF\xBD");   // cut short
+}

@@ -56,6 +56,9 @@ namespace colony::adapters::http {
 namespace {
 
 constexpr std::string_view problem_base = "https://colony.dev/problems/";
+// Answers may quote client text that is not UTF-8 (a path, a parameter):
+// such bytes become U+FFFD instead of making the JSON encoder throw.
+constexpr auto replace_invalid = nlohmann::json::error_handler_t::replace;
 
 // The index argument is not used; CAF 0.17 spawns a function actor without
 // arguments by dereferencing a null std::shared_ptr<std::tuple<>> (harmless,
@@ -270,7 +273,7 @@ struct api::impl {
     auto r = api::problem(400, "invalid-parameter", "Invalid query parameter", name + ": " + message, c->req.request_id);
     auto doc = nlohmann::json::parse(r.body);
     doc["errors"] = nlohmann::json::array({{{"field", name}, {"message", message}}});
-    r.body = doc.dump();
+    r.body = doc.dump(-1, ' ', false, replace_invalid);
     c->respond(std::move(r));
   }
 
@@ -400,7 +403,7 @@ struct api::impl {
                               c->req.request_id);
         auto doc = nlohmann::json::parse(r.body);
         doc["limit"] = limit.value_or(0);
-        r.body = doc.dump();
+        r.body = doc.dump(-1, ' ', false, replace_invalid);
         r.headers.emplace_back("Retry-After", std::to_string(wait));
         c->respond(std::move(r));
         return;
@@ -689,7 +692,7 @@ struct api::impl {
           auto doc = nlohmann::json::parse(protocol::to_json(*r.entity));
           auto state_calls = doc["usage"].value("apiCallsThisMonth", std::int64_t{0});
           doc["usage"]["apiCallsThisMonth"] = state_calls + meter->used(id, month).value_or(0);
-          return json(200, doc.dump());
+          return json(200, doc.dump(-1, ' ', false, replace_invalid));
         });
       };
       if (meter->used(id, month))
@@ -834,7 +837,7 @@ struct api::impl {
     }
     auto answer = [c, id = ev->id](bool applied, const std::string& detail) {
       nlohmann::json doc{{"received", true}, {"eventId", id}, {"applied", applied}, {"detail", detail}};
-      c->respond(json(200, doc.dump()));
+      c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
     };
     if (!ev->change) {
       answer(false, ev->ignored_because);
@@ -1011,7 +1014,7 @@ struct api::impl {
       webhook_store(c, std::move(op), [c, e](webhook_result&) {
         auto created = endpoint_json(e);
         created["secret"] = e.secret; // shown once
-        auto r = json(201, created.dump());
+        auto r = json(201, created.dump(-1, ' ', false, replace_invalid));
         r.headers.emplace_back("Location", "/v1/tenants/" + e.tenant_id + "/webhooks/" + e.id);
         c->respond(std::move(r));
       });
@@ -1027,7 +1030,7 @@ struct api::impl {
         auto arr = nlohmann::json::array();
         for (const auto& e : r.endpoints)
           arr.push_back(endpoint_json(e));
-        c->respond(json(200, nlohmann::json{{"data", arr}}.dump()));
+        c->respond(json(200, nlohmann::json{{"data", arr}}.dump(-1, ' ', false, replace_invalid)));
       });
     });
   }
@@ -1045,7 +1048,7 @@ struct api::impl {
         if (r.endpoints.empty())
           fail(c, 404, "not-found", "Not found", "no webhook " + wid + " in this tenant");
         else
-          c->respond(json(200, endpoint_json(r.endpoints.front()).dump()));
+          c->respond(json(200, endpoint_json(r.endpoints.front()).dump(-1, ' ', false, replace_invalid)));
       });
     });
   }
@@ -1131,7 +1134,7 @@ struct api::impl {
           nlohmann::json doc{{"data", arr}};
           doc["nextAfter"] = static_cast<int>(page.deliveries.size()) == limit ? nlohmann::json(page.deliveries.back().id)
                                                                                : nlohmann::json(nullptr);
-          c->respond(json(200, doc.dump()));
+          c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
         });
       });
     });
@@ -1237,11 +1240,11 @@ struct api::impl {
       op.what = api_key_op::kind::create;
       op.key = m.row;
       op.audit.push_back(audit_of(*c, tid, "api_key.created", "api_key:" + m.row.id, "success", 201,
-                                  "roles " + nlohmann::json(m.row.roles).dump()));
+                                  "roles " + nlohmann::json(m.row.roles).dump(-1, ' ', false, replace_invalid)));
       api_key_store(c, std::move(op), [c, m, now](api_key_result&) {
         auto created = api_key_json(m.row, now);
         created["key"] = m.key; // shown once: only its hash is kept
-        auto r = json(201, created.dump());
+        auto r = json(201, created.dump(-1, ' ', false, replace_invalid));
         r.headers.emplace_back("Location", "/v1/tenants/" + m.row.tenant_id + "/api-keys/" + m.row.id);
         c->respond(std::move(r));
       });
@@ -1258,7 +1261,7 @@ struct api::impl {
         auto arr = nlohmann::json::array();
         for (const auto& k : r.keys)
           arr.push_back(api_key_json(k, now));
-        c->respond(json(200, nlohmann::json{{"data", arr}}.dump()));
+        c->respond(json(200, nlohmann::json{{"data", arr}}.dump(-1, ' ', false, replace_invalid)));
       });
     });
   }
@@ -1655,7 +1658,7 @@ struct api::impl {
                                        {"user", user},
                                        {"events", events},
                                        {"auditRecords", audit_records}};
-                    auto resp = json(200, doc.dump());
+                    auto resp = json(200, doc.dump(-1, ' ', false, replace_invalid));
                     resp.headers.emplace_back("Content-Disposition",
                                               "attachment; filename=\"user-" + uid + ".json\"");
                     c->respond(std::move(resp));
@@ -1678,12 +1681,12 @@ struct api::impl {
     a.at_us = protocol::now_us();
     a.actor = c.who.credential.empty() ? std::string{"anonymous"} : c.who.credential;
     a.action = std::move(action);
-    a.target = std::move(target);
+    a.target = protocol::valid_utf8(target);
     a.request_id = c.req.request_id;
     a.client = c.req.client_addr;
     a.outcome = std::move(outcome);
     a.status = status;
-    a.detail = detail.substr(0, 300);
+    a.detail = protocol::valid_utf8(detail.substr(0, 300));
     return a;
   }
 
@@ -1782,7 +1785,7 @@ struct api::impl {
             nlohmann::json doc{{"data", arr}};
             doc["nextCursor"] = more ? nlohmann::json(encode_audit_cursor(page.rows.back().position))
                                      : nlohmann::json(nullptr);
-            c->respond(json(200, doc.dump()));
+            c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
           },
           [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
     });
@@ -2079,9 +2082,9 @@ api_response api::problem(int status, std::string_view type, std::string_view ti
   nlohmann::json doc{{"type", std::string{problem_base} + std::string{type}},
                      {"title", title},
                      {"status", status},
-                     {"detail", detail},
+                     {"detail", protocol::valid_utf8(detail)}, // details may quote client text
                      {"requestId", request_id}};
-  r.body = doc.dump();
+  r.body = doc.dump(-1, ' ', false, replace_invalid);
   return r;
 }
 
@@ -2118,7 +2121,7 @@ api_response api::failure_response(const failure& f, const std::string& request_
       doc[k] = v;
     for (const auto& [k, v] : f.numbers)
       doc[k] = v;
-    r.body = doc.dump();
+    r.body = doc.dump(-1, ' ', false, replace_invalid);
   }
   if (status == 503)
     r.headers.emplace_back("Retry-After", "1");
@@ -2151,7 +2154,7 @@ std::string encode_list_cursor(const list_query& q, const list_row& last) {
     cur["v"] = last.sort_number;
   else
     cur["v"] = last.sort_text;
-  return base64url_encode(cur.dump());
+  return base64url_encode(cur.dump(-1, ' ', false, replace_invalid));
 }
 
 std::optional<std::int64_t> decode_audit_cursor(std::string_view cursor) {

@@ -297,7 +297,9 @@ void dispatch_loads(service_ptr self) {
   for (std::size_t r = 0; r < st.readers.size() && !st.loads.empty(); ++r) {
     if (st.reader_loading[r])
       continue;
-    auto [keys, promises] = take_group(st.loads, st.max_batch);
+    auto group = take_group(st.loads, st.max_batch); // no structured binding: clang 14 cannot capture one
+    auto keys = std::move(group.first);
+    auto promises = std::move(group.second);
     st.reader_loading[r] = true;
     self->request(st.readers[r], caf::infinite, load_atom::value, std::move(keys))
       .then(

@@ -43,6 +43,10 @@ apply_merge_patch(const google::protobuf::Message& current, std::string_view pat
 /// True when `text` is a syntactically valid JSON object (used at the HTTP edge).
 [[nodiscard]] std::optional<field_error> check_json_object(std::string_view text);
 
+/// `s` with every byte that is not part of well-formed UTF-8 replaced by
+/// U+FFFD: for client text echoed into answers, logs and the audit log.
+[[nodiscard]] std::string valid_utf8(std::string_view s);
+
 /// Escapes `s` as the contents of a JSON string (without the quotes).
 [[nodiscard]] std::string json_escape(std::string_view s);
 
