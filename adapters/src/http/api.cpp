@@ -913,24 +913,32 @@ struct api::impl {
     });
   }
 
-  void webhook_store(const std::shared_ptr<call>& c, webhook_op op, std::function<void(webhook_result&)> ok) {
+  /// Asks the store; `ok` gets ok and not_found answers, anything else becomes
+  /// 503 (unavailable) or 500 ("<what> could not be read").
+  template <class Result, class Atom, class Op>
+  void ask_store(const std::shared_ptr<call>& c, Atom atom, Op op, const char* what, std::function<void(Result&)> ok) {
     auto store = ctx.store;
     auto timeout = opts.request_timeout;
-    post([c, op = std::move(op), ok = std::move(ok), store, timeout](caf::event_based_actor* self) mutable {
-      self->request(store, timeout, webhook_atom::value, std::move(op))
+    post([c, atom, op = std::move(op), what, ok = std::move(ok), store, timeout](caf::event_based_actor* self) mutable {
+      self->request(store, timeout, atom, std::move(op))
         .then(
-          [c, ok](webhook_result& r) {
+          [c, what, ok](Result& r) {
             if (r.status == store_status::ok || r.status == store_status::not_found) {
               ok(r);
               return;
             }
             c->respond(api::failure_response(
-              r.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
-                                                    : actors::fail(errc::internal, "the webhooks could not be read"),
+              r.status == store_status::unavailable
+                ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
+                : actors::fail(errc::internal, std::string{what} + " could not be read"),
               c->req.request_id));
           },
           [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
     });
+  }
+
+  void webhook_store(const std::shared_ptr<call>& c, webhook_op op, std::function<void(webhook_result&)> ok) {
+    ask_store<webhook_result>(c, webhook_atom::value, std::move(op), "the webhooks", std::move(ok));
   }
 
   static nlohmann::json endpoint_json(const webhook_endpoint& e) {
@@ -1143,23 +1151,7 @@ struct api::impl {
   // -- API keys --------------------------------------------------------------
 
   void api_key_store(const std::shared_ptr<call>& c, api_key_op op, std::function<void(api_key_result&)> ok) {
-    auto store = ctx.store;
-    auto timeout = opts.request_timeout;
-    post([c, op = std::move(op), ok = std::move(ok), store, timeout](caf::event_based_actor* self) mutable {
-      self->request(store, timeout, api_key_atom::value, std::move(op))
-        .then(
-          [c, ok](api_key_result& r) {
-            if (r.status == store_status::ok || r.status == store_status::not_found) {
-              ok(r);
-              return;
-            }
-            c->respond(api::failure_response(
-              r.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
-                                                    : actors::fail(errc::internal, "the API keys could not be read"),
-              c->req.request_id));
-          },
-          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
-    });
+    ask_store<api_key_result>(c, api_key_atom::value, std::move(op), "the API keys", std::move(ok));
   }
 
   static nlohmann::json api_key_json(const api_key_row& k, std::int64_t now_us) {

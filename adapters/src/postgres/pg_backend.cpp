@@ -654,6 +654,15 @@ private:
     return o;
   }
 
+  /// A row of "SELECT position, id, tenant_id, at_us, actor, action, target,
+  /// request_id, client, outcome, status, detail FROM audit_log".
+  static audit_record audit_of(const pqxx::row& r) {
+    return audit_record{r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                        r[3].as<std::int64_t>(), r[4].as<std::string>(), r[5].as<std::string>(),
+                        r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
+                        r[9].as<std::string>(), r[10].as<std::int32_t>(), r[11].as<std::string>()};
+  }
+
   static constexpr const char* audit_insert =
     "INSERT INTO audit_log (id, tenant_id, at_us, actor, action, target, request_id, client, outcome, status, detail)";
 
@@ -687,10 +696,7 @@ private:
                                            "client, outcome, status, detail FROM audit_log WHERE tenant_id = $1 AND "
                                            "(target = $2 OR target LIKE $3) ORDER BY position",
                                            op.tenant_id, "user:" + op.user_id, about))
-          out.audit.push_back(audit_record{r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                                           r[3].as<std::int64_t>(), r[4].as<std::string>(), r[5].as<std::string>(),
-                                           r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
-                                           r[9].as<std::string>(), r[10].as<std::int32_t>(), r[11].as<std::string>()});
+          out.audit.push_back(audit_of(r));
         w.commit();
         return out;
       }
@@ -751,10 +757,7 @@ private:
         sql += " AND position < " + std::to_string(op.before);
       sql += " ORDER BY position DESC LIMIT " + std::to_string(op.limit);
       for (const auto& r : n.exec(sql))
-        out.rows.push_back(audit_record{r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                                        r[3].as<std::int64_t>(), r[4].as<std::string>(), r[5].as<std::string>(),
-                                        r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
-                                        r[9].as<std::string>(), r[10].as<std::int32_t>(), r[11].as<std::string>()});
+        out.rows.push_back(audit_of(r));
       return out;
     });
   }

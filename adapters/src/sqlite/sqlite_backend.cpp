@@ -540,6 +540,13 @@ private:
     return o;
   }
 
+  /// A row of "SELECT position, id, tenant_id, at_us, actor, action, target,
+  /// request_id, client, outcome, status, detail FROM audit_log".
+  static audit_record audit_of(const stmt& q) {
+    return audit_record{q.integer(0), q.text(1), q.text(2), q.integer(3), q.text(4), q.text(5), q.text(6),
+                        q.text(7), q.text(8), q.text(9), static_cast<std::int32_t>(q.integer(10)), q.text(11)};
+  }
+
   /// Audit records in the current transaction.
   void write_audit(const std::vector<audit_record>& records) {
     for (const auto& a : records)
@@ -564,9 +571,7 @@ private:
                         "ORDER BY position");
       au.bind(1, op.tenant_id).bind(2, "user:" + op.user_id).bind(3, about);
       while (au.step())
-        out.audit.push_back(audit_record{au.integer(0), au.text(1), au.text(2), au.integer(3), au.text(4), au.text(5),
-                                         au.text(6), au.text(7), au.text(8), au.text(9),
-                                         static_cast<std::int32_t>(au.integer(10)), au.text(11)});
+        out.audit.push_back(audit_of(au));
       return out;
     }
     write_transaction([&] {
@@ -615,9 +620,7 @@ private:
       .bind(5, op.target).bind(6, op.from_us).bind(7, op.to_us).bind(8, op.before)
       .bind(9, static_cast<std::int64_t>(op.limit));
     while (q.step())
-      out.rows.push_back(audit_record{q.integer(0), q.text(1), q.text(2), q.integer(3), q.text(4), q.text(5), q.text(6),
-                                      q.text(7), q.text(8), q.text(9), static_cast<std::int32_t>(q.integer(10)),
-                                      q.text(11)});
+      out.rows.push_back(audit_of(q));
     return out;
   }
 
