@@ -77,8 +77,10 @@ struct world {
 };
 
 world& the_world() {
-  static world w; // lives for the whole run: libFuzzer exits without unwinding
-  return w;
+  // Never destroyed: at exit, ~actor_system would wait for the store and the
+  // registry, which nothing stops, and the process would hang after its run.
+  static world* w = new world;
+  return *w;
 }
 
 } // namespace
