@@ -145,6 +145,9 @@ class Node:
         started = time.time()
         code = self.proc.wait(timeout=15)
         self.log.close()
+        if code != 0:  # say why before the test's clean-up removes the data dir and its log
+            import sys
+            print(f"colonyd exited {code}; the end of its log:\n" + self.logs()[-8000:], file=sys.stderr)
         return code, time.time() - started
 
 
