@@ -152,6 +152,34 @@ option choice_opt(std::string name, std::string desc, std::vector<std::string> c
   return o;
 }
 
+/// A comma-separated list, parsed once into `member`; `check` names a bad item.
+option list_opt(std::string name, std::string desc, std::vector<std::string> node_config::*member,
+                std::function<std::optional<std::string>(const std::string&)> check) {
+  option o{std::move(name), kind::string, std::move(desc), 0, 0, {}, false, {}, {}};
+  o.set = [member, check](node_config& c, const std::string& v) -> std::optional<std::string> {
+    std::vector<std::string> items;
+    for (std::size_t i = 0; !v.empty();) {
+      auto j = v.find(',', i);
+      auto item = v.substr(i, j == std::string::npos ? std::string::npos : j - i);
+      if (auto err = check(item))
+        return err;
+      items.push_back(std::move(item));
+      if (j == std::string::npos)
+        break;
+      i = j + 1;
+    }
+    c.*member = std::move(items);
+    return std::nullopt;
+  };
+  o.get = [member](const node_config& c) {
+    std::string out;
+    for (const auto& item : c.*member)
+      out += (out.empty() ? "" : ",") + item;
+    return out;
+  };
+  return o;
+}
+
 const std::vector<option>& options() {
   static const std::vector<option> table = [] {
     std::vector<option> t;
@@ -234,34 +262,16 @@ const std::vector<option>& options() {
     };
     plan.get = [](const node_config& c) { return c.rules.default_plan; };
     t.push_back(std::move(plan));
-    auto cors = option{"http.cors-origins", kind::string,
-                       "origins allowed to call the API from a browser (CORS), comma-separated, e.g. "
-                       "https://app.example.com; * allows any; empty: no CORS headers",
-                       0, 0, {}, false, {}, {}};
-    cors.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
-      std::vector<std::string> origins;
-      for (std::size_t i = 0; !v.empty();) { // parsed once, here: the server gets the list
-        auto j = v.find(',', i);
-        auto o = v.substr(i, j == std::string::npos ? std::string::npos : j - i);
-        bool scheme = o.starts_with("http://") || o.starts_with("https://");
-        auto rest = scheme ? o.substr(o.find("://") + 3) : std::string{};
-        if (o != "*" && (!scheme || rest.empty() || rest.find('/') != std::string::npos))
-          return "'" + o + "' is not an origin (scheme://host[:port], no path) or *";
-        origins.push_back(std::move(o));
-        if (j == std::string::npos)
-          break;
-        i = j + 1;
-      }
-      c.http_cors_origins = std::move(origins);
-      return std::nullopt;
-    };
-    cors.get = [](const node_config& c) {
-      std::string out;
-      for (const auto& o : c.http_cors_origins)
-        out += (out.empty() ? "" : ",") + o;
-      return out;
-    };
-    t.push_back(std::move(cors));
+    t.push_back(list_opt("http.cors-origins",
+                         "origins allowed to call the API from a browser (CORS), comma-separated, e.g. "
+                         "https://app.example.com; * allows any; empty: no CORS headers",
+                         &node_config::http_cors_origins, [](const std::string& o) -> std::optional<std::string> {
+                           bool scheme = o.starts_with("http://") || o.starts_with("https://");
+                           auto rest = scheme ? o.substr(o.find("://") + 3) : std::string{};
+                           if (o != "*" && (!scheme || rest.empty() || rest.find('/') != std::string::npos))
+                             return "'" + o + "' is not an origin (scheme://host[:port], no path) or *";
+                           return std::nullopt;
+                         }));
     auto stripe = string_opt("stripe-webhook-secret",
                              "signing secret (whsec_...) of the Stripe webhook endpoint; empty turns the route off",
                              &node_config::stripe_webhook_secret);
@@ -348,32 +358,14 @@ const std::vector<option>& options() {
                            &node_config::auth_roles_claim, claim_check));
     t.push_back(string_opt("auth.user-claim", "token claim that holds the caller's Colony user id (for members' own profile)",
                            &node_config::auth_user_claim, claim_check));
-    auto open = option{"auth.open-routes", kind::string,
-                       "operational paths answered without credentials, comma-separated, from /livez, /readyz, "
-                       "/metrics, /openapi.json; empty: all need a platform admin (the Stripe webhook is always open)",
-                       0, 0, {}, false, {}, {}};
-    open.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
-      std::vector<std::string> paths;
-      for (std::size_t i = 0; !v.empty();) {
-        auto j = v.find(',', i);
-        auto p = v.substr(i, j == std::string::npos ? std::string::npos : j - i);
-        if (p != "/livez" && p != "/readyz" && p != "/metrics" && p != "/openapi.json")
-          return "'" + p + "' is not one of /livez, /readyz, /metrics, /openapi.json";
-        paths.push_back(std::move(p));
-        if (j == std::string::npos)
-          break;
-        i = j + 1;
-      }
-      c.auth_open_routes = std::move(paths);
-      return std::nullopt;
-    };
-    open.get = [](const node_config& c) {
-      std::string out;
-      for (const auto& p : c.auth_open_routes)
-        out += (out.empty() ? "" : ",") + p;
-      return out;
-    };
-    t.push_back(std::move(open));
+    t.push_back(list_opt("auth.open-routes",
+                         "operational paths answered without credentials, comma-separated, from /livez, /readyz, "
+                         "/metrics, /openapi.json; empty: all need a platform admin (the Stripe webhook is always open)",
+                         &node_config::auth_open_routes, [](const std::string& p) -> std::optional<std::string> {
+                           if (p != "/livez" && p != "/readyz" && p != "/metrics" && p != "/openapi.json")
+                             return "'" + p + "' is not one of /livez, /readyz, /metrics, /openapi.json";
+                           return std::nullopt;
+                         }));
     t.push_back(duration_opt("auth.api-key-cache-ttl",
                              "how long a node trusts an API key it looked up (revocations through this node apply at once)",
                              std::chrono::milliseconds(0), std::chrono::minutes(10), &node_config::auth_api_key_cache_ttl));
