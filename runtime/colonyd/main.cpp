@@ -124,6 +124,7 @@ int main(int argc, char** argv, char** envp) {
   sopts.data_dir = cfg.data_dir;
   sopts.read_connections = cfg.store_read_connections;
   sopts.max_batch = cfg.store_max_batch;
+  sopts.load_timeout = cfg.request_timeout;
   log::info("colonyd starting", {{"version", COLONY_VERSION},
                                  {"store", adapters::describe_store(sopts)},
                                  {"listen", cfg.listen},
@@ -292,7 +293,7 @@ int main(int argc, char** argv, char** envp) {
       caf::anon_send(notifier, actors::stop_atom::value);
       if (commands)
         caf::anon_send(commands, actors::stop_atom::value);
-      caf::anon_send(registry.actor, actors::stop_atom::value);
+      runtime::stop_entity_registry(registry);
       if (relay)
         caf::anon_send(relay, actors::stop_atom::value);
       caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
@@ -318,7 +319,7 @@ int main(int argc, char** argv, char** envp) {
   // The command in hand finishes (its offset is committed) before the entities stop.
   if (commands)
     stop_and_wait(sys, commands, std::chrono::seconds(15), "the command consumer");
-  caf::anon_send(registry.actor, actors::stop_atom::value);
+  runtime::stop_entity_registry(registry);
   // The relay flushes what is in flight and records the acknowledged events
   // before the store goes away.
   if (relay)

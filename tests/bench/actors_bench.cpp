@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <unistd.h>
 
 #include "colony/actors/entities.hpp"
@@ -81,7 +82,7 @@ struct fixture {
     router = r.router;
   }
   ~fixture() {
-    caf::anon_send(registry, stop_atom::value);
+    runtime::stop_entity_registry(runtime::entity_registry{registry, router});
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   }
 
@@ -205,6 +206,8 @@ double bare_caf_rate(caf::actor_system& sys, int inflight, double seconds) {
 
 int run(const args& a) {
   caf::actor_system_config cfg;
+  // As colonyd runs (scheduler.threads = 0): one worker per core, not CAF's max(cores, 4).
+  cfg.set("scheduler.max-threads", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   caf::actor_system sys{cfg};
   if (a.mode == "registry") {
     fixture f{sys, a};
@@ -233,15 +236,20 @@ int run(const args& a) {
   }
   if (a.mode == "memory") {
     fixture f{sys, a};
+    auto t0 = clk::now();
     f.seed(a.users);
+    auto seed_s = std::chrono::duration<double>(clk::now() - t0).count();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     auto before = rss_kib();
+    auto t1 = clk::now();
     f.gets(static_cast<long>(f.user_ids.size()), a.inflight, [] { return true; });
+    auto activate_s = std::chrono::duration<double>(clk::now() - t1).count();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     auto after = rss_kib();
     double per_actor = static_cast<double>(after - before) * 1024.0 / static_cast<double>(a.users);
     std::printf("{\"figure\": %.1f, \"unit\": \"bytes/actor\", \"rss_before_kib\": %ld, \"rss_after_kib\": %ld, "
-                "\"users\": %ld}\n", per_actor, before, after, a.users);
+                "\"users\": %ld, \"seed_s\": %.2f, \"activate_s\": %.2f}\n",
+                per_actor, before, after, a.users, seed_s, activate_s);
     return 0;
   }
   if (a.mode == "activations") {

@@ -1,6 +1,8 @@
 // One contract for every store adapter (SQLite and PostgreSQL): the same
 // assertions run against both (see COLONY_TEST_STORE).
+#include <pqxx/pqxx>
 #include <set>
+#include <sqlite3.h>
 
 #include "colony/v1/event.pb.h"
 #include "colony/v1/tenant.pb.h"
@@ -324,6 +326,63 @@ TEST_CASE_METHOD(fixture, "store: concurrent loads are grouped and each gets its
       CHECK(l.user_count == a.user_count);
     }
   }
+}
+
+TEST_CASE("store: a load the database does not answer in time is answered unavailable", "[store]") {
+  // PostgreSQL: a second connection holds an exclusive lock on the users, so
+  // the reader's query waits; the store answers `unavailable` after its load
+  // timeout (checked by its 1 s tick), long before the database would.
+  // SQLite (WAL): readers never wait for a writer, so a second connection
+  // holding the write lock must not delay the load at all.
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  adapters::store_options o;
+  o.spec = test::store_spec();
+  o.load_timeout = std::chrono::milliseconds(300);
+  auto store = adapters::spawn_store(sys, o);
+  struct stop_on_exit { // also when a REQUIRE throws: ~actor_system waits for the store
+    actors::store_port s;
+    ~stop_on_exit() { caf::anon_send_exit(s, caf::exit_reason::user_shutdown); }
+  } stop{store};
+  test::await_ready(sys, store);
+  caf::scoped_actor self{sys};
+  auto load = [&] {
+    loaded out;
+    out.status = store_status::error;
+    self->request(store, std::chrono::seconds(10), load_atom::value,
+                  entity_key{entity_kind::user, protocol::new_uuid_v7(), protocol::new_uuid_v7()})
+      .receive([&](loaded& l) { out = l; }, [](caf::error&) {});
+    return out;
+  };
+  bool sqlite = o.spec.starts_with("sqlite:");
+  std::unique_ptr<pqxx::connection> pg;
+  std::unique_ptr<pqxx::work> lock;
+  sqlite3* lite = nullptr;
+  if (sqlite) {
+    REQUIRE(sqlite3_open(o.spec.substr(7).c_str(), &lite) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(lite, "BEGIN IMMEDIATE; UPDATE schema_migrations SET name = name;", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+  } else {
+    pg = std::make_unique<pqxx::connection>(o.spec);
+    lock = std::make_unique<pqxx::work>(*pg);
+    lock->exec("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+  }
+  auto started = std::chrono::steady_clock::now();
+  auto out = load();
+  auto waited = std::chrono::steady_clock::now() - started;
+  if (sqlite) {
+    CHECK(out.status == store_status::not_found);
+    CHECK(waited < std::chrono::milliseconds(300));
+    sqlite3_exec(lite, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(lite);
+    return;
+  }
+  CHECK(out.status == store_status::unavailable);
+  CHECK(out.detail.find("did not answer within 300 ms") != std::string::npos);
+  CHECK(waited < std::chrono::seconds(3));
+  // Released, the store serves loads again (the stuck reader answers late and is reused).
+  lock->commit();
+  CHECK(test::eventually([&] { return load().status == store_status::not_found; }));
 }
 
 TEST_CASE_METHOD(fixture, "store: keyset pages are complete, ordered and stable while rows are added", "[store]") {

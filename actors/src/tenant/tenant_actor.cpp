@@ -301,7 +301,9 @@ caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const 
   self->state.env = env;
   detail::install_crash_handler(self);
   // Load first; commands that arrive meanwhile wait in the mailbox.
-  self->request(env->store, env->store_timeout, load_atom::value, key)
+  // No CAF timeout: the store answers every load, `unavailable` after its
+  // load timeout (a CAF request timeout would hold this actor in the clock).
+  self->request(env->store, caf::infinite, load_atom::value, key)
     .await(
       [self](loaded& l) {
         auto& st = self->state;

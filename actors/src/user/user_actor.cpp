@@ -228,7 +228,10 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
   self->state.env = env;
   detail::install_crash_handler(self);
   if (!known_new)
-    self->request(env->store, env->store_timeout, load_atom::value, key)
+    // No CAF timeout: the store answers every load, `unavailable` after its
+    // load timeout (a CAF request timeout would hold this actor in the
+    // clock for its whole duration: ~200 B per activation).
+    self->request(env->store, caf::infinite, load_atom::value, key)
       .await(
         [self](loaded& l) {
           auto& st = self->state;

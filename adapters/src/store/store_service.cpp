@@ -220,6 +220,7 @@ template <class T, class R>
 struct pending {
   T item;
   caf::typed_response_promise<R> rp;
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
 };
 
 using pending_commit = pending<change, commit_outcome>;
@@ -257,6 +258,15 @@ struct service_state {
   // batch out takes every load waiting (up to max_batch) in one query.
   std::deque<pending_load> loads;
   std::vector<bool> reader_loading;
+  // The promises of each reader's group out, and since when: a group the
+  // database has not answered within load_timeout is answered `unavailable`
+  // by the tick (the entity then answers 503), so activations need no CAF
+  // request timeout of their own (each such timeout is a clock entry holding
+  // the actor for its whole duration: ~200 B per activation, see
+  // docs/performance.md).
+  std::vector<std::vector<caf::typed_response_promise<loaded>>> reader_group;
+  std::vector<std::chrono::steady_clock::time_point> reader_since;
+  std::chrono::milliseconds load_timeout{30000};
   std::deque<pending_commit> pending;
   bool in_flight = false;
   std::size_t max_batch = 256;
@@ -297,29 +307,57 @@ void dispatch_loads(service_ptr self) {
   for (std::size_t r = 0; r < st.readers.size() && !st.loads.empty(); ++r) {
     if (st.reader_loading[r])
       continue;
-    auto group = take_group(st.loads, st.max_batch); // no structured binding: clang 14 cannot capture one
-    auto keys = std::move(group.first);
-    auto promises = std::move(group.second);
+    auto group = take_group(st.loads, st.max_batch);
     st.reader_loading[r] = true;
-    self->request(st.readers[r], caf::infinite, load_atom::value, std::move(keys))
+    st.reader_group[r] = std::move(group.second);
+    st.reader_since[r] = std::chrono::steady_clock::now();
+    self->request(st.readers[r], caf::infinite, load_atom::value, std::move(group.first))
       .then(
-        [self, r, promises](std::vector<loaded>& results) mutable {
-          self->state.reader_loading[r] = false;
-          deliver_all(promises, results, loaded{store_status::error, {}, 0, 0, "missing result"});
+        [self, r](std::vector<loaded>& results) {
+          auto& s = self->state;
+          s.reader_loading[r] = false;
+          deliver_all(s.reader_group[r], results, loaded{store_status::error, {}, 0, 0, "missing result"});
+          s.reader_group[r].clear();
           dispatch_loads(self);
         },
-        [self, r, promises](caf::error& err) mutable {
-          self->state.reader_loading[r] = false;
-          for (auto& p : promises)
+        [self, r](caf::error& err) {
+          auto& s = self->state;
+          s.reader_loading[r] = false;
+          for (auto& p : s.reader_group[r])
             p.deliver(loaded{store_status::unavailable, {}, 0, 0, caf::to_string(err)});
+          s.reader_group[r].clear();
           dispatch_loads(self);
         });
   }
 }
 
-caf::behavior service(service_ptr self, store::backend_factory factory, std::string where,
-                                  int readers, int max_batch, std::shared_ptr<runtime::metrics> metrics) {
+/// Answers `unavailable` to loads waiting longer than load_timeout, queued or
+/// out at a reader that has not answered (that reader gets no new group until
+/// it does).
+void expire_loads(service_ptr self) {
   auto& st = self->state;
+  auto cutoff = std::chrono::steady_clock::now() - st.load_timeout;
+  auto late = [&st] {
+    return loaded{store_status::unavailable, {}, 0, 0,
+                  "the store did not answer within " + std::to_string(st.load_timeout.count()) + " ms"};
+  };
+  while (!st.loads.empty() && st.loads.front().since < cutoff) {
+    st.loads.front().rp.deliver(late());
+    st.loads.pop_front();
+  }
+  for (std::size_t r = 0; r < st.readers.size(); ++r) {
+    if (!st.reader_loading[r] || st.reader_since[r] >= cutoff)
+      continue;
+    for (auto& p : st.reader_group[r])
+      p.deliver(late());
+    st.reader_group[r].clear();
+  }
+}
+
+caf::behavior service(service_ptr self, store::backend_factory factory, std::string where, int readers, int max_batch,
+                      std::chrono::milliseconds load_timeout, std::shared_ptr<runtime::metrics> metrics) {
+  auto& st = self->state;
+  st.load_timeout = load_timeout;
   st.where = std::move(where);
   st.max_batch = static_cast<std::size_t>(max_batch);
   st.metrics = std::move(metrics);
@@ -338,6 +376,8 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
   for (int i = 0; i < readers; ++i)
     st.readers.push_back(spawn_worker(false));
   st.reader_loading.assign(st.readers.size(), false);
+  st.reader_group.resize(st.readers.size());
+  st.reader_since.resize(st.readers.size());
   self->send(self, tick_atom::value);
   self->set_default_handler(caf::drop);
   self->set_error_handler([](caf::error& err) {
@@ -421,6 +461,7 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self](health_atom) -> store_health { return self->state.health; },
     [self](tick_atom) {
+      expire_loads(self);
       // Probe the writer: it reconnects (with backoff) and migrates when needed.
       self->request(self->state.writer, std::chrono::seconds(10), health_atom::value)
         .then(
@@ -477,7 +518,7 @@ actors::store_port spawn_store(caf::actor_system& sys, const store_options& opts
     factory = [dsn] { return store::make_postgres_backend(dsn); };
   }
   auto handle = sys.spawn(service, std::move(factory), describe_store(opts), std::max(1, opts.read_connections),
-                   std::max(1, opts.max_batch), opts.metrics);
+                   std::max(1, opts.max_batch), opts.load_timeout, opts.metrics);
   return caf::actor_cast<actors::store_port>(handle);
 }
 

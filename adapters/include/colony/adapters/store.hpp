@@ -9,6 +9,7 @@
 #pragma once
 
 #include <caf/fwd.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,9 @@ struct store_options {
   std::string data_dir = "./var";
   int read_connections = 2;
   int max_batch = 256;
+  // A load (activation) the database has not answered within this is
+  // answered `unavailable`; colonyd sets it to http.request-timeout.
+  std::chrono::milliseconds load_timeout{std::chrono::seconds(30)};
   std::shared_ptr<runtime::metrics> metrics; // may be null
 };
 

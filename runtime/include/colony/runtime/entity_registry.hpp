@@ -16,7 +16,8 @@
 // The registry actor is the directory's face for actors that prefer a
 // message: `(entity_key, command)` is routed and delegated (the entity
 // replies to the sender), `(stats_atom)` answers registry_stats, and
-// `(stop_atom)` ends every activation at node shutdown.
+// `(stop_atom)` ends every activation; at node shutdown stop_entity_registry()
+// does that from the caller's thread, which is much faster for many entities.
 #pragma once
 
 #include <caf/actor.hpp>
@@ -45,6 +46,10 @@ struct entity_registry {
 /// Spawns the registry; `env.registry` and `env.router` are filled in.
 [[nodiscard]] entity_registry spawn_entity_registry(caf::actor_system& sys, actors::entity_env env,
                                                     std::shared_ptr<metrics> m);
+
+/// Node shutdown: ends every activation (every commit has been answered),
+/// then the registry actor. Call it from outside the actor system.
+void stop_entity_registry(const entity_registry& r);
 
 } // namespace colony::runtime
 
