@@ -6,8 +6,9 @@
 //     flight, against bare CAF request/response between two actors, K in flight.
 //   colony-bench-actors memory --store SPEC --users N
 //     figure 5: RSS growth per activated (then idle) user actor.
-//   colony-bench-actors activations --store SPEC --users N --inflight K
-//     figure 6: activations per second of cold users (each loads from the store).
+//   colony-bench-actors activations --store SPEC --users N --inflight K [--rounds R --paced 1]
+//     figure 6: activations per second of cold users (each loads from the store),
+//     in R slices; paced, the harness runs its reference between the slices.
 #include <caf/all.hpp>
 #include <atomic>
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -40,6 +42,8 @@ struct args {
   long users = 1000;
   int inflight = 64;
   double seconds = 5;
+  int rounds = 1;
+  bool paced = false;
 };
 
 long rss_kib() {
@@ -146,7 +150,7 @@ struct fixture {
   }
 
   /// Sends GETs for users[first, first+count) with `inflight` outstanding; returns completions.
-  long gets(long count, int inflight, std::function<bool()> more) {
+  long gets(long count, int inflight, std::function<bool()> more, long first = 0) {
     long sent = 0, done = 0, failed = 0;
     auto n = static_cast<long>(user_ids.size());
     auto send_one = [&] {
@@ -154,7 +158,7 @@ struct fixture {
       cmd.what = op::get;
       // As the HTTP edge does: the directory names the live activation, the
       // command goes straight to it.
-      self->send(router->route(entity_key{entity_kind::user, tenant_id, user_ids[static_cast<std::size_t>(sent % n)]}),
+      self->send(router->route(entity_key{entity_kind::user, tenant_id, user_ids[static_cast<std::size_t>((first + sent) % n)]}),
                  std::move(cmd));
       ++sent;
     };
@@ -253,17 +257,41 @@ int run(const args& a) {
     return 0;
   }
   if (a.mode == "activations") {
+    // The users are activated in --rounds slices. With --paced, the harness
+    // drives it over stdin/stdout: "seeded" once the users are written (it
+    // lets PostgreSQL settle), then one line per slice after each "go", so
+    // that it can run its reference (pgbench -S) between the slices and both
+    // see the same share of a machine whose speed drifts.
     fixture f{sys, a};
     f.seed(a.users);
-    auto start = clk::now();
-    auto done = f.gets(static_cast<long>(f.user_ids.size()), a.inflight, [] { return true; });
-    auto secs = std::chrono::duration<double>(clk::now() - start).count();
-    std::printf("{\"figure\": %.1f, \"unit\": \"activations/s\", \"users\": %ld, \"inflight\": %d}\n",
-                static_cast<double>(done) / secs, a.users, a.inflight);
+    auto handshake = [&a](const char* line) {
+      if (!a.paced)
+        return;
+      std::printf("%s\n", line);
+      std::fflush(stdout);
+      std::string go;
+      if (!std::getline(std::cin, go))
+        throw std::runtime_error("the harness went away");
+    };
+    handshake("{\"seeded\": true}");
+    auto n = static_cast<long>(f.user_ids.size());
+    long done = 0;
+    double secs = 0;
+    for (int r = 0; r < a.rounds; ++r) {
+      long first = n * r / a.rounds, last = n * (r + 1) / a.rounds;
+      auto start = clk::now();
+      done += f.gets(last - first, a.inflight, [] { return true; }, first);
+      secs += std::chrono::duration<double>(clk::now() - start).count();
+      if (r + 1 < a.rounds)
+        handshake("{\"round\": true}");
+    }
+    std::printf("{\"figure\": %.1f, \"unit\": \"activations/s\", \"users\": %ld, \"inflight\": %d, "
+                "\"rounds\": %d, \"seconds\": %.2f}\n",
+                static_cast<double>(done) / secs, a.users, a.inflight, a.rounds, secs);
     return 0;
   }
   std::cerr << "usage: colony-bench-actors registry|memory|activations [--store S] [--data-dir D] [--users N] "
-               "[--inflight K] [--seconds S]\n";
+               "[--inflight K] [--seconds S] [--rounds R] [--paced 1]\n";
   return 2;
 }
 
@@ -281,6 +309,8 @@ int main(int argc, char** argv) {
     else if (k == "--users") a.users = std::stol(v);
     else if (k == "--inflight") a.inflight = std::stoi(v);
     else if (k == "--seconds") a.seconds = std::stod(v);
+    else if (k == "--rounds") a.rounds = std::max(1, std::stoi(v));
+    else if (k == "--paced") a.paced = v == "1";
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;
