@@ -1037,6 +1037,50 @@ class Tls(unittest.TestCase):
         self.assertIn("mismatch", r.stderr)
 
 
+class SlowEntity(unittest.TestCase):
+    """http.request-timeout for an entity that does not answer: the bridge's own deadline."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-slow-")
+        cls.node = Node(cls.dir, ["--request-timeout", "1s", "--debug.fault-injection", "true"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_an_entity_that_does_not_answer_in_time_gets_503_and_its_late_answer_is_dropped(self):
+        slug = "slow-" + uuid.uuid4().hex[:8]
+        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": slug, "name": "Slow", "plan": "free"})
+        self.assertEqual(status, 201, t)
+        status, _, u = self.node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "slow@example.com", "name": "S"})
+        self.assertEqual(status, 201, u)
+        auth = {"Authorization": "Bearer " + self.node.admin_key}
+        conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=10)
+        started = time.time()
+        conn.request("GET", f"/v1/tenants/{t['id']}/users/{u['id']}", headers=dict(auth, **{"X-Colony-Fault": "stall=2500"}))
+        resp = conn.getresponse()
+        doc = json.loads(resp.read())
+        waited = time.time() - started
+        self.assertEqual(resp.status, 503, doc)
+        self.assertTrue(doc["type"].endswith("/unavailable"), doc)
+        self.assertIn("did not answer in time", doc["detail"])
+        self.assertGreater(waited, 0.9)
+        self.assertLess(waited, 2.0)  # the bridge's deadline, not the entity's 2.5 s
+        time.sleep(2.0)  # the entity answers meanwhile; that answer must not reach this connection
+        conn.request("GET", "/livez", headers=auth)
+        resp = conn.getresponse()
+        body = resp.read()
+        self.assertEqual(resp.status, 200, body)
+        self.assertNotIn(b"slow@example.com", body)  # a late user answer written here would be read as this one
+        conn.request("GET", f"/v1/tenants/{t['id']}/users/{u['id']}", headers=auth)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        self.assertEqual((resp.status, body["id"]), (200, u["id"]))
+        conn.close()
+
+
 class SlowAndManyClients(unittest.TestCase):
     """http.read-timeout, http.idle-timeout and http.max-connections, on a node of their own."""
 

@@ -3,6 +3,7 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <thread>
 
 namespace colony::actors {
 namespace {
@@ -178,6 +179,8 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
   auto& st = self->state;
   if (cmd.inject_crash && st.env->fault_injection)
     throw std::runtime_error("fault injection: crash requested for " + st.key.str());
+  if (cmd.inject_stall_ms > 0 && st.env->fault_injection) // an entity that does not answer in time
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(cmd.inject_stall_ms, 10'000)));
   if (st.load_failed)
     return entity_reply::fail(fail(errc::unavailable, "the user could not be loaded; retry later"));
   auto now = protocol::now_us();

@@ -60,15 +60,6 @@ constexpr std::string_view problem_base = "https://colony.dev/problems/";
 // such bytes become U+FFFD instead of making the JSON encoder throw.
 constexpr auto replace_invalid = nlohmann::json::error_handler_t::replace;
 
-// The index argument is not used; CAF 0.17 spawns a function actor without
-// arguments by dereferencing a null std::shared_ptr<std::tuple<>> (harmless,
-// but undefined behaviour that UBSan rightly reports), so every spawned
-// function here takes at least one.
-caf::behavior bridge(caf::event_based_actor* self, int /*index*/) {
-  self->set_default_handler(caf::drop);
-  return {[self](bridge_job& job) { job.run(self); }};
-}
-
 std::string pct_decode(std::string_view s, bool plus_is_space) {
   std::string out;
   out.reserve(s.size());
@@ -149,6 +140,75 @@ struct call {
     done(std::move(r));
   }
 };
+
+/// A bridge runs jobs for the Asio threads and keeps the deadlines of the
+/// entity commands it sent. Commands go without a CAF request timeout: in
+/// CAF 0.17 each one is an entry in the clock's maps, taken under the
+/// clock's mutex, that outlives the answer and comes back as a stale timeout
+/// message when it expires (a clock insertion and an extra message per
+/// request). The bridge instead keeps its waiting calls in a map and looks
+/// at them every quarter of the timeout (at most 250 ms); a call past its
+/// deadline is answered 503 and its late answer, if any, is dropped.
+struct bridge_state {
+  struct waiting {
+    std::chrono::steady_clock::time_point deadline;
+    std::shared_ptr<call> c;
+  };
+  std::unordered_map<std::uint64_t, waiting> calls;
+  std::uint64_t next_id = 0;
+  bool ticking = false;
+  std::chrono::milliseconds period{250};
+  static inline const char* name = "colony.http.bridge";
+};
+using bridge_actor = caf::stateful_actor<bridge_state>;
+
+/// Registers `c` until its answer or its deadline; returns the id to forget it by.
+std::uint64_t watch(bridge_actor* self, const std::shared_ptr<call>& c, std::chrono::milliseconds timeout) {
+  auto& st = self->state;
+  auto id = st.next_id++;
+  st.calls.emplace(id, bridge_state::waiting{std::chrono::steady_clock::now() + timeout, c});
+  if (!st.ticking) {
+    st.ticking = true;
+    st.period = std::clamp(timeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+    self->delayed_send(self, st.period, tick_atom::value);
+  }
+  return id;
+}
+
+/// True if the call was still waiting (its answer is due now), false if its
+/// deadline already answered it.
+bool unwatch(bridge_actor* self, std::uint64_t id) {
+  return self->state.calls.erase(id) > 0;
+}
+
+// The index argument is not used; CAF 0.17 spawns a function actor without
+// arguments by dereferencing a null std::shared_ptr<std::tuple<>> (harmless,
+// but undefined behaviour that UBSan rightly reports), so every spawned
+// function here takes at least one.
+caf::behavior bridge(bridge_actor* self, int /*index*/) {
+  self->set_default_handler(caf::drop);
+  return {
+    [self](bridge_job& job) { job.run(self); },
+    [self](tick_atom) {
+      auto& st = self->state;
+      auto now = std::chrono::steady_clock::now();
+      std::vector<std::shared_ptr<call>> late;
+      for (auto it = st.calls.begin(); it != st.calls.end();) {
+        if (it->second.deadline <= now) {
+          late.push_back(std::move(it->second.c));
+          it = st.calls.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto& c : late)
+        c->respond(api::failure_response(failure_from(caf::sec::request_timeout), c->req.request_id));
+      st.ticking = !st.calls.empty();
+      if (st.ticking)
+        self->delayed_send(self, st.period, tick_atom::value);
+    },
+  };
+}
 
 } // namespace
 
@@ -287,6 +347,8 @@ struct api::impl {
       cmd.meta.client = c->req.client_addr;
     }
     cmd.inject_crash = opts.fault_injection && c->req.fault == "crash";
+    if (opts.fault_injection && c->req.fault.starts_with("stall="))
+      cmd.inject_stall_ms = std::atoi(c->req.fault.c_str() + 6);
     auto timeout = opts.request_timeout;
     post([c, key = std::move(key), cmd = std::move(cmd), ok = std::move(ok), timeout,
           entities = ctx.entities](caf::event_based_actor* self) mutable {
@@ -295,15 +357,22 @@ struct api::impl {
         c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"), c->req.request_id));
         return;
       }
-      self->request(target, timeout, std::move(cmd))
+      auto* b = static_cast<bridge_actor*>(self); // jobs run only in bridges
+      auto id = watch(b, c, timeout);
+      self->request(target, caf::infinite, std::move(cmd))
         .then(
-          [c, ok](entity_reply& r) {
+          [b, id, c, ok](entity_reply& r) {
+            if (!unwatch(b, id))
+              return;
             if (r.error)
               c->respond(api::failure_response(*r.error, c->req.request_id));
             else
               c->respond(ok(r));
           },
-          [c](caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); });
+          [b, id, c](caf::error& err) {
+            if (unwatch(b, id))
+              c->respond(api::failure_response(failure_from(err), c->req.request_id));
+          });
     });
   }
 

@@ -73,6 +73,7 @@ struct command {
   bool new_id = false; // user_id was just minted here (UUIDv7): a creation with nothing to load first
   request_meta meta;
   bool inject_crash = false; // fault injection (enabled by configuration only)
+  std::int32_t inject_stall_ms = 0; // fault injection: a user entity blocks this long before handling (tests only)
 };
 
 struct entity_reply {
