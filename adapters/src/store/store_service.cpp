@@ -1,4 +1,5 @@
 #include <caf/all.hpp>
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -17,6 +18,10 @@ using store::backend;
 using store::unavailable_error;
 
 using batch_result = std::vector<commit_outcome>;
+
+// The service's own clock for load deadlines, apart from the health tick
+// (which waits for the writer, and a stuck writer would hold it up).
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 
 // A worker owns one connection. The writer also takes whole batches.
@@ -260,7 +265,7 @@ struct service_state {
   std::vector<bool> reader_loading;
   // The promises of each reader's group out, and since when: a group the
   // database has not answered within load_timeout is answered `unavailable`
-  // by the tick (the entity then answers 503), so activations need no CAF
+  // by expire_atom (the entity then answers 503), so activations need no CAF
   // request timeout of their own (each such timeout is a clock entry holding
   // the actor for its whole duration: ~200 B per activation, see
   // docs/performance.md).
@@ -379,6 +384,8 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
   st.reader_group.resize(st.readers.size());
   st.reader_since.resize(st.readers.size());
   self->send(self, tick_atom::value);
+  auto expire_period = std::clamp(load_timeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  self->delayed_send(self, expire_period, expire_atom::value);
   self->set_default_handler(caf::drop);
   self->set_error_handler([](caf::error& err) {
     log::warn("store: error message ignored", {{"error", caf::to_string(err)}});
@@ -460,8 +467,11 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
       return self->delegate(self->state.writer, timer_retry_atom::value, std::move(id), due, attempts);
     },
     [self](health_atom) -> store_health { return self->state.health; },
-    [self](tick_atom) {
+    [self, expire_period](expire_atom) {
       expire_loads(self);
+      self->delayed_send(self, expire_period, expire_atom::value);
+    },
+    [self](tick_atom) {
       // Probe the writer: it reconnects (with backoff) and migrates when needed.
       self->request(self->state.writer, std::chrono::seconds(10), health_atom::value)
         .then(
