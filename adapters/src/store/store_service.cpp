@@ -225,7 +225,7 @@ template <class T, class R>
 struct pending {
   T item;
   caf::typed_response_promise<R> rp;
-  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point since{}; // set for loads only (their deadline)
 };
 
 using pending_commit = pending<change, commit_outcome>;
@@ -262,15 +262,18 @@ struct service_state {
   // Loads (activations) are grouped like commits: a reader with no load
   // batch out takes every load waiting (up to max_batch) in one query.
   std::deque<pending_load> loads;
-  std::vector<bool> reader_loading;
   // The promises of each reader's group out, and since when: a group the
   // database has not answered within load_timeout is answered `unavailable`
   // by expire_atom (the entity then answers 503), so activations need no CAF
   // request timeout of their own (each such timeout is a clock entry holding
   // the actor for its whole duration: ~200 B per activation, see
   // docs/performance.md).
-  std::vector<std::vector<caf::typed_response_promise<loaded>>> reader_group;
-  std::vector<std::chrono::steady_clock::time_point> reader_since;
+  struct reader_load {
+    bool out = false; // a group is at the reader (until it answers, even if expired)
+    std::vector<caf::typed_response_promise<loaded>> promises;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<reader_load> reader_loads; // one per reader
   std::chrono::milliseconds load_timeout{30000};
   std::deque<pending_commit> pending;
   bool in_flight = false;
@@ -310,27 +313,30 @@ void flush(service_ptr self) {
 void dispatch_loads(service_ptr self) {
   auto& st = self->state;
   for (std::size_t r = 0; r < st.readers.size() && !st.loads.empty(); ++r) {
-    if (st.reader_loading[r])
+    auto& rl = st.reader_loads[r];
+    if (rl.out)
       continue;
     auto group = take_group(st.loads, st.max_batch);
-    st.reader_loading[r] = true;
-    st.reader_group[r] = std::move(group.second);
-    st.reader_since[r] = std::chrono::steady_clock::now();
+    rl.out = true;
+    rl.promises = std::move(group.second);
+    rl.since = std::chrono::steady_clock::now();
     self->request(st.readers[r], caf::infinite, load_atom::value, std::move(group.first))
       .then(
         [self, r](std::vector<loaded>& results) {
           auto& s = self->state;
-          s.reader_loading[r] = false;
-          deliver_all(s.reader_group[r], results, loaded{store_status::error, {}, 0, 0, "missing result"});
-          s.reader_group[r].clear();
+          auto& done = s.reader_loads[r];
+          done.out = false;
+          deliver_all(done.promises, results, loaded{store_status::error, {}, 0, 0, "missing result"});
+          done.promises.clear();
           dispatch_loads(self);
         },
         [self, r](caf::error& err) {
           auto& s = self->state;
-          s.reader_loading[r] = false;
-          for (auto& p : s.reader_group[r])
+          auto& done = s.reader_loads[r];
+          done.out = false;
+          for (auto& p : done.promises)
             p.deliver(loaded{store_status::unavailable, {}, 0, 0, caf::to_string(err)});
-          s.reader_group[r].clear();
+          done.promises.clear();
           dispatch_loads(self);
         });
   }
@@ -350,12 +356,12 @@ void expire_loads(service_ptr self) {
     st.loads.front().rp.deliver(late());
     st.loads.pop_front();
   }
-  for (std::size_t r = 0; r < st.readers.size(); ++r) {
-    if (!st.reader_loading[r] || st.reader_since[r] >= cutoff)
+  for (auto& rl : st.reader_loads) {
+    if (!rl.out || rl.since >= cutoff)
       continue;
-    for (auto& p : st.reader_group[r])
+    for (auto& p : rl.promises)
       p.deliver(late());
-    st.reader_group[r].clear();
+    rl.promises.clear();
   }
 }
 
@@ -380,9 +386,7 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
   st.writer = spawn_worker(true);
   for (int i = 0; i < readers; ++i)
     st.readers.push_back(spawn_worker(false));
-  st.reader_loading.assign(st.readers.size(), false);
-  st.reader_group.resize(st.readers.size());
-  st.reader_since.resize(st.readers.size());
+  st.reader_loads.resize(st.readers.size());
   self->send(self, tick_atom::value);
   auto expire_period = std::clamp(load_timeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
   self->delayed_send(self, expire_period, expire_atom::value);
@@ -397,7 +401,7 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
   return {
     [self](load_atom, entity_key& key) -> caf::result<loaded> {
       auto rp = self->make_response_promise<loaded>();
-      self->state.loads.push_back(pending_load{std::move(key), rp});
+      self->state.loads.push_back(pending_load{std::move(key), rp, std::chrono::steady_clock::now()});
       dispatch_loads(self);
       return rp;
     },
