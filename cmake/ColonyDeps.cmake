@@ -20,3 +20,21 @@ set_target_properties(caf::core PROPERTIES IMPORTED_LOCATION ${CAF_CORE_LIB}
 add_library(caf::io UNKNOWN IMPORTED)
 set_target_properties(caf::io PROPERTIES IMPORTED_LOCATION ${CAF_IO_LIB}
   INTERFACE_LINK_LIBRARIES caf::core)
+
+# The node's allocator. glibc malloc took ~28% of colonyd's CPU under a GET
+# load (buffers allocated on an Asio thread are freed on a CAF worker and the
+# other way round); jemalloc's thread caches make that cheap (measured in
+# docs/performance.md). Sanitizer and fuzz builds keep the C library's
+# malloc, which ASan replaces with its own.
+if(COLONY_SANITIZE OR COLONY_FUZZ)
+  set(_colony_jemalloc_default OFF)
+else()
+  set(_colony_jemalloc_default ON)
+endif()
+option(COLONY_JEMALLOC "Link colonyd and the benchmark with jemalloc" ${_colony_jemalloc_default})
+add_library(colony_allocator INTERFACE)
+if(COLONY_JEMALLOC)
+  pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)
+  target_link_libraries(colony_allocator INTERFACE PkgConfig::JEMALLOC)
+  target_compile_definitions(colony_allocator INTERFACE COLONY_JEMALLOC=1)
+endif()

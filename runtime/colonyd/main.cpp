@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <iostream>
 #include <pthread.h>
+#ifdef COLONY_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "colony/adapters/auth.hpp"
 #include "colony/adapters/http.hpp"
@@ -30,6 +33,19 @@
 using namespace colony;
 
 namespace {
+
+/// The malloc this binary runs on (jemalloc unless built with sanitizers).
+std::string allocator() {
+#ifdef COLONY_JEMALLOC
+  const char* version = nullptr;
+  std::size_t len = sizeof(version);
+  if (mallctl("version", static_cast<void*>(&version), &len, nullptr, 0) == 0 && version != nullptr)
+    return std::string{"jemalloc "} + version;
+  return "jemalloc";
+#else
+  return "libc malloc";
+#endif
+}
 
 log::level level_of(const std::string& s) {
   if (s == "trace") return log::level::trace;
@@ -126,6 +142,7 @@ int main(int argc, char** argv, char** envp) {
   sopts.max_batch = cfg.store_max_batch;
   sopts.load_timeout = cfg.request_timeout;
   log::info("colonyd starting", {{"version", COLONY_VERSION},
+                                 {"allocator", allocator()},
                                  {"store", adapters::describe_store(sopts)},
                                  {"listen", cfg.listen},
                                  {"data_dir", cfg.data_dir},

@@ -224,7 +224,8 @@ def machine():
             "kernel": platform.release(),
             "versions": {"nginx": version(["nginx", "-v"]), "wrk": version(["wrk", "-v"]),
                          "postgresql": version([f"{PGBIN}/postgres", "--version"]),
-                         "caf": version(["dpkg-query", "-W", "-f=${Version}", "libcaf-dev"])}}
+                         "caf": version(["dpkg-query", "-W", "-f=${Version}", "libcaf-dev"]),
+                         "jemalloc": version(["dpkg-query", "-W", "-f=${Version}", "libjemalloc2"])}}
 
 
 def main():
@@ -361,15 +362,17 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     results.sort(key=lambda r: r["figure_no"])
+    linked = subprocess.run(["ldd", colonyd], capture_output=True, text=True).stdout
+    allocator = "jemalloc" if "libjemalloc" in linked else "libc malloc"
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
-              "build_type": a.build_type, "smoke": a.smoke,
+              "build_type": a.build_type, "allocator": allocator, "smoke": a.smoke,
               "settings": {"seconds": a.seconds, "connections": a.connections, "users": a.users},
               "results": results}
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(report, f, indent=2)
     fmt = lambda v: "-" if v is None else (f"{v:,.1f}" if isinstance(v, float) else str(v))
     print(f"machine: {report['machine']['cores']} cores, {report['machine']['cpu']}, "
-          f"{report['machine']['memory_gib']} GiB; build {a.build_type}{' (smoke)' if a.smoke else ''}")
+          f"{report['machine']['memory_gib']} GiB; build {a.build_type}, {allocator}{' (smoke)' if a.smoke else ''}")
     print(f"{'#':>2}  {'figure':<52} {'value':>12} {'reference':>12} {'ratio':>7}  {'unit':<12} {'target':<28} met")
     for r in results:
         met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
