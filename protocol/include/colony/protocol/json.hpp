@@ -23,10 +23,12 @@ struct field_error {
 
 /// Serializes `msg` as JSON (all scalar fields printed, lowerCamelCase names).
 [[nodiscard]] std::string to_json(const google::protobuf::Message& msg);
-/// The same JSON straight from the binary encoding of a message of
-/// `full_name` (e.g. "colony.v1.User"), without building the message
-/// (to_json itself serializes first and converts these bytes).
+/// The same JSON from the binary encoding of a message of `full_name`
+/// (e.g. "colony.v1.User").
 [[nodiscard]] std::string bytes_to_json(std::string_view full_name, const std::string& bytes);
+/// The same JSON written by protobuf's own printer (util::BinaryToJsonString
+/// of the deterministic encoding): the reference the tests hold to_json to.
+[[nodiscard]] std::string protobuf_json(const google::protobuf::Message& msg);
 
 /// Parses `json` into `msg` (cleared first). Unknown fields and wrong types are
 /// errors. Returns the error, or nothing on success.
