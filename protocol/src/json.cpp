@@ -10,6 +10,7 @@
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/reflection.h>
 #include <google/protobuf/struct.pb.h>
+#include <google/protobuf/timestamp.pb.h>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -97,6 +98,18 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
   std::size_t i = 0;
   while (i < s.size()) {
+    // A run of ASCII that needs no escape is appended at once.
+    std::size_t j = i;
+    while (j < s.size()) {
+      auto b = static_cast<unsigned char>(s[j]);
+      if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\' || b == '<' || b == '>')
+        break;
+      ++j;
+    }
+    out.append(s.data() + i, j - i);
+    i = j;
+    if (i == s.size())
+      break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
@@ -169,29 +182,54 @@ bool append_float(std::string& out, float v) {
 }
 
 /// RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits.
-bool append_timestamp(std::string& out, const pb::Message& m) {
-  const auto* d = m.GetDescriptor();
-  const auto* r = m.GetReflection();
-  auto seconds = r->GetInt64(m, d->FindFieldByNumber(1));
-  auto nanos = r->GetInt32(m, d->FindFieldByNumber(2));
+/// `width` decimal digits of `v`, zero-padded.
+void append_digits(std::string& out, std::int64_t v, int width) {
+  char buf[20];
+  for (int i = width - 1; i >= 0; --i, v /= 10)
+    buf[i] = static_cast<char>('0' + v % 10);
+  out.append(buf, static_cast<std::size_t>(width));
+}
+
+/// RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits. The date comes from
+/// the days since the epoch (the civil-from-days algorithm of H. Hinnant's
+/// "chrono-compatible low-level date algorithms"): no gmtime_r, no printf.
+bool append_timestamp(std::string& out, const pb::Timestamp& t) {
+  auto seconds = t.seconds();
+  auto nanos = t.nanos();
   // 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z
   if (seconds < -62135596800 || seconds > 253402300799 || nanos < 0 || nanos > 999999999)
     return false;
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec);
-  out += buf;
+  auto days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400;
+  auto secs = seconds - days * 86400;
+  auto z = days + 719468;
+  auto era = (z >= 0 ? z : z - 146096) / 146097;
+  auto doe = z - era * 146097;                                  // [0, 146096]
+  auto yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; // [0, 399]
+  auto doy = doe - (365 * yoe + yoe / 4 - yoe / 100);           // [0, 365]
+  auto mp = (5 * doy + 2) / 153;                                // [0, 11]
+  auto day = doy - (153 * mp + 2) / 5 + 1;                      // [1, 31]
+  auto month = mp < 10 ? mp + 3 : mp - 9;                       // [1, 12]
+  auto year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  out += '"';
+  append_digits(out, year, 4);
+  out += '-';
+  append_digits(out, month, 2);
+  out += '-';
+  append_digits(out, day, 2);
+  out += 'T';
+  append_digits(out, secs / 3600, 2);
+  out += ':';
+  append_digits(out, secs / 60 % 60, 2);
+  out += ':';
+  append_digits(out, secs % 60, 2);
   if (nanos != 0) {
+    out += '.';
     if (nanos % 1000000 == 0)
-      std::snprintf(buf, sizeof buf, ".%03d", nanos / 1000000);
+      append_digits(out, nanos / 1000000, 3);
     else if (nanos % 1000 == 0)
-      std::snprintf(buf, sizeof buf, ".%06d", nanos / 1000);
+      append_digits(out, nanos / 1000, 6);
     else
-      std::snprintf(buf, sizeof buf, ".%09d", nanos);
-    out += buf;
+      append_digits(out, nanos, 9);
   }
   out += "Z\"";
   return true;
@@ -321,13 +359,13 @@ bool append_field_value(std::string& out, const pb::Message& m, const FD* f, int
     }
     case FD::CPPTYPE_MESSAGE: {
       const auto& sub = rep ? r->GetRepeatedMessage(m, f, index) : r->GetMessage(m, f);
-      const auto& name = sub.GetDescriptor()->full_name();
-      if (name == "google.protobuf.Timestamp")
-        return append_timestamp(out, sub);
+      if (const auto* t = dynamic_cast<const pb::Timestamp*>(&sub))
+        return append_timestamp(out, *t);
       if (const auto* st = dynamic_cast<const pb::Struct*>(&sub))
         return append_struct(out, *st);
       if (const auto* v = dynamic_cast<const pb::Value*>(&sub))
         return append_value(out, *v);
+      const auto& name = sub.GetDescriptor()->full_name();
       if (name.rfind("google.protobuf.", 0) == 0)
         return false; // Any, Duration, wrappers, FieldMask, Empty: protobuf's printer
       return append_message(out, sub);
@@ -430,11 +468,21 @@ std::string to_json(const google::protobuf::Message& msg) {
 }
 
 std::string bytes_to_json(std::string_view full_name, const std::string& bytes) {
-  const auto* d = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(std::string{full_name});
-  if (d == nullptr)
-    return "{}";
-  std::unique_ptr<pb::Message> msg{pb::MessageFactory::generated_factory()->GetPrototype(d)->New()};
-  if (!msg->ParseFromString(bytes))
+  // One message per type and thread, parsed into again and again: its
+  // strings keep their capacity, so a read allocates little besides the answer.
+  thread_local std::vector<std::pair<std::string, std::unique_ptr<pb::Message>>> scratch;
+  pb::Message* msg = nullptr;
+  for (auto& [name, m] : scratch)
+    if (name == full_name)
+      msg = m.get();
+  if (msg == nullptr) {
+    const auto* d = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(std::string{full_name});
+    if (d == nullptr)
+      return "{}";
+    scratch.emplace_back(std::string{full_name}, pb::MessageFactory::generated_factory()->GetPrototype(d)->New());
+    msg = scratch.back().second.get();
+  }
+  if (!msg->ParseFromString(bytes)) // clears first
     return converter_json(full_name, bytes);
   return to_json(*msg);
 }

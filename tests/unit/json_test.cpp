@@ -243,6 +243,23 @@ TEST_CASE("json printer: numbers in attributes as protobuf prints them") {
   }
 }
 
+TEST_CASE("json printer: timestamps at the edges of the calendar as protobuf prints them") {
+  v1::User u;
+  for (std::int64_t s : {-62135596800LL, -62135596799LL, -86401LL, -86400LL, -1LL, 0LL, 1LL, 68169600LL, 951782400LL,
+                         951868799LL, 4107542400LL, 253402300799LL})
+    for (int nanos : {0, 1, 999, 1000, 120000000, 999999999}) {
+      u.mutable_created_at()->set_seconds(s);
+      u.mutable_created_at()->set_nanos(nanos);
+      INFO(s << " s " << nanos << " ns");
+      CHECK(protocol::to_json(u) == protocol::protobuf_json(u));
+    }
+  std::mt19937_64 rng{11};
+  for (int i = 0; i < 20000; ++i) {
+    fill_timestamp(*u.mutable_updated_at(), rng);
+    REQUIRE(protocol::to_json(u) == protocol::protobuf_json(u));
+  }
+}
+
 TEST_CASE("json printer: what it does not print itself is left to protobuf's printer") {
   v1::User u;
   u.set_name("n");
