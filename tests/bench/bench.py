@@ -141,6 +141,18 @@ def wrk(url, seconds, connections, script=None, key=None):
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(0) if errors else ""}
 
 
+def merge_runs(runs):
+    """One figure from wrk runs of equal length: the mean rate, and the worst
+    p50 and p99 of the slices (percentiles of slices do not average)."""
+    def worst(k):
+        vals = [r[k] for r in runs if r[k] is not None]
+        return max(vals) if vals else None
+    return {"rate": sum(r["rate"] for r in runs) / len(runs), "p50_ms": worst("p50_ms"), "p99_ms": worst("p99_ms"),
+            "requests": sum(r["requests"] for r in runs), "non2xx": sum(r["non2xx"] for r in runs),
+            "socket_errors": "; ".join(r["socket_errors"] for r in runs if r["socket_errors"]),
+            "slices": [{"rate": r["rate"], "p99_ms": r["p99_ms"]} for r in runs]}
+
+
 def lua(workdir, name, text):
     path = os.path.join(workdir, name)
     with open(path, "w") as f:
@@ -270,8 +282,14 @@ def main():
         ngx = Nginx(work, body)
         started.append(ngx)
         wrk(url, 1, a.connections, key=node.key)  # warm-up
-        g = wrk(url, a.seconds, a.connections, key=node.key)
-        n = wrk(ngx.url, a.seconds, a.connections)
+        # The node and nginx alternate in four slices (as figures 4 and 6 do),
+        # so that both see the same share of a VM whose speed drifts.
+        rounds = 4 if a.seconds >= 8 else 1
+        g_runs, n_runs = [], []
+        for _ in range(rounds):
+            g_runs.append(wrk(url, a.seconds / rounds, a.connections, key=node.key))
+            n_runs.append(wrk(ngx.url, a.seconds / rounds, a.connections))
+        g, n = merge_runs(g_runs), merge_runs(n_runs)
         add(1, "GET one user (live actor), wrk", g["rate"], n["rate"], "req/s", ">= 0.5x nginx; p99 <= 5 ms",
             g["rate"] >= 0.5 * n["rate"] and g["p99_ms"] is not None and g["p99_ms"] <= 5,
             {"colony": g, "nginx": n, "body_bytes": len(body)})
