@@ -445,15 +445,6 @@ std::string converter_json(std::string_view full_name, const std::string& bytes)
   return out;
 }
 
-std::string deterministic_bytes(const google::protobuf::Message& msg) {
-  std::string bytes;
-  google::protobuf::io::StringOutputStream sink{&bytes};
-  google::protobuf::io::CodedOutputStream cos{&sink};
-  cos.SetSerializationDeterministic(true);
-  msg.SerializeToCodedStream(&cos);
-  return bytes;
-}
-
 } // namespace
 
 std::string to_json(const google::protobuf::Message& msg) {
@@ -482,6 +473,15 @@ std::string bytes_to_json(std::string_view full_name, const std::string& bytes) 
   if (!msg->ParseFromString(bytes)) // clears first
     return converter_json(full_name, bytes);
   return to_json(*msg);
+}
+
+std::string deterministic_bytes(const google::protobuf::Message& msg) {
+  std::string bytes;
+  google::protobuf::io::StringOutputStream sink{&bytes};
+  google::protobuf::io::CodedOutputStream cos{&sink};
+  cos.SetSerializationDeterministic(true);
+  msg.SerializeToCodedStream(&cos);
+  return bytes;
 }
 
 std::string protobuf_json(const google::protobuf::Message& msg) {

@@ -6,8 +6,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <limits>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
@@ -153,17 +151,6 @@ void fill(pb::Message& m, std::mt19937_64& rng, int depth) {
   }
 }
 
-std::string deterministic(const pb::Message& m) {
-  std::string bytes;
-  {
-    pb::io::StringOutputStream sink{&bytes};
-    pb::io::CodedOutputStream cos{&sink};
-    cos.SetSerializationDeterministic(true);
-    m.SerializeToCodedStream(&cos);
-  }
-  return bytes;
-}
-
 } // namespace
 
 TEST_CASE("json printer: every colony.v1 message type, empty and randomly filled, as protobuf prints it") {
@@ -180,7 +167,7 @@ TEST_CASE("json printer: every colony.v1 message type, empty and randomly filled
       auto expected = protocol::protobuf_json(*m);
       INFO(m->DebugString());
       REQUIRE(protocol::to_json(*m) == expected);
-      REQUIRE(protocol::bytes_to_json(d->full_name(), deterministic(*m)) == expected);
+      REQUIRE(protocol::bytes_to_json(d->full_name(), protocol::deterministic_bytes(*m)) == expected);
     }
   }
 }

@@ -1,5 +1,6 @@
 #include "../entity_common.hpp"
 #include "colony/actors/user/user_model.hpp"
+#include "colony/protocol/json.hpp"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -65,14 +66,7 @@ std::shared_ptr<const std::string> full_bytes(const user_state& st) {
 std::string compact(v1::User u) {
   u.clear_id();
   u.clear_tenant_id();
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream sink{&out};
-    google::protobuf::io::CodedOutputStream cos{&sink};
-    cos.SetSerializationDeterministic(true);
-    u.SerializeToCodedStream(&cos);
-  }
-  return out;
+  return protocol::deterministic_bytes(u);
 }
 
 entity_row row_of(const v1::User& u) {

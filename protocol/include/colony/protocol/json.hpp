@@ -26,6 +26,9 @@ struct field_error {
 /// The same JSON from the binary encoding of a message of `full_name`
 /// (e.g. "colony.v1.User").
 [[nodiscard]] std::string bytes_to_json(std::string_view full_name, const std::string& bytes);
+/// The deterministic binary encoding of `msg` (map keys sorted): what the
+/// store keeps, so that reads and writes render identical JSON.
+[[nodiscard]] std::string deterministic_bytes(const google::protobuf::Message& msg);
 /// The same JSON written by protobuf's own printer (util::BinaryToJsonString
 /// of the deterministic encoding): the reference the tests hold to_json to.
 [[nodiscard]] std::string protobuf_json(const google::protobuf::Message& msg);
