@@ -450,7 +450,18 @@ std::string converter_json(std::string_view full_name, const std::string& bytes)
 std::string to_json(const google::protobuf::Message& msg) {
   std::string out;
   out.reserve(256);
-  if (append_message(out, msg))
+  // A well-known type has its own JSON form at the top level too (a Struct
+  // is the object itself, not {"fields": ...}).
+  bool ok = false;
+  if (const auto* st = dynamic_cast<const pb::Struct*>(&msg))
+    ok = append_struct(out, *st);
+  else if (const auto* v = dynamic_cast<const pb::Value*>(&msg))
+    ok = append_value(out, *v);
+  else if (const auto* t = dynamic_cast<const pb::Timestamp*>(&msg))
+    ok = append_timestamp(out, *t);
+  else if (msg.GetDescriptor()->full_name().rfind("google.protobuf.", 0) != 0)
+    ok = append_message(out, msg);
+  if (ok)
     return out;
   return converter_json(msg.GetDescriptor()->full_name(), deterministic_bytes(msg));
 }

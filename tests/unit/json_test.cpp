@@ -172,6 +172,26 @@ TEST_CASE("json printer: every colony.v1 message type, empty and randomly filled
   }
 }
 
+TEST_CASE("json printer: well-known types at the top level as protobuf prints them") {
+  std::mt19937_64 rng{3};
+  for (int round = 0; round < 300; ++round) {
+    pb::Value v;
+    fill_value(v, rng, 0);
+    REQUIRE(protocol::to_json(v) == protocol::protobuf_json(v));
+    if (v.has_struct_value())
+      REQUIRE(protocol::to_json(v.struct_value()) == protocol::protobuf_json(v.struct_value()));
+    if (v.has_list_value())
+      REQUIRE(protocol::to_json(v.list_value()) == protocol::protobuf_json(v.list_value()));
+    pb::Timestamp t;
+    fill_timestamp(t, rng);
+    REQUIRE(protocol::to_json(t) == protocol::protobuf_json(t));
+  }
+  pb::Struct patch; // what a Kafka updateUser command carries
+  (*patch.mutable_fields())["name"].set_string_value("Kafka");
+  CHECK(protocol::to_json(patch) == R"({"name":"Kafka"})");
+  CHECK(protocol::to_json(patch) == protocol::protobuf_json(patch));
+}
+
 TEST_CASE("json printer: every Unicode scalar value is escaped as protobuf escapes it") {
   auto utf8 = [](std::uint32_t cp) {
     std::string text;
