@@ -1081,6 +1081,33 @@ class SlowEntity(unittest.TestCase):
         conn.close()
 
 
+class ShutdownWithARequestHeld(unittest.TestCase):
+    """SIGTERM while an entity still holds a request past the shutdown timeout:
+    the node exits 0 and in time. The actor side then still owns that
+    connection when the HTTP server stops (under AddressSanitizer, releasing
+    it after the io_context was gone was a heap-use-after-free)."""
+
+    def test_sigterm_with_a_request_held_by_a_stalled_entity_exits_cleanly(self):
+        d = tempfile.mkdtemp(prefix="colony-e2e-held-")
+        try:
+            node = Node(d, ["--request-timeout", "10s", "--shutdown-timeout", "300ms", "--debug.fault-injection", "true"])
+            status, _, t = node.json("POST", "/v1/tenants", {"slug": "held-" + uuid.uuid4().hex[:8], "name": "H"})
+            self.assertEqual(status, 201, t)
+            status, _, u = node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "held@example.com", "name": "H"})
+            self.assertEqual(status, 201, u)
+            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
+            conn.request("GET", f"/v1/tenants/{t['id']}/users/{u['id']}",
+                         headers={"Authorization": "Bearer " + node.admin_key, "X-Colony-Fault": "stall=1500"})
+            time.sleep(0.3)  # the entity is stalled with the request in hand
+            code, took = node.stop()
+            conn.close()
+            self.assertEqual(code, 0, node.logs()[-4000:])
+            self.assertLess(took, 8.0)
+            self.assertIn("requests still in flight at the shutdown deadline", node.logs())
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class SlowAndManyClients(unittest.TestCase):
     """http.read-timeout, http.idle-timeout and http.max-connections, on a node of their own."""
 

@@ -2070,6 +2070,25 @@ void api::flush(std::chrono::milliseconds timeout) {
   impl_->audit->flush_now(timeout);
 }
 
+void api::stop(std::chrono::milliseconds timeout) {
+  auto& bridges = impl_->bridges;
+  if (bridges.empty())
+    return;
+  caf::scoped_actor waiter{impl_->sys};
+  for (auto& b : bridges) {
+    waiter->monitor(b);
+    waiter->send_exit(b, caf::exit_reason::user_shutdown);
+  }
+  std::size_t down = 0;
+  bool late = false;
+  waiter->receive_while([&] { return down < bridges.size() && !late; })(
+    [&](caf::down_msg&) { ++down; },
+    caf::after(timeout) >> [&] { late = true; });
+  if (late)
+    log::warn("HTTP bridges did not stop in time", {{"stopped", static_cast<int>(down)},
+                                                    {"bridges", static_cast<int>(bridges.size())}});
+}
+
 namespace {
 
 bool origin_allowed(const std::vector<std::string>& allowed, const std::string& origin) {

@@ -53,6 +53,11 @@ public:
   void set_draining() { draining_ = true; }
   /// Stores the metered API calls and the audit records not yet written (at shutdown).
   void flush(std::chrono::milliseconds timeout);
+  /// Ends the bridge actors and waits (at most `timeout`) until they are
+  /// gone: a call they still hold owns its connection, whose last release
+  /// must happen while the server's io_context exists (at shutdown, after
+  /// the io threads have stopped and before the io_context is destroyed).
+  void stop(std::chrono::milliseconds timeout);
 
   /// A problem+json answer (RFC 9457).
   static api_response problem(int status, std::string_view type, std::string_view title, std::string_view detail,

@@ -435,6 +435,11 @@ void http_server::stop() {
     if (t.joinable())
       t.join();
   impl_->threads.clear();
+  // A call still held on the actor side (a request past the shutdown
+  // deadline) owns its session; released after this server is gone, the
+  // session would touch freed memory (its stream's timer service, the
+  // connection count). The bridges hold every such call: end them now.
+  impl_->api.stop(std::chrono::seconds(5));
 }
 
 } // namespace colony::adapters
