@@ -1,6 +1,15 @@
 // Boost.Beast HTTP/1.1 server: parses and bounds requests on its own Asio
 // threads, hands them to the API, and writes the answer when the actor side
 // calls back. Asio threads never wait on an actor.
+//
+// One io_context per thread (http.threads), each run by its own thread; a
+// new connection goes to the next one in turn and stays there. Everything
+// of a connection then runs on one thread, so it needs no strand, and the
+// streams use the io_context's executor type rather than the type-erased
+// any_io_executor. Measured against one io_context shared by the threads
+// with a strand per connection (docs/performance.md): the strand's and the
+// shared scheduler's mutexes and the executor type erasure were ~10% of the
+// node's samples under the GET load.
 #include <array>
 #include <atomic>
 #include <utility> // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
@@ -26,14 +35,16 @@ struct http_server::impl {
   http_options opts;
   std::shared_ptr<runtime::metrics> metrics;
   http::api api;
-  net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  using io_executor = net::io_context::executor_type;
+  std::vector<std::unique_ptr<net::io_context>> iocs; // one per thread; iocs[0] also accepts
+  tcp::acceptor acceptor;
+  std::size_t next_ioc = 0; // round robin of new connections (touched only by the accept handler)
   std::unique_ptr<net::ssl::context> tls; // set: HTTPS only
   // Keeps run() going while requests wait on actors with no socket operation
   // pending: without it, once the acceptor closed at SIGTERM, the io threads
   // ran out of work and returned, and answers posted later were never
   // written (the drain then waited out the whole shutdown timeout).
-  net::executor_work_guard<net::io_context::executor_type> keep_running = net::make_work_guard(ioc);
+  std::vector<net::executor_work_guard<io_executor>> keep_running;
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
   std::atomic<int> connections{0};
@@ -41,21 +52,33 @@ struct http_server::impl {
   std::uint16_t bound_port = 0;
 
   impl(caf::actor_system& s, http_options o, api_context ctx)
-    : sys(s), opts(o), metrics(ctx.metrics), api(s, o, std::move(ctx)), ioc(std::max(1, o.threads)) {}
+    : sys(s), opts(o), metrics(ctx.metrics), api(s, o, std::move(ctx)), iocs(make_iocs(o.threads)),
+      acceptor(*iocs.front()) {
+    for (auto& ioc : iocs)
+      keep_running.push_back(net::make_work_guard(*ioc));
+  }
+
+  static std::vector<std::unique_ptr<net::io_context>> make_iocs(int threads) {
+    std::vector<std::unique_ptr<net::io_context>> v;
+    for (int i = 0; i < std::max(1, threads); ++i)
+      v.push_back(std::make_unique<net::io_context>(1)); // concurrency hint: run by one thread
+    return v;
+  }
 
   void accept();
 };
 
 namespace {
 
-using plain_stream = beast::tcp_stream;
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+using io_socket = tcp::socket::rebind_executor<http_server::impl::io_executor>::other;
+using plain_stream = beast::basic_stream<tcp, http_server::impl::io_executor>;
+using tls_stream = beast::ssl_stream<plain_stream>;
 
 /// One connection, plain or TLS (Stream is plain_stream or tls_stream).
 template <class Stream>
 class session : public std::enable_shared_from_this<session<Stream>> {
 public:
-  session(tcp::socket&& socket, http_server::impl& srv)
+  session(io_socket&& socket, http_server::impl& srv)
     : client_(peer_of(socket)), stream_(make_stream(std::move(socket), srv)), srv_(srv) {
     ++srv_.connections;
   }
@@ -85,16 +108,16 @@ public:
 private:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
-  static Stream make_stream(tcp::socket&& socket, http_server::impl& srv) {
+  static Stream make_stream(io_socket&& socket, http_server::impl& srv) {
     if constexpr (is_tls)
       return Stream{std::move(socket), *srv.tls};
     else
       return Stream{std::move(socket)};
   }
 
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  plain_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
-  static std::string peer_of(const tcp::socket& socket) {
+  static std::string peer_of(const io_socket& socket) {
     beast::error_code ec;
     auto peer = socket.remote_endpoint(ec);
     return ec ? std::string{} : peer.address().to_string();
@@ -337,7 +360,8 @@ private:
 } // namespace
 
 void http_server::impl::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  auto& peer = *iocs[next_ioc++ % iocs.size()];
+  acceptor.async_accept(peer, [this](beast::error_code ec, io_socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open())
       return;
     if (!ec) {
@@ -397,8 +421,8 @@ void http_server::start() {
                              ec.message());
   d.bound_port = d.acceptor.local_endpoint().port();
   d.accept();
-  for (int i = 0; i < std::max(1, d.opts.threads); ++i)
-    d.threads.emplace_back([&d] { d.ioc.run(); });
+  for (auto& ioc : d.iocs)
+    d.threads.emplace_back([&ioc = *ioc] { ioc.run(); });
 }
 
 std::uint16_t http_server::port() const { return impl_->bound_port; }
@@ -407,7 +431,7 @@ void http_server::stop_accepting() {
   auto& d = *impl_;
   d.closing = true;
   d.api.set_draining();
-  net::post(d.ioc, [&d] {
+  net::post(*d.iocs.front(), [&d] {
     beast::error_code ignored;
     d.acceptor.close(ignored);
   });
@@ -429,8 +453,9 @@ void http_server::stop() {
   if (!impl_)
     return;
   impl_->api.flush(std::chrono::seconds(5));
-  impl_->keep_running.reset();
-  impl_->ioc.stop();
+  impl_->keep_running.clear();
+  for (auto& ioc : impl_->iocs)
+    ioc->stop();
   for (auto& t : impl_->threads)
     if (t.joinable())
       t.join();
