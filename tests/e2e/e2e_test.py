@@ -669,6 +669,92 @@ class E2E(unittest.TestCase):
             self.assertEqual(doc["status"], status)
             self.assertIn("\ufffd", doc["detail"])
 
+    def raw_exchange(self, request, answers, heads=()):
+        """Sends raw bytes; reads `answers` responses (by Content-Length; those numbered in `heads` answer a HEAD);
+        returns [(status line, fields, body)]."""
+        out = []
+        with socket.create_connection(("127.0.0.1", self.node.port), timeout=10) as s:
+            s.sendall(request)
+            buf = b""
+            while len(out) < answers:
+                while b"\r\n\r\n" not in buf:
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk, (request, buf, out))
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                fields = {}
+                for line in lines[1:]:
+                    name, sep, value = line.partition(": ")
+                    self.assertTrue(sep and name.strip() == name, line)
+                    self.assertNotIn(name.lower(), fields, lines)  # each field once
+                    fields[name.lower()] = value
+                length = 0 if len(out) in heads or lines[0].split(" ")[1] in ("204", "304") else \
+                    int(fields["content-length"])
+                while len(buf) < length:
+                    chunk = s.recv(65536)
+                    self.assertTrue(chunk)
+                    buf += chunk
+                out.append((lines[0], fields, buf[:length]))
+                buf = buf[length:]
+            s.settimeout(0.3)
+            try:
+                self.assertEqual(s.recv(65536) if "close" in out[-1][1].get("connection", "") else b"", b"")
+            except socket.timeout:
+                pass
+        return out
+
+    def test_the_answer_on_the_wire_head_http10_204_and_pipelining(self):
+        """The node writes its answers itself (status line, fields, body): checked byte-level here."""
+        auth = b"Authorization: Bearer " + self.node.admin_key.encode() + b"\r\n"
+        t = self.tenant()
+        get = b"GET /v1/tenants/" + t["id"].encode() + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+        [(line, fields, body)] = self.raw_exchange(get, 1)
+        self.assertEqual(line, "HTTP/1.1 200 OK")
+        self.assertEqual(json.loads(body)["id"], t["id"])
+        self.assertEqual(int(fields["content-length"]), len(body))
+        self.assertEqual(fields["content-type"], "application/json")
+        self.assertEqual(fields["etag"], '"1"')
+        self.assertNotIn("connection", fields)  # HTTP/1.1: kept open unless told
+        for name in ("server", "x-request-id", "x-content-type-options", "referrer-policy", "x-frame-options",
+                     "cache-control"):
+            self.assertIn(name, fields)
+        # HEAD: the GET's fields and Content-Length, no body (the next answer on the connection is intact).
+        head = get.replace(b"GET ", b"HEAD ", 1)
+        (hline, hfields, hbody), (gline, _, gbody) = self.raw_exchange(head + get, 2, heads=(0,))
+        self.assertEqual((hline, hbody), ("HTTP/1.1 200 OK", b""))
+        self.assertEqual(int(hfields["content-length"]), len(body))
+        self.assertEqual((gline, json.loads(gbody)["id"]), ("HTTP/1.1 200 OK", t["id"]))
+        # Three requests pipelined on one connection: three answers in order.
+        answers = self.raw_exchange(get + b"GET /livez HTTP/1.1\r\nHost: x\r\n" + auth +
+                                    b"\r\n" + get, 3)
+        self.assertEqual([a[0] for a in answers], ["HTTP/1.1 200 OK"] * 3)
+        self.assertEqual(json.loads(answers[2][2])["id"], t["id"])
+        # HTTP/1.0: closed unless keep-alive is asked for, and then said so.
+        [(line, fields, _)] = self.raw_exchange(get.replace(b"HTTP/1.1", b"HTTP/1.0"), 1)
+        self.assertEqual(line, "HTTP/1.0 200 OK")
+        self.assertNotIn("keep-alive", fields.get("connection", ""))
+        ka = get.replace(b"HTTP/1.1", b"HTTP/1.0").replace(b"Host: x\r\n", b"Host: x\r\nConnection: keep-alive\r\n")
+        first, second = self.raw_exchange(ka + ka, 2)
+        self.assertEqual(first[1]["connection"], "keep-alive")
+        self.assertEqual(second[0], "HTTP/1.0 200 OK")
+        # HTTP/1.1 with Connection: close: said back, then closed.
+        [(_, fields, _)] = self.raw_exchange(get.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n"), 1)
+        self.assertEqual(fields["connection"], "close")
+        # 204 (a CORS preflight): no Content-Length, no body, and the connection goes on.
+        pre = (b"OPTIONS /v1/tenants HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\r\n"
+               b"Access-Control-Request-Method: POST\r\n\r\n")
+        (line, fields, body), (after, _, _) = self.raw_exchange(pre + get, 2)
+        self.assertEqual((line, body), ("HTTP/1.1 204 No Content", b""))
+        self.assertNotIn("content-length", fields)
+        self.assertEqual(fields["access-control-allow-origin"], "https://app.example.com")
+        self.assertEqual(after, "HTTP/1.1 200 OK")
+        # A problem answer: its own status line and media type.
+        [(line, fields, body)] = self.raw_exchange(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+        self.assertEqual(line, "HTTP/1.1 404 Not Found")
+        self.assertEqual(fields["content-type"], "application/problem+json")
+        self.assertEqual(json.loads(body)["status"], 404)
+
     def test_crash_answers_500_with_request_id_and_entity_recovers(self):
         n = self.node
         t = self.tenant()
