@@ -238,7 +238,8 @@ TEST_CASE_METHOD(fixture, "store: a grouped batch of creations writes every row,
   std::vector<change> sent;
   for (int i = 0; i < 80; ++i)
     sent.push_back(user_insert(tid, protocol::new_uuid_v7(), "batch" + std::to_string(i) + "@example.com",
-                               "O'Brien \"" + std::to_string(i) + "\" \\ ünï", i));
+                               // what COPY's text format escapes, and "\N", its NULL
+                               "O'Brien \"" + std::to_string(i) + "\" \\ ünï\t\r\n\\N\\.", i));
   for (const auto& ch : sent)
     (*self)->send(store, commit_atom::value, ch);
   int ok = 0;
@@ -251,6 +252,20 @@ TEST_CASE_METHOD(fixture, "store: a grouped batch of creations writes every row,
     REQUIRE(l.status == store_status::ok);
     CHECK(l.state == ch.row.state); // bytes intact, quotes and backslashes in names included
   }
+  // The indexed columns too, read back as the list's sort keys.
+  list_query q;
+  q.kind = entity_kind::user;
+  q.tenant_id = tid;
+  q.sort_field = "name";
+  q.limit = 100;
+  auto names = list(q);
+  REQUIRE(names.status == store_status::ok);
+  std::multiset<std::string> got, want;
+  for (const auto& r : names.rows)
+    got.insert(r.sort_text);
+  for (const auto& ch : sent)
+    want.insert(ch.row.name);
+  CHECK(got == want);
   auto page = events(event_query{tid, 0, 1000, false});
   REQUIRE(page.status == store_status::ok);
   REQUIRE(page.rows.size() == 81); // tenant.created + one user.created each
