@@ -418,13 +418,13 @@ def chart(out, results):
                 f.write(f"\"{r['figure_no']}\" {r['ratio']:.4f} {targets.get(r['figure_no'], 'NaN')}\n")  # NaN: no target
     script = f"""set terminal png size 900,500
 set output '{os.path.join(out, "chart.png")}'
-set title 'Colony: figure / reference in the same run (targets as lines)'
+set title 'Colony: figure / reference in the same run (targets as black marks)'
 set style data histograms
 set style fill solid 0.6
 set yrange [0:*]
 set ylabel 'ratio'
 set xlabel 'figure #'
-plot '{data}' using 2:xtic(1) title 'ratio', '' using 3 with linespoints title 'target'
+plot '{data}' using 2:xtic(1) title 'ratio', '' using 0:3:(0.3) with xerrorbars lw 3 lc rgb 'black' pt 0 title 'target'
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False, capture_output=True)
 
