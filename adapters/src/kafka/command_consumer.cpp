@@ -6,6 +6,11 @@
 // in the same transaction as the change it causes).
 #include <caf/all.hpp>
 #include <librdkafka/rdkafka.h>
+// librdkafka's RD_KAFKA_V_* argument macros are GNU statement expressions;
+// they expand in this file, where clang's -Wpedantic would flag each one.
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wgnu-statement-expression"
+#endif
 #include <nlohmann/json.hpp>
 
 #include "../http/api.hpp"

@@ -10,6 +10,11 @@
 #include <algorithm>
 #include <caf/all.hpp>
 #include <librdkafka/rdkafka.h>
+// librdkafka's RD_KAFKA_V_* argument macros are GNU statement expressions;
+// they expand in this file, where clang's -Wpedantic would flag each one.
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wgnu-statement-expression"
+#endif
 
 #include "colony/adapters/kafka.hpp"
 #include "colony/protocol/json.hpp"
