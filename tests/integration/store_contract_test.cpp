@@ -579,12 +579,16 @@ TEST_CASE_METHOD(fixture, "store: API keys are created, listed per tenant, found
     return out;
   };
   auto tenant = protocol::new_uuid_v7();
-  auto platform_before = [&] {
+  // Platform keys counted at two instants, before this test adds one valid
+  // at the first and expired at the second: the database may hold keys of
+  // earlier runs (on PostgreSQL it is reused), so both are baselines.
+  auto platform_at = [&](std::int64_t now_us) {
     api_key_op op;
     op.what = api_key_op::kind::count_platform;
-    op.now_us = 5'000;
+    op.now_us = now_us;
     return ask(op).count;
-  }();
+  };
+  auto platform_before_3500 = platform_at(3'500), platform_before_4000 = platform_at(4'000);
   auto make = [&](std::string tid, std::string id, std::int64_t created, std::int64_t expires) {
     api_key_op op;
     op.what = api_key_op::kind::create;
@@ -593,9 +597,12 @@ TEST_CASE_METHOD(fixture, "store: API keys are created, listed per tenant, found
                          "api_key:creator", created, expires, 0};
     return ask(op);
   };
-  auto id1 = protocol::new_uuid_v7().substr(0, 8) + "000000000000000000000001";
-  auto id2 = protocol::new_uuid_v7().substr(0, 8) + "000000000000000000000002";
-  auto id3 = protocol::new_uuid_v7().substr(0, 8) + "000000000000000000000003";
+  auto key_id = [] { // 32 hex digits, unique per run (a UUIDv7 without its dashes)
+    auto u = protocol::new_uuid_v7();
+    u.erase(std::remove(u.begin(), u.end(), '-'), u.end());
+    return u;
+  };
+  auto id1 = key_id(), id2 = key_id(), id3 = key_id();
   REQUIRE(make(tenant, id1, 1'000, 0).status == store_status::ok);
   REQUIRE(make(tenant, id2, 2'000, 9'000).status == store_status::ok);
   REQUIRE(make("", id3, 3'000, 4'000).status == store_status::ok); // a platform key, expiring at 4000
@@ -621,12 +628,8 @@ TEST_CASE_METHOD(fixture, "store: API keys are created, listed per tenant, found
   get.id = "ffffffffffffffffffffffffffffffff";
   CHECK(ask(get).keys.empty());
 
-  api_key_op count;
-  count.what = api_key_op::kind::count_platform;
-  count.now_us = 3'500;
-  CHECK(ask(count).count == platform_before + 1);
-  count.now_us = 4'000; // expired keys do not count
-  CHECK(ask(count).count == platform_before);
+  CHECK(platform_at(3'500) == platform_before_3500 + 1);
+  CHECK(platform_at(4'000) == platform_before_4000); // expired keys do not count
 
   api_key_op revoke;
   revoke.what = api_key_op::kind::revoke;
