@@ -570,9 +570,7 @@ private:
       outbox.complete();
     }
     if (audit) {
-      pqxx::stream_to records{w, "audit_log", std::vector<std::string>{"id", "tenant_id", "at_us", "actor", "action",
-                                                                        "target", "request_id", "client", "outcome",
-                                                                        "status", "detail"}};
+      pqxx::stream_to records{w, "audit_log", audit_columns()};
       for (const auto& ch : batch)
         for (const auto& a : ch.audit)
           records << std::make_tuple(a.id, a.tenant_id, a.at_us, a.actor, a.action, a.target, a.request_id, a.client,
@@ -688,8 +686,13 @@ private:
                         r[9].as<std::string>(), r[10].as<std::int32_t>(), r[11].as<std::string>()};
   }
 
-  static constexpr const char* audit_insert =
-    "INSERT INTO audit_log (id, tenant_id, at_us, actor, action, target, request_id, client, outcome, status, detail)";
+  /// The columns an audit record is written to (in audit_values' order), for
+  /// INSERT and for COPY.
+  static const std::vector<std::string>& audit_columns() {
+    static const std::vector<std::string> columns{"id",     "tenant_id",  "at_us",  "actor",   "action", "target",
+                                                  "request_id", "client", "outcome", "status", "detail"};
+    return columns;
+  }
 
   static std::string audit_values(pqxx::transaction_base& t, const audit_record& a) {
     return "(" + t.quote(a.id) + "," + t.quote(a.tenant_id) + "," + std::to_string(a.at_us) + "," + t.quote(a.actor) +
@@ -701,7 +704,11 @@ private:
   static void write_audit(pqxx::transaction_base& t, const std::vector<audit_record>& records) {
     if (records.empty())
       return;
-    std::string sql = std::string{audit_insert} + " VALUES ";
+    const auto& columns = audit_columns();
+    std::string sql = "INSERT INTO audit_log (";
+    for (std::size_t i = 0; i < columns.size(); ++i)
+      sql += (i ? ", " : "") + columns[i];
+    sql += ") VALUES ";
     for (std::size_t i = 0; i < records.size(); ++i)
       sql += (i ? "," : "") + audit_values(t, records[i]);
     t.exec(sql);
