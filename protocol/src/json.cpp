@@ -513,11 +513,8 @@ std::optional<field_error> from_json(std::string_view json, google::protobuf::Me
 }
 
 std::optional<field_error> check_json_object(std::string_view text) {
-  auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-  if (doc.is_discarded())
-    return field_error{"", "the body is not valid JSON"};
-  if (!doc.is_object())
-    return field_error{"", "the body must be a JSON object"};
+  if (auto err = check_json(text, true))
+    return field_error{std::move(err->field), std::move(err->message)};
   return std::nullopt;
 }
 
@@ -525,11 +522,13 @@ std::optional<field_error> apply_merge_patch(const google::protobuf::Message& cu
                                              std::string_view patch,
                                              const std::vector<std::string>& patchable,
                                              google::protobuf::Message& out) {
+  if (auto err = check_json(patch, true))
+    return field_error{std::move(err->field), err->kind == json_error::not_object
+                                                ? "a merge patch must be a JSON object"
+                                                : std::move(err->message)};
   auto doc = nlohmann::json::parse(patch.begin(), patch.end(), nullptr, false);
-  if (doc.is_discarded())
+  if (doc.is_discarded()) // cannot happen after check_json
     return field_error{"", "the body is not valid JSON"};
-  if (!doc.is_object())
-    return field_error{"", "a merge patch must be a JSON object"};
   for (const auto& [key, value] : doc.items()) {
     if (std::find(patchable.begin(), patchable.end(), key) == patchable.end()) {
       // Is it a known field at all? Serialize the current state and look.

@@ -5,6 +5,7 @@
 // (every commit was answered before its reply), exit 0.
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <atomic>
 #include <csignal>
 #include <thread>
 #include <filesystem>
@@ -55,8 +56,36 @@ log::level level_of(const std::string& s) {
   return log::level::info;
 }
 
+/// After shutdown-timeout (the drain of HTTP requests), the rest of the
+/// shutdown (webhooks, Kafka, entities, store) has this long before the
+/// watchdog ends the process (docs/configuration.md).
+constexpr std::chrono::seconds shutdown_grace{10};
+
+/// What the shutdown is doing, for the watchdog's last words.
+std::atomic<const char*> shutdown_stage{"running"};
+
+/// Once SIGTERM has come, the process ends by `deadline` whatever its threads
+/// are doing: a thread that waits for a second SIGTERM/SIGINT or the
+/// deadline, then logs what was still running and exits 70 (EX_SOFTWARE)
+/// without running destructors that could wait for the stuck threads.
+void start_shutdown_watchdog(sigset_t signals, std::chrono::milliseconds budget) {
+  std::thread{[signals, budget] {
+    auto s = std::chrono::duration_cast<std::chrono::seconds>(budget);
+    timespec ts{static_cast<time_t>(s.count()),
+                static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(budget - s).count())};
+    siginfo_t info{};
+    int sig = sigtimedwait(&signals, &info, &ts);
+    log::error(sig > 0 ? "second signal during shutdown: exiting now" : "shutdown did not finish in time: exiting now",
+               {{"stage", std::string{shutdown_stage.load()}},
+                {"budget_ms", static_cast<std::int64_t>(budget.count())}});
+    log::flush();
+    std::_Exit(70);
+  }}.detach();
+}
+
 /// Sends stop_atom and waits until the actor is gone, at most `limit`.
 void stop_and_wait(caf::actor_system& sys, const caf::actor& who, std::chrono::seconds limit, const char* what) {
+  shutdown_stage = what;
   caf::scoped_actor waiter{sys};
   waiter->monitor(who);
   waiter->send(who, actors::stop_atom::value);
@@ -281,6 +310,7 @@ int main(int argc, char** argv, char** envp) {
   hopts.tls_key = cfg.tls_key;
   hopts.fault_injection = cfg.fault_injection;
   hopts.stripe_webhook_secret = cfg.stripe_webhook_secret;
+  hopts.allow_tenant_plan_change = cfg.billing_allow_tenant_plan_change;
   hopts.cors_origins = cfg.http_cors_origins;
 
   int exit_code = 0;
@@ -323,12 +353,15 @@ int main(int argc, char** argv, char** envp) {
     int sig = 0;
     sigwait(&signals, &sig);
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    start_shutdown_watchdog(signals, cfg.shutdown_timeout + shutdown_grace);
+    shutdown_stage = "draining HTTP requests";
     server.stop_accepting();
     auto deadline = std::chrono::steady_clock::now() + cfg.shutdown_timeout;
     if (!server.drain(deadline)) {
       log::warn("shutdown timeout reached with requests still in flight");
       exit_code = 0; // the node still exits cleanly; the clients see the connection close
     }
+    shutdown_stage = "stopping the HTTP server";
     server.stop();
   }
   caf::anon_send(timers, actors::stop_atom::value);
@@ -336,11 +369,13 @@ int main(int argc, char** argv, char** envp) {
   // The command in hand finishes (its offset is committed) before the entities stop.
   if (commands)
     stop_and_wait(sys, commands, std::chrono::seconds(15), "the command consumer");
+  shutdown_stage = "stopping the entities";
   runtime::stop_entity_registry(registry);
   // The relay flushes what is in flight and records the acknowledged events
   // before the store goes away.
   if (relay)
     stop_and_wait(sys, relay, std::chrono::seconds(8), "the event relay");
+  shutdown_stage = "stopping the store and the actor system";
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   log::info("stopped");
   log::flush();

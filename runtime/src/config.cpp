@@ -134,6 +134,21 @@ option string_opt(std::string name, std::string desc, std::string node_config::*
   return o;
 }
 
+option bool_opt(std::string name, std::string desc, bool node_config::*member) {
+  option o{std::move(name), kind::boolean, std::move(desc), 0, 0, {}, false, {}, {}};
+  o.set = [member](node_config& c, const std::string& v) -> std::optional<std::string> {
+    if (v == "true" || v == "1")
+      c.*member = true;
+    else if (v == "false" || v == "0")
+      c.*member = false;
+    else
+      return "'" + v + "' is not true or false";
+    return std::nullopt;
+  };
+  o.get = [member](const node_config& c) { return std::string{c.*member ? "true" : "false"}; };
+  return o;
+}
+
 option choice_opt(std::string name, std::string desc, std::vector<std::string> choices,
                   std::string node_config::*member) {
   option o{std::move(name), kind::choice, std::move(desc), 0, 0, choices, false, {}, {}};
@@ -376,19 +391,12 @@ const std::vector<option>& options() {
     t.push_back(duration_opt("quota.flush-interval",
                              "how often the API calls counted at the edge are added to the store (apiCallsPerMonth)",
                              std::chrono::milliseconds(50), std::chrono::minutes(10), &node_config::quota_flush_interval));
-    auto fi = option{"debug.fault-injection", kind::boolean,
-                     "honour X-Colony-Fault: crash (tests only; never in production)", 0, 0, {}, false, {}, {}};
-    fi.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
-      if (v == "true" || v == "1")
-        c.fault_injection = true;
-      else if (v == "false" || v == "0")
-        c.fault_injection = false;
-      else
-        return "'" + v + "' is not true or false";
-      return std::nullopt;
-    };
-    fi.get = [](const node_config& c) { return std::string{c.fault_injection ? "true" : "false"}; };
-    t.push_back(std::move(fi));
+    t.push_back(bool_opt("billing.allow-tenant-plan-change",
+                         "with stripe-webhook-secret set, tenant owners may still change their own plan "
+                         "(otherwise only billing events and platform credentials do)",
+                         &node_config::billing_allow_tenant_plan_change));
+    t.push_back(bool_opt("debug.fault-injection", "honour X-Colony-Fault: crash (tests only; never in production)",
+                         &node_config::fault_injection));
     return t;
   }();
   return table;

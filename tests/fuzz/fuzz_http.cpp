@@ -2,8 +2,9 @@
 // router -> handlers -> JSON body decoding, against the real API on a real
 // SQLite store. "Bearer TOKEN" in the input becomes a valid platform admin
 // token, so that bodies get past authentication.
-// Properties: an answer always comes (within 10 s), its status is a valid
-// one and never 500, and a JSON answer is valid JSON.
+// Properties: handle() returns within 1 s (the per-input time budget), an
+// answer always comes (within 10 s), its status is a valid one and never
+// 500, and a JSON answer is valid JSON.
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -12,6 +13,7 @@
 #include <caf/all.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -120,7 +122,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   areq.body = req.body();
   auto answer = std::make_shared<std::promise<adapters::http::api_response>>();
   auto done = answer->get_future();
+  // The time budget of one input: what handle() does on the caller's thread
+  // (routing, the JSON gate, parsing; an io thread in the server) must stay
+  // short, or one request holds a connection thread: a slow input is a
+  // finding like a crash. (Deeply nested JSON once took minutes in
+  // protobuf's parser.) libFuzzer's -timeout (run.sh) bounds the rest.
+  auto started = std::chrono::steady_clock::now();
   w.api->handle(std::move(areq), [answer](adapters::http::api_response r) { answer->set_value(std::move(r)); });
+  if (std::chrono::steady_clock::now() - started > std::chrono::seconds(1)) {
+    std::fprintf(stderr, "slow input: handle() held the calling thread for more than 1 s\n");
+    std::abort();
+  }
   if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
     std::abort(); // no answer: a hang
   auto r = done.get();

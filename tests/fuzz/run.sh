@@ -18,7 +18,7 @@ for target in fuzz_cursor fuzz_jwt fuzz_http; do
   echo "== $target: ${seconds}s from $(ls "$here/corpus/$name" | wc -l) seeds"
   # timeout: a target that does not exit after its run is a failure, not a hang of make test
   if ! ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-      timeout --kill-after=10 $((seconds + 120)) "$bin/$target" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+      timeout --kill-after=10 $((seconds + 120)) "$bin/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="$out/artifacts/$name-" "$work" "$here/corpus/$name" >"$out/$name.log" 2>&1; then
     echo "$target FAILED; the last lines of $out/$name.log:"
     tail -40 "$out/$name.log"

@@ -118,3 +118,30 @@ TEST_CASE("client text that is not UTF-8 is made valid before it is echoed (foun
   CHECK(valid_utf8("\xed\xa0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"); // a surrogate
   CHECK(valid_utf8("end\xe2\x82") == "end\xEF\xBF\xBD\xEF\xBF\xBD");   // cut short
 }
+
+TEST_CASE("owner_guard: without an owner's powers, an owner's roles, status and existence are out of reach") {
+  v1::User owner;
+  owner.add_roles("owner");
+  owner.set_status("active");
+  v1::User member;
+  member.add_roles("member");
+  member.set_status("active");
+  auto demoted = owner;
+  demoted.set_roles(0, "member");
+  auto disabled = owner;
+  disabled.set_status("disabled");
+  auto renamed = owner;
+  renamed.set_name("Ann");
+  auto promoted = member;
+  promoted.set_roles(0, "admin");
+  // An admin (no owner powers):
+  CHECK(owner_guard(owner, &demoted, false)->code == errc::forbidden);
+  CHECK(owner_guard(owner, &disabled, false)->code == errc::forbidden);
+  CHECK(owner_guard(owner, nullptr, false)->code == errc::forbidden);
+  CHECK_FALSE(owner_guard(owner, &renamed, false));
+  CHECK_FALSE(owner_guard(member, &promoted, false));
+  CHECK_FALSE(owner_guard(member, nullptr, false));
+  // An owner or the platform:
+  CHECK_FALSE(owner_guard(owner, &demoted, true));
+  CHECK_FALSE(owner_guard(owner, nullptr, true));
+}

@@ -214,11 +214,15 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
       auto next = patch_user(u, cmd.text, now);
       if (!next)
         return entity_reply::fail(std::move(next.error()));
+      if (auto err = owner_guard(u, &next.value(), cmd.meta.owner_powers))
+        return entity_reply::fail(*err);
       return commit(self, std::make_shared<const v1::User>(std::move(next.value())), change_kind::update,
                     cmd.meta);
     }
     case op::remove:
       if (auto err = detail::check_if_match(cmd, u.version()))
+        return entity_reply::fail(*err);
+      if (auto err = owner_guard(u, nullptr, cmd.meta.owner_powers))
         return entity_reply::fail(*err);
       return commit(self, nullptr, change_kind::remove, cmd.meta);
     default:

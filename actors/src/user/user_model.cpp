@@ -126,4 +126,19 @@ outcome<v1::User> patch_user(const v1::User& current, std::string_view patch, st
   return next;
 }
 
+std::optional<failure> owner_guard(const v1::User& current, const v1::User* next, bool owner_powers) {
+  if (owner_powers)
+    return std::nullopt;
+  bool is_owner = std::find(current.roles().begin(), current.roles().end(), "owner") != current.roles().end();
+  if (!is_owner)
+    return std::nullopt;
+  if (next == nullptr)
+    return fail(errc::forbidden, "only an owner may delete an owner");
+  bool same_roles = std::equal(current.roles().begin(), current.roles().end(), next->roles().begin(),
+                               next->roles().end());
+  if (!same_roles || current.status() != next->status())
+    return fail(errc::forbidden, "only an owner may change the roles or status of an owner");
+  return std::nullopt;
+}
+
 } // namespace colony::actors

@@ -7,6 +7,8 @@
 #include <openssl/hmac.h>
 #include <vector>
 
+#include "colony/protocol/json.hpp"
+
 namespace colony::adapters::billing {
 
 std::string stripe_v1(std::string_view secret, std::int64_t t, std::string_view body) {
@@ -99,6 +101,11 @@ std::string plan_of(const nlohmann::json& sub) {
 } // namespace
 
 std::optional<stripe_event> parse_stripe_event(std::string_view body, std::string& error) {
+  // The gate of every JSON document (limits, duplicate keys) comes first.
+  if (auto err = protocol::check_json(body, true)) {
+    error = err->field.empty() ? err->message : err->field + ": " + err->message;
+    return std::nullopt;
+  }
   auto doc = nlohmann::json::parse(body, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) {
     error = "the body is not a JSON object";

@@ -732,9 +732,18 @@ private:
         w.commit();
         return out;
       }
-      auto rows = w.exec_params("SELECT event_id, payload FROM outbox WHERE tenant_id = $1 AND aggregate_kind = 'user' "
-                                "AND aggregate_id = $2 FOR UPDATE",
+      auto rows = w.exec_params("SELECT event_id, payload, type FROM outbox WHERE tenant_id = $1 AND aggregate_kind = "
+                                "'user' AND aggregate_id = $2 FOR UPDATE",
                                 op.tenant_id, op.user_id);
+      // Not a user of this tenant (another tenant's, or none), or erased
+      // already: nothing is written, no tombstone, no audit record.
+      bool erased_before = false;
+      for (const auto& r : rows)
+        erased_before = erased_before || r[2].as<std::string>() == "user.erased";
+      if (rows.empty() || erased_before) {
+        out.status = store_status::not_found;
+        return out; // the transaction rolls back
+      }
       for (const auto& r : rows) {
         auto id = r[0].as<std::string>();
         auto payload = pqxx::binarystring{r[1]}.str();

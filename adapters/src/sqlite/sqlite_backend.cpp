@@ -576,11 +576,22 @@ private:
     }
     write_transaction([&] {
       std::vector<std::pair<std::string, std::string>> events; // event id, payload
-      auto ev = prepare("SELECT event_id, payload FROM outbox WHERE tenant_id = ?1 AND aggregate_kind = 'user' AND "
-                        "aggregate_id = ?2");
+      bool erased_before = false;
+      auto ev = prepare("SELECT event_id, payload, type FROM outbox WHERE tenant_id = ?1 AND aggregate_kind = 'user' "
+                        "AND aggregate_id = ?2");
       ev.bind(1, op.tenant_id).bind(2, op.user_id);
-      while (ev.step())
-        events.emplace_back(ev.text(0), ev.text(1));
+      while (ev.step()) {
+        if (ev.text(2) == "user.erased")
+          erased_before = true;
+        else
+          events.emplace_back(ev.text(0), ev.text(1));
+      }
+      // Not a user of this tenant (another tenant's, or none), or erased
+      // already: nothing is written, no tombstone, no audit record.
+      if (events.empty() || erased_before) {
+        out.status = store_status::not_found;
+        return;
+      }
       for (const auto& [id, payload] : events) {
         auto scrubbed = scrub_user_event(payload);
         if (scrubbed != payload) {

@@ -29,6 +29,7 @@ enum class errc : std::uint8_t {
   tenant_cancelled,     // writes refused once cancelled (403)
   unavailable,          // the store cannot be reached right now (503)
   internal,             // a bug; the client sees a request id, not details (500)
+  forbidden,            // the caller's role may not do this to this entity (403)
 };
 
 /// A refused command with what the client needs to fix it.

@@ -62,6 +62,10 @@ struct request_meta {
   std::string message_key; // non-empty: an external message applied at most once (Stripe event, Kafka command)
   std::string actor;       // who asked, for the audit log: a credential id, "stripe", "kafka"; empty: not audited
   std::string client;      // the caller's address, for the audit log
+  // The caller holds an owner's powers in the tenant (an owner, the platform,
+  // or a trusted integration). An admin does not: it may not change the
+  // roles or status of an owner, nor delete one (user_model: owner_guard).
+  bool owner_powers = true;
 };
 
 struct command {

@@ -42,6 +42,7 @@ struct http_options {
   std::string tls_key;                        // PEM private key
   bool fault_injection = false;
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
+  bool allow_tenant_plan_change = false;      // with Stripe configured: tenant owners may change their plan
   std::vector<std::string> cors_origins;      // browser origins allowed (CORS); "*" any; empty: none
   std::chrono::seconds stripe_tolerance{300}; // accepted age of a Stripe-Signature timestamp
 };

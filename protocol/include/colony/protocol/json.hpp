@@ -45,7 +45,28 @@ struct field_error {
 apply_merge_patch(const google::protobuf::Message& current, std::string_view patch,
                   const std::vector<std::string>& patchable, google::protobuf::Message& out);
 
-/// True when `text` is a syntactically valid JSON object (used at the HTTP edge).
+/// The limits every JSON document is held to (docs/api.md, "Request bodies").
+struct json_limits {
+  std::size_t max_depth = 64;        // nested objects and arrays, the top level counting as 1
+  std::size_t max_values = 100'000;  // values of any kind (members, elements, the top level)
+};
+
+/// Why a document failed check_json; `field` is the JSON path where it did.
+struct json_error : field_error {
+  enum kind_t { syntax, not_object, too_deep, too_many_values, duplicate_key } kind = syntax;
+  json_error() = default;
+  json_error(kind_t k, std::string f, std::string m) : field_error{std::move(f), std::move(m)}, kind(k) {}
+};
+
+/// The gate every JSON document passes before any other parser sees it: in
+/// time linear in its size and without recursion, checks that `text` is one
+/// well-formed JSON value (UTF-8, RFC 8259), an object if `require_object`,
+/// no deeper than limits.max_depth, with at most limits.max_values values and
+/// no object with a key twice. Error texts never quote the document.
+[[nodiscard]] std::optional<json_error> check_json(std::string_view text, bool require_object = true,
+                                                   const json_limits& limits = {});
+
+/// check_json for a body that must be an object, as a field_error.
 [[nodiscard]] std::optional<field_error> check_json_object(std::string_view text);
 
 /// `s` with every byte that is not part of well-formed UTF-8 replaced by

@@ -47,6 +47,7 @@ struct node_config {
   std::string stripe_webhook_secret;       // empty: the Stripe webhook route is off
   std::vector<std::string> http_cors_origins; // browser origins allowed (CORS); empty: no CORS
   std::chrono::milliseconds payment_grace{std::chrono::hours(72)};
+  bool billing_allow_tenant_plan_change = false; // with Stripe configured: may tenants change their plan?
   int webhook_max_attempts = 8;
   std::string webhook_ca_file;
   std::chrono::milliseconds webhook_retry_base{std::chrono::seconds(1)};

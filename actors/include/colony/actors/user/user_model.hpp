@@ -33,4 +33,9 @@ inline constexpr std::size_t max_attributes_bytes = 16 * 1024;
 [[nodiscard]] outcome<v1::User> patch_user(const v1::User& current, std::string_view patch,
                                            std::int64_t now_us);
 
+/// Owners are protected from callers without an owner's powers (an admin):
+/// such a caller may not change an owner's roles or status, nor delete an
+/// owner (`next` null). Nothing if the change is allowed.
+[[nodiscard]] std::optional<failure> owner_guard(const v1::User& current, const v1::User* next, bool owner_powers);
+
 } // namespace colony::actors
