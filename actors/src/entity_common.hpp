@@ -1,6 +1,7 @@
 // Mechanics shared by the entity actors: outbox rows, commit, idle handling.
 #pragma once
 
+#include <algorithm>
 #include <caf/all.hpp>
 #include <google/protobuf/message.h>
 
@@ -110,9 +111,14 @@ bool offer_passivation(Self* self) {
 }
 
 inline std::optional<failure> check_if_match(const command& cmd, std::uint32_t version) {
-  if (cmd.if_match && *cmd.if_match != version) {
-    failure f = fail(errc::precondition_failed, "If-Match names version " + std::to_string(*cmd.if_match) +
-                                                  " but the current version is " + std::to_string(version));
+  if (!cmd.if_match.empty() && std::find(cmd.if_match.begin(), cmd.if_match.end(), version) == cmd.if_match.end()) {
+    std::string named;
+    for (auto v : cmd.if_match)
+      named += (named.empty() ? "" : ", ") + std::to_string(v);
+    failure f = fail(errc::precondition_failed,
+                     named == "0" ? "If-Match names no version of this entity (weak tags never match If-Match)"
+                                  : "If-Match names version " + named + " but the current version is " +
+                                      std::to_string(version));
     f.numbers.emplace_back("currentVersion", version);
     return f;
   }

@@ -20,34 +20,81 @@ namespace {
 
 namespace pbu = google::protobuf::util;
 
-// The protobuf parser reports e.g. "(settings.primaryColor): invalid value 5 for
-// type TYPE_STRING" or "Cannot find field: foo". Pull out the field path so the
-// problem answer can say which field is wrong.
+// A JSON path as protobuf reports it (proto names: settings.primary_color)
+// in the names clients send (settings.primaryColor), cut to a sane length.
+std::string json_path(std::string_view proto_path) {
+  std::string out;
+  bool upper = false;
+  for (char ch : proto_path.substr(0, 200)) {
+    if (ch == '_') {
+      upper = true;
+      continue;
+    }
+    out += upper && ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch;
+    upper = false;
+  }
+  return valid_utf8(out);
+}
+
+// What a value of the type protobuf names should have been, in words of
+// JSON: the detail never quotes the value the client sent.
+std::string expected(std::string_view type) {
+  if (type == "TYPE_STRING" || type == "TYPE_BYTES")
+    return "expected a string";
+  if (type == "TYPE_BOOL")
+    return "expected true or false";
+  if (type.find("INT") != std::string_view::npos)
+    return "expected an integer";
+  if (type == "TYPE_DOUBLE" || type == "TYPE_FLOAT")
+    return "expected a number";
+  if (type.ends_with("google.protobuf.Timestamp"))
+    return "expected an RFC 3339 time such as 2026-11-01T00:00:00Z";
+  if (type.ends_with("google.protobuf.Value") || type.ends_with("google.protobuf.ListValue"))
+    return "invalid value";
+  if (type.starts_with("type.googleapis.com/") || type == "Map")
+    return "expected an object";
+  if (type == "TYPE_ENUM" || type.find("colony.v1.") != std::string_view::npos)
+    return "not one of the allowed values";
+  return "invalid value";
+}
+
+// protobuf 3.21's parser reports "(settings.primary_color): invalid value 5 for
+// type TYPE_STRING", "foo: Cannot find field.", "email: Proto field is not
+// repeating, cannot start list.", ": invalid value Starting an object on a
+// scalar field for type slug", "Cannot bind a list to map for field 'custom'."
+// and more. Pull out the field path, and say what was wrong in our own words:
+// never protobuf's internals, never the value sent.
 field_error to_field_error(std::string_view status_message) {
   std::string msg{status_message};
   field_error err;
-  // protobuf 3.21: "foo: Cannot find field."
-  if (auto p = msg.find(": Cannot find field."); p != std::string::npos) {
-    err.field = msg.substr(0, p);
-    err.message = "unknown field";
-    return err;
-  }
-  if (auto p = msg.find("Cannot find field: "); p != std::string::npos) {
-    err.field = msg.substr(p + 19);
-    err.message = "unknown field";
-    return err;
-  }
+  if (auto p = msg.find(": Cannot find field."); p != std::string::npos)
+    return field_error{json_path(msg.substr(0, p)), "unknown field"};
+  if (auto p = msg.find("Cannot find field: "); p != std::string::npos)
+    return field_error{json_path(msg.substr(p + 19)), "unknown field"};
+  std::string path, rest = msg;
   if (!msg.empty() && msg.front() == '(') {
     if (auto close = msg.find("):"); close != std::string::npos) {
-      err.field = msg.substr(1, close - 1);
-      auto rest = msg.substr(close + 2);
-      rest.erase(0, rest.find_first_not_of(' '));
-      err.message = rest;
-      return err;
+      path = msg.substr(1, close - 1);
+      rest = msg.substr(close + 2);
     }
+  } else if (auto colon = msg.find(": "); colon != std::string::npos && msg.find(' ') >= colon) {
+    path = msg.substr(0, colon); // "email: Proto field is not repeating, ..." (the path has no spaces)
+    rest = msg.substr(colon + 2);
   }
-  err.message = msg;
-  return err;
+  rest.erase(0, rest.find_first_not_of(' '));
+  auto join = [&path](std::string_view leaf) { return path.empty() ? std::string{leaf} : path + "." + std::string{leaf}; };
+  if (rest.find("is not repeating") != std::string::npos)
+    return field_error{json_path(path), "expected a single value, not an array"};
+  if (auto p = rest.find("Starting an object on a scalar field for type "); p != std::string::npos)
+    return field_error{json_path(join(rest.substr(p + 46))), "expected a single value, not an object"};
+  if (auto p = rest.find("Cannot bind a list to map for field '"); p != std::string::npos) {
+    auto name = rest.substr(p + 37);
+    name = name.substr(0, name.find('\''));
+    return field_error{json_path(join(name)), "expected an object, not an array"};
+  }
+  if (auto p = rest.rfind(" for type "); rest.starts_with("invalid value") && p != std::string::npos)
+    return field_error{json_path(path), expected(std::string_view{rest}.substr(p + 10))};
+  return field_error{json_path(path), "invalid value"};
 }
 
 // -- the printer -------------------------------------------------------------

@@ -1,6 +1,8 @@
 #include "colony/protocol/time.hpp"
 
 #include <array>
+#include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <ctime>
 #include <google/protobuf/timestamp.pb.h>
@@ -9,9 +11,25 @@
 
 namespace colony::protocol {
 
+namespace {
+std::atomic<std::int64_t> clock_offset_us{0};
+} // namespace
+
 std::int64_t now_us() {
   using namespace std::chrono;
-  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count() +
+         clock_offset_us.load(std::memory_order_relaxed);
+}
+
+void set_clock_offset_us(std::int64_t offset_us) { clock_offset_us.store(offset_us); }
+
+std::string month_of(std::int64_t us) {
+  std::time_t t = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+  return buf;
 }
 
 void set_timestamp(google::protobuf::Timestamp& ts, std::int64_t us) {

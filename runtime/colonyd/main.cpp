@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <pthread.h>
+#include <sys/stat.h>
 #ifdef COLONY_JEMALLOC
 #include <jemalloc/jemalloc.h>
 #endif
@@ -178,6 +179,11 @@ int main(int argc, char** argv, char** envp) {
                                  {"config", cfg.config_file.empty() ? std::string{"(none: built-in defaults)"}
                                                                     : cfg.config_file}});
 
+  if (cfg.clock_start_us != 0) {
+    protocol::set_clock_offset_us(cfg.clock_start_us - protocol::now_us());
+    log::warn("the clock is shifted for tests (debug.clock-start)", {{"now", protocol::format_rfc3339(protocol::now_us())}});
+  }
+
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -185,11 +191,35 @@ int main(int argc, char** argv, char** envp) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Everything the node writes (the SQLite files, admin.key, the secrets
+  // key) is for its own user only.
+  ::umask(0077);
   try {
-    std::filesystem::create_directories(cfg.data_dir);
+    if (std::filesystem::create_directories(cfg.data_dir))
+      std::filesystem::permissions(cfg.data_dir, std::filesystem::perms::owner_all);
+    auto perms = std::filesystem::status(cfg.data_dir).permissions();
+    if ((perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all)) !=
+        std::filesystem::perms::none)
+      log::warn("the data directory is open to other users; it holds personal data and secrets (chmod 700 it)",
+                {{"data_dir", cfg.data_dir}});
   } catch (const std::exception& e) {
     log::error("cannot create the data directory", {{"data_dir", cfg.data_dir}, {"error", e.what()}});
     return 1;
+  }
+
+  // The key that seals secrets at rest (docs/security.md).
+  std::shared_ptr<const adapters::secret_box> secrets;
+  try {
+    if (!cfg.secrets_key.empty()) {
+      secrets = std::make_shared<const adapters::secret_box>(*adapters::secret_box::from_text(cfg.secrets_key));
+    } else {
+      auto path = cfg.secrets_key_file.empty() ? (std::filesystem::path{cfg.data_dir} / "secrets.key").string()
+                                               : cfg.secrets_key_file;
+      secrets = std::make_shared<const adapters::secret_box>(adapters::secret_box::from_file(path));
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "colonyd: invalid value for secrets-key-file: " << e.what() << "\n";
+    return 2;
   }
 
   caf::actor_system_config caf_cfg;
@@ -224,6 +254,8 @@ int main(int argc, char** argv, char** envp) {
   wopts.retry_base = cfg.webhook_retry_base;
   wopts.timeout = cfg.webhook_timeout;
   wopts.ca_file = cfg.webhook_ca_file;
+  wopts.allow_private_targets = cfg.webhook_allow_private_targets;
+  wopts.secrets = secrets;
   auto notifier = adapters::spawn_webhook_notifier(sys, store, wopts);
 
   std::shared_ptr<adapters::relay_monitor> relay_monitor;
@@ -311,6 +343,7 @@ int main(int argc, char** argv, char** envp) {
   hopts.fault_injection = cfg.fault_injection;
   hopts.stripe_webhook_secret = cfg.stripe_webhook_secret;
   hopts.allow_tenant_plan_change = cfg.billing_allow_tenant_plan_change;
+  hopts.allow_private_webhook_targets = cfg.webhook_allow_private_targets;
   hopts.cors_origins = cfg.http_cors_origins;
 
   int exit_code = 0;
@@ -327,6 +360,7 @@ int main(int argc, char** argv, char** envp) {
     actx.api_key_cache_ttl = cfg.auth_api_key_cache_ttl;
     actx.credential_rate_percent = cfg.ratelimit_credential_percent;
     actx.metering_interval = cfg.quota_flush_interval;
+    actx.secrets = secrets;
     adapters::http_server server{sys, hopts, std::move(actx)};
     try {
       server.start();

@@ -1,9 +1,13 @@
 #include "colony/runtime/config.hpp"
 
+#include <ctime>
+#include <iomanip>
+
 #include <caf/actor_system_config.hpp>
 #include <caf/config_value.hpp>
 #include <caf/settings.hpp>
 #include <caf/uri.hpp>
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -304,6 +308,26 @@ const std::vector<option>& options() {
     t.push_back(string_opt("webhooks.ca-file",
                            "PEM file of extra CAs trusted for https webhook endpoints (the system's are always trusted)",
                            &node_config::webhook_ca_file));
+    auto sk = string_opt("secrets-key",
+                         "key (64 hex digits) that seals secrets at rest (webhook signing secrets); empty: "
+                         "secrets-key-file. Every node of a cluster needs the same key",
+                         &node_config::secrets_key, [](node_config&, const std::string& v) -> std::optional<std::string> {
+                           if (!v.empty() && (v.size() != 64 || v.find_first_not_of("0123456789abcdefABCDEF") !=
+                                                                   std::string::npos))
+                             return std::string{"must be 64 hex digits (e.g. openssl rand -hex 32)"};
+                           return std::nullopt;
+                         });
+    sk.secret = true;
+    sk.get = [](const node_config& c) { return c.secrets_key.empty() ? std::string{} : std::string{"***"}; };
+    t.push_back(std::move(sk));
+    t.push_back(string_opt("secrets-key-file",
+                           "file holding the secrets key when secrets-key is empty; made (random, mode 0600) if "
+                           "missing; empty: <data-dir>/secrets.key",
+                           &node_config::secrets_key_file));
+    t.push_back(bool_opt("webhooks.allow-private-targets",
+                         "let webhook endpoints be loopback, private (RFC 1918, fc00::/7), link-local or other "
+                         "non-public addresses (refused otherwise, at registration and at every delivery)",
+                         &node_config::webhook_allow_private_targets));
     t.push_back(duration_opt("webhooks.timeout", "time an endpoint has to answer one delivery",
                              std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::webhook_timeout));
     t.push_back(string_opt("kafka-brokers",
@@ -395,6 +419,27 @@ const std::vector<option>& options() {
                          "with stripe-webhook-secret set, tenant owners may still change their own plan "
                          "(otherwise only billing events and platform credentials do)",
                          &node_config::billing_allow_tenant_plan_change));
+    auto clock = option{"debug.clock-start", kind::string,
+                        "tests only: the node's clock starts at this UTC time (YYYY-MM-DDTHH:MM:SSZ) and runs on "
+                        "from there; empty: the system clock",
+                        0, 0, {}, false, {}, {}};
+    clock.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
+      if (v.empty()) {
+        c.clock_start_us = 0;
+        c.clock_start.clear();
+        return std::nullopt;
+      }
+      std::tm tm{};
+      std::istringstream in{v};
+      in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+      if (in.fail() || in.peek() != std::char_traits<char>::eof())
+        return "'" + v + "' is not a UTC time such as 2026-12-31T23:59:50Z";
+      c.clock_start_us = static_cast<std::int64_t>(timegm(&tm)) * 1'000'000;
+      c.clock_start = v;
+      return std::nullopt;
+    };
+    clock.get = [](const node_config& c) { return c.clock_start; };
+    t.push_back(std::move(clock));
     t.push_back(bool_opt("debug.fault-injection", "honour X-Colony-Fault: crash (tests only; never in production)",
                          &node_config::fault_injection));
     return t;
@@ -452,6 +497,67 @@ std::optional<std::string> file_value_text(const caf::config_value& v) {
   if (auto u = caf::get_if<caf::uri>(&v)) // CAF reads "scheme:..." strings as URIs
     return caf::to_string(*u);
   return std::nullopt;
+}
+
+/// Levenshtein distance, for "did you mean".
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+/// The first key or section of the file that is no option, no section of
+/// options and not under colony.plans: "unknown key colony.http.body-limt
+/// (did you mean colony.http.body-limit?)". A misspelt key would otherwise
+/// leave its option at the default without a word.
+std::optional<std::string> unknown_key(const caf::settings& file) {
+  std::vector<std::string> keys, sections{"colony", "colony.plans"};
+  for (const auto& o : options()) {
+    keys.push_back("colony." + o.name);
+    for (auto dot = o.name.find('.'); dot != std::string::npos; dot = o.name.find('.', dot + 1))
+      sections.push_back("colony." + o.name.substr(0, dot));
+  }
+  auto nearest = [](const std::string& key, const std::vector<std::string>& known) {
+    std::string best;
+    std::size_t best_d = std::string::npos;
+    for (const auto& k : known)
+      if (auto d = edit_distance(key, k); d < best_d) {
+        best_d = d;
+        best = k;
+      }
+    return best;
+  };
+  std::function<std::optional<std::string>(const caf::settings&, const std::string&)> walk =
+    [&](const caf::settings& dict, const std::string& prefix) -> std::optional<std::string> {
+    for (const auto& [name, value] : dict) {
+      auto path = prefix.empty() ? name : prefix + "." + name;
+      if (path == "colony.plans")
+        continue; // load_plans checks it
+      if (const auto* sub = caf::get_if<caf::settings>(&value)) {
+        if (std::find(sections.begin(), sections.end(), path) == sections.end()) {
+          auto all = sections;
+          all.insert(all.end(), keys.begin(), keys.end());
+          return "unknown section [" + path + "] (did you mean " + nearest(path, all) + "?)";
+        }
+        if (auto err = walk(*sub, path))
+          return err;
+      } else if (std::find(keys.begin(), keys.end(), path) == keys.end()) {
+        return "unknown key " + path + " (did you mean " + nearest(path, keys) + "?)";
+      }
+    }
+    return std::nullopt;
+  };
+  return walk(file, "");
 }
 
 std::optional<std::string> load_plans(const caf::settings& file, node_config& cfg) {
@@ -587,6 +693,8 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
       return fail("config file '" + cfg.config_file + "' is not valid CAF config syntax: " +
                   caf::to_string(parsed.error()));
     auto& file = *parsed;
+    if (auto err = unknown_key(file))
+      return fail(*err + " in " + cfg.config_file);
     for (const auto& o : options()) {
       auto* v = caf::get_if(&file, "colony." + o.name);
       if (v == nullptr)
@@ -623,11 +731,39 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
   cfg.rules.payment_grace_us = static_cast<std::int64_t>(cfg.payment_grace.count()) * 1000;
 
   if (want_dump) {
+    // In the format of config/colony.conf, so that --config loads it back
+    // to the same configuration. Secrets are commented out (masked): they
+    // belong in the environment, not in a file that is passed around.
     std::ostringstream out;
-    out << "; effective configuration (secrets masked; a missing plan limit is unlimited)\n";
-    for (const auto& o : options())
-      out << o.name << " = \"" << o.get(cfg) << "\"\n";
-    out << "[colony.plans]\n";
+    out << "; colonyd --dump-config: the effective configuration, loadable with --config.\n"
+           "; Secrets are not written: give them through their environment variables.\n";
+    std::vector<std::string> sections;
+    for (const auto& o : options()) {
+      auto dot = o.name.rfind('.');
+      auto section = dot == std::string::npos ? std::string{} : o.name.substr(0, dot);
+      if (std::find(sections.begin(), sections.end(), section) == sections.end())
+        sections.push_back(section);
+    }
+    for (const auto& section : sections) {
+      out << "\n[colony" << (section.empty() ? "" : "." + section) << "]\n";
+      for (const auto& o : options()) {
+        auto dot = o.name.rfind('.');
+        if ((dot == std::string::npos ? std::string{} : o.name.substr(0, dot)) != section)
+          continue;
+        auto key = dot == std::string::npos ? o.name : o.name.substr(dot + 1);
+        std::string value;
+        for (char ch : o.get(cfg)) { // a CAF config string: quotes and backslashes escaped
+          if (ch == '"' || ch == '\\')
+            value += '\\';
+          value += ch;
+        }
+        if (o.secret && value.find("***") != std::string::npos)
+          out << "; " << key << " = \"" << value << "\"  (secret: set " << env_name(o.name) << ")\n";
+        else
+          out << key << " = \"" << value << "\"\n";
+      }
+    }
+    out << "\n; a missing limit is unlimited\n[colony.plans]\n";
     for (const auto& [name, pl] : cfg.rules.plans) {
       std::string fields;
       auto field = [&](const char* k, const std::optional<std::int32_t>& v) {

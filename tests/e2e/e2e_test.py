@@ -74,8 +74,10 @@ class Node:
         self.log_path = os.path.join(data_dir, "colonyd.log")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
+            # The test receivers listen on loopback: tests of the SSRF guard
+            # pass --webhooks.allow-private-targets false (later flags win).
             [COLONYD, "--listen", f"127.0.0.1:{self.port}", "--data-dir", data_dir,
-             "--store", store_spec(), *extra],
+             "--store", store_spec(), "--webhooks.allow-private-targets", "true", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         _STARTED.append(self.proc)
         self.conn = None

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -18,7 +19,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_test import Node, STRIPE_SECRET, stripe_headers  # noqa: E402
+from e2e_test import Node, Receiver, STRIPE_SECRET, stripe_headers  # noqa: E402
 from auth_test import AUDIENCE, ISSUER, SECRET, token  # noqa: E402
 
 SHUTDOWN_TIMEOUT = 2.0
@@ -380,6 +381,403 @@ class PlansAndOwners(unittest.TestCase):
         live = {k["id"] for k in keys["data"] if not k.get("revokedAt")}
         self.assertIn(okey["id"], live)
         self.assertEqual(n.json("DELETE", f"{base}/api-keys/{okey['id']}", auth=owner)[0], 204)
+
+
+class ErrorDetails(unittest.TestCase):
+    """Problem details speak of the request in the API's own words: no
+    library internals, no echo of the values sent, nothing about how
+    authentication is configured."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-details-")
+        cls.node = start(cls.dir)
+        status, _, cls.t = cls.node.json("POST", "/v1/tenants", {"slug": "dt-" + uuid.uuid4().hex[:10], "name": "D"})
+        assert status == 201, cls.t
+
+    @classmethod
+    def tearDownClass(cls):
+        code, _ = cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert code == 0, code
+
+    def test_wrong_types_name_the_field_and_what_was_expected(self):
+        users = f"/v1/tenants/{self.t['id']}/users"
+        for path, body, field, message in (
+                (users, {"email": 987654321}, "email", "expected a string"),
+                (users, {"email": ["x@example.com"]}, "email", "expected a single value, not an array"),
+                (users, {"email": {"a": "secretvalue"}}, "email", "expected a single value, not an object"),
+                (users, {"email": "a@example.com", "roles": [12345]}, "roles[0]", "expected a string"),
+                (users, {"email": "a@example.com", "attributes": 77777}, "attributes", "expected an object"),
+                ("/v1/tenants", {"slug": "s-" + uuid.uuid4().hex[:8], "name": "N", "settings": {"primaryColor": 31337}},
+                 "settings.primaryColor", "expected a string"),
+                ("/v1/tenants", {"slug": "s-" + uuid.uuid4().hex[:8], "name": "N", "settings": {"custom": [1]}},
+                 "settings.custom", "expected an object, not an array")):
+            with self.subTest(body=body):
+                status, _, doc = self.node.json("POST", path, body)
+                self.assertEqual(status, 400, doc)
+                self.assertEqual(doc["errors"][0], {"field": field, "message": message})
+                text = json.dumps(doc)
+                for internal in ("TYPE_", "Proto field", "transcoder", "googleapis", "Starting an object", "bind"):
+                    self.assertNotIn(internal, text)
+                for sent in ("987654321", "secretvalue", "12345", "77777", "31337"):
+                    self.assertNotIn(sent, text)
+
+    def test_anonymous_callers_learn_nothing_about_the_auth_configuration(self):
+        import base64
+
+        def b64(d):
+            return base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+
+        for header in ({"alg": "RS256", "kid": "k1"}, {"alg": "none"}, {"alg": "ES256"}):
+            forged = b64(json.dumps(header).encode()) + "." + b64(b'{"sub":"x","exp":4000000000}') + "." + b64(b"sig")
+            status, hdrs, doc = self.node.json("GET", "/v1/tenants", auth=forged)
+            self.assertEqual(status, 401, doc)
+            self.assertEqual(doc["detail"], "the credential is not accepted")
+            for word in ("HS256", "RS256", "ES256", "kid", "key set", "configured", "auth-", "auth."):
+                self.assertNotIn(word, doc["detail"] + hdrs["WWW-Authenticate"])
+        # What the caller can fix about its own credential, it is told.
+        status, hdrs, doc = self.node.json("GET", "/v1/tenants", auth=token(roles=["platform_admin"], exp=1))
+        self.assertEqual(status, 401)
+        self.assertIn("expired", doc["detail"])
+
+
+class WebhookTargets(unittest.TestCase):
+    """Server-side request forgery: webhooks go to public addresses only,
+    checked at registration and after every resolution at delivery; and the
+    deliveries do not tell a closed port from a reset or a non-HTTP answer."""
+
+    REFUSED = ["http://127.0.0.1:9/x", "http://127.1.2.3/x", "http://localhost:8080/hook", "http://[::1]/x",
+               "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x", "http://[fd00:ec2::254]/x",
+               "http://10.0.0.1/x", "http://172.16.5.4/x", "http://192.168.1.1/x", "http://100.100.100.200/x",
+               "http://0.0.0.0/x", "http://[::]/x", "http://224.0.0.1/x", "http://255.255.255.255/x",
+               "http://[::ffff:127.0.0.1]/x", "http://[::ffff:169.254.169.254]/x", "http://[ff02::1]/x",
+               "http://[64:ff9b::a9fe:a9fe]/x"]
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="colony-e2e-ssrf-")
+        self.receivers = []
+        self.node = None
+
+    def tearDown(self):
+        if self.node and self.node.proc.poll() is None:
+            self.node.stop()
+        for r in self.receivers:
+            r.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def tenant(self):
+        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "ss-" + uuid.uuid4().hex[:10], "name": "S"})
+        self.assertEqual(status, 201, t)
+        return t
+
+    def deliveries(self, t, w):
+        status, _, doc = self.node.json("GET", f"/v1/tenants/{t['id']}/webhooks/{w['id']}/deliveries")
+        self.assertEqual(status, 200, doc)
+        return doc["data"]
+
+    def wait(self, predicate, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        self.fail(f"condition not met within {timeout} s")
+
+    def test_non_public_targets_are_refused_at_registration(self):
+        self.node = start(self.dir, ["--webhooks.allow-private-targets", "false"])
+        t = self.tenant()
+        for url in self.REFUSED:
+            with self.subTest(url=url):
+                status, _, doc = self.node.json("POST", f"/v1/tenants/{t['id']}/webhooks", {"url": url})
+                self.assertEqual(status, 400, doc)
+                self.assertEqual(doc["errors"][0]["field"], "url")
+        # A public name (it does not resolve on this machine: checked again at delivery).
+        status, _, doc = self.node.json("POST", f"/v1/tenants/{t['id']}/webhooks",
+                                        {"url": "https://hooks.example.com/colony", "eventTypes": ["never.happens"]})
+        self.assertEqual(status, 201, doc)
+        self.assertEqual(len(self.node.json("GET", f"/v1/tenants/{t['id']}/webhooks")[2]["data"]), 1)
+
+    def test_a_target_that_became_private_is_refused_at_delivery(self):
+        # Registered while private targets were allowed (as a name re-pointed
+        # after its check would be), then delivered by a node that refuses them.
+        r = Receiver("ok")
+        self.receivers.append(r)
+        self.node = start(self.dir)
+        t = self.tenant()
+        url = r.url.replace("127.0.0.1", "localhost")
+        status, _, w = self.node.json("POST", f"/v1/tenants/{t['id']}/webhooks", {"url": url})
+        self.assertEqual(status, 201, w)
+        self.assertEqual(self.node.stop()[0], 0)
+        self.node = start(self.dir, ["--webhooks.allow-private-targets", "false", "--webhooks.retry-base", "100ms",
+                                     "--webhooks.max-attempts", "2"])
+        status, _, _ = self.node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "x@example.com"})
+        self.assertEqual(status, 201)
+        self.wait(lambda: any(d["status"] == "dead" for d in self.deliveries(t, w)))
+        self.assertEqual(r.received, [])
+        self.assertEqual({d["lastError"] for d in self.deliveries(t, w) if d["status"] == "dead"}, {"refused"})
+
+    def test_deliveries_do_not_tell_closed_from_reset_from_not_http(self):
+        self.node = start(self.dir, ["--webhooks.retry-base", "100ms", "--webhooks.max-attempts", "1",
+                                     "--webhooks.timeout", "2s"])
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+        closed.close()  # nothing listens there now
+
+        def serve(behaviour):
+            srv = socket.socket()
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(8)
+
+            def loop():
+                while True:
+                    try:
+                        conn, _ = srv.accept()
+                    except OSError:
+                        return
+                    conn.recv(65536)
+                    if behaviour == "reset":
+                        import struct
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    else:
+                        conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                    conn.close()
+            threading.Thread(target=loop, daemon=True).start()
+            self.addCleanup(srv.close)
+            return srv.getsockname()[1]
+
+        ports = {"closed": closed_port, "reset": serve("reset"), "not-http": serve("ssh")}
+        t = self.tenant()
+        hooks = {}
+        for name, port in ports.items():
+            status, _, w = self.node.json("POST", f"/v1/tenants/{t['id']}/webhooks", {"url": f"http://127.0.0.1:{port}/"})
+            self.assertEqual(status, 201, w)
+            hooks[name] = w
+        self.node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "scan@example.com"})
+        for w in hooks.values():
+            self.wait(lambda: any(d["status"] == "dead" for d in self.deliveries(t, w)))
+        errors = {name: {d["lastError"] for d in self.deliveries(t, w)} for name, w in hooks.items()}
+        self.assertEqual(errors, {name: {"refused"} for name in hooks}, errors)
+
+
+class HttpConventions(unittest.TestCase):
+    """Conditional requests, the limits the HTTP layer answers itself, trace
+    context, media types and CORS."""
+
+    ORIGIN = "https://app.example.com"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-http-")
+        cls.node = start(cls.dir, ["--http.cors-origins", cls.ORIGIN, "--http.body-limit", "64KiB"])
+        status, _, cls.t = cls.node.json("POST", "/v1/tenants", {"slug": "hc-" + uuid.uuid4().hex[:10], "name": "H"})
+        assert status == 201, cls.t
+
+    @classmethod
+    def tearDownClass(cls):
+        code, _ = cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert code == 0, code
+
+    def raw(self, data):
+        with socket.create_connection(("127.0.0.1", self.node.port), timeout=10) as s:
+            s.sendall(data)
+            out = b""
+            while b"\r\n\r\n" not in out:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        head = out.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        fields = {}
+        for line in head[1:]:
+            k, _, v = line.partition(":")
+            fields[k.strip().lower()] = v.strip()
+        return int(head[0].split()[1]), fields
+
+    def test_if_match_is_strong_and_takes_a_list(self):
+        path = f"/v1/tenants/{self.t['id']}"
+        status, hdrs, cur = self.node.json("GET", path)
+        version = int(hdrs["ETag"].strip('"'))
+        merge = {"Content-Type": "application/merge-patch+json"}
+        for value, expect in ((f'W/"{version}"', 412), ('"999", "998"', 412), ("garbage", 412),
+                              (f'"999", "{version}"', 200)):
+            with self.subTest(if_match=value):
+                status, hdrs, doc = self.node.json("PATCH", path, {"name": "N" + uuid.uuid4().hex[:4]},
+                                                   headers={**merge, "If-Match": value})
+                self.assertEqual(status, expect, doc)
+                if status == 200:
+                    version = int(hdrs["ETag"].strip('"'))
+        self.assertEqual(self.node.json("PATCH", path, {"name": "Star"}, headers={**merge, "If-Match": "*"})[0], 200)
+
+    def test_if_none_match_on_a_read_is_304_without_a_body(self):
+        path = f"/v1/tenants/{self.t['id']}"
+        status, hdrs, _ = self.node.request("GET", path)
+        etag = hdrs["ETag"]
+        for value in (etag, "W/" + etag, f'"12345", {etag}', "*"):
+            with self.subTest(if_none_match=value):
+                status, hdrs, body = self.node.request("GET", path, headers={"If-None-Match": value})
+                self.assertEqual(status, 304)
+                self.assertEqual(body, b"")
+                self.assertEqual(hdrs["ETag"], etag)
+                self.assertNotIn("Content-Length", hdrs)
+        status, _, body = self.node.request("GET", path, headers={"If-None-Match": '"12345"'})
+        self.assertEqual(status, 200)
+        self.assertTrue(body)
+
+    def test_answers_of_the_http_layer_carry_request_id_and_trace(self):
+        tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        cases = [
+            # one header field over http.header-limit (16 KiB): 431, not 414
+            (b"GET /v1/tenants HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
+            (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n", 431),
+            (b"POST /v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n\r\n"
+             + b"x" * 70000, 413),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+        ]
+        for data, expect in cases:
+            with self.subTest(status=expect):
+                status, fields = self.raw(data)
+                self.assertEqual(status, expect)
+                self.assertRegex(fields.get("x-request-id", ""), r"^[0-9a-f-]{36}$")
+                self.assertRegex(fields.get("traceparent", ""), r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")
+        # Parsed but refused: the client's own request id and trace are answered.
+        status, fields = self.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: mine-1\r\ntraceparent: " + tp.encode()
+                                  + b"\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n")
+        self.assertEqual((status, fields["x-request-id"], fields["traceparent"]), (431, "mine-1", tp))
+
+    def test_tracestate_is_passed_through_with_a_valid_traceparent_only(self):
+        tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        _, hdrs, _ = self.node.request("GET", "/livez", headers={"traceparent": tp, "tracestate": "congo=t61rcWkgMzE"})
+        self.assertEqual((hdrs["traceparent"], hdrs.get("tracestate")), (tp, "congo=t61rcWkgMzE"))
+        _, hdrs, _ = self.node.request("GET", "/livez", headers={"traceparent": "bogus", "tracestate": "congo=x"})
+        self.assertNotEqual(hdrs["traceparent"], "bogus")
+        self.assertNotIn("tracestate", hdrs)
+
+    def test_a_charset_other_than_utf8_is_415(self):
+        users = f"/v1/tenants/{self.t['id']}/users"
+        body = {"email": "cs-" + uuid.uuid4().hex[:6] + "@example.com"}
+        for ctype in ("application/json; charset=iso-8859-1", 'application/json;charset="utf-16"'):
+            status, _, doc = self.node.json("POST", users, body, headers={"Content-Type": ctype})
+            self.assertEqual(status, 415, doc)
+        status, _, doc = self.node.json("POST", users, body, headers={"Content-Type": "application/json; charset=UTF-8"})
+        self.assertEqual(status, 201, doc)
+
+    def test_cors_exposes_the_headers_clients_need_and_preflights_only_known_paths(self):
+        _, hdrs, _ = self.node.request("GET", f"/v1/tenants/{self.t['id']}", headers={"Origin": self.ORIGIN})
+        exposed = {h.strip().lower() for h in hdrs["Access-Control-Expose-Headers"].split(",")}
+        self.assertTrue({"ratelimit", "ratelimit-policy", "retry-after", "etag", "x-request-id"} <= exposed, exposed)
+        pre = {"Origin": self.ORIGIN, "Access-Control-Request-Method": "POST"}
+        status, _, _ = self.node.request("OPTIONS", "/v1/nothing-here", headers=pre, auth=False)
+        self.assertEqual(status, 404)
+        status, hdrs, _ = self.node.request("OPTIONS", f"/v1/tenants/{self.t['id']}/users", headers=pre, auth=False)
+        self.assertEqual(status, 204)
+        self.assertEqual({m.strip() for m in hdrs["Access-Control-Allow-Methods"].split(",")}, {"GET", "HEAD", "POST"})
+
+
+class MonthlyUsage(unittest.TestCase):
+    """GET /v1/tenants/{t} and /usage report the same apiCallsThisMonth, and
+    the monthly counters start again at a new month (debug.clock-start puts
+    the node's clock seconds before the year's last midnight)."""
+
+    def test_both_reports_agree_and_reset_at_the_month_boundary(self):
+        d = tempfile.mkdtemp(prefix="colony-e2e-usage-")
+        try:
+            started = time.monotonic()
+            node = start(d, ["--debug.clock-start", "2026-12-31T23:59:52Z"])
+            node.admin_key = token(roles=["platform_admin"], exp=4_000_000_000)  # valid on the shifted clock too
+            self.addCleanup(lambda: node.proc.poll() is None and node.stop())
+            status, _, t = node.json("POST", "/v1/tenants", {"slug": "us-" + uuid.uuid4().hex[:10], "name": "U"})
+            self.assertEqual(status, 201, t)
+            status, _, key = node.json("POST", f"/v1/tenants/{t['id']}/api-keys", {"name": "k", "roles": ["admin"]})
+            self.assertEqual(status, 201, key)
+
+            def reports():
+                a = node.json("GET", f"/v1/tenants/{t['id']}")[2]["usage"]
+                b = node.json("GET", f"/v1/tenants/{t['id']}/usage")[2]["usage"]
+                self.assertEqual(a, b)
+                return a
+
+            for _ in range(5):
+                self.assertEqual(node.json("GET", f"/v1/tenants/{t['id']}/users", auth=key["key"])[0], 200)
+            before = reports()
+            self.assertEqual((before["month"], before["apiCallsThisMonth"]), ("2026-12", 5))
+            time.sleep(max(0.0, 9.0 - (time.monotonic() - started)))  # the node's clock is past midnight now
+            after = reports()
+            self.assertEqual((after["month"], after["apiCallsThisMonth"]), ("2027-01", 0))
+            for _ in range(2):
+                self.assertEqual(node.json("GET", f"/v1/tenants/{t['id']}/users", auth=key["key"])[0], 200)
+            self.assertEqual(reports()["apiCallsThisMonth"], 2)
+            self.assertEqual(node.stop()[0], 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class FilesAtRest(unittest.TestCase):
+    """The data directory is the node's user's only; so are its files."""
+
+    def test_modes_of_the_data_dir_and_its_files(self):
+        base = tempfile.mkdtemp(prefix="colony-e2e-files-")
+        try:
+            d = os.path.join(base, "var")
+            node = start(base, ["--data-dir", d])  # var/ is created by the node (the log stays in base)
+            self.assertEqual(node.json("POST", "/v1/tenants", {"slug": "f-" + uuid.uuid4().hex[:8], "name": "F"})[0], 201)
+            self.assertEqual(node.stop()[0], 0)
+            self.assertEqual(os.stat(d).st_mode & 0o777, 0o700)
+            names = [n for n in os.listdir(d) if n.startswith("colony.db") or n in ("admin.key", "secrets.key")]
+            self.assertIn("secrets.key", names)
+            self.assertTrue(names)
+            for name in names:
+                self.assertEqual(os.stat(os.path.join(d, name)).st_mode & 0o777, 0o600, name)
+            # A directory open to others is used, with a warning; the files are closed again.
+            os.chmod(d, 0o755)
+            for name in names:
+                os.chmod(os.path.join(d, name), 0o644)
+            node = start(base, ["--data-dir", d])
+            self.assertEqual(node.stop()[0], 0)
+            self.assertIn("the data directory is open to other users", node.logs())
+            if os.path.exists(os.path.join(d, "colony.db")):
+                self.assertEqual(os.stat(os.path.join(d, "colony.db")).st_mode & 0o777, 0o600)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+class SecretsAtRest(unittest.TestCase):
+    """Webhook signing secrets are stored sealed: the database alone does not
+    reveal them; deliveries are still signed with them."""
+
+    def test_the_database_holds_no_webhook_secret_in_the_clear(self):
+        d = tempfile.mkdtemp(prefix="colony-e2e-sealed-")
+        r = Receiver("ok")
+        try:
+            node = start(d, ["--webhooks.retry-base", "100ms", "--webhooks.allow-private-targets", "true"])
+            status, _, t = node.json("POST", "/v1/tenants", {"slug": "se-" + uuid.uuid4().hex[:10], "name": "S"})
+            self.assertEqual(status, 201, t)
+            status, _, w = node.json("POST", f"/v1/tenants/{t['id']}/webhooks", {"url": r.url})
+            self.assertEqual(status, 201, w)
+            r.secret = w["secret"]
+            self.assertEqual(node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "s@example.com"})[0], 201)
+            deadline = time.time() + 20
+            while time.time() < deadline and not r.received:
+                time.sleep(0.05)
+            self.assertTrue(r.received)
+            self.assertTrue(all(valid for _, _, valid in r.received))  # signed with the real secret
+            self.assertEqual(node.stop()[0], 0)
+            self.assertEqual(os.stat(os.path.join(d, "secrets.key")).st_mode & 0o777, 0o600)
+            if os.environ.get("COLONY_TEST_STORE", "sqlite") == "sqlite":
+                import sqlite3
+                with sqlite3.connect(os.path.join(d, "colony.db")) as db:
+                    stored = [row[0] for row in db.execute("SELECT secret FROM webhook_endpoints")]
+                self.assertEqual(len(stored), 1)
+                self.assertTrue(stored[0].startswith("enc:v1:"), stored[0][:12])
+                self.assertNotIn(w["secret"], stored[0])
+                self.assertNotIn(w["secret"][6:], stored[0])
+        finally:
+            r.close()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

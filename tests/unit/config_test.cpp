@@ -118,3 +118,52 @@ TEST_CASE("the config file (CAF format) sets options and plans") {
   CHECK(bad.output.find("http.body-limit") != std::string::npos);
   CHECK(run({"--config", "/nonexistent/colony.conf"}).exit_code == 2);
 }
+
+TEST_CASE("unknown keys and sections in the file stop the start, naming the nearest known one") {
+  auto path = std::string{"/tmp/colony-config-unknown.conf"};
+  auto with = [&](const std::string& text) {
+    std::ofstream{path} << text;
+    return run({"--config", path});
+  };
+  auto typo = with("[colony.http]\nbody-limt = \"2MiB\"\n");
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.output.find("unknown key colony.http.body-limt") != std::string::npos);
+  CHECK(typo.output.find("did you mean colony.http.body-limit?") != std::string::npos);
+  auto top = with("[colony]\nlisten-address = \"127.0.0.1:1\"\n");
+  CHECK(top.exit_code == 2);
+  CHECK(top.output.find("colony.listen-address") != std::string::npos);
+  CHECK(top.output.find("did you mean colony.listen?") != std::string::npos);
+  auto section = with("[colony.webhook]\ntimeout = \"1s\"\n");
+  CHECK(section.exit_code == 2);
+  CHECK(section.output.find("unknown section [colony.webhook]") != std::string::npos);
+  CHECK(section.output.find("colony.webhooks") != std::string::npos);
+  auto outside = with("[server]\nport = 80\n");
+  CHECK(outside.exit_code == 2);
+  CHECK(outside.output.find("[server]") != std::string::npos);
+  // The shipped file has no unknown key.
+  CHECK(run({"--config", COLONY_SOURCE_DIR "/config/colony.conf"}).what == config_result::action::run);
+}
+
+TEST_CASE("--dump-config writes a file that --config loads back to the same configuration") {
+  auto a = run({"--dump-config", "--config", COLONY_SOURCE_DIR "/config/colony.conf", "--http.threads", "3",
+                "--http.cors-origins", "https://a.example,https://b.example:8443", "--log-level", "debug",
+                "--entity.idle-timeout", "90s", "--webhooks.allow-private-targets", "true",
+                "--data-dir", "/tmp/with \"quotes\" and \\ slash", "--tenant.default-plan", "pro"});
+  REQUIRE(a.exit_code == 0);
+  auto path = std::string{"/tmp/colony-config-dumped.conf"};
+  std::ofstream{path} << a.output;
+  auto loaded = run({"--config", path});
+  REQUIRE(loaded.what == config_result::action::run);
+  CHECK(loaded.config.http_threads == 3);
+  CHECK(loaded.config.http_cors_origins == std::vector<std::string>{"https://a.example", "https://b.example:8443"});
+  CHECK(loaded.config.idle_timeout == std::chrono::seconds(90));
+  CHECK(loaded.config.data_dir == "/tmp/with \"quotes\" and \\ slash");
+  CHECK(loaded.config.webhook_allow_private_targets);
+  CHECK(loaded.config.rules.default_plan == "pro");
+  auto again = run({"--dump-config", "--config", path});
+  CHECK(again.output == a.output);
+  // Secrets are not written to the file; they come from the environment.
+  auto s = run({"--dump-config", "--stripe-webhook-secret", "whsec_hidden"});
+  CHECK(s.output.find("; stripe-webhook-secret = \"***\"  (secret: set COLONY_STRIPE_WEBHOOK_SECRET)") !=
+        std::string::npos);
+}

@@ -214,3 +214,30 @@ TEST_CASE("trialEndsAt can be moved while in trial, and only then") {
   CHECK(moved.error().code == errc::conflict);
   CHECK(moved.error().detail.find("active") != std::string::npos);
 }
+
+TEST_CASE("monthly usage counts from 0 again in a new month (injected clock)") {
+  // 2026-12-31T23:59:59Z and one second later.
+  constexpr std::int64_t dec31 = 1798761599LL * 1'000'000, jan1 = dec31 + 1'000'000;
+  CHECK(protocol::month_of(dec31) == "2026-12");
+  CHECK(protocol::month_of(jan1) == "2027-01");
+  v1::Tenant t;
+  t.set_plan("free");
+  t.mutable_usage()->set_month("2026-12");
+  t.mutable_usage()->set_users(3);
+  t.mutable_usage()->set_storage_mb(7);
+  auto a = track_usage(t, 5, 2, 0, dec31);
+  REQUIRE(a.ok());
+  CHECK(a.value().usage().api_calls_this_month() == 5);
+  CHECK(a.value().usage().month() == "2026-12");
+  auto b = track_usage(a.value(), 1, 0, 0, jan1);
+  REQUIRE(b.ok());
+  CHECK(b.value().usage().api_calls_this_month() == 1);
+  CHECK(b.value().usage().ai_requests_this_month() == 0);
+  CHECK(b.value().usage().month() == "2027-01");
+  CHECK(b.value().usage().users() == 3); // not monthly
+  CHECK(b.value().usage().storage_mb() == 7);
+  auto seen = usage_at(a.value().usage(), jan1);
+  CHECK(seen.api_calls_this_month() == 0);
+  CHECK(seen.month() == "2027-01");
+  CHECK(usage_at(a.value().usage(), dec31).api_calls_this_month() == 5);
+}

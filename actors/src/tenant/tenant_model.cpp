@@ -115,7 +115,7 @@ outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req, const tena
   t.set_status(std::string{tenant_status::trial});
   protocol::set_timestamp(*t.mutable_trial_ends_at(), now_us + rules.trial_us);
   fill_limits(*t.mutable_limits(), rules.plans.at(t.plan()));
-  t.mutable_usage();
+  t.mutable_usage()->set_month(protocol::month_of(now_us));
   protocol::set_timestamp(*t.mutable_created_at(), now_us);
   protocol::set_timestamp(*t.mutable_updated_at(), now_us);
   t.set_version(1);
@@ -286,13 +286,24 @@ outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingCh
   return next;
 }
 
+v1::TenantUsage usage_at(const v1::TenantUsage& usage, std::int64_t now_us) {
+  auto month = protocol::month_of(now_us);
+  v1::TenantUsage out = usage;
+  if (out.month() != month) {
+    out.set_api_calls_this_month(0);
+    out.set_ai_requests_this_month(0);
+    out.set_month(month);
+  }
+  return out;
+}
+
 outcome<v1::Tenant> track_usage(const v1::Tenant& current, std::int64_t api_calls, std::int64_t ai_requests,
                                 std::int32_t storage_mb, std::int64_t now_us) {
   if (api_calls < 0 || ai_requests < 0)
     return invalid(api_calls < 0 ? "apiCalls" : "aiRequests", "must not be negative");
   if (api_calls == 0 && ai_requests == 0 && storage_mb == 0)
     return invalid("trackActivity", "names no usage to add");
-  const auto& u = current.usage();
+  const auto u = usage_at(current.usage(), now_us);
   const auto& l = current.limits();
   auto check = [](const char* field, std::int64_t next, bool limited, std::int64_t limit) -> std::optional<failure> {
     if (next < 0)
@@ -315,6 +326,7 @@ outcome<v1::Tenant> track_usage(const v1::Tenant& current, std::int64_t api_call
   if (auto f = check("storageMb", storage, l.has_storage_mb(), l.storage_mb()))
     return *f;
   v1::Tenant next = current;
+  *next.mutable_usage() = u;
   next.mutable_usage()->set_api_calls_this_month(static_cast<std::int32_t>(calls));
   next.mutable_usage()->set_ai_requests_this_month(static_cast<std::int32_t>(ai));
   next.mutable_usage()->set_storage_mb(static_cast<std::int32_t>(storage));

@@ -674,20 +674,78 @@ struct api::impl {
     return true;
   }
 
-  /// If-Match: "3", W/"3" or *; anything else can never match.
-  std::optional<std::uint32_t> if_match(const std::shared_ptr<call>& c) {
-    auto v = c->req.if_match;
-    if (v.empty() || v == "*")
-      return std::nullopt;
-    if (v.starts_with("W/"))
-      v = v.substr(2);
-    if (v.size() >= 2 && v.front() == '"' && v.back() == '"')
-      v = v.substr(1, v.size() - 2);
-    std::uint32_t n = 0;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (ec != std::errc{} || p != v.data() + v.size())
-      return 0; // version 0 never exists: answers 412
-    return n;
+  /// If-Match (RFC 9110 13.1.1): empty or "*" is no condition; otherwise
+  /// the list of versions any of which may match, with strong comparison:
+  /// a weak tag (W/"3") or one that is not ours never matches, so a header
+  /// with nothing usable is {0} (version 0 never exists: 412).
+  std::vector<std::uint32_t> if_match(const std::shared_ptr<call>& c) {
+    const auto& v = c->req.if_match;
+    if (v.find_first_not_of(" \t") == std::string::npos || v.find_first_not_of(" \t*") == std::string::npos)
+      return {};
+    auto tags = entity_tags(v);
+    std::vector<std::uint32_t> out;
+    for (const auto& [weak, version] : tags)
+      if (!weak && version)
+        out.push_back(*version);
+    if (out.empty())
+      out.push_back(0);
+    return out;
+  }
+
+  /// The entity tags of an If-Match / If-None-Match list: (weak, version),
+  /// version nullopt for a tag that is not one of ours.
+  static std::vector<std::pair<bool, std::optional<std::uint32_t>>> entity_tags(std::string_view v) {
+    std::vector<std::pair<bool, std::optional<std::uint32_t>>> out;
+    std::size_t i = 0;
+    while (i < v.size() && out.size() < 64) {
+      while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+        ++i;
+      if (i >= v.size())
+        break;
+      bool weak = v.substr(i, 2) == "W/";
+      if (weak)
+        i += 2;
+      std::optional<std::uint32_t> version;
+      if (i < v.size() && v[i] == '"') {
+        auto close = v.find('"', i + 1);
+        if (close == std::string_view::npos)
+          break;
+        auto inner = v.substr(i + 1, close - i - 1);
+        std::uint32_t n = 0;
+        auto [p, ec] = std::from_chars(inner.data(), inner.data() + inner.size(), n);
+        if (ec == std::errc{} && p == inner.data() + inner.size() && !inner.empty())
+          version = n;
+        i = close + 1;
+      } else {
+        auto comma = v.find(',', i);
+        i = comma == std::string_view::npos ? v.size() : comma;
+      }
+      out.emplace_back(weak, version);
+    }
+    return out;
+  }
+
+  /// If-None-Match on a read (RFC 9110 13.1.2, weak comparison): true if
+  /// the entity at `version` matches, so the answer is 304.
+  static bool none_match_hits(const std::string& header, std::uint32_t version) {
+    if (header.find_first_not_of(" \t") == std::string::npos)
+      return false;
+    if (header.find_first_not_of(" \t*") == std::string::npos)
+      return true;
+    for (const auto& [weak, v] : entity_tags(header))
+      if (v && *v == version)
+        return true;
+    return false;
+  }
+
+  /// The answer to a read: the entity, or 304 when If-None-Match matches it.
+  static api_response read_response(const call& c, const entity_reply& r) {
+    if (none_match_hits(c.req.if_none_match, r.version)) {
+      api_response resp{304, "", "", {}, {}};
+      resp.headers.emplace_back("ETag", "\"" + std::to_string(r.version) + "\"");
+      return resp;
+    }
+    return entity_response(r, 200);
   }
 
   // -- operational routes ----------------------------------------------------
@@ -768,11 +826,42 @@ struct api::impl {
 
   void get_tenant(std::shared_ptr<call> c) {
     with_tenant(c, [this, c](std::string id) {
-      command cmd;
-      cmd.what = op::get;
-      send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
-           [](entity_reply& r) { return entity_response(r, 200); });
+      with_month_usage(c, id, [this, c, id](std::int64_t now, std::int64_t metered) {
+        command cmd;
+        cmd.what = op::get;
+        send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [c, now, metered](entity_reply& r) {
+          if (none_match_hits(c->req.if_none_match, r.version) || !r.entity)
+            return read_response(*c, r);
+          auto t = std::make_shared<v1::Tenant>(static_cast<const v1::Tenant&>(*r.entity));
+          *t->mutable_usage() = month_usage(t->usage(), now, metered);
+          r.entity = std::move(t);
+          return entity_response(r, 200);
+        });
+      });
     });
+  }
+
+  /// The usage as of `now`: the state's counters of this month (a new month
+  /// starts from 0, tenant_model: usage_at) plus the calls metered at the edge.
+  static v1::TenantUsage month_usage(const v1::TenantUsage& state, std::int64_t now, std::int64_t metered) {
+    auto u = actors::usage_at(state, now);
+    u.set_api_calls_this_month(static_cast<std::int32_t>(
+      std::min<std::int64_t>(INT32_MAX, std::int64_t{u.api_calls_this_month()} + metered)));
+    return u;
+  }
+
+  /// Runs `next(now, calls metered this month)` once the meter knows the
+  /// tenant's stored count for this month. GET /v1/tenants/{t} and
+  /// GET /v1/tenants/{t}/usage both report through it, so they agree.
+  void with_month_usage(const std::shared_ptr<call>& c, const std::string& id,
+                        std::function<void(std::int64_t, std::int64_t)> next) {
+    auto now = protocol::now_us();
+    auto month = month_of(now);
+    auto report = [this, id, month, now, next] { next(now, meter->used(id, month).value_or(0)); };
+    if (meter->used(id, month))
+      report();
+    else
+      load_usage(c, id, month, report);
   }
 
   void patch_tenant(std::shared_ptr<call> c) {
@@ -828,21 +917,15 @@ struct api::impl {
   /// the edge this month (stored and not yet flushed).
   void tenant_usage(std::shared_ptr<call> c) {
     with_tenant(c, [this, c](std::string id) {
-      auto month = month_of(protocol::now_us());
-      auto report = [this, c, id, month] {
+      with_month_usage(c, id, [this, c, id](std::int64_t now, std::int64_t metered) {
         command cmd;
         cmd.what = op::usage;
-        send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [this, id, month](entity_reply& r) {
-          auto doc = nlohmann::json::parse(protocol::to_json(*r.entity));
-          auto state_calls = doc["usage"].value("apiCallsThisMonth", std::int64_t{0});
-          doc["usage"]["apiCallsThisMonth"] = state_calls + meter->used(id, month).value_or(0);
-          return json(200, doc.dump(-1, ' ', false, replace_invalid));
+        send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd), [now, metered](entity_reply& r) {
+          auto report = std::make_shared<v1::TenantUsageReport>(static_cast<const v1::TenantUsageReport&>(*r.entity));
+          *report->mutable_usage() = month_usage(report->usage(), now, metered);
+          return json(200, protocol::to_json(*report));
         });
-      };
-      if (meter->used(id, month))
-        report();
-      else
-        load_usage(c, id, month, report);
+      });
     });
   }
 
@@ -1144,6 +1227,24 @@ struct api::impl {
       c->respond(api::failure_response(f, c->req.request_id));
       return;
     }
+    if (opts.allow_private_webhook_targets) {
+      register_webhook(c, std::move(e));
+      return;
+    }
+    // The name is resolved (getaddrinfo blocks) on a body worker thread.
+    auto& w = body_workers[next_body_worker.fetch_add(1, std::memory_order_relaxed) % body_workers.size()];
+    caf::anon_send(w, bridge_job{[this, c, e](caf::event_based_actor*) mutable {
+      if (auto why = check_webhook_target(*parse_webhook_url(e.url), true)) {
+        failure f = actors::fail(errc::invalid, "url: " + *why + "; webhooks go to public addresses only");
+        f.errors.push_back({"url", *why});
+        c->respond(api::failure_response(f, c->req.request_id));
+        return;
+      }
+      register_webhook(c, std::move(e));
+    }});
+  }
+
+  void register_webhook(const std::shared_ptr<call>& c, webhook_endpoint e) {
     with_existing_tenant(c, [this, c, e](std::string tid) mutable {
       unsigned char raw[32];
       if (RAND_bytes(raw, sizeof raw) != 1) {
@@ -1162,6 +1263,8 @@ struct api::impl {
       webhook_op op;
       op.what = webhook_op::kind::create_endpoint;
       op.endpoint = e;
+      if (ctx.secrets) // stored sealed: a copy of the database alone does not reveal it
+        op.endpoint.secret = ctx.secrets->seal(e.secret);
       op.audit.push_back(audit_of(*c, tid, "webhook.created", "webhook:" + e.id, "success", 201, e.url));
       webhook_store(c, std::move(op), [c, e](webhook_result&) {
         auto created = endpoint_json(e);
@@ -1623,7 +1726,7 @@ struct api::impl {
       command cmd;
       cmd.what = op::get;
       send(c, entity_key{entity_kind::user, tid, uid}, std::move(cmd),
-           [](entity_reply& r) { return entity_response(r, 200); });
+           [c](entity_reply& r) { return read_response(*c, r); });
     });
   }
 
@@ -1980,9 +2083,21 @@ struct api::impl {
 
   /// 401 with the RFC 6750 challenge. Without any credential the challenge
   /// carries no error code (RFC 6750 §3.1).
-  void unauthorized(const std::shared_ptr<call>& c, const std::string& error, const std::string& description) {
+  void unauthorized(const std::shared_ptr<call>& c, const std::string& error, const std::string& reason) {
     log::info("authentication failed", {{"request_id", c->req.request_id}, {"route", c->route},
-                                        {"reason", error.empty() ? std::string{"no credentials"} : description}});
+                                        {"reason", error.empty() ? std::string{"no credentials"} : reason}});
+    // The caller is anonymous: it learns what it can fix about its own
+    // credential (expired, revoked, malformed), never how authentication is
+    // configured (which algorithms, keys, claims or options); the log has
+    // the precise reason.
+    auto client_may_know = [](const std::string& why) {
+      for (const char* ok : {"expired", "revoked", "not valid yet", "malformed", "not a JWS", "not base64url",
+                             "longer than", "only the Bearer scheme", "unknown API key", "has no exp"})
+        if (why.find(ok) != std::string::npos)
+          return true;
+      return false;
+    };
+    std::string description = client_may_know(reason) ? reason : std::string{"the credential is not accepted"};
     auto r = api::problem(401, "unauthorized", "Unauthorized",
                           error.empty() ? "send Authorization: Bearer <token or API key>" : description,
                           c->req.request_id);
@@ -2017,7 +2132,7 @@ struct api::impl {
       return;
     }
     if (!ctx.jwt) {
-      unauthorized(c, "invalid_token", "this node accepts API keys only (no auth.jwt-hs256-secret or auth.jwks set)");
+      unauthorized(c, "invalid_token", "a JWT, but this node accepts API keys only (auth-jwt-hs256-secret, auth-jwks unset)");
       return;
     }
     auto res = ctx.jwt->verify(token, protocol::now_us() / 1'000'000);
@@ -2095,6 +2210,23 @@ struct api::impl {
   }
 
   // -- dispatch --------------------------------------------------------------
+
+  /// The methods of the routes whose template matches `path` (for 405's
+  /// Allow and CORS preflights); empty if no route does.
+  std::vector<std::string> methods_at(std::string_view path) const {
+    auto segs = split_path(path);
+    std::vector<std::string> methods;
+    for (const auto& r : routes) {
+      if (r.segs.size() != segs.size())
+        continue;
+      bool match = true;
+      for (std::size_t i = 0; i < segs.size() && match; ++i)
+        match = (r.segs[i].size() > 2 && r.segs[i].front() == '{') || r.segs[i] == segs[i];
+      if (match && std::find(methods.begin(), methods.end(), r.method) == methods.end())
+        methods.push_back(r.method);
+    }
+    return methods;
+  }
 
   void dispatch(std::shared_ptr<call> c) {
     std::string_view target = c->req.target;
@@ -2213,11 +2345,25 @@ void api::handle(api_request req, responder done) {
                    req.request_id));
       return;
     }
+    // The methods of the routes at this path: none is a 404 (a preflight
+    // for a path the API does not serve gets no permission).
+    auto path = std::string_view{req.target}.substr(0, req.target.find('?'));
+    auto methods = impl_->methods_at(path);
+    if (methods.empty()) {
+      done(problem(404, "not-found", "Not found", "no route for " + protocol::valid_utf8(path.substr(0, 200)),
+                   req.request_id));
+      return;
+    }
+    std::string allow;
+    for (const auto& m : methods)
+      allow += (allow.empty() ? "" : ", ") + m + (m == "GET" ? ", HEAD" : "");
     api_response r{204, "", "", {}, "cors-preflight"};
     r.headers = {{"Access-Control-Allow-Origin", req.origin},
                  {"Vary", "Origin"},
-                 {"Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE"},
-                 {"Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match, X-Request-Id, traceparent"},
+                 {"Access-Control-Allow-Methods", allow},
+                 {"Access-Control-Allow-Headers",
+                  "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id, traceparent, "
+                  "tracestate"},
                  {"Access-Control-Max-Age", "600"}};
     done(std::move(r));
     return;
@@ -2250,7 +2396,9 @@ void api::handle(api_request req, responder done) {
     if (!cors_origin.empty()) {
       r.headers.emplace_back("Access-Control-Allow-Origin", cors_origin);
       r.headers.emplace_back("Vary", "Origin");
-      r.headers.emplace_back("Access-Control-Expose-Headers", "ETag, Location, Retry-After, X-Request-Id, traceparent");
+      r.headers.emplace_back("Access-Control-Expose-Headers",
+                             "ETag, Location, Retry-After, RateLimit, RateLimit-Policy, X-Request-Id, traceparent, "
+                             "tracestate, Idempotency-Replayed");
     }
     done(std::move(r));
   };
@@ -2390,6 +2538,15 @@ std::string pick_traceparent(std::string_view in) {
   std::snprintf(buf, sizeof buf, "00-%016llx%016llx-%016llx-01", static_cast<unsigned long long>(rng()),
                 static_cast<unsigned long long>(rng() | 1), static_cast<unsigned long long>(rng() | 1));
   return buf;
+}
+
+std::string pick_tracestate(std::string_view incoming_parent, std::string_view picked, std::string_view state) {
+  if (state.empty() || state.size() > 512 || incoming_parent != picked)
+    return {};
+  for (char ch : state)
+    if (ch < 0x20 || ch > 0x7e)
+      return {};
+  return std::string{state};
 }
 
 std::vector<route_info> api::routes() {

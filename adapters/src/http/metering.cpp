@@ -11,15 +11,6 @@ namespace colony::adapters::http {
 
 using namespace actors;
 
-std::string month_of(std::int64_t us) {
-  std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
-  return buf;
-}
-
 std::int64_t seconds_to_next_month(std::int64_t us) {
   std::time_t t = static_cast<std::time_t>(us / 1'000'000);
   std::tm tm{};

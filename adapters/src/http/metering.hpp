@@ -14,11 +14,12 @@
 #include <string>
 
 #include "colony/actors/ports/store_port.hpp"
+#include "colony/protocol/time.hpp"
 
 namespace colony::adapters::http {
 
-/// "2026-11": the calendar month (UTC) of a time in microseconds.
-[[nodiscard]] std::string month_of(std::int64_t us);
+using protocol::month_of; // "YYYY-MM" (UTC)
+
 /// Seconds from `us` to the start of the next calendar month (UTC).
 [[nodiscard]] std::int64_t seconds_to_next_month(std::int64_t us);
 

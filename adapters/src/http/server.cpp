@@ -164,13 +164,17 @@ private:
     }
     lowest().expires_never();
     auto& req = parser_->get();
+    request_id_ = http::pick_request_id(std::string{req["X-Request-Id"]});
+    traceparent_ = http::pick_traceparent(std::string{req["traceparent"]});
+    tracestate_ = http::pick_tracestate(std::string{req["traceparent"]}, traceparent_, std::string{req["tracestate"]});
     if (req.method_string().size() + req.target().size() + 10 > srv_.opts.request_line_limit) { // "M T HTTP/1.1"
-      reject_request_line();
+      reject(414, "uri-too-long", "URI too long",
+             "the request line exceeds " + std::to_string(srv_.opts.request_line_limit) + " bytes", true);
       return;
     }
     if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > srv_.opts.header_count_limit) {
       reject(431, "request-header-fields-too-large", "Request header fields too large",
-             "the request has more than " + std::to_string(srv_.opts.header_count_limit) + " header fields");
+             "the request has more than " + std::to_string(srv_.opts.header_count_limit) + " header fields", true);
       return;
     }
     http::api_request areq;
@@ -178,8 +182,9 @@ private:
     areq.target = std::string{req.target()};
     areq.content_type = std::string{req[bhttp::field::content_type]};
     areq.if_match = std::string{req[bhttp::field::if_match]};
-    areq.request_id = http::pick_request_id(std::string{req["X-Request-Id"]});
-    areq.traceparent = http::pick_traceparent(std::string{req["traceparent"]});
+    areq.if_none_match = std::string{req[bhttp::field::if_none_match]};
+    areq.request_id = request_id_;
+    areq.traceparent = traceparent_;
     areq.fault = std::string{req["X-Colony-Fault"]};
     areq.stripe_signature = std::string{req["Stripe-Signature"]};
     areq.origin = std::string{req[bhttp::field::origin]};
@@ -192,8 +197,6 @@ private:
     version_ = req.version();
     head_ = req.method() == bhttp::verb::head;
     method_ = areq.method;
-    request_id_ = areq.request_id;
-    traceparent_ = areq.traceparent;
     started_ = std::chrono::steady_clock::now();
     // Overload protection, whoever the tenant: beyond http.max-in-flight
     // requests waiting for their answers (each is queued work somewhere in
@@ -216,8 +219,15 @@ private:
   }
 
   /// Answers a request that is not handed to the API, then closes (lingering).
-  void reject(int status, std::string_view type, std::string_view title, const std::string& detail) {
-    request_id_ = http::pick_request_id({});
+  /// `parsed`: the head was read, so its X-Request-Id and traceparent (set
+  /// already) are answered; otherwise new ones are made.
+  void reject(int status, std::string_view type, std::string_view title, const std::string& detail,
+              bool parsed = false) {
+    if (!parsed) {
+      request_id_ = http::pick_request_id({});
+      traceparent_ = http::pick_traceparent({});
+      tracestate_.clear();
+    }
     auto r = http::api::problem(status, type, title, detail, request_id_);
     r.route = "unparsed";
     keep_alive_ = false;
@@ -233,10 +243,17 @@ private:
            "the request line exceeds " + std::to_string(srv_.opts.request_line_limit) + " bytes");
   }
 
-  /// After a header-limit error: is it the request line alone that is too long?
+  /// After a header-limit error: is it the request line alone that is too
+  /// long (414), or a header field (431)? What is left in the buffer may
+  /// start with the request line or, once the parser took that, with a
+  /// field: a field has its colon before any space, a request line a space
+  /// after its method.
   bool request_line_too_long() const {
     auto data = buffer_.cdata();
     std::string_view seen{static_cast<const char*>(data.data()), data.size()};
+    auto first = seen.find_first_of(" :");
+    if (first == std::string_view::npos || seen[first] == ':')
+      return false;
     auto end = seen.find("\r\n");
     return (end == std::string_view::npos ? seen.size() : end) > srv_.opts.request_line_limit;
   }
@@ -270,6 +287,8 @@ private:
     set("X-Request-Id", request_id_);
     if (!traceparent_.empty())
       set("traceparent", traceparent_);
+    if (!tracestate_.empty())
+      set("tracestate", tracestate_);
     set("X-Content-Type-Options", "nosniff");
     set("Referrer-Policy", "no-referrer");
     set("X-Frame-Options", "DENY");
@@ -390,6 +409,7 @@ private:
   std::string route_;
   std::string request_id_;
   std::string traceparent_;
+  std::string tracestate_;
   std::chrono::steady_clock::time_point started_;
   std::vector<std::pair<std::string_view, std::string_view>> fields_; // of the answer being built
   std::string out_;                                                   // the head of the answer being written

@@ -2,6 +2,7 @@
 // survives power loss), one connection per worker, statements prepared once.
 #include <map>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "../store/backend.hpp"
 #include "colony/protocol/time.hpp"
@@ -80,6 +81,11 @@ public:
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=FULL");
     exec("PRAGMA foreign_keys=ON");
+    // The files hold personal data and webhook secrets: readable by the
+    // node's user only, also if they were made by an older version or
+    // another umask (colonyd sets 077; the WAL files follow the database).
+    for (const char* suffix : {"", "-wal", "-shm"})
+      ::chmod((path_ + suffix).c_str(), 0600);
   }
 
   void migrate() override {

@@ -23,6 +23,7 @@
 #include "../billing/stripe.hpp"
 #include "colony/adapters/webhooks.hpp"
 #include "colony/protocol/json.hpp"
+#include "targets.hpp"
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/log.hpp"
 #include "colony/v1/event.pb.h"
@@ -63,9 +64,9 @@ class post_session : public std::enable_shared_from_this<post_session> {
 public:
   post_session(net::io_context& ioc, net::ssl::context& tls, std::shared_ptr<results_queue> q, std::string id,
                parsed_url url, std::string body, std::vector<std::pair<std::string, std::string>> headers,
-               std::chrono::milliseconds timeout)
+               std::chrono::milliseconds timeout, bool allow_private)
     : resolver_(net::make_strand(ioc)), q_(std::move(q)), id_(std::move(id)), url_(std::move(url)),
-      timeout_(timeout) {
+      timeout_(timeout), allow_private_(allow_private) {
     if (url_.tls)
       tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(resolver_.get_executor(), tls);
     else
@@ -88,10 +89,25 @@ public:
     resolver_.async_resolve(url_.host, url_.port,
                             [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
                               if (ec)
-                                return self->finish(0, "cannot resolve " + self->url_.host + ": " + ec.message());
-                              self->tcp().async_connect(r, [self](beast::error_code ec2, const tcp::endpoint&) {
+                                return self->fail("cannot resolve " + self->url_.host + ": " + ec.message(),
+                                                  "refused");
+                              // Every address is checked again here: a name can
+                              // be pointed elsewhere after its registration.
+                              std::vector<tcp::endpoint> allowed;
+                              for (const auto& e : r) {
+                                auto why = self->allow_private_ ? std::nullopt : refused_address(e.endpoint().address());
+                                if (!why)
+                                  allowed.push_back(e.endpoint());
+                                else
+                                  log::warn("webhook target refused", {{"delivery", self->id_}, {"host", self->url_.host},
+                                                                      {"reason", *why}});
+                              }
+                              if (allowed.empty())
+                                return self->fail("no allowed address", "refused");
+                              self->tcp().async_connect(allowed, [self](beast::error_code ec2, const tcp::endpoint&) {
                                 if (ec2)
-                                  return self->finish(0, "cannot connect: " + ec2.message());
+                                  return self->fail("cannot connect: " + ec2.message(),
+                                                    ec2 == beast::error::timeout ? "timeout" : "refused");
                                 if (self->tls_)
                                   self->handshake();
                                 else
@@ -106,12 +122,13 @@ private:
   void handshake() {
     // SNI, and the certificate must name the host.
     if (!SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str()))
-      return finish(0, "cannot set the TLS server name");
+      return fail("cannot set the TLS server name", "refused");
     tls_->set_verify_mode(net::ssl::verify_peer);
     tls_->set_verify_callback(net::ssl::host_name_verification(url_.host));
     tls_->async_handshake(net::ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
       if (ec)
-        return self->finish(0, "TLS handshake failed: " + ec.message());
+        return self->fail("TLS handshake failed: " + ec.message(),
+                          ec == beast::error::timeout ? "timeout" : "TLS handshake failed");
       self->write();
     });
   }
@@ -120,11 +137,10 @@ private:
   void exchange(Stream& s) {
     bhttp::async_write(s, req_, [self = shared_from_this(), &s](beast::error_code ec, std::size_t) {
       if (ec)
-        return self->finish(0, "cannot send: " + ec.message());
+        return self->fail("cannot send: " + ec.message(), ec == beast::error::timeout ? "timeout" : "refused");
       bhttp::async_read(s, self->buffer_, self->res_, [self](beast::error_code ec2, std::size_t) {
-        if (ec2)
-          return self->finish(0, ec2 == beast::error::timeout ? std::string{"no answer within the timeout"}
-                                                                : "no answer: " + ec2.message());
+        if (ec2) // a reset, a close or an answer that is not HTTP: all "refused" to the tenant
+          return self->fail("no answer: " + ec2.message(), ec2 == beast::error::timeout ? "timeout" : "refused");
         int code = static_cast<int>(self->res_.result_int());
         self->finish(code, code >= 200 && code < 300 ? std::string{} : "answered " + std::to_string(code));
       });
@@ -136,6 +152,15 @@ private:
       exchange(*tls_);
     else
       exchange(*plain_);
+  }
+
+  /// A failed attempt: the precise reason goes to the node's log; the
+  /// delivery record (which the tenant reads) says only "refused", "timeout"
+  /// or "TLS handshake failed", so that endpoints cannot be used to scan the
+  /// node's network (no difference between refused, reset and non-HTTP).
+  void fail(const std::string& reason, std::string shown) {
+    log::info("webhook attempt failed", {{"delivery", id_}, {"host", url_.host}, {"reason", reason}});
+    finish(0, std::move(shown));
   }
 
   void finish(int status, std::string error) {
@@ -154,6 +179,7 @@ private:
   std::string id_;
   parsed_url url_;
   std::chrono::milliseconds timeout_;
+  bool allow_private_ = false;
 };
 
 bool matches(const webhook_endpoint& e, const std::string& type) {
@@ -319,15 +345,24 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
           in_flight.emplace(d.id, d);
           continue;
         }
+        auto secret = o.secrets ? o.secrets->open(d.secret) : std::optional<std::string>{d.secret};
+        if (!secret) {
+          log::error("a webhook secret does not open under the secrets key (was secrets-key changed?)",
+                     {{"delivery", d.id}});
+          queue->push(attempt_result{d.id, 0, "the endpoint's secret cannot be read"});
+          in_flight.emplace(d.id, d);
+          continue;
+        }
         auto t = protocol::now_us() / 1'000'000;
         std::vector<std::pair<std::string, std::string>> headers{
-          {"Colony-Signature", "t=" + std::to_string(t) + ",v1=" + billing::stripe_v1(d.secret, t, d.body)},
+          {"Colony-Signature", "t=" + std::to_string(t) + ",v1=" + billing::stripe_v1(*secret, t, d.body)},
           {"Colony-Event-Id", d.event_id},
           {"Colony-Event-Type", d.event_type},
           {"Colony-Delivery-Id", d.id},
           {"Colony-Delivery-Attempt", std::to_string(d.attempts + 1)}};
         auto session =
-          std::make_shared<post_session>(ioc, tls, queue, d.id, *url, d.body, std::move(headers), o.timeout);
+          std::make_shared<post_session>(ioc, tls, queue, d.id, *url, d.body, std::move(headers), o.timeout,
+                                         o.allow_private_targets);
         in_flight.emplace(d.id, std::move(d));
         net::post(ioc, [session] { session->start(); });
       }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "colony/actors/domain.hpp"
 
@@ -72,7 +73,7 @@ struct command {
   op what = op::get;
   std::shared_ptr<const google::protobuf::Message> payload; // create bodies (parsed at the edge)
   std::string text;                                          // merge patch, or transition reason
-  std::optional<std::uint32_t> if_match;                     // expected version (If-Match)
+  std::vector<std::uint32_t> if_match;                       // If-Match: versions any of which may match; empty: none
   std::string user_id;                                       // for the *_user operations
   bool new_id = false; // user_id was just minted here (UUIDv7): a creation with nothing to load first
   request_meta meta;

@@ -20,6 +20,7 @@
 #include "colony/adapters/auth.hpp"
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/adapters/kafka.hpp"
+#include "colony/adapters/secrets.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
 #include "colony/runtime/metrics.hpp"
 
@@ -43,6 +44,7 @@ struct http_options {
   bool fault_injection = false;
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
   bool allow_tenant_plan_change = false;      // with Stripe configured: tenant owners may change their plan
+  bool allow_private_webhook_targets = false; // webhook URLs may point at loopback, private, link-local hosts
   std::vector<std::string> cors_origins;      // browser origins allowed (CORS); "*" any; empty: none
   std::chrono::seconds stripe_tolerance{300}; // accepted age of a Stripe-Signature timestamp
 };
@@ -61,6 +63,7 @@ struct api_context {
   std::chrono::milliseconds api_key_cache_ttl{10'000}; // how long a looked-up key is trusted without the store
   int credential_rate_percent = 50; // one credential's bucket: this share of its tenant's rate and burst
   std::chrono::milliseconds metering_interval{2'000}; // metered API calls are written this often
+  std::shared_ptr<const secret_box> secrets; // seals webhook secrets at rest; null: stored as they are (tests)
 };
 
 /// One route of the API, for documentation checks.

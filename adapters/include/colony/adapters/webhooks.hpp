@@ -5,10 +5,12 @@
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "colony/actors/ports/store_port.hpp"
+#include "colony/adapters/secrets.hpp"
 
 namespace colony::adapters {
 
@@ -19,6 +21,8 @@ struct webhook_options {
   std::chrono::milliseconds poll_interval{200};        // how often new events and due retries are looked for
   int max_in_flight = 64;                              // concurrent attempts
   std::string ca_file;                                 // extra trusted CAs (PEM) for https endpoints; the system's are always trusted
+  bool allow_private_targets = false;                  // deliver to loopback, private, link-local addresses too (tests)
+  std::shared_ptr<const secret_box> secrets;           // opens the endpoints' sealed secrets; null: stored as they are
 };
 
 struct parsed_url {
@@ -30,6 +34,15 @@ struct parsed_url {
 
 /// An endpoint URL Colony can deliver to: http(s)://host[:port][/path]; nullopt otherwise.
 [[nodiscard]] std::optional<parsed_url> parse_webhook_url(const std::string& url);
+
+/// The server-side request forgery check of an endpoint: nullopt if `url`
+/// may be delivered to, else why not. A host that is an IP address, or (with
+/// `resolve`: getaddrinfo, which blocks) a name that resolves to one, that is
+/// loopback, link-local (169.254.0.0/16 and fe80::/10: the cloud metadata
+/// services), private (RFC 1918, fc00::/7, 100.64.0.0/10), unspecified,
+/// multicast or otherwise special-purpose is refused. A name that does not
+/// resolve passes: the notifier checks every address again at delivery.
+[[nodiscard]] std::optional<std::string> check_webhook_target(const parsed_url& url, bool resolve);
 
 /// Stop it with actors::stop_atom.
 [[nodiscard]] caf::actor spawn_webhook_notifier(caf::actor_system& sys, actors::store_port store,

@@ -12,8 +12,15 @@ class Timestamp;
 
 namespace colony::protocol {
 
-/// Microseconds since the Unix epoch (system clock).
+/// Microseconds since the Unix epoch (system clock, plus the test offset).
 [[nodiscard]] std::int64_t now_us();
+
+/// Shifts now_us() by `offset_us` from here on (debug.clock-start: tests that
+/// cross a month boundary). Call before other threads read the clock.
+void set_clock_offset_us(std::int64_t offset_us);
+
+/// The UTC month of `us`, "YYYY-MM": the period of monthly counters and quotas.
+[[nodiscard]] std::string month_of(std::int64_t us);
 
 void set_timestamp(google::protobuf::Timestamp& ts, std::int64_t us);
 [[nodiscard]] std::int64_t timestamp_us(const google::protobuf::Timestamp& ts);

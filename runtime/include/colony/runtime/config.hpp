@@ -44,12 +44,17 @@ struct node_config {
   std::chrono::milliseconds timer_poll_interval{std::chrono::seconds(1)};
   actors::tenant_rules rules;              // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
+  std::string clock_start;                 // debug.clock-start as given; empty: the system clock
+  std::int64_t clock_start_us = 0;         // ... in microseconds since the epoch
   std::string stripe_webhook_secret;       // empty: the Stripe webhook route is off
   std::vector<std::string> http_cors_origins; // browser origins allowed (CORS); empty: no CORS
   std::chrono::milliseconds payment_grace{std::chrono::hours(72)};
   bool billing_allow_tenant_plan_change = false; // with Stripe configured: may tenants change their plan?
   int webhook_max_attempts = 8;
   std::string webhook_ca_file;
+  std::string secrets_key;                 // 64 hex digits; empty: the key file
+  std::string secrets_key_file;            // empty: <data-dir>/secrets.key
+  bool webhook_allow_private_targets = false; // deliver to loopback/private/link-local addresses (tests, labs)
   std::chrono::milliseconds webhook_retry_base{std::chrono::seconds(1)};
   std::chrono::milliseconds webhook_timeout{std::chrono::seconds(10)};
   std::string kafka_brokers;               // empty: the relay and the command consumer are off

@@ -75,8 +75,14 @@ void fill_limits(v1::PlanLimits& out, const plan_limits& in);
 outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change,
                                   const tenant_rules& rules, std::int64_t now_us);
 
-/// Adds tracked usage to the tenant's counters; refused (limit_exceeded,
-/// naming the counter) if a counter would pass its plan limit or go negative.
+/// The usage as of `now_us`: the monthly counters (apiCallsThisMonth,
+/// aiRequestsThisMonth) count from 0 again in a month other than the one
+/// they were counted in; `month` is the month of `now_us`.
+[[nodiscard]] v1::TenantUsage usage_at(const v1::TenantUsage& usage, std::int64_t now_us);
+
+/// Adds tracked usage to the tenant's counters (of the month of `now_us`,
+/// see usage_at); refused (limit_exceeded, naming the counter) if a counter
+/// would pass its plan limit or go negative.
 outcome<v1::Tenant> track_usage(const v1::Tenant& current, std::int64_t api_calls, std::int64_t ai_requests,
                                 std::int32_t storage_mb, std::int64_t now_us);
 
