@@ -344,6 +344,7 @@ int main(int argc, char** argv, char** envp) {
   hopts.stripe_webhook_secret = cfg.stripe_webhook_secret;
   hopts.allow_tenant_plan_change = cfg.billing_allow_tenant_plan_change;
   hopts.allow_private_webhook_targets = cfg.webhook_allow_private_targets;
+  hopts.idempotency_ttl = cfg.http_idempotency_ttl;
   hopts.cors_origins = cfg.http_cors_origins;
 
   int exit_code = 0;

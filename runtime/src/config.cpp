@@ -260,6 +260,9 @@ const std::vector<option>& options() {
     t.push_back(int_opt("http.max-in-flight",
                         "requests in progress (waiting for actors or the store) beyond which new ones get 503 overloaded",
                         1, 1'000'000, &node_config::http_max_in_flight));
+    t.push_back(duration_opt("http.idempotency-ttl",
+                             "how long the answer to a POST with an Idempotency-Key is kept for replays",
+                             std::chrono::minutes(1), std::chrono::hours(24 * 30), &node_config::http_idempotency_ttl));
     t.push_back(string_opt("tls-cert", "PEM certificate chain; with tls-key the API is served over HTTPS only (TLS 1.2+, HSTS)",
                            &node_config::tls_cert));
     t.push_back(string_opt("tls-key", "PEM private key of tls-cert (keep it readable by the node only)",

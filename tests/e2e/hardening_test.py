@@ -26,6 +26,11 @@ SHUTDOWN_TIMEOUT = 2.0
 SHUTDOWN_GRACE = 10.0  # runtime/colonyd/main.cpp: shutdown_grace
 
 
+def sqlite_db(data_dir):
+    import sqlite3
+    return sqlite3.connect(os.path.join(data_dir, "colony.db"))
+
+
 def start(data_dir, extra=()):
     """A node whose platform credential is a JWT (on PostgreSQL the bootstrap
     admin key belongs to whichever node first used the database)."""
@@ -778,6 +783,134 @@ class SecretsAtRest(unittest.TestCase):
         finally:
             r.close()
             shutil.rmtree(d, ignore_errors=True)
+
+
+class IdempotencyKeys(unittest.TestCase):
+    """Idempotency-Key on POST: stored per credential and route, replayed,
+    422 for another body, 409 while the first runs, durable over restarts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-idem-")
+        cls.args = ["--debug.fault-injection", "true"]
+        cls.node = start(cls.dir, cls.args)
+        status, _, cls.t = cls.node.json("POST", "/v1/tenants", {"slug": "id-" + uuid.uuid4().hex[:10], "name": "I",
+                                                                 "plan": "pro"})
+        assert status == 201, cls.t
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.node.proc.poll() is None:
+            cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def post(self, path, body, key, auth=True, extra=None):
+        """On a connection of its own (the test sends from several threads)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=30)
+        try:
+            conn.request("POST", path, body=json.dumps(body).encode(),
+                         headers={"Idempotency-Key": key, "Content-Type": "application/json",
+                                  "Authorization": "Bearer " + (self.node.admin_key if auth is True else auth),
+                                  **(extra or {})})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def test_a_repeat_replays_the_first_answer_and_changes_nothing(self):
+        key = str(uuid.uuid4())
+        slug = "idt-" + uuid.uuid4().hex[:8]
+        first = self.post("/v1/tenants", {"slug": slug, "name": "Once"}, key)
+        self.assertEqual(first[0], 201, first[2])
+        for _ in range(3):
+            again = self.post("/v1/tenants", {"slug": slug, "name": "Once"}, key)
+            self.assertEqual(again[0], 201, again[2])
+            self.assertEqual(again[2], first[2])
+            self.assertEqual(again[1]["Location"], first[1]["Location"])
+            self.assertEqual(again[1]["ETag"], first[1]["ETag"])
+            self.assertEqual(again[1].get("Idempotency-Replayed"), "true")
+        self.assertNotIn("Idempotency-Replayed", first[1])
+        # One tenant, one event.
+        status, _, page = self.node.json("GET", "/v1/tenants?limit=500")
+        self.assertEqual(sum(1 for t in page["data"] if t["slug"] == slug), 1)
+        tid = json.loads(first[2])["id"]
+        feed = self.node.json("GET", f"/v1/tenants/{tid}/events?after=0")[2]["data"]
+        self.assertEqual([e["event"]["type"] for e in feed], ["tenant.created"])
+
+    def test_the_same_key_with_another_body_is_422_and_keys_are_per_credential(self):
+        users = f"/v1/tenants/{self.t['id']}/users"
+        key = str(uuid.uuid4())
+        self.assertEqual(self.post(users, {"email": "k1@example.com"}, key)[0], 201)
+        status, _, body = self.post(users, {"email": "k2@example.com"}, key)
+        self.assertEqual(status, 422, body)
+        self.assertIn("idempotency-key-reused", json.loads(body)["type"])
+        # Another credential has keys of its own.
+        admin = token(tenant=self.t["id"], roles=["admin"])
+        status, _, body = self.post(users, {"email": "k2@example.com"}, key, auth=admin)
+        self.assertEqual(status, 201, body)
+        # A bad key is 400.
+        self.assertEqual(self.post(users, {"email": "k3@example.com"}, "x" * 300)[0], 400)
+
+    def test_a_repeat_while_the_first_still_runs_is_409(self):
+        users = f"/v1/tenants/{self.t['id']}/users"
+        key = str(uuid.uuid4())
+        body = {"email": "slow@example.com"}
+        result = {}
+
+        def first():
+            result["first"] = self.post(users, body, key, extra={"X-Colony-Fault": "stall=1500"})
+        th = threading.Thread(target=first)
+        th.start()
+        time.sleep(0.4)
+        status, hdrs, doc = self.post(users, body, key)
+        self.assertEqual(status, 409, doc)
+        self.assertIn("idempotency-key-in-use", json.loads(doc)["type"])
+        self.assertEqual(hdrs.get("Retry-After"), "1")
+        th.join(timeout=30)
+        self.assertEqual(result["first"][0], 201)
+        again = self.post(users, body, key)
+        self.assertEqual((again[0], again[2]), (201, result["first"][2]))
+
+    def test_answers_survive_a_restart_and_secrets_in_them_are_sealed(self):
+        n = self.node
+        key = str(uuid.uuid4())
+        keys = f"/v1/tenants/{self.t['id']}/api-keys"
+        first = self.post(keys, {"name": "ci", "roles": ["viewer"]}, key)
+        self.assertEqual(first[0], 201, first[2])
+        secret = json.loads(first[2])["key"]
+        self.assertEqual(n.stop()[0], 0)
+        same_credential = n.admin_key  # keys are per credential
+        type(self).node = n = start(self.dir, self.args)
+        n.admin_key = same_credential
+        again = self.post(keys, {"name": "ci", "roles": ["viewer"]}, key)
+        self.assertEqual((again[0], again[2]), (201, first[2]))
+        listed = n.json("GET", keys)[2]["data"]
+        self.assertEqual(sum(1 for k in listed if k["name"] == "ci"), 1)
+        if os.environ.get("COLONY_TEST_STORE", "sqlite") == "sqlite":
+            with sqlite_db(self.dir) as db:
+                bodies = [r[0] for r in db.execute("SELECT body FROM idempotency_keys")]
+            self.assertTrue(bodies)
+            self.assertFalse(any(secret in b or "k1@example.com" in b for b in bodies))
+
+    @unittest.skipUnless(os.environ.get("COLONY_TEST_STORE", "sqlite") == "sqlite", "reads the SQLite file")
+    def test_a_change_committed_without_its_stored_answer_is_answered_from_the_entity(self):
+        # As after a crash between the entity's commit (which marks the key
+        # committed in its transaction) and the stored answer.
+        users = f"/v1/tenants/{self.t['id']}/users"
+        key = str(uuid.uuid4())
+        first = self.post(users, {"email": "lost@example.com"}, key)
+        self.assertEqual(first[0], 201)
+        with sqlite_db(self.dir) as db:
+            rows = db.execute("SELECT ref_kind, ref_id FROM idempotency_keys WHERE state = 'done' AND ref_id = ?",
+                              (json.loads(first[2])["id"],)).fetchall()
+            self.assertEqual(rows, [(2, json.loads(first[2])["id"])])  # marked by the commit
+            db.execute("UPDATE idempotency_keys SET state = 'committed', body = '' WHERE ref_id = ?",
+                       (json.loads(first[2])["id"],))
+        again = self.post(users, {"email": "lost@example.com"}, key)
+        self.assertEqual(again[0], 201, again[2])
+        self.assertEqual(json.loads(again[2]), json.loads(first[2]))
+        self.assertEqual(again[1]["Location"], first[1]["Location"])
+        self.assertEqual(again[1].get("Idempotency-Replayed"), "true")
 
 
 if __name__ == "__main__":

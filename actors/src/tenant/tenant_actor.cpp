@@ -75,6 +75,7 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   ch.row = row_of(next);
   ch.expected_version = st.current ? st.current->version() : 0;
   ch.message_key = meta.message_key;
+  ch.idempotency_scope = meta.idempotency_scope;
   ch.external_ids = std::move(extras.external_ids);
   ch.timers = std::move(extras.timers);
   std::string type = event_type_for(cause);

@@ -105,6 +105,7 @@ caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> 
   ch.what = what;
   ch.expected_version = st.version;
   ch.message_key = meta.message_key;
+  ch.idempotency_scope = meta.idempotency_scope;
   if (what == change_kind::remove) {
     ch.row.tenant_id = st.key.tenant_id;
     ch.row.id = st.key.id;

@@ -183,6 +183,7 @@ private:
     areq.content_type = std::string{req[bhttp::field::content_type]};
     areq.if_match = std::string{req[bhttp::field::if_match]};
     areq.if_none_match = std::string{req[bhttp::field::if_none_match]};
+    areq.idempotency_key = std::string{req["Idempotency-Key"]};
     areq.request_id = request_id_;
     areq.traceparent = traceparent_;
     areq.fault = std::string{req["X-Colony-Fault"]};

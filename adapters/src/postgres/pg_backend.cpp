@@ -154,6 +154,10 @@ public:
             w.exec_params("INSERT INTO processed_messages (message_key, applied_us) VALUES ($1, $2)", ch.message_key,
                           protocol::now_us());
           o = apply(w, ch);
+          if (o.status == store_status::ok && !ch.idempotency_scope.empty())
+            w.exec_params("UPDATE idempotency_keys SET state = 'committed', ref_kind = $2, ref_tenant = $3, "
+                          "ref_id = $4 WHERE scope = $1 AND state = 'running'",
+                          ch.idempotency_scope, static_cast<int>(ch.kind), ch.row.tenant_id, ch.row.id);
         } catch (const pqxx::unique_violation& e) {
           o.status = store_status::duplicate;
           std::string msg = e.what();
@@ -385,6 +389,55 @@ public:
           break;
         }
       }
+      return out;
+    });
+  }
+
+  actors::idempotency_result idempotency(const idempotency_op& op) override {
+    return guard([&] {
+      actors::idempotency_result out;
+      using k = idempotency_op::kind;
+      using o = actors::idempotency_result::outcome;
+      pqxx::work w{*conn_};
+      if (op.what == k::release) {
+        w.exec_params("DELETE FROM idempotency_keys WHERE scope = $1 AND state <> 'done'", op.scope);
+      } else if (op.what == k::finish) {
+        w.exec_params("UPDATE idempotency_keys SET state = 'done', status = $2, headers = $3, body = $4 WHERE scope = $1",
+                      op.scope, op.status, op.headers, op.body);
+      } else {
+        w.exec_params("DELETE FROM idempotency_keys WHERE expires_us <= $1", op.now_us);
+        // Concurrent requests with one key (on any node): one insert wins.
+        auto ins = w.exec_params("INSERT INTO idempotency_keys (scope, fingerprint, state, started_us, expires_us) "
+                                 "VALUES ($1, $2, 'running', $3, $4) ON CONFLICT (scope) DO NOTHING RETURNING scope",
+                                 op.scope, op.fingerprint, op.now_us, op.expires_us);
+        if (ins.empty()) {
+          auto r = w.exec_params("SELECT fingerprint, state, started_us, status, headers, body, ref_kind, ref_tenant, "
+                                 "ref_id FROM idempotency_keys WHERE scope = $1 FOR UPDATE",
+                                 op.scope);
+          if (!r.empty()) {
+            const auto& row = r[0];
+            auto state = row[1].as<std::string>();
+            if (row[0].as<std::string>() != op.fingerprint) {
+              out.what = o::mismatch;
+            } else if (state == "done") {
+              out.what = o::replay;
+              out.answer_status = row[3].as<std::int32_t>();
+              out.headers = row[4].as<std::string>();
+              out.body = row[5].as<std::string>();
+            } else if (state == "committed") {
+              out.what = o::committed;
+              out.ref_kind = row[6].as<std::int32_t>();
+              out.ref_tenant = row[7].as<std::string>();
+              out.ref_id = row[8].as<std::string>();
+            } else if (row[2].as<std::int64_t>() >= op.stale_before_us) {
+              out.what = o::running;
+            } else { // abandoned before its change committed (that would have marked it): run again
+              w.exec_params("UPDATE idempotency_keys SET started_us = $2 WHERE scope = $1", op.scope, op.now_us);
+            }
+          }
+        }
+      }
+      w.commit();
       return out;
     });
   }

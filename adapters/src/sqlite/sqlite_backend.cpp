@@ -151,6 +151,11 @@ public:
             prepare("INSERT INTO processed_messages (message_key, applied_us) VALUES (?1, ?2)")
               .bind(1, ch.message_key).bind(2, protocol::now_us()).step();
           o = apply(ch);
+          if (o.status == store_status::ok && !ch.idempotency_scope.empty())
+            prepare("UPDATE idempotency_keys SET state = 'committed', ref_kind = ?2, ref_tenant = ?3, ref_id = ?4 "
+                    "WHERE scope = ?1 AND state = 'running'")
+              .bind(1, ch.idempotency_scope).bind(2, static_cast<std::int64_t>(ch.kind)).bind(3, ch.row.tenant_id)
+              .bind(4, ch.row.id).step();
         } catch (const sqlite_error& e) {
           if (e.code == SQLITE_CONSTRAINT_UNIQUE || e.code == SQLITE_CONSTRAINT_PRIMARYKEY) {
             o.status = store_status::duplicate;
@@ -392,6 +397,54 @@ public:
         break;
       }
     }
+    return out;
+  }
+
+  actors::idempotency_result idempotency(const idempotency_op& op) override {
+    actors::idempotency_result out;
+    using k = idempotency_op::kind;
+    write_transaction([&] {
+      if (op.what == k::release) {
+        prepare("DELETE FROM idempotency_keys WHERE scope = ?1 AND state <> 'done'").bind(1, op.scope).step();
+        return;
+      }
+      if (op.what == k::finish) {
+        prepare("UPDATE idempotency_keys SET state = 'done', status = ?2, headers = ?3, body = ?4 WHERE scope = ?1")
+          .bind(1, op.scope).bind(2, static_cast<std::int64_t>(op.status)).bind(3, op.headers).bind(4, op.body)
+          .step();
+        return;
+      }
+      prepare("DELETE FROM idempotency_keys WHERE expires_us <= ?1").bind(1, op.now_us).step();
+      auto q = prepare("SELECT fingerprint, state, started_us, status, headers, body, ref_kind, ref_tenant, ref_id "
+                       "FROM idempotency_keys WHERE scope = ?1");
+      q.bind(1, op.scope);
+      if (q.step()) {
+        using o = actors::idempotency_result::outcome;
+        auto state = q.text(1);
+        if (q.text(0) != op.fingerprint) {
+          out.what = o::mismatch;
+        } else if (state == "done") {
+          out.what = o::replay;
+          out.answer_status = static_cast<std::int32_t>(q.integer(3));
+          out.headers = q.text(4);
+          out.body = q.text(5);
+        } else if (state == "committed") {
+          out.what = o::committed;
+          out.ref_kind = static_cast<std::int32_t>(q.integer(6));
+          out.ref_tenant = q.text(7);
+          out.ref_id = q.text(8);
+        } else if (q.integer(2) >= op.stale_before_us) {
+          out.what = o::running;
+        } else { // abandoned before its change committed (that would have marked it): run again
+          prepare("UPDATE idempotency_keys SET started_us = ?2 WHERE scope = ?1").bind(1, op.scope)
+            .bind(2, op.now_us).step();
+        }
+        return;
+      }
+      prepare("INSERT INTO idempotency_keys (scope, fingerprint, state, started_us, expires_us) VALUES "
+              "(?1, ?2, 'running', ?3, ?4)")
+        .bind(1, op.scope).bind(2, op.fingerprint).bind(3, op.now_us).bind(4, op.expires_us).step();
+    });
     return out;
   }
 

@@ -50,6 +50,8 @@ public:
   /// GDPR export or erasure of one user (erasure in one transaction).
   virtual actors::user_data user_data(const actors::user_data_op& op) = 0;
   virtual bool processed(const std::string& message_key) = 0;
+  /// Idempotency-Key records; begin decides in one transaction.
+  virtual actors::idempotency_result idempotency(const actors::idempotency_op& op) = 0;
   virtual std::string resolve_external(const std::string& system, const std::string& id) = 0;
   virtual actors::event_page events(const actors::event_query& q) = 0;
   /// Marks the outbox rows at these positions as published at `at_us`.

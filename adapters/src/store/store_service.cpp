@@ -169,6 +169,9 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](user_data_atom, const user_data_op& op) {
       return guarded<user_data>(self, [&](backend& b) { return b.user_data(op); });
     },
+    [self](idempotency_atom, const idempotency_op& op) {
+      return guarded<idempotency_result>(self, [&](backend& b) { return b.idempotency(op); });
+    },
     [self](processed_atom, const std::string& key) -> caf::result<bool> {
       return lookup(self, [&](backend& b) { return b.processed(key); });
     },
@@ -435,6 +438,9 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
       if (op.erase)
         return self->delegate(self->state.writer, user_data_atom::value, std::move(op));
       return self->delegate(reader(), user_data_atom::value, std::move(op));
+    },
+    [self](idempotency_atom, idempotency_op& op) -> caf::result<idempotency_result> {
+      return self->delegate(self->state.writer, idempotency_atom::value, std::move(op));
     },
     [self, reader](audit_atom, audit_op& op) -> caf::result<audit_page> {
       if (op.append)

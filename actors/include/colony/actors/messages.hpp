@@ -67,6 +67,9 @@ struct request_meta {
   // or a trusted integration). An admin does not: it may not change the
   // roles or status of an owner, nor delete one (user_model: owner_guard).
   bool owner_powers = true;
+  // Idempotency-Key: the change marks this key's record committed in its own
+  // transaction (store_port: change::idempotency_scope).
+  std::string idempotency_scope;
 };
 
 struct command {
@@ -120,6 +123,7 @@ using api_key_atom = caf::atom_constant<caf::atom("apikey")>;
 using usage_atom = caf::atom_constant<caf::atom("usage")>;
 using audit_atom = caf::atom_constant<caf::atom("audit")>;
 using user_data_atom = caf::atom_constant<caf::atom("userdata")>;
+using idempotency_atom = caf::atom_constant<caf::atom("idem")>;
 using processed_atom = caf::atom_constant<caf::atom("processed")>;
 using timers_atom = caf::atom_constant<caf::atom("timers")>;
 using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;

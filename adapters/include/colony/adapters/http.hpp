@@ -47,6 +47,7 @@ struct http_options {
   bool allow_private_webhook_targets = false; // webhook URLs may point at loopback, private, link-local hosts
   std::vector<std::string> cors_origins;      // browser origins allowed (CORS); "*" any; empty: none
   std::chrono::seconds stripe_tolerance{300}; // accepted age of a Stripe-Signature timestamp
+  std::chrono::milliseconds idempotency_ttl{24 * 3600 * 1000}; // how long an Idempotency-Key's answer is kept
 };
 
 /// What the API needs from the rest of the node.

@@ -35,6 +35,7 @@ struct node_config {
   int http_threads = 2;
   int http_max_connections = 10000;
   int http_max_in_flight = 4096;
+  std::chrono::milliseconds http_idempotency_ttl{std::chrono::hours(24)};
   std::string tls_cert;                    // with tls_key: serve HTTPS only (TLS 1.2+)
   std::string tls_key;
   int store_read_connections = 2;

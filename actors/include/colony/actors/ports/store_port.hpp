@@ -108,6 +108,7 @@ struct change {
   std::string message_key;            // non-empty: the change applies at most once per key (duplicate otherwise)
   std::vector<std::pair<std::string, std::string>> external_ids; // (system, id) → this tenant
   std::vector<audit_record> audit;    // written with the change, only if it commits
+  std::string idempotency_scope;      // non-empty: marks that Idempotency-Key's row committed, in this transaction
 };
 
 struct commit_outcome {
@@ -345,6 +346,39 @@ struct user_data {
   std::string detail;
 };
 
+/// Idempotency-Key records (docs/api.md). begin: take the key for a new
+/// request, or say why not; finish: store the answer; release: forget the
+/// key (the request failed in a way a retry may redo).
+struct idempotency_op {
+  enum class kind : std::uint8_t { begin, finish, release } what = kind::begin;
+  std::string scope;        // hex SHA-256 of credential, route, path and key
+  std::string fingerprint;  // hex SHA-256 of method, path and body
+  std::int64_t now_us = 0;
+  std::int64_t expires_us = 0;      // begin: kept until then
+  std::int64_t stale_before_us = 0; // begin: a running row started before this was abandoned
+  std::int32_t status = 0;          // finish: the answer
+  std::string headers;              // finish: JSON object of the headers that matter
+  std::string body;                 // finish: sealed
+};
+
+struct idempotency_result {
+  store_status status = store_status::ok;
+  enum class outcome : std::uint8_t {
+    started,    // the key is this request's now: run it
+    replay,     // done before: answer status/headers/body
+    committed,  // the first request's change committed, its answer was lost: answer from ref_*
+    running,    // the first request is still in progress (409)
+    mismatch,   // the key was used with another request (422)
+  } what = outcome::started;
+  std::int32_t answer_status = 0;
+  std::string headers;
+  std::string body;
+  std::int32_t ref_kind = 0; // entity_kind of the change
+  std::string ref_tenant;
+  std::string ref_id;
+  std::string detail;
+};
+
 struct store_health {
   bool ready = false;
   std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
@@ -366,6 +400,7 @@ using store_port = caf::typed_actor<
   caf::replies_to<usage_atom, api_usage_op>::with<api_usage_result>,
   caf::replies_to<audit_atom, audit_op>::with<audit_page>,
   caf::replies_to<user_data_atom, user_data_op>::with<user_data>,
+  caf::replies_to<idempotency_atom, idempotency_op>::with<idempotency_result>,
   caf::replies_to<timers_atom, std::int64_t, std::int32_t>::with<timer_page>,
   caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
   caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>,
@@ -393,6 +428,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::audit_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::audit_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::user_data_op)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::user_data)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::idempotency_op)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::idempotency_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::change>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::entity_key>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<colony::actors::loaded>)
