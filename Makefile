@@ -15,7 +15,7 @@ DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev lib
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build run test test-sanitize fuzz-build fuzz bench format tidy clean
+.PHONY: deps node-deps build run test test-sanitize fuzz-build fuzz bench format tidy clean
 
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -25,6 +25,14 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# Node.js tooling of the tests (the OpenAPI validator), from the committed lock file.
+node-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing Debian packages: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	@cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+
 build: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCOLONY_WERROR=ON -DCOLONY_SANITIZE=$(SANITIZE) >/dev/null
 	cmake --build $(BUILD_DIR) -j$(JOBS)
@@ -32,7 +40,7 @@ build: deps
 run: build
 	$(BUILD_DIR)/bin/colonyd --config config/colony.conf
 
-test: build $(if $(SANITIZE),,fuzz-build)
+test: build node-deps $(if $(SANITIZE),,fuzz-build)
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
 	$(if $(SANITIZE),,tests/fuzz/run.sh $(FUZZ_DIR)/bin $(FUZZ_SECONDS))
 
