@@ -200,6 +200,13 @@ class Commands(KafkaCase):
         self.send({"commandId": "c-bad-email", "tenantId": tid, "createUser": {"email": "not-an-email"}})
         self.send({}, key="poison", raw="{this is not json")
         self.send({"commandId": "c-unknown-field", "tenantId": tid, "colour": "red"})
+        # Hostile values pass the same JSON gate as HTTP bodies: dead letters
+        # at once, and the consumer goes on (the commands below still apply).
+        deep = '{"commandId":"c-deep","tenantId":"%s","createUser":{"email":"d@example.com","attributes":{"a":%s}}}' % (
+            tid, "[" * 100000 + "]" * 100000)
+        self.send({}, key="deep", raw=deep)
+        self.send({}, key="dupkeys", raw='{"commandId":"c-dup","tenantId":"%s","createUser":{"email":"x@example.com",'
+                  '"roles":["member"],"roles":["owner"]}}' % tid)
         res = self.results(3)
         self.assertEqual([r["status"] for r in res["c-create"]], ["ok", "duplicate"])
         user = res["c-create"][0]["entity"]
@@ -210,8 +217,10 @@ class Commands(KafkaCase):
         self.assertEqual([u["email"] for u in users], ["kafka@example.com"])  # applied once
         self.assertEqual(n.json("GET", f"/v1/tenants/{tid}/usage")[2]["usage"]["users"], 1)
 
-        dead = wait_until(lambda: (lambda d: d if len(d) >= 2 else None)(consume(self.kafka.bootstrap, DLQ)))
+        dead = wait_until(lambda: (lambda d: d if len(d) >= 4 else None)(consume(self.kafka.bootstrap, DLQ)))
         by_key = {d["key"]: d for d in dead}
+        self.assertIn("deeper than 64", by_key["deep"]["headers"]["colony-error"])
+        self.assertIn("duplicate key", by_key["dupkeys"]["headers"]["colony-error"])
         self.assertEqual(by_key["poison"]["value"], b"{this is not json")
         self.assertEqual(by_key["poison"]["headers"]["colony-error-stage"], "parse")
         self.assertIn("colony.v1.Command", by_key["poison"]["headers"]["colony-error"])
