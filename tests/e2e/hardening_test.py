@@ -19,7 +19,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_test import Node, Receiver, STRIPE_SECRET, stripe_headers  # noqa: E402
+from e2e_test import Node, Receiver, STRIPE_SECRET, Webhooks, stripe_headers  # noqa: E402
 from auth_test import AUDIENCE, ISSUER, SECRET, token  # noqa: E402
 
 SHUTDOWN_TIMEOUT = 2.0
@@ -65,6 +65,39 @@ def hostile_bodies():
         ("bad-utf8", b'{"name":"\xff\xfe\xfd"}', "not valid JSON"),
         ("truncated", ('{"attributes":' + "[" * 5000).encode(), "deeper than 64"),
     ]
+
+
+def new_tenant(case, node, **fields):
+    """A tenant with a fresh slug (fields override), created by the platform."""
+    body = {"slug": "h-" + uuid.uuid4().hex[:12], "name": "Hardening", **fields}
+    status, _, t = node.json("POST", "/v1/tenants", body)
+    case.assertEqual(status, 201, t)
+    return t
+
+
+class NodeCase(unittest.TestCase):
+    """One node (JWT platform credential) for the class, in its own data dir,
+    with a tenant `t` on plan PLAN; it must exit 0 at the end."""
+
+    ARGS = []
+    PLAN = "starter"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-" + cls.__name__.lower() + "-")
+        cls.node = start(cls.dir, cls.ARGS)
+        status, _, cls.t = cls.node.json("POST", "/v1/tenants", {"slug": "h-" + uuid.uuid4().hex[:12],
+                                                                 "name": cls.__name__, "plan": cls.PLAN})
+        assert status == 201, cls.t
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.node.stop()[0] if cls.node.proc.poll() is None else 0
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert code == 0, code
+
+    def tenant(self, node=None, **fields):
+        return new_tenant(self, node or self.node, **fields)
 
 
 class HostileJson(unittest.TestCase):
@@ -193,69 +226,46 @@ class ShutdownWatchdog(unittest.TestCase):
     """A thread that never finishes cannot keep the node alive past its
     shutdown budget: the watchdog logs what was running and exits 70."""
 
-    def test_a_stuck_io_thread_cannot_hold_the_node_after_sigterm(self):
+    def stuck_node(self):
+        """A node whose only io thread is held for 60 s (debug.fault-injection:
+        block=ms), sent SIGTERM; cleaned up after the test."""
         d = tempfile.mkdtemp(prefix="colony-e2e-watchdog-")
-        try:
-            node = start(d, ["--shutdown-timeout", "300ms", "--debug.fault-injection", "true", "--http.threads", "1"])
-            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
-            # Holds the only io thread for 60 s (debug.fault-injection: block=ms).
-            conn.request("GET", "/livez", headers={"Authorization": "Bearer " + node.admin_key,
-                                                   "X-Colony-Fault": "block=60000"})
-            time.sleep(0.3)
-            node.proc.send_signal(signal.SIGTERM)
-            started = time.monotonic()
-            code = node.proc.wait(timeout=30)
-            took = time.monotonic() - started
-            node.log.close()
-            conn.close()
-            self.assertEqual(code, 70, node.logs()[-3000:])
-            self.assertLess(took, 0.3 + SHUTDOWN_GRACE + 2)
-            self.assertGreater(took, 0.3 + SHUTDOWN_GRACE - 1)
-            self.assertIn("shutdown did not finish in time", node.logs())
-            self.assertIn("stopping the HTTP server", node.logs())
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        node = start(d, ["--shutdown-timeout", "300ms", "--debug.fault-injection", "true", "--http.threads", "1"])
+        conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
+        self.addCleanup(conn.close)
+        conn.request("GET", "/livez", headers={"Authorization": "Bearer " + node.admin_key,
+                                               "X-Colony-Fault": "block=60000"})
+        time.sleep(0.3)
+        node.proc.send_signal(signal.SIGTERM)
+        return node
+
+    def test_a_stuck_io_thread_cannot_hold_the_node_after_sigterm(self):
+        node = self.stuck_node()
+        started = time.monotonic()
+        code = node.proc.wait(timeout=30)
+        took = time.monotonic() - started
+        node.log.close()
+        self.assertEqual(code, 70, node.logs()[-3000:])
+        self.assertLess(took, 0.3 + SHUTDOWN_GRACE + 2)
+        self.assertGreater(took, 0.3 + SHUTDOWN_GRACE - 1)
+        self.assertIn("shutdown did not finish in time", node.logs())
+        self.assertIn("stopping the HTTP server", node.logs())
 
     def test_a_second_sigterm_ends_a_stuck_shutdown_at_once(self):
-        d = tempfile.mkdtemp(prefix="colony-e2e-watchdog2-")
-        try:
-            node = start(d, ["--shutdown-timeout", "300ms", "--debug.fault-injection", "true", "--http.threads", "1"])
-            conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
-            conn.request("GET", "/livez", headers={"Authorization": "Bearer " + node.admin_key,
-                                                   "X-Colony-Fault": "block=60000"})
-            time.sleep(0.3)
-            node.proc.send_signal(signal.SIGTERM)
-            time.sleep(1.0)
-            node.proc.send_signal(signal.SIGTERM)
-            started = time.monotonic()
-            code = node.proc.wait(timeout=30)
-            node.log.close()
-            conn.close()
-            self.assertEqual(code, 70)
-            self.assertLess(time.monotonic() - started, 2.0)
-            self.assertIn("second signal during shutdown", node.logs())
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
+        node = self.stuck_node()
+        time.sleep(1.0)
+        node.proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = node.proc.wait(timeout=30)
+        node.log.close()
+        self.assertEqual(code, 70)
+        self.assertLess(time.monotonic() - started, 2.0)
+        self.assertIn("second signal during shutdown", node.logs())
 
 
-class Erasure(unittest.TestCase):
+class Erasure(NodeCase):
     """GDPR erasure touches only a user of the tenant named in the path."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-erasure-")
-        cls.node = start(cls.dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        code, _ = cls.node.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-        assert code == 0, code
-
-    def tenant(self):
-        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "er-" + uuid.uuid4().hex[:10], "name": "E"})
-        self.assertEqual(status, 201, t)
-        return t
 
     def feed(self, tid):
         status, _, doc = self.node.json("GET", f"/v1/tenants/{tid}/events?after=0&limit=1000")
@@ -297,24 +307,8 @@ class Erasure(unittest.TestCase):
         self.assertEqual([t for t, agg in after_first if agg == u["id"]], ["user.created", "user.deleted", "user.erased"])
 
 
-class PlansAndOwners(unittest.TestCase):
+class PlansAndOwners(NodeCase):
     """Who may change a plan, and what an admin may not do to an owner."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-owners-")
-        cls.node = start(cls.dir)
-
-    @classmethod
-    def tearDownClass(cls):
-        code, _ = cls.node.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-        assert code == 0, code
-
-    def tenant(self, node):
-        status, _, t = node.json("POST", "/v1/tenants", {"slug": "ow-" + uuid.uuid4().hex[:10], "name": "O"})
-        self.assertEqual(status, 201, t)
-        return t
 
     def patch_plan(self, node, t, plan, who):
         return node.json("PATCH", f"/v1/tenants/{t['id']}", {"plan": plan}, auth=who,
@@ -388,23 +382,10 @@ class PlansAndOwners(unittest.TestCase):
         self.assertEqual(n.json("DELETE", f"{base}/api-keys/{okey['id']}", auth=owner)[0], 204)
 
 
-class ErrorDetails(unittest.TestCase):
+class ErrorDetails(NodeCase):
     """Problem details speak of the request in the API's own words: no
     library internals, no echo of the values sent, nothing about how
     authentication is configured."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-details-")
-        cls.node = start(cls.dir)
-        status, _, cls.t = cls.node.json("POST", "/v1/tenants", {"slug": "dt-" + uuid.uuid4().hex[:10], "name": "D"})
-        assert status == 201, cls.t
-
-    @classmethod
-    def tearDownClass(cls):
-        code, _ = cls.node.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-        assert code == 0, code
 
     def test_wrong_types_name_the_field_and_what_was_expected(self):
         users = f"/v1/tenants/{self.t['id']}/users"
@@ -472,22 +453,10 @@ class WebhookTargets(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def tenant(self):
-        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "ss-" + uuid.uuid4().hex[:10], "name": "S"})
-        self.assertEqual(status, 201, t)
-        return t
+        return new_tenant(self, self.node)
 
-    def deliveries(self, t, w):
-        status, _, doc = self.node.json("GET", f"/v1/tenants/{t['id']}/webhooks/{w['id']}/deliveries")
-        self.assertEqual(status, 200, doc)
-        return doc["data"]
-
-    def wait(self, predicate, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if predicate():
-                return
-            time.sleep(0.1)
-        self.fail(f"condition not met within {timeout} s")
+    deliveries = Webhooks.deliveries  # the e2e suite's helpers, on this class's node
+    wait = Webhooks.wait
 
     def test_non_public_targets_are_refused_at_registration(self):
         self.node = start(self.dir, ["--webhooks.allow-private-targets", "false"])
@@ -567,24 +536,12 @@ class WebhookTargets(unittest.TestCase):
         self.assertEqual(errors, {name: {"refused"} for name in hooks}, errors)
 
 
-class HttpConventions(unittest.TestCase):
+class HttpConventions(NodeCase):
     """Conditional requests, the limits the HTTP layer answers itself, trace
     context, media types and CORS."""
 
     ORIGIN = "https://app.example.com"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-http-")
-        cls.node = start(cls.dir, ["--http.cors-origins", cls.ORIGIN, "--http.body-limit", "64KiB"])
-        status, _, cls.t = cls.node.json("POST", "/v1/tenants", {"slug": "hc-" + uuid.uuid4().hex[:10], "name": "H"})
-        assert status == 201, cls.t
-
-    @classmethod
-    def tearDownClass(cls):
-        code, _ = cls.node.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-        assert code == 0, code
+    ARGS = ["--http.cors-origins", ORIGIN, "--http.body-limit", "64KiB"]
 
     def raw(self, data):
         with socket.create_connection(("127.0.0.1", self.node.port), timeout=10) as s:
@@ -785,24 +742,12 @@ class SecretsAtRest(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
 
 
-class IdempotencyKeys(unittest.TestCase):
+class IdempotencyKeys(NodeCase):
     """Idempotency-Key on POST: stored per credential and route, replayed,
     422 for another body, 409 while the first runs, durable over restarts."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-idem-")
-        cls.args = ["--debug.fault-injection", "true"]
-        cls.node = start(cls.dir, cls.args)
-        status, _, cls.t = cls.node.json("POST", "/v1/tenants", {"slug": "id-" + uuid.uuid4().hex[:10], "name": "I",
-                                                                 "plan": "pro"})
-        assert status == 201, cls.t
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.node.proc.poll() is None:
-            cls.node.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+    ARGS = ["--debug.fault-injection", "true"]
+    PLAN = "pro"
 
     def post(self, path, body, key, auth=True, extra=None):
         """On a connection of its own (the test sends from several threads)."""
@@ -880,7 +825,7 @@ class IdempotencyKeys(unittest.TestCase):
         secret = json.loads(first[2])["key"]
         self.assertEqual(n.stop()[0], 0)
         same_credential = n.admin_key  # keys are per credential
-        type(self).node = n = start(self.dir, self.args)
+        type(self).node = n = start(self.dir, self.ARGS)
         n.admin_key = same_credential
         again = self.post(keys, {"name": "ci", "roles": ["viewer"]}, key)
         self.assertEqual((again[0], again[2]), (201, first[2]))
