@@ -1285,12 +1285,14 @@ struct api::impl {
       if (ctx.secrets) // stored sealed: a copy of the database alone does not reveal it
         op.endpoint.secret = ctx.secrets->seal(e.secret);
       op.audit.push_back(audit_of(*c, tid, "webhook.created", "webhook:" + e.id, "success", 201, e.url));
-      webhook_store(c, std::move(op), [c, e](webhook_result&) {
-        auto created = endpoint_json(e);
-        created["secret"] = e.secret; // shown once
-        auto r = json(201, created.dump(-1, ' ', false, replace_invalid));
-        r.headers.emplace_back("Location", "/v1/tenants/" + e.tenant_id + "/webhooks/" + e.id);
-        c->respond(std::move(r));
+      auto created = endpoint_json(e);
+      created["secret"] = e.secret; // shown once
+      auto answer = json(201, created.dump(-1, ' ', false, replace_invalid));
+      answer.headers.emplace_back("Location", "/v1/tenants/" + e.tenant_id + "/webhooks/" + e.id);
+      op.answer = answer_in_transaction(c, answer);
+      webhook_store(c, std::move(op), [c, answer](webhook_result&) {
+        c->before_answer = nullptr; // the answer committed with the endpoint
+        c->respond(answer);
       });
     });
   }
@@ -1499,12 +1501,14 @@ struct api::impl {
       op.key = m.row;
       op.audit.push_back(audit_of(*c, tid, "api_key.created", "api_key:" + m.row.id, "success", 201,
                                   "roles " + nlohmann::json(m.row.roles).dump(-1, ' ', false, replace_invalid)));
-      api_key_store(c, std::move(op), [c, m, now](api_key_result&) {
-        auto created = api_key_json(m.row, now);
-        created["key"] = m.key; // shown once: only its hash is kept
-        auto r = json(201, created.dump(-1, ' ', false, replace_invalid));
-        r.headers.emplace_back("Location", "/v1/tenants/" + m.row.tenant_id + "/api-keys/" + m.row.id);
-        c->respond(std::move(r));
+      auto created = api_key_json(m.row, now);
+      created["key"] = m.key; // shown once: only its hash is kept
+      auto answer = json(201, created.dump(-1, ' ', false, replace_invalid));
+      answer.headers.emplace_back("Location", "/v1/tenants/" + m.row.tenant_id + "/api-keys/" + m.row.id);
+      op.answer = answer_in_transaction(c, answer);
+      api_key_store(c, std::move(op), [c, answer](api_key_result&) {
+        c->before_answer = nullptr; // the answer committed with the key
+        c->respond(answer);
       });
     });
   }
@@ -2289,24 +2293,41 @@ struct api::impl {
     });
   }
 
+  /// The record of `resp` as the answer of Idempotency-Key `scope`.
+  idempotency_op answer_record(const std::string& scope, const api_response& resp) const {
+    idempotency_op op;
+    op.what = idempotency_op::kind::finish;
+    op.scope = scope;
+    op.status = resp.status;
+    nlohmann::json h = nlohmann::json::array();
+    for (const auto& [k, v] : resp.headers)
+      if (k == "ETag" || k == "Location" || k == "Content-Location")
+        h.push_back({k, v});
+    op.headers = nlohmann::json{{"contentType", resp.content_type}, {"headers", h}}.dump();
+    // Answers hold personal data and, for API keys, the key: sealed at rest.
+    op.body = ctx.secrets ? ctx.secrets->seal(resp.body) : resp.body;
+    return op;
+  }
+
+  /// A creation whose answer is known before its store operation (webhook
+  /// endpoints, API keys) stores it in that operation's own transaction:
+  /// the record to pass, and the hook no longer needed once it committed.
+  std::optional<idempotency_op> answer_in_transaction(const std::shared_ptr<call>& c, const api_response& resp) {
+    if (c->idem_scope.empty())
+      return std::nullopt;
+    return answer_record(c->idem_scope, resp);
+  }
+
   /// Keeps the answer with the key, then lets it leave. Answers a retry may
   /// change (5xx, 429) are not kept: the key is released instead.
   void store_answer(const std::shared_ptr<call>& c, const std::string& scope, api_response resp,
                     std::function<void(api_response)> send_on) {
     idempotency_op op;
-    op.scope = scope;
     if (resp.status >= 500 || resp.status == 429) {
       op.what = idempotency_op::kind::release;
+      op.scope = scope;
     } else {
-      op.what = idempotency_op::kind::finish;
-      op.status = resp.status;
-      nlohmann::json h = nlohmann::json::array();
-      for (const auto& [k, v] : resp.headers)
-        if (k == "ETag" || k == "Location" || k == "Content-Location")
-          h.push_back({k, v});
-      op.headers = nlohmann::json{{"contentType", resp.content_type}, {"headers", h}}.dump();
-      // Answers hold personal data and, for API keys, the key: sealed at rest.
-      op.body = ctx.secrets ? ctx.secrets->seal(resp.body) : resp.body;
+      op = answer_record(scope, resp);
     }
     auto store = ctx.store;
     auto timeout = opts.request_timeout;

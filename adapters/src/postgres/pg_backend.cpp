@@ -238,6 +238,8 @@ public:
                         r.id, r.tenant_id, r.name, encode_list(r.roles), r.hash, r.created_by, r.created_us,
                         r.expires_us);
           write_audit(w, op.audit);
+          if (op.answer)
+            store_answer(w, *op.answer);
           w.commit();
           out.keys.push_back(r);
           break;
@@ -308,6 +310,8 @@ public:
                         "created_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         e.id, e.tenant_id, e.url, encode_list(e.event_types), e.secret, e.description, e.created_us);
           write_audit(w, op.audit);
+          if (op.answer)
+            store_answer(w, *op.answer);
           w.commit();
           out.endpoints.push_back(e);
           break;
@@ -393,6 +397,12 @@ public:
     });
   }
 
+  /// An Idempotency-Key's answer, in transaction `w`.
+  static void store_answer(pqxx::work& w, const idempotency_op& op) {
+    w.exec_params("UPDATE idempotency_keys SET state = 'done', status = $2, headers = $3, body = $4 WHERE scope = $1",
+                  op.scope, op.status, op.headers, op.body);
+  }
+
   actors::idempotency_result idempotency(const idempotency_op& op) override {
     return guard([&] {
       actors::idempotency_result out;
@@ -402,8 +412,7 @@ public:
       if (op.what == k::release) {
         w.exec_params("DELETE FROM idempotency_keys WHERE scope = $1 AND state <> 'done'", op.scope);
       } else if (op.what == k::finish) {
-        w.exec_params("UPDATE idempotency_keys SET state = 'done', status = $2, headers = $3, body = $4 WHERE scope = $1",
-                      op.scope, op.status, op.headers, op.body);
+        store_answer(w, op);
       } else {
         w.exec_params("DELETE FROM idempotency_keys WHERE expires_us <= $1", op.now_us);
         // Concurrent requests with one key (on any node): one insert wins.

@@ -246,6 +246,8 @@ public:
             .bind(1, r.id).bind(2, r.tenant_id).bind(3, r.name).bind(4, encode_list(r.roles)).bind(5, r.hash)
             .bind(6, r.created_by).bind(7, r.created_us).bind(8, r.expires_us).step();
           write_audit(op.audit);
+          if (op.answer)
+            store_answer(*op.answer);
         });
         out.keys.push_back(r);
         break;
@@ -311,6 +313,8 @@ public:
             .bind(1, e.id).bind(2, e.tenant_id).bind(3, e.url).bind(4, encode_list(e.event_types)).bind(5, e.secret)
             .bind(6, e.description).bind(7, e.created_us).step();
           write_audit(op.audit);
+          if (op.answer)
+            store_answer(*op.answer);
         });
         out.endpoints.push_back(e);
         break;
@@ -400,6 +404,12 @@ public:
     return out;
   }
 
+  /// An Idempotency-Key's answer, in the current transaction.
+  void store_answer(const idempotency_op& op) {
+    prepare("UPDATE idempotency_keys SET state = 'done', status = ?2, headers = ?3, body = ?4 WHERE scope = ?1")
+      .bind(1, op.scope).bind(2, static_cast<std::int64_t>(op.status)).bind(3, op.headers).bind(4, op.body).step();
+  }
+
   actors::idempotency_result idempotency(const idempotency_op& op) override {
     actors::idempotency_result out;
     using k = idempotency_op::kind;
@@ -409,9 +419,7 @@ public:
         return;
       }
       if (op.what == k::finish) {
-        prepare("UPDATE idempotency_keys SET state = 'done', status = ?2, headers = ?3, body = ?4 WHERE scope = ?1")
-          .bind(1, op.scope).bind(2, static_cast<std::int64_t>(op.status)).bind(3, op.headers).bind(4, op.body)
-          .step();
+        store_answer(op);
         return;
       }
       prepare("DELETE FROM idempotency_keys WHERE expires_us <= ?1").bind(1, op.now_us).step();

@@ -21,6 +21,7 @@
 
 #include <caf/typed_actor.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -215,6 +216,21 @@ struct webhook_delivery {
   std::string secret;
 };
 
+/// Idempotency-Key records (docs/api.md). begin: take the key for a new
+/// request, or say why not; finish: store the answer; release: forget the
+/// key (the request failed in a way a retry may redo).
+struct idempotency_op {
+  enum class kind : std::uint8_t { begin, finish, release } what = kind::begin;
+  std::string scope;        // hex SHA-256 of credential, route, path and key
+  std::string fingerprint;  // hex SHA-256 of method, path and body
+  std::int64_t now_us = 0;
+  std::int64_t expires_us = 0;      // begin: kept until then
+  std::int64_t stale_before_us = 0; // begin: a running row started before this was abandoned
+  std::int32_t status = 0;          // finish: the answer
+  std::string headers;              // finish: JSON object of the headers that matter
+  std::string body;                 // finish: sealed
+};
+
 struct webhook_op {
   enum class kind : std::uint8_t {
     create_endpoint,  // endpoint
@@ -228,6 +244,7 @@ struct webhook_op {
     list_deliveries,  // tenant_id, endpoint_id, after (delivery id), limit
   } what = kind::list_endpoints;
   webhook_endpoint endpoint;
+  std::optional<idempotency_op> answer; // create_endpoint: the Idempotency-Key's answer (finish), same transaction
   std::string tenant_id;
   std::string endpoint_id;
   std::string cursor;
@@ -270,6 +287,7 @@ struct api_key_op {
     count_platform,  // live platform keys → count
   } what = kind::list;
   api_key_row key;
+  std::optional<idempotency_op> answer; // create: the Idempotency-Key's answer (finish), in the same transaction
   std::string tenant_id;
   std::string id;
   std::int64_t now_us = 0;
@@ -344,21 +362,6 @@ struct user_data {
   std::int64_t deliveries_scrubbed = 0;
   std::int64_t audit_scrubbed = 0;
   std::string detail;
-};
-
-/// Idempotency-Key records (docs/api.md). begin: take the key for a new
-/// request, or say why not; finish: store the answer; release: forget the
-/// key (the request failed in a way a retry may redo).
-struct idempotency_op {
-  enum class kind : std::uint8_t { begin, finish, release } what = kind::begin;
-  std::string scope;        // hex SHA-256 of credential, route, path and key
-  std::string fingerprint;  // hex SHA-256 of method, path and body
-  std::int64_t now_us = 0;
-  std::int64_t expires_us = 0;      // begin: kept until then
-  std::int64_t stale_before_us = 0; // begin: a running row started before this was abandoned
-  std::int32_t status = 0;          // finish: the answer
-  std::string headers;              // finish: JSON object of the headers that matter
-  std::string body;                 // finish: sealed
 };
 
 struct idempotency_result {
