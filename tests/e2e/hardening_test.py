@@ -24,6 +24,10 @@ from e2e_test import Node, Receiver, STRIPE_SECRET, stripe_headers  # noqa: E402
 from auth_test import AUDIENCE, ISSUER, SECRET, token  # noqa: E402
 
 SHUTDOWN_TIMEOUT = 2.0
+# The issue's bound for a hostile body's 400. Under make test-sanitize (a
+# Debug build with AddressSanitizer, which sets ASAN_OPTIONS) the same work is
+# 5-10x slower: the bound there checks that nothing hangs, not the speed.
+ANSWER_BUDGET = 5.0 if os.environ.get("ASAN_OPTIONS") else 1.0
 SHUTDOWN_GRACE = 10.0  # runtime/colonyd/main.cpp: shutdown_grace
 
 
@@ -195,7 +199,7 @@ class HostileJson(unittest.TestCase):
                 self.assertEqual(ctype, "application/problem+json")
                 doc = json.loads(payload)
                 self.assertIn(expect, doc["detail"])
-                self.assertLess(seconds, 1.0)
+                self.assertLess(seconds, ANSWER_BUDGET)
                 self.assertNotIn("\ufffd\ufffd", doc["detail"])  # no body bytes echoed
         self.assertGreater(len(probes), 3)
         self.assertTrue(all(s == 200 for s, _ in probes), probes)
