@@ -364,6 +364,13 @@ struct api::impl {
 
   // -- plumbing --------------------------------------------------------------
 
+  /// Runs `job` on a body worker (its own thread): for work that may take
+  /// milliseconds or block (large bodies, DNS), never on an io thread.
+  void post_blocking(std::function<void(caf::event_based_actor*)> job) {
+    auto& w = body_workers[next_body_worker.fetch_add(1, std::memory_order_relaxed) % body_workers.size()];
+    caf::anon_send(w, bridge_job{std::move(job)});
+  }
+
   void post(std::function<void(caf::event_based_actor*)> job) {
     auto& b = bridges[next_bridge.fetch_add(1, std::memory_order_relaxed) % bridges.size()];
     caf::anon_send(b, bridge_job{std::move(job)});
@@ -1251,8 +1258,7 @@ struct api::impl {
       return;
     }
     // The name is resolved (getaddrinfo blocks) on a body worker thread.
-    auto& w = body_workers[next_body_worker.fetch_add(1, std::memory_order_relaxed) % body_workers.size()];
-    caf::anon_send(w, bridge_job{[this, c, e](caf::event_based_actor*) mutable {
+    post_blocking([this, c, e](caf::event_based_actor*) mutable {
       if (auto why = check_webhook_target(*parse_webhook_url(e.url), true)) {
         failure f = actors::fail(errc::invalid, "url: " + *why + "; webhooks go to public addresses only");
         f.errors.push_back({"url", *why});
@@ -1260,7 +1266,7 @@ struct api::impl {
         return;
       }
       register_webhook(c, std::move(e));
-    }});
+    });
   }
 
   void register_webhook(const std::shared_ptr<call>& c, webhook_endpoint e) {
@@ -2595,9 +2601,7 @@ void api::handle(api_request req, responder done) {
     }
   };
   if (c->req.body.size() > inline_body_limit) {
-    auto& w = impl_->body_workers[impl_->next_body_worker.fetch_add(1, std::memory_order_relaxed) %
-                                  impl_->body_workers.size()];
-    caf::anon_send(w, bridge_job{[run, self = impl_.get(), c](caf::event_based_actor*) { run(self, c); }});
+    impl_->post_blocking([run, self = impl_.get(), c](caf::event_based_actor*) { run(self, c); });
     return;
   }
   run(impl_.get(), c);
