@@ -70,8 +70,9 @@ bench: deps
 	COLONYD=build-release/bin/colonyd COLONY_BENCH_ACTORS=build-release/bin/colony-bench-actors \
 	  python3 tests/bench/bench.py --out build/bench $(BENCH_ARGS)
 
+# Formats the tree as .clang-format says (the `format` test checks it).
 format:
-	@find protocol actors runtime adapters tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+	@find protocol actors runtime adapters tests \( -name '*.cpp' -o -name '*.hpp' \) -print | xargs clang-format -i
 
 tidy: build
 	@find actors runtime adapters protocol -name '*.cpp' | xargs clang-tidy -p $(BUILD_DIR) --quiet

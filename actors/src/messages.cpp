@@ -3,15 +3,13 @@
 #include <caf/all.hpp>
 
 #include "colony/actors/entities.hpp"
+#include "colony/actors/kinds.hpp"
 
 namespace colony::actors {
 
 const char* to_string(entity_kind k) noexcept {
-  switch (k) {
-    case entity_kind::tenant: return "tenant";
-    case entity_kind::user: return "user";
-  }
-  return "unknown";
+  const auto* spec = builtin_kinds().find(k);
+  return spec ? spec->name.c_str() : "unknown";
 }
 
 std::string entity_key::str() const {

@@ -1,5 +1,7 @@
 #include "colony/runtime/entity_registry.hpp"
 
+#include "colony/actors/kinds.hpp"
+
 #include <array>
 #include <chrono>
 #include <atomic>
@@ -138,8 +140,10 @@ public:
         s->last_routed = clock::now();
         return s->actor;
       }
-      fresh = key.kind == entity_kind::tenant ? actors::spawn_tenant_actor(sys_, key, env_)
-                                              : actors::spawn_user_actor(sys_, key, env_, known_new);
+      const auto* kind = actors::builtin_kinds().find(key.kind);
+      if (kind == nullptr)
+        return {}; // no such kind on this node: the caller answers "unavailable"
+      fresh = kind->spawn(sys_, key, env_, known_new);
       sh.emplace(n, slot{fresh, 1, clock::now()});
     }
     ++stats_.activations;
@@ -170,8 +174,8 @@ public:
 
   registry_stats stats() const {
     registry_stats s;
-    s.live_tenants = stats_.live_tenants.load();
-    s.live_users = stats_.live_users.load();
+    s.live_tenants = stats_.live[static_cast<std::size_t>(entity_kind::tenant)].load();
+    s.live_users = stats_.live[static_cast<std::size_t>(entity_kind::user)].load();
     s.activations = stats_.activations.load();
     s.passivations = stats_.passivations.load();
     s.crashes = stats_.crashes.load();
@@ -238,14 +242,15 @@ private:
   shard& shard_of(const name& n) { return shards_[n.hash() % shard_count]; }
 
   void count_live(entity_kind kind, int delta) {
-    auto& n = kind == entity_kind::tenant ? stats_.live_tenants : stats_.live_users;
+    auto& n = stats_.live[static_cast<std::size_t>(kind) % actors::max_kinds];
     auto now = n.fetch_add(delta) + delta;
     if (m_)
       m_->live_entities(kind, now);
   }
 
   struct counters {
-    std::atomic<std::int64_t> live_tenants{0}, live_users{0}, activations{0}, passivations{0}, crashes{0};
+    std::array<std::atomic<std::int64_t>, actors::max_kinds> live{}; // by kind id
+    std::atomic<std::int64_t> activations{0}, passivations{0}, crashes{0};
   };
 
   caf::actor_system& sys_;

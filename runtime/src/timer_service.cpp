@@ -5,7 +5,7 @@
 
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/log.hpp"
-#include "colony/v1/tenant.pb.h"
+#include "colony/actors/kinds.hpp"
 
 namespace colony::runtime {
 namespace {
@@ -28,24 +28,6 @@ std::int64_t backoff_us(std::int32_t attempts) {
   return secs * 1'000'000;
 }
 
-/// The command a timer stands for; nullopt for a kind this node does not know.
-std::optional<std::pair<entity_key, command>> command_for(const timer_row& t) {
-  command cmd;
-  cmd.meta.request_id = "timer-" + t.id;
-  if (t.kind == "trial_expiry") {
-    cmd.what = op::expire_trial;
-    return std::make_pair(entity_key{entity_kind::tenant, t.tenant_id, t.target_id}, std::move(cmd));
-  }
-  if (t.kind == "payment_grace") {
-    auto change = std::make_shared<v1::BillingChange>();
-    change->set_kind("grace_expired");
-    cmd.what = op::billing;
-    cmd.payload = std::move(change);
-    return std::make_pair(entity_key{entity_kind::tenant, t.tenant_id, t.target_id}, std::move(cmd));
-  }
-  return std::nullopt;
-}
-
 /// Deletes (done) or moves (retry) the timer. It leaves `firing` only once the
 /// store has recorded that, so the next poll cannot fire it twice.
 void finish(self_ptr self, const timer_row& t, bool done) {
@@ -64,7 +46,7 @@ void finish(self_ptr self, const timer_row& t, bool done) {
 
 void fire(self_ptr self, const timer_row& t) {
   auto& st = self->state;
-  auto cmd = command_for(t);
+  auto cmd = builtin_kinds().timer_command(t); // the target kind knows what its timer means
   if (!cmd) {
     log::error("timer of unknown kind dropped", {{"timer", t.id}, {"kind", t.kind}});
     st.firing.insert(t.id);

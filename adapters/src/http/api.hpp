@@ -40,6 +40,7 @@ struct api_response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string route = "unmatched"; // the route template, for logs and metrics
+  std::string problem_type;         // a problem+json answer: its type ("forbidden"), for the refusal audit
 };
 
 using responder = std::function<void(api_response)>;

@@ -11,17 +11,6 @@ namespace colony::adapters::http {
 
 using namespace actors;
 
-std::int64_t seconds_to_next_month(std::int64_t us) {
-  std::time_t t = static_cast<std::time_t>(us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::tm next{};
-  next.tm_year = tm.tm_mon == 11 ? tm.tm_year + 1 : tm.tm_year;
-  next.tm_mon = (tm.tm_mon + 1) % 12;
-  next.tm_mday = 1;
-  return std::max<std::int64_t>(1, static_cast<std::int64_t>(timegm(&next)) - static_cast<std::int64_t>(t));
-}
-
 struct api_meter::state {
   struct entry {
     std::string month;

@@ -20,8 +20,6 @@ namespace colony::adapters::http {
 
 using protocol::month_of; // "YYYY-MM" (UTC)
 
-/// Seconds from `us` to the start of the next calendar month (UTC).
-[[nodiscard]] std::int64_t seconds_to_next_month(std::int64_t us);
 
 class api_meter {
 public:

@@ -13,7 +13,7 @@
 #endif
 #include <nlohmann/json.hpp>
 
-#include "../http/api.hpp"
+#include "colony/protocol/problem.hpp"
 #include "colony/actors/entities.hpp"
 #include "colony/adapters/kafka.hpp"
 #include "colony/protocol/json.hpp"
@@ -262,8 +262,7 @@ struct consumer {
         continue;
       }
       if (tid->empty()) {
-        auto r = http::api::failure_response(fail(errc::not_found, "no tenant '" + c.tenant_id() + "'"),
-                                             c.command_id());
+        auto r = protocol::problem_of(fail(errc::not_found, "no tenant '" + c.tenant_id() + "'"), c.command_id());
         result(c, {{"commandId", c.command_id()}, {"status", "problem"},
                    {"problem", nlohmann::json::parse(r.body)}});
         return;
@@ -282,7 +281,7 @@ struct consumer {
       }
       nlohmann::json doc{{"commandId", c.command_id()}};
       if (reply->error) {
-        auto r = http::api::failure_response(*reply->error, c.command_id());
+        auto r = protocol::problem_of(*reply->error, c.command_id());
         doc["status"] = "problem";
         doc["problem"] = nlohmann::json::parse(r.body);
       } else {

@@ -1,4 +1,5 @@
 #include "colony/adapters/prometheus_metrics.hpp"
+#include "colony/actors/kinds.hpp"
 
 #include <map>
 #include <mutex>
@@ -69,9 +70,9 @@ public:
                     .Help("1 while the relay reaches the Kafka brokers, else 0")
                     .Register(*registry_)
                     .Add({})) {
-    for (auto kind : {entity_kind::tenant, entity_kind::user}) {
-      std::map<std::string, std::string> labels{{"kind", actors::to_string(kind)}};
-      auto i = static_cast<int>(kind);
+    for (const auto& spec : actors::builtin_kinds().all()) {
+      std::map<std::string, std::string> labels{{"kind", spec.name}};
+      auto i = static_cast<std::size_t>(spec.kind);
       live_by_kind_[i] = &live_.Add(labels);
       activations_by_kind_[i] = &activations_.Add(labels);
       passivations_by_kind_[i] = &passivations_.Add(labels);
@@ -139,10 +140,10 @@ private:
   prometheus::Gauge& backlog_age_;
   prometheus::Counter& published_;
   prometheus::Gauge& brokers_up_;
-  prometheus::Gauge* live_by_kind_[3]{};
-  prometheus::Counter* activations_by_kind_[3]{};
-  prometheus::Counter* passivations_by_kind_[3]{};
-  prometheus::Counter* crashes_by_kind_[3]{};
+  prometheus::Gauge* live_by_kind_[actors::max_kinds]{};
+  prometheus::Counter* activations_by_kind_[actors::max_kinds]{};
+  prometheus::Counter* passivations_by_kind_[actors::max_kinds]{};
+  prometheus::Counter* crashes_by_kind_[actors::max_kinds]{};
   std::mutex mtx_;
   std::map<std::string, std::pair<prometheus::Counter*, prometheus::Histogram*>> http_series_;
 };

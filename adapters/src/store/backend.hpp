@@ -2,6 +2,8 @@
 // per connection, used by one worker (one thread at a time).
 #pragma once
 
+#include "colony/actors/user/personal_data.hpp"
+
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -88,9 +90,8 @@ struct list_sql {
 std::string encode_list(const std::vector<std::string>& items);
 std::vector<std::string> decode_list(const std::string& text);
 
-/// An event payload with the user's personal data removed (email, name,
-/// attributes of a user.created/updated state); other events unchanged.
-std::string scrub_user_event(const std::string& payload);
+/// An event payload with the user's personal data removed (the rule is the domain's).
+using actors::scrub_user_event;
 /// The JSON of an event payload, as webhook deliveries carry it.
 std::string event_json(const std::string& payload);
 

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "../billing/stripe.hpp"
+#include "colony/actors/integrations/webhook_model.hpp"
 #include "colony/adapters/webhooks.hpp"
 #include "colony/protocol/json.hpp"
 #include "targets.hpp"
@@ -182,18 +183,6 @@ private:
   bool allow_private_ = false;
 };
 
-bool matches(const webhook_endpoint& e, const std::string& type) {
-  if (e.event_types.empty())
-    return true;
-  for (const auto& t : e.event_types) {
-    if (t == "*" || t == type)
-      return true;
-    if (t.ends_with(".*") && type.starts_with(t.substr(0, t.size() - 1)))
-      return true;
-  }
-  return false;
-}
-
 void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
   constexpr auto timeout = std::chrono::seconds(10);
   auto ask = [&](webhook_op op) {
@@ -272,7 +261,7 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
           }
           auto occurred = protocol::timestamp_us(ev.occurred_at());
           for (const auto& e : it->second) {
-            if (e.created_us > occurred || !matches(e, ev.type()))
+            if (e.created_us > occurred || !webhook_matches(e.event_types, ev.type()))
               continue; // an endpoint gets the events from its creation on
             webhook_delivery d;
             d.id = protocol::new_uuid_v7();
@@ -310,18 +299,16 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
         d.last_status = f.status;
         d.last_error = f.error;
         d.updated_us = now;
-        if (f.error.empty()) {
+        std::uniform_real_distribution<double> jitter(0.0, 1.0);
+        auto next = after_attempt(f.error.empty(), d.attempts, o.max_attempts, o.retry_base, jitter(rng), now);
+        if (next.what == delivery_next::state::delivered) {
           d.status = "delivered";
-        } else if (d.attempts >= o.max_attempts) {
+        } else if (next.what == delivery_next::state::dead) {
           d.status = "dead";
           log::warn("webhook delivery dead-lettered", {{"delivery", d.id}, {"endpoint", d.endpoint_id},
                                                        {"attempts", d.attempts}, {"error", d.last_error}});
         } else {
-          // Exponential backoff with jitter: base * 2^(attempts-1), capped at 1 h, drawn from [50 %, 100 %].
-          auto base = static_cast<double>(o.retry_base.count()) * 1000.0 * std::pow(2.0, d.attempts - 1);
-          base = std::min(base, 3600e6);
-          std::uniform_real_distribution<double> jitter(0.5, 1.0);
-          d.next_attempt_us = now + static_cast<std::int64_t>(base * jitter(rng));
+          d.next_attempt_us = next.next_attempt_us; // backoff (webhook_model: after_attempt)
         }
         record.deliveries.push_back(std::move(d));
       }

@@ -1,4 +1,4 @@
-// Vocabulary shared by the domain models: error codes, failures and outcomes.
+// Vocabulary shared by the domain models: outcomes over protocol's error codes and failures.
 //
 // Plain C++ values: no I/O, no actor types. Failures are mapped to HTTP
 // problems at the edge (adapters/http), never here.
@@ -11,42 +11,15 @@
 #include <variant>
 #include <vector>
 
-#include "colony/protocol/json.hpp"
+#include "colony/protocol/problem.hpp"
 
 namespace colony::actors {
 
-/// Why a command was refused. Starts at 1; 0 is never a failure.
-enum class errc : std::uint8_t {
-  invalid = 1,          // validation failed (400)
-  malformed,            // body is not what the route takes (400)
-  not_found,            // no such entity (404)
-  conflict,             // uniqueness violated (409)
-  illegal_transition,   // lifecycle refused (409)
-  plan_below_usage,     // plan change would put usage above limits (409)
-  precondition_failed,  // If-Match did not match (412)
-  limit_exceeded,       // plan limit reached (403)
-  tenant_suspended,     // writes refused while suspended (403)
-  tenant_cancelled,     // writes refused once cancelled (403)
-  unavailable,          // the store cannot be reached right now (503)
-  internal,             // a bug; the client sees a request id, not details (500)
-  forbidden,            // the caller's role may not do this to this entity (403)
-};
-
-/// A refused command with what the client needs to fix it.
-struct failure {
-  errc code = errc::internal;
-  std::string detail;
-  std::vector<protocol::field_error> errors;                 // per-field validation errors
-  std::vector<std::pair<std::string, std::string>> strings;  // extension members (problem+json)
-  std::vector<std::pair<std::string, std::int64_t>> numbers; // extension members (problem+json)
-};
-
-[[nodiscard]] inline failure fail(errc code, std::string detail) {
-  failure f;
-  f.code = code;
-  f.detail = std::move(detail);
-  return f;
-}
+// The error vocabulary lives in protocol (problem.hpp): the HTTP API, the
+// Kafka results and replies forwarded between nodes render it the same way.
+using protocol::errc;
+using protocol::fail;
+using protocol::failure;
 
 /// The result of a domain operation: a value or a failure.
 template <class T>

@@ -22,8 +22,12 @@ class Message;
 
 namespace colony::actors {
 
+/// The kind of an entity: an id registered in the kind registry (kinds.hpp),
+/// where every kind, built in or added, says how it is spawned and which
+/// timers it answers. The two built-in kinds are named here.
 enum class entity_kind : std::uint8_t { tenant = 1, user = 2 };
 
+/// The registered name of a kind ("tenant"); "unknown" if none is registered.
 [[nodiscard]] const char* to_string(entity_kind k) noexcept;
 
 struct entity_key {
@@ -90,7 +94,7 @@ struct entity_reply {
   // bytes, so building a message only to have it serialized again for JSON
   // is skipped); `type` names its message, e.g. "colony.v1.User".
   std::shared_ptr<const std::string> bytes;
-  std::string_view type;
+  std::string type; // a literal short enough for the small-string buffer: no allocation
   std::uint32_t version = 0;
   bool created = false;
   bool duplicate = false; // the message key was applied before; nothing changed
