@@ -31,8 +31,8 @@ inline void audit_change(change& ch, const request_meta& meta, const entity_key&
   ch.audit.push_back(std::move(a));
 }
 
-inline v1::Event event_header(std::string type, const entity_key& key, std::uint32_t version,
-                              const request_meta& meta, std::int64_t now) {
+inline v1::Event event_header(std::string type, const entity_key& key, std::uint32_t version, const request_meta& meta,
+                              std::int64_t now) {
   v1::Event ev;
   ev.set_id(protocol::new_uuid_v7());
   ev.set_type(std::move(type));
@@ -47,9 +47,7 @@ inline v1::Event event_header(std::string type, const entity_key& key, std::uint
 }
 
 /// The outbox row of a finished envelope.
-inline outbox_event seal(const v1::Event& ev) {
-  return outbox_event{ev.id(), ev.type(), ev.SerializeAsString()};
-}
+inline outbox_event seal(const v1::Event& ev) { return outbox_event{ev.id(), ev.type(), ev.SerializeAsString()}; }
 
 /// The failure a client sees for a store outcome that is not ok.
 inline failure failure_from(const commit_outcome& o, std::string_view what) {
@@ -61,14 +59,11 @@ inline failure failure_from(const commit_outcome& o, std::string_view what) {
         return f;
       }();
     case store_status::stale:
-      return fail(errc::conflict, std::string{what} +
-                                    " was changed concurrently by another writer; read it again and retry");
-    case store_status::not_found:
-      return fail(errc::not_found, std::string{what} + " not found");
-    case store_status::unavailable:
-      return fail(errc::unavailable, "the store is unavailable; retry later");
-    default:
-      return fail(errc::internal, "the store failed to commit");
+      return fail(errc::conflict,
+                  std::string{what} + " was changed concurrently by another writer; read it again and retry");
+    case store_status::not_found: return fail(errc::not_found, std::string{what} + " not found");
+    case store_status::unavailable: return fail(errc::unavailable, "the store is unavailable; retry later");
+    default: return fail(errc::internal, "the store failed to commit");
   }
 }
 
@@ -115,10 +110,10 @@ inline std::optional<failure> check_if_match(const command& cmd, std::uint32_t v
     std::string named;
     for (auto v : cmd.if_match)
       named += (named.empty() ? "" : ", ") + std::to_string(v);
-    failure f = fail(errc::precondition_failed,
-                     named == "0" ? "If-Match names no version of this entity (weak tags never match If-Match)"
-                                  : "If-Match names version " + named + " but the current version is " +
-                                      std::to_string(version));
+    failure f =
+      fail(errc::precondition_failed,
+           named == "0" ? "If-Match names no version of this entity (weak tags never match If-Match)"
+                        : "If-Match names version " + named + " but the current version is " + std::to_string(version));
     f.numbers.emplace_back("currentVersion", version);
     return f;
   }

@@ -10,7 +10,7 @@ std::string base64url_encode(std::string_view in) {
   std::size_t i = 0;
   while (i + 2 < in.size()) {
     auto n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-             static_cast<unsigned char>(in[i + 2]);
+      static_cast<unsigned char>(in[i + 2]);
     out += tbl[(n >> 18) & 63];
     out += tbl[(n >> 12) & 63];
     out += tbl[(n >> 6) & 63];
@@ -32,11 +32,16 @@ std::string base64url_encode(std::string_view in) {
 
 std::optional<std::string> base64url_decode(std::string_view in) {
   auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
+    if (c >= 'A' && c <= 'Z')
+      return c - 'A';
+    if (c >= 'a' && c <= 'z')
+      return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+      return c - '0' + 52;
+    if (c == '-')
+      return 62;
+    if (c == '_')
+      return 63;
     return -1;
   };
   if (in.size() % 4 == 1)

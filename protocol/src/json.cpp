@@ -82,7 +82,9 @@ field_error to_field_error(std::string_view status_message) {
     rest = msg.substr(colon + 2);
   }
   rest.erase(0, rest.find_first_not_of(' '));
-  auto join = [&path](std::string_view leaf) { return path.empty() ? std::string{leaf} : path + "." + std::string{leaf}; };
+  auto join = [&path](std::string_view leaf) {
+    return path.empty() ? std::string{leaf} : path + "." + std::string{leaf};
+  };
   if (rest.find("is not repeating") != std::string::npos)
     return field_error{json_path(path), "expected a single value, not an array"};
   if (auto p = rest.find("Starting an object on a scalar field for type "); p != std::string::npos)
@@ -118,9 +120,9 @@ bool escaped_code_point(std::uint32_t cp) {
   if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
     return true;
   static constexpr std::pair<std::uint32_t, std::uint32_t> ranges[] = {
-    {0xad, 0xad},         {0x600, 0x603},       {0x6dd, 0x6dd},       {0x70f, 0x70f},     {0x17b4, 0x17b5},
-    {0x200b, 0x200f},     {0x2028, 0x202e},     {0x2060, 0x2064},     {0x206a, 0x206f},   {0xfeff, 0xfeff},
-    {0xfff9, 0xfffb},     {0x1d173, 0x1d17a},   {0xe0001, 0xe0001}, {0xe0020, 0xe007f},
+    {0xad, 0xad},     {0x600, 0x603},     {0x6dd, 0x6dd},     {0x70f, 0x70f},     {0x17b4, 0x17b5},
+    {0x200b, 0x200f}, {0x2028, 0x202e},   {0x2060, 0x2064},   {0x206a, 0x206f},   {0xfeff, 0xfeff},
+    {0xfff9, 0xfffb}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001}, {0xe0020, 0xe007f},
   };
   for (auto [lo, hi] : ranges)
     if (cp >= lo && cp <= hi)
@@ -247,12 +249,12 @@ bool append_timestamp(std::string& out, const pb::Timestamp& t) {
   auto secs = seconds - days * 86400;
   auto z = days + 719468;
   auto era = (z >= 0 ? z : z - 146096) / 146097;
-  auto doe = z - era * 146097;                                  // [0, 146096]
+  auto doe = z - era * 146097;                                      // [0, 146096]
   auto yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; // [0, 399]
-  auto doy = doe - (365 * yoe + yoe / 4 - yoe / 100);           // [0, 365]
-  auto mp = (5 * doy + 2) / 153;                                // [0, 11]
-  auto day = doy - (153 * mp + 2) / 5 + 1;                      // [1, 31]
-  auto month = mp < 10 ? mp + 3 : mp - 9;                       // [1, 12]
+  auto doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               // [0, 365]
+  auto mp = (5 * doy + 2) / 153;                                    // [0, 11]
+  auto day = doy - (153 * mp + 2) / 5 + 1;                          // [1, 31]
+  auto month = mp < 10 ? mp + 3 : mp - 9;                           // [1, 12]
   auto year = yoe + era * 400 + (month <= 2 ? 1 : 0);
   out += '"';
   append_digits(out, year, 4);
@@ -377,15 +379,21 @@ bool append_field_value(std::string& out, const pb::Message& m, const FD* f, int
   const auto* r = m.GetReflection();
   bool rep = index >= 0;
   switch (f->cpp_type()) {
-    case FD::CPPTYPE_INT32: out += std::to_string(rep ? r->GetRepeatedInt32(m, f, index) : r->GetInt32(m, f)); return true;
-    case FD::CPPTYPE_UINT32: out += std::to_string(rep ? r->GetRepeatedUInt32(m, f, index) : r->GetUInt32(m, f)); return true;
+    case FD::CPPTYPE_INT32:
+      out += std::to_string(rep ? r->GetRepeatedInt32(m, f, index) : r->GetInt32(m, f));
+      return true;
+    case FD::CPPTYPE_UINT32:
+      out += std::to_string(rep ? r->GetRepeatedUInt32(m, f, index) : r->GetUInt32(m, f));
+      return true;
     case FD::CPPTYPE_INT64:
       out += '"' + std::to_string(rep ? r->GetRepeatedInt64(m, f, index) : r->GetInt64(m, f)) + '"';
       return true;
     case FD::CPPTYPE_UINT64:
       out += '"' + std::to_string(rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f)) + '"';
       return true;
-    case FD::CPPTYPE_BOOL: out += (rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f)) ? "true" : "false"; return true;
+    case FD::CPPTYPE_BOOL:
+      out += (rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f)) ? "true" : "false";
+      return true;
     case FD::CPPTYPE_DOUBLE: return append_double(out, rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f));
     case FD::CPPTYPE_FLOAT: return append_float(out, rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f));
     case FD::CPPTYPE_ENUM: {
@@ -397,7 +405,8 @@ bool append_field_value(std::string& out, const pb::Message& m, const FD* f, int
       if (f->type() == FD::TYPE_BYTES)
         return false; // base64: left to protobuf's printer
       std::string scratch;
-      const auto& s = rep ? r->GetRepeatedStringReference(m, f, index, &scratch) : r->GetStringReference(m, f, &scratch);
+      const auto& s =
+        rep ? r->GetRepeatedStringReference(m, f, index, &scratch) : r->GetStringReference(m, f, &scratch);
       append_string(out, s);
       return true;
     }
@@ -423,7 +432,8 @@ bool append_field(std::string& out, const pb::Message& m, const FD* f) {
   append_string(out, f->json_name());
   out += ':';
   if (f->is_map())
-    return append_map(out, m, f, [&out](const pb::Message& e, const FD* v) { return append_field_value(out, e, v, -1); });
+    return append_map(out, m, f,
+                      [&out](const pb::Message& e, const FD* v) { return append_field_value(out, e, v, -1); });
   if (!f->is_repeated())
     return append_field_value(out, m, f, -1);
   out += '[';
@@ -481,8 +491,8 @@ bool append_message(std::string& out, const pb::Message& m) {
 /// protobuf's own printer: the reference, and the fallback for what
 /// append_message does not print.
 std::string converter_json(std::string_view full_name, const std::string& bytes) {
-  static const std::unique_ptr<pbu::TypeResolver> resolver{pbu::NewTypeResolverForDescriptorPool(
-    "type.googleapis.com", google::protobuf::DescriptorPool::generated_pool())};
+  static const std::unique_ptr<pbu::TypeResolver> resolver{
+    pbu::NewTypeResolverForDescriptorPool("type.googleapis.com", google::protobuf::DescriptorPool::generated_pool())};
   pbu::JsonPrintOptions opts;
   opts.always_print_primitive_fields = true;
   std::string out;
@@ -565,14 +575,13 @@ std::optional<field_error> check_json_object(std::string_view text) {
   return std::nullopt;
 }
 
-std::optional<field_error> apply_merge_patch(const google::protobuf::Message& current,
-                                             std::string_view patch,
+std::optional<field_error> apply_merge_patch(const google::protobuf::Message& current, std::string_view patch,
                                              const std::vector<std::string>& patchable,
                                              google::protobuf::Message& out) {
   if (auto err = check_json(patch, true))
-    return field_error{std::move(err->field), err->kind == json_error::not_object
-                                                ? "a merge patch must be a JSON object"
-                                                : std::move(err->message)};
+    return field_error{std::move(err->field),
+                       err->kind == json_error::not_object ? "a merge patch must be a JSON object"
+                                                           : std::move(err->message)};
   auto doc = nlohmann::json::parse(patch.begin(), patch.end(), nullptr, false);
   if (doc.is_discarded()) // cannot happen after check_json
     return field_error{"", "the body is not valid JSON"};

@@ -50,9 +50,9 @@ public:
 
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) {
     // The position only: the error text of the lexer quotes the input.
-    error_ = json_error{json_error::syntax, {},
-                        "the body is not valid JSON (at byte " + std::to_string(position > 0 ? position - 1 : 0) +
-                          ")"};
+    error_ = json_error{json_error::syntax,
+                        {},
+                        "the body is not valid JSON (at byte " + std::to_string(position > 0 ? position - 1 : 0) + ")"};
     return false;
   }
 

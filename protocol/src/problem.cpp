@@ -40,9 +40,9 @@ problem problem_of(int status, std::string_view type, std::string_view title, st
 
 problem problem_of(const failure& f, std::string_view request_id) {
   auto k = kind_of(f.code);
-  std::string detail = k.status == 500 ? "the request failed unexpectedly; quote request id " +
-                                           std::string{request_id} + " when reporting it"
-                                       : f.detail;
+  std::string detail = k.status == 500
+    ? "the request failed unexpectedly; quote request id " + std::string{request_id} + " when reporting it"
+    : f.detail;
   auto p = problem_of(k.status, k.type, k.title, detail, request_id);
   if (!f.errors.empty() || !f.strings.empty() || !f.numbers.empty()) {
     auto doc = nlohmann::json::parse(p.body);

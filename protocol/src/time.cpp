@@ -18,7 +18,7 @@ std::atomic<std::int64_t> clock_offset_us{0};
 std::int64_t now_us() {
   using namespace std::chrono;
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count() +
-         clock_offset_us.load(std::memory_order_relaxed);
+    clock_offset_us.load(std::memory_order_relaxed);
 }
 
 void set_clock_offset_us(std::int64_t offset_us) { clock_offset_us.store(offset_us); }

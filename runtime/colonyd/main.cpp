@@ -50,10 +50,14 @@ std::string allocator() {
 }
 
 log::level level_of(const std::string& s) {
-  if (s == "trace") return log::level::trace;
-  if (s == "debug") return log::level::debug;
-  if (s == "warn") return log::level::warn;
-  if (s == "error") return log::level::error;
+  if (s == "trace")
+    return log::level::trace;
+  if (s == "debug")
+    return log::level::debug;
+  if (s == "warn")
+    return log::level::warn;
+  if (s == "error")
+    return log::level::error;
   return log::level::info;
 }
 
@@ -76,9 +80,9 @@ void start_shutdown_watchdog(sigset_t signals, std::chrono::milliseconds budget)
                 static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(budget - s).count())};
     siginfo_t info{};
     int sig = sigtimedwait(&signals, &info, &ts);
-    log::error(sig > 0 ? "second signal during shutdown: exiting now" : "shutdown did not finish in time: exiting now",
-               {{"stage", std::string{shutdown_stage.load()}},
-                {"budget_ms", static_cast<std::int64_t>(budget.count())}});
+    log::error(
+      sig > 0 ? "second signal during shutdown: exiting now" : "shutdown did not finish in time: exiting now",
+      {{"stage", std::string{shutdown_stage.load()}}, {"budget_ms", static_cast<std::int64_t>(budget.count())}});
     log::flush();
     std::_Exit(70);
   }}.detach();
@@ -122,11 +126,12 @@ void bootstrap_admin_key(caf::actor_system& sys, const actors::store_port& store
   std::optional<actors::api_key_result> found;
   for (int attempt = 0; attempt < 50 && !found; ++attempt) {
     self->request(store, std::chrono::seconds(5), actors::api_key_atom::value, count)
-      .receive([&](actors::api_key_result& r) {
-                 if (r.status == actors::store_status::ok)
-                   found = r;
-               },
-               [](caf::error&) {});
+      .receive(
+        [&](actors::api_key_result& r) {
+          if (r.status == actors::store_status::ok)
+            found = r;
+        },
+        [](caf::error&) {});
     if (!found)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -171,17 +176,18 @@ int main(int argc, char** argv, char** envp) {
   sopts.read_connections = cfg.store_read_connections;
   sopts.max_batch = cfg.store_max_batch;
   sopts.load_timeout = cfg.request_timeout;
-  log::info("colonyd starting", {{"version", COLONY_VERSION},
-                                 {"allocator", allocator()},
-                                 {"store", adapters::describe_store(sopts)},
-                                 {"listen", cfg.listen},
-                                 {"data_dir", cfg.data_dir},
-                                 {"config", cfg.config_file.empty() ? std::string{"(none: built-in defaults)"}
-                                                                    : cfg.config_file}});
+  log::info("colonyd starting",
+            {{"version", COLONY_VERSION},
+             {"allocator", allocator()},
+             {"store", adapters::describe_store(sopts)},
+             {"listen", cfg.listen},
+             {"data_dir", cfg.data_dir},
+             {"config", cfg.config_file.empty() ? std::string{"(none: built-in defaults)"} : cfg.config_file}});
 
   if (cfg.clock_start_us != 0) {
     protocol::set_clock_offset_us(cfg.clock_start_us - protocol::now_us());
-    log::warn("the clock is shifted for tests (debug.clock-start)", {{"now", protocol::format_rfc3339(protocol::now_us())}});
+    log::warn("the clock is shifted for tests (debug.clock-start)",
+              {{"now", protocol::format_rfc3339(protocol::now_us())}});
   }
 
   // Signals are taken by sigwait below; block them before any thread starts.
@@ -227,9 +233,9 @@ int main(int argc, char** argv, char** envp) {
   // CAF's own default is max(cores, 4): on a 2-core machine that is twice
   // as many workers as cores, and the extra context switches cost ~15% of
   // GET throughput (perf: finish_task_switch on top). One per core instead.
-  caf_cfg.set("scheduler.max-threads", cfg.scheduler_threads > 0
-                                         ? cfg.scheduler_threads
-                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  caf_cfg.set("scheduler.max-threads",
+              cfg.scheduler_threads > 0 ? cfg.scheduler_threads
+                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   caf::actor_system sys{caf_cfg};
 
   auto metrics = adapters::make_prometheus_metrics();
@@ -271,9 +277,9 @@ int main(int argc, char** argv, char** envp) {
     ropts.metrics = metrics;
     relay_monitor = std::make_shared<adapters::relay_monitor>();
     relay = adapters::spawn_outbox_relay(sys, store, ropts, relay_monitor);
-    log::info("event relay on", {{"brokers", cfg.kafka_brokers},
-                                 {"topic", cfg.kafka_events_topic},
-                                 {"value_format", cfg.kafka_value_format}});
+    log::info(
+      "event relay on",
+      {{"brokers", cfg.kafka_brokers}, {"topic", cfg.kafka_events_topic}, {"value_format", cfg.kafka_value_format}});
     adapters::command_consumer_options copts;
     copts.brokers = cfg.kafka_brokers;
     copts.group_id = cfg.kafka_group_id;
@@ -283,8 +289,11 @@ int main(int argc, char** argv, char** envp) {
     copts.attempts = cfg.kafka_command_attempts;
     copts.request_timeout = cfg.request_timeout;
     commands = adapters::spawn_command_consumer(sys, registry.actor, store, copts);
-    log::info("command consumer on", {{"topic", cfg.kafka_commands_topic}, {"group", cfg.kafka_group_id},
-                                      {"results", cfg.kafka_results_topic}, {"dlq", cfg.kafka_dlq_topic}});
+    log::info("command consumer on",
+              {{"topic", cfg.kafka_commands_topic},
+               {"group", cfg.kafka_group_id},
+               {"results", cfg.kafka_results_topic},
+               {"dlq", cfg.kafka_dlq_topic}});
   }
 
   adapters::jwt_options jopts;
@@ -381,9 +390,10 @@ int main(int argc, char** argv, char** envp) {
       caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
       return bad_option ? 2 : 1;
     }
-    log::info("listening", {{"address", cfg.listen_host + ":" + std::to_string(server.port())},
-                            {"scheme", cfg.tls_cert.empty() ? "http" : "https"},
-                            {"port", static_cast<int>(server.port())}});
+    log::info("listening",
+              {{"address", cfg.listen_host + ":" + std::to_string(server.port())},
+               {"scheme", cfg.tls_cert.empty() ? "http" : "https"},
+               {"port", static_cast<int>(server.port())}});
 
     int sig = 0;
     sigwait(&signals, &sig);

@@ -20,7 +20,7 @@ namespace {
 enum class kind { string, integer, size, duration, choice, boolean };
 
 struct option {
-  std::string name;        // flag --name; file key colony.<name>; env COLONY_<NAME>
+  std::string name; // flag --name; file key colony.<name>; env COLONY_<NAME>
   kind type;
   std::string description;
   std::int64_t min = 0;
@@ -202,8 +202,8 @@ option list_opt(std::string name, std::string desc, std::vector<std::string> nod
 const std::vector<option>& options() {
   static const std::vector<option> table = [] {
     std::vector<option> t;
-    t.push_back(string_opt("listen", "address:port of the HTTP API (port 0 picks a free port)",
-                           &node_config::listen, [](node_config& c, const std::string& v) -> std::optional<std::string> {
+    t.push_back(string_opt("listen", "address:port of the HTTP API (port 0 picks a free port)", &node_config::listen,
+                           [](node_config& c, const std::string& v) -> std::optional<std::string> {
                              auto colon = v.rfind(':');
                              if (colon == std::string::npos || colon == 0)
                                return "'" + v + "' is not host:port";
@@ -232,52 +232,58 @@ const std::vector<option>& options() {
     store.secret = true; // may hold a password: dumped masked
     store.get = [](const node_config& c) { return c.store_for_display(); };
     t.push_back(std::move(store));
-    t.push_back(choice_opt("log-format", "text (for terminals) or json (one JSON object per line)",
-                           {"text", "json"}, &node_config::log_format));
-    t.push_back(choice_opt("log-level", "least severe level that is logged", {"trace", "debug", "info", "warn", "error"},
-                           &node_config::log_level));
+    t.push_back(choice_opt("log-format", "text (for terminals) or json (one JSON object per line)", {"text", "json"},
+                           &node_config::log_format));
+    t.push_back(choice_opt("log-level", "least severe level that is logged",
+                           {"trace", "debug", "info", "warn", "error"}, &node_config::log_level));
     t.push_back(duration_opt("entity.idle-timeout", "idle time after which an entity actor is passivated",
                              std::chrono::milliseconds(10), std::chrono::hours(24), &node_config::idle_timeout));
     t.push_back(duration_opt("request-timeout", "longest time a request may wait for its entity or the store",
                              std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::request_timeout));
     t.push_back(duration_opt("shutdown-timeout", "on SIGTERM, longest wait for in-flight requests",
                              std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::shutdown_timeout));
-    t.push_back(int_opt("http.body-limit", "largest request body in bytes (413 beyond)", 1024,
-                        1024LL * 1024 * 1024, &node_config::http_body_limit, kind::size));
+    t.push_back(int_opt("http.body-limit", "largest request body in bytes (413 beyond)", 1024, 1024LL * 1024 * 1024,
+                        &node_config::http_body_limit, kind::size));
     t.push_back(int_opt("http.header-limit", "largest request line plus headers in bytes (431 beyond)", 1024,
                         1024 * 1024, &node_config::http_header_limit, kind::size));
-    t.push_back(int_opt("http.request-line-limit", "longest request line (method, target, version) in bytes (414 beyond)",
-                        64, 1024 * 1024, &node_config::http_request_line_limit, kind::size));
+    t.push_back(int_opt("http.request-line-limit",
+                        "longest request line (method, target, version) in bytes (414 beyond)", 64, 1024 * 1024,
+                        &node_config::http_request_line_limit, kind::size));
     t.push_back(int_opt("http.header-count-limit", "most header fields in one request (431 beyond)", 1, 10'000,
                         &node_config::http_header_count_limit));
-    t.push_back(duration_opt("http.read-timeout", "time allowed to receive one request",
-                             std::chrono::milliseconds(100), std::chrono::minutes(10), &node_config::http_read_timeout));
+    t.push_back(duration_opt("http.read-timeout", "time allowed to receive one request", std::chrono::milliseconds(100),
+                             std::chrono::minutes(10), &node_config::http_read_timeout));
     t.push_back(duration_opt("http.idle-timeout", "keep-alive connections idle longer than this are closed",
                              std::chrono::milliseconds(100), std::chrono::hours(1), &node_config::http_idle_timeout));
     t.push_back(int_opt("http.threads", "threads that run the HTTP server", 1, 256, &node_config::http_threads));
     t.push_back(int_opt("http.max-connections", "open connections beyond this are refused", 1, 1'000'000,
                         &node_config::http_max_connections));
-    t.push_back(int_opt("http.max-in-flight",
-                        "requests in progress (waiting for actors or the store) beyond which new ones get 503 overloaded",
-                        1, 1'000'000, &node_config::http_max_in_flight));
+    t.push_back(
+      int_opt("http.max-in-flight",
+              "requests in progress (waiting for actors or the store) beyond which new ones get 503 overloaded", 1,
+              1'000'000, &node_config::http_max_in_flight));
     t.push_back(duration_opt("http.idempotency-ttl",
                              "how long the answer to a POST with an Idempotency-Key is kept for replays",
                              std::chrono::minutes(1), std::chrono::hours(24 * 30), &node_config::http_idempotency_ttl));
-    t.push_back(string_opt("tls-cert", "PEM certificate chain; with tls-key the API is served over HTTPS only (TLS 1.2+, HSTS)",
+    t.push_back(string_opt("tls-cert",
+                           "PEM certificate chain; with tls-key the API is served over HTTPS only (TLS 1.2+, HSTS)",
                            &node_config::tls_cert));
-    t.push_back(string_opt("tls-key", "PEM private key of tls-cert (keep it readable by the node only)",
-                           &node_config::tls_key));
+    t.push_back(
+      string_opt("tls-key", "PEM private key of tls-cert (keep it readable by the node only)", &node_config::tls_key));
     t.push_back(int_opt("storage.read-connections", "database connections for loads and lists", 1, 64,
                         &node_config::store_read_connections));
-    t.push_back(int_opt("storage.max-batch", "most entity commits grouped into one transaction, and loads into one query", 1, 10'000,
+    t.push_back(int_opt("storage.max-batch",
+                        "most entity commits grouped into one transaction, and loads into one query", 1, 10'000,
                         &node_config::store_max_batch));
     t.push_back(int_opt("scheduler.threads", "actor scheduler threads (0: one per core)", 0, 256,
                         &node_config::scheduler_threads));
-    t.push_back(int_opt("tenant.trial-days", "length of a new tenant's trial in days", 0, 3650,
-                        &node_config::trial_days));
+    t.push_back(
+      int_opt("tenant.trial-days", "length of a new tenant's trial in days", 0, 3650, &node_config::trial_days));
     t.push_back(duration_opt("timers.poll-interval", "how often due durable timers (trial expiry, ...) are looked for",
-                             std::chrono::milliseconds(10), std::chrono::minutes(10), &node_config::timer_poll_interval));
-    auto plan = option{"tenant.default-plan", kind::string, "plan of a tenant created without one", 0, 0, {}, false, {}, {}};
+                             std::chrono::milliseconds(10), std::chrono::minutes(10),
+                             &node_config::timer_poll_interval));
+    auto plan =
+      option{"tenant.default-plan", kind::string, "plan of a tenant created without one", 0, 0, {}, false, {}, {}};
     plan.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
       c.rules.default_plan = v; // checked against the plans once all sources are read
       return std::nullopt;
@@ -298,7 +304,9 @@ const std::vector<option>& options() {
                              "signing secret (whsec_...) of the Stripe webhook endpoint; empty turns the route off",
                              &node_config::stripe_webhook_secret);
     stripe.secret = true;
-    stripe.get = [](const node_config& c) { return c.stripe_webhook_secret.empty() ? std::string{} : std::string{"***"}; };
+    stripe.get = [](const node_config& c) {
+      return c.stripe_webhook_secret.empty() ? std::string{} : std::string{"***"};
+    };
     t.push_back(std::move(stripe));
     t.push_back(duration_opt("billing.payment-grace",
                              "after a failed payment, time until the tenant is suspended unless it pays",
@@ -308,18 +316,18 @@ const std::vector<option>& options() {
     t.push_back(duration_opt("webhooks.retry-base",
                              "wait before the first retry of a failed delivery; it doubles (with jitter) up to 1 h",
                              std::chrono::milliseconds(10), std::chrono::hours(1), &node_config::webhook_retry_base));
-    t.push_back(string_opt("webhooks.ca-file",
-                           "PEM file of extra CAs trusted for https webhook endpoints (the system's are always trusted)",
-                           &node_config::webhook_ca_file));
-    auto sk = string_opt("secrets-key",
-                         "key (64 hex digits) that seals secrets at rest (webhook signing secrets); empty: "
-                         "secrets-key-file. Every node of a cluster needs the same key",
-                         &node_config::secrets_key, [](node_config&, const std::string& v) -> std::optional<std::string> {
-                           if (!v.empty() && (v.size() != 64 || v.find_first_not_of("0123456789abcdefABCDEF") !=
-                                                                   std::string::npos))
-                             return std::string{"must be 64 hex digits (e.g. openssl rand -hex 32)"};
-                           return std::nullopt;
-                         });
+    t.push_back(string_opt(
+      "webhooks.ca-file", "PEM file of extra CAs trusted for https webhook endpoints (the system's are always trusted)",
+      &node_config::webhook_ca_file));
+    auto sk = string_opt(
+      "secrets-key",
+      "key (64 hex digits) that seals secrets at rest (webhook signing secrets); empty: "
+      "secrets-key-file. Every node of a cluster needs the same key",
+      &node_config::secrets_key, [](node_config&, const std::string& v) -> std::optional<std::string> {
+        if (!v.empty() && (v.size() != 64 || v.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos))
+          return std::string{"must be 64 hex digits (e.g. openssl rand -hex 32)"};
+        return std::nullopt;
+      });
     sk.secret = true;
     sk.get = [](const node_config& c) { return c.secrets_key.empty() ? std::string{} : std::string{"***"}; };
     t.push_back(std::move(sk));
@@ -333,18 +341,17 @@ const std::vector<option>& options() {
                          &node_config::webhook_allow_private_targets));
     t.push_back(duration_opt("webhooks.timeout", "time an endpoint has to answer one delivery",
                              std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::webhook_timeout));
-    t.push_back(string_opt("kafka-brokers",
-                           "Kafka bootstrap servers (host:port,...); empty turns the event relay off",
+    t.push_back(string_opt("kafka-brokers", "Kafka bootstrap servers (host:port,...); empty turns the event relay off",
                            &node_config::kafka_brokers));
-    t.push_back(string_opt("kafka.events-topic", "topic the outbox relay publishes domain events to",
-                           &node_config::kafka_events_topic,
-                           [](node_config&, const std::string& v) -> std::optional<std::string> {
-                             if (v.empty() || v.size() > 249 ||
-                                 v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-                                   std::string::npos)
-                               return "'" + v + "' is not a Kafka topic name ([a-zA-Z0-9._-], 1 to 249 characters)";
-                             return std::nullopt;
-                           }));
+    t.push_back(string_opt(
+      "kafka.events-topic", "topic the outbox relay publishes domain events to", &node_config::kafka_events_topic,
+      [](node_config&, const std::string& v) -> std::optional<std::string> {
+        if (v.empty() || v.size() > 249 ||
+            v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+              std::string::npos)
+          return "'" + v + "' is not a Kafka topic name ([a-zA-Z0-9._-], 1 to 249 characters)";
+        return std::nullopt;
+      }));
     auto topic_check = [](node_config&, const std::string& v) -> std::optional<std::string> {
       if (v.empty() || v.size() > 249 ||
           v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos)
@@ -363,17 +370,19 @@ const std::vector<option>& options() {
                                return "must not be empty";
                              return std::nullopt;
                            }));
-    t.push_back(int_opt("kafka.command-attempts", "tries of a command that fails transiently before it is dead-lettered",
-                        1, 100, &node_config::kafka_command_attempts));
+    t.push_back(int_opt("kafka.command-attempts",
+                        "tries of a command that fails transiently before it is dead-lettered", 1, 100,
+                        &node_config::kafka_command_attempts));
     t.push_back(choice_opt("kafka.value-format", "encoding of event values: protobuf (colony.v1.Event) or json",
                            {"protobuf", "json"}, &node_config::kafka_value_format));
-    auto hs = string_opt("auth-jwt-hs256-secret",
-                         "shared secret that signs HS256 tokens (at least 32 bytes); empty: HS256 tokens are refused",
-                         &node_config::auth_hs256_secret, [](node_config&, const std::string& v) -> std::optional<std::string> {
-                           if (!v.empty() && v.size() < 32)
-                             return "the secret is shorter than 32 bytes (HS256 needs at least 256 bits; value not shown)";
-                           return std::nullopt;
-                         });
+    auto hs =
+      string_opt("auth-jwt-hs256-secret",
+                 "shared secret that signs HS256 tokens (at least 32 bytes); empty: HS256 tokens are refused",
+                 &node_config::auth_hs256_secret, [](node_config&, const std::string& v) -> std::optional<std::string> {
+                   if (!v.empty() && v.size() < 32)
+                     return "the secret is shorter than 32 bytes (HS256 needs at least 256 bits; value not shown)";
+                   return std::nullopt;
+                 });
     hs.secret = true;
     hs.get = [](const node_config& c) { return c.auth_hs256_secret.empty() ? std::string{} : std::string{"***"}; };
     t.push_back(std::move(hs));
@@ -382,10 +391,12 @@ const std::vector<option>& options() {
                            "(e.g. Keycloak's .../protocol/openid-connect/certs); empty: RS256/ES256 refused",
                            &node_config::auth_jwks));
     t.push_back(string_opt("auth-issuer", "required iss of tokens (empty: not checked)", &node_config::auth_issuer));
-    t.push_back(string_opt("auth-audience", "required aud of tokens (empty: not checked)", &node_config::auth_audience));
-    t.push_back(duration_opt("auth.leeway", "clock skew allowed when checking exp and nbf", std::chrono::milliseconds(0),
-                             std::chrono::minutes(10), &node_config::auth_leeway));
-    t.push_back(duration_opt("auth.jwks-refresh", "how often a JWKS URL is fetched again (an unknown kid also triggers it)",
+    t.push_back(
+      string_opt("auth-audience", "required aud of tokens (empty: not checked)", &node_config::auth_audience));
+    t.push_back(duration_opt("auth.leeway", "clock skew allowed when checking exp and nbf",
+                             std::chrono::milliseconds(0), std::chrono::minutes(10), &node_config::auth_leeway));
+    t.push_back(duration_opt("auth.jwks-refresh",
+                             "how often a JWKS URL is fetched again (an unknown kid also triggers it)",
                              std::chrono::seconds(10), std::chrono::hours(24), &node_config::auth_jwks_refresh));
     t.push_back(string_opt("auth.jwks-ca-file", "PEM file of extra CAs trusted for an https JWKS URL",
                            &node_config::auth_jwks_ca_file));
@@ -398,34 +409,43 @@ const std::vector<option>& options() {
                            &node_config::auth_tenant_claim, claim_check));
     t.push_back(string_opt("auth.roles-claim", "dotted path to the token's roles array (Keycloak: realm_access.roles)",
                            &node_config::auth_roles_claim, claim_check));
-    t.push_back(string_opt("auth.user-claim", "token claim that holds the caller's Colony user id (for members' own profile)",
+    t.push_back(string_opt("auth.user-claim",
+                           "token claim that holds the caller's Colony user id (for members' own profile)",
                            &node_config::auth_user_claim, claim_check));
-    t.push_back(list_opt("auth.open-routes",
-                         "operational paths answered without credentials, comma-separated, from /livez, /readyz, "
-                         "/metrics, /openapi.json; empty: all need a platform admin (the Stripe webhook is always open)",
-                         &node_config::auth_open_routes, [](const std::string& p) -> std::optional<std::string> {
-                           if (p != "/livez" && p != "/readyz" && p != "/metrics" && p != "/openapi.json")
-                             return "'" + p + "' is not one of /livez, /readyz, /metrics, /openapi.json";
-                           return std::nullopt;
-                         }));
-    t.push_back(duration_opt("auth.api-key-cache-ttl",
-                             "how long a node trusts an API key it looked up (revocations through this node apply at once)",
-                             std::chrono::milliseconds(0), std::chrono::minutes(10), &node_config::auth_api_key_cache_ttl));
+    t.push_back(
+      list_opt("auth.open-routes",
+               "operational paths answered without credentials, comma-separated, from /livez, /readyz, "
+               "/metrics, /openapi.json; empty: all need a platform admin (the Stripe webhook is always open)",
+               &node_config::auth_open_routes, [](const std::string& p) -> std::optional<std::string> {
+                 if (p != "/livez" && p != "/readyz" && p != "/metrics" && p != "/openapi.json")
+                   return "'" + p + "' is not one of /livez, /readyz, /metrics, /openapi.json";
+                 return std::nullopt;
+               }));
+    t.push_back(
+      duration_opt("auth.api-key-cache-ttl",
+                   "how long a node trusts an API key it looked up (revocations through this node apply at once)",
+                   std::chrono::milliseconds(0), std::chrono::minutes(10), &node_config::auth_api_key_cache_ttl));
     t.push_back(int_opt("ratelimit.credential-percent",
                         "one credential's token bucket, as a share of its tenant's plan rate and burst (the tenant's "
                         "own bucket is the plan's requests-per-second and burst)",
                         1, 100, &node_config::ratelimit_credential_percent));
-    t.push_back(duration_opt("quota.flush-interval",
-                             "how often the API calls counted at the edge are added to the store (apiCallsPerMonth)",
-                             std::chrono::milliseconds(50), std::chrono::minutes(10), &node_config::quota_flush_interval));
+    t.push_back(duration_opt(
+      "quota.flush-interval", "how often the API calls counted at the edge are added to the store (apiCallsPerMonth)",
+      std::chrono::milliseconds(50), std::chrono::minutes(10), &node_config::quota_flush_interval));
     t.push_back(bool_opt("billing.allow-tenant-plan-change",
                          "with stripe-webhook-secret set, tenant owners may still change their own plan "
                          "(otherwise only billing events and platform credentials do)",
                          &node_config::billing_allow_tenant_plan_change));
-    auto clock = option{"debug.clock-start", kind::string,
+    auto clock = option{"debug.clock-start",
+                        kind::string,
                         "tests only: the node's clock starts at this UTC time (YYYY-MM-DDTHH:MM:SSZ) and runs on "
                         "from there; empty: the system clock",
-                        0, 0, {}, false, {}, {}};
+                        0,
+                        0,
+                        {},
+                        false,
+                        {},
+                        {}};
     clock.set = [](node_config& c, const std::string& v) -> std::optional<std::string> {
       if (v.empty()) {
         c.clock_start_us = 0;
@@ -479,7 +499,8 @@ std::string help_text(const node_config& defaults) {
         << "  (env " << env_name(o.name) << ")\n";
   }
   out << "\nPlans are configured in the file, one line per plan in the [colony.plans] section:\n"
-         "  NAME = { max-users = N, api-calls-per-month = N, storage-mb = N, ai-requests-per-month = N, max-plugins = N,\n"
+         "  NAME = { max-users = N, api-calls-per-month = N, storage-mb = N, ai-requests-per-month = N, max-plugins = "
+         "N,\n"
          "           requests-per-second = N, burst = N }\n"
          "  (a missing limit is unlimited; defining any plan replaces the built-in free/starter/pro/enterprise).\n";
   return out.str();
@@ -583,14 +604,14 @@ std::optional<std::string> load_plans(const caf::settings& file, node_config& cf
       return "colony.plans." + name + ": expected a map such as { max-users = 5 }";
     actors::plan_limits pl;
     for (const auto& [key, v] : *limits) {
-      std::optional<std::int32_t>* target = key == "max-users"               ? &pl.max_users
-                                          : key == "api-calls-per-month"     ? &pl.api_calls_per_month
-                                          : key == "storage-mb"              ? &pl.storage_mb
-                                          : key == "ai-requests-per-month"   ? &pl.ai_requests_per_month
-                                          : key == "max-plugins"             ? &pl.max_plugins
-                                          : key == "requests-per-second"     ? &pl.requests_per_second
-                                          : key == "burst"                   ? &pl.burst
-                                                                             : nullptr;
+      std::optional<std::int32_t>* target = key == "max-users" ? &pl.max_users
+        : key == "api-calls-per-month"                         ? &pl.api_calls_per_month
+        : key == "storage-mb"                                  ? &pl.storage_mb
+        : key == "ai-requests-per-month"                       ? &pl.ai_requests_per_month
+        : key == "max-plugins"                                 ? &pl.max_plugins
+        : key == "requests-per-second"                         ? &pl.requests_per_second
+        : key == "burst"                                       ? &pl.burst
+                                                               : nullptr;
       if (target == nullptr)
         return "colony.plans." + name + "." + key + ": unknown limit";
       auto i = caf::get_if<caf::config_value::integer>(&v);
@@ -681,9 +702,11 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
     if (auto it = env.find("COLONY_CONFIG"); it != env.end())
       cfg.config_file = it->second;
 
-  auto apply = [&](const option& o, const std::string& value, const std::string& source) -> std::optional<config_result> {
+  auto apply = [&](const option& o, const std::string& value,
+                   const std::string& source) -> std::optional<config_result> {
     if (auto err = o.set(cfg, value))
-      return fail("invalid value for " + o.name + " (from " + source + "): " + *err); // secrets' errors never quote them
+      return fail("invalid value for " + o.name + " (from " + source +
+                  "): " + *err); // secrets' errors never quote them
     return std::nullopt;
   };
 
@@ -693,8 +716,8 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
       return fail("cannot read config file '" + cfg.config_file + "'");
     auto parsed = caf::actor_system_config::parse_config(in);
     if (!parsed)
-      return fail("config file '" + cfg.config_file + "' is not valid CAF config syntax: " +
-                  caf::to_string(parsed.error()));
+      return fail("config file '" + cfg.config_file +
+                  "' is not valid CAF config syntax: " + caf::to_string(parsed.error()));
     auto& file = *parsed;
     if (auto err = unknown_key(file))
       return fail(*err + " in " + cfg.config_file);

@@ -87,8 +87,9 @@ caf::behavior timer_service(self_ptr self, actors::store_port store, caf::actor 
               s.polling = false;
               return;
             }
-            self->request(s.store, std::chrono::seconds(10), timers_atom::value, protocol::now_us(),
-                          static_cast<std::int32_t>(s.opts.batch))
+            self
+              ->request(s.store, std::chrono::seconds(10), timers_atom::value, protocol::now_us(),
+                        static_cast<std::int32_t>(s.opts.batch))
               .then(
                 [self](timer_page& page) {
                   self->state.polling = false;

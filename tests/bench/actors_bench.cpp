@@ -104,8 +104,8 @@ struct fixture {
     t.set_version(1);
     change tc;
     tc.kind = entity_kind::tenant;
-    tc.row = entity_row{tenant_id, tenant_id, t.slug(), t.name(), "active", "enterprise", "", now, now, 1,
-                        t.SerializeAsString()};
+    tc.row = entity_row{
+      tenant_id, tenant_id, t.slug(), t.name(), "active", "enterprise", "", now, now, 1, t.SerializeAsString()};
     commit(std::move(tc));
     user_ids.reserve(static_cast<std::size_t>(n));
     const long window = 2048;
@@ -124,8 +124,8 @@ struct fixture {
       protocol::set_timestamp(*u.mutable_updated_at(), now);
       change ch;
       ch.kind = entity_kind::user;
-      ch.row = entity_row{tenant_id, id, u.email(), u.name(), "active", "", ",member,", now, now, 1,
-                          u.SerializeAsString()};
+      ch.row =
+        entity_row{tenant_id, id, u.email(), u.name(), "active", "", ",member,", now, now, 1, u.SerializeAsString()};
       ch.user_count_delta = 1;
       user_ids.push_back(id);
       self->send(store, commit_atom::value, std::move(ch));
@@ -158,8 +158,9 @@ struct fixture {
       cmd.what = op::get;
       // As the HTTP edge does: the directory names the live activation, the
       // command goes straight to it.
-      self->send(router->route(entity_key{entity_kind::user, tenant_id, user_ids[static_cast<std::size_t>((first + sent) % n)]}),
-                 std::move(cmd));
+      self->send(
+        router->route(entity_key{entity_kind::user, tenant_id, user_ids[static_cast<std::size_t>((first + sent) % n)]}),
+        std::move(cmd));
       ++sent;
     };
     while (sent < inflight && (count < 0 || sent < count))
@@ -226,8 +227,8 @@ int run(const args& a) {
       auto start = clk::now();
       auto stop_at = start + std::chrono::duration<double>(slice);
       long i = 0;
-      figure_done += static_cast<double>(
-        f.gets(-1, a.inflight, [&] { return (++i % 1024 != 0) || clk::now() < stop_at; }));
+      figure_done +=
+        static_cast<double>(f.gets(-1, a.inflight, [&] { return (++i % 1024 != 0) || clk::now() < stop_at; }));
       figure_secs += std::chrono::duration<double>(clk::now() - start).count();
       reference_sum += bare_caf_rate(sys, a.inflight, slice);
     }
@@ -280,7 +281,8 @@ int run(const args& a) {
     for (int r = 0; r < a.rounds; ++r) {
       long first = n * r / a.rounds, last = n * (r + 1) / a.rounds;
       auto start = clk::now();
-      done += f.gets(last - first, a.inflight, [] { return true; }, first);
+      done += f.gets(
+        last - first, a.inflight, [] { return true; }, first);
       secs += std::chrono::duration<double>(clk::now() - start).count();
       if (r + 1 < a.rounds)
         handshake("{\"round\": true}");
@@ -304,13 +306,20 @@ int main(int argc, char** argv) {
   a.mode = argv[1];
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--store") a.store = v;
-    else if (k == "--data-dir") a.data_dir = v;
-    else if (k == "--users") a.users = std::stol(v);
-    else if (k == "--inflight") a.inflight = std::stoi(v);
-    else if (k == "--seconds") a.seconds = std::stod(v);
-    else if (k == "--rounds") a.rounds = std::max(1, std::stoi(v));
-    else if (k == "--paced") a.paced = v == "1";
+    if (k == "--store")
+      a.store = v;
+    else if (k == "--data-dir")
+      a.data_dir = v;
+    else if (k == "--users")
+      a.users = std::stol(v);
+    else if (k == "--inflight")
+      a.inflight = std::stoi(v);
+    else if (k == "--seconds")
+      a.seconds = std::stod(v);
+    else if (k == "--rounds")
+      a.rounds = std::max(1, std::stoi(v));
+    else if (k == "--paced")
+      a.paced = v == "1";
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;

@@ -69,7 +69,7 @@ struct world {
     opts.request_timeout = std::chrono::seconds(5);
     api = std::make_unique<adapters::http::api>(*sys, opts, ctx);
     auto input = protocol::base64url_encode(R"({"alg":"HS256"})") + "." +
-                 protocol::base64url_encode(R"({"exp":4000000000,"sub":"fuzz","roles":["platform_admin"]})");
+      protocol::base64url_encode(R"({"exp":4000000000,"sub":"fuzz","roles":["platform_admin"]})");
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),

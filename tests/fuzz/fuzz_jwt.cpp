@@ -83,8 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto input = protocol::base64url_encode(R"({"alg":"HS256"})") + "." + protocol::base64url_encode(rest);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(input.data()),
-       input.size(), mac, &mac_len);
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &mac_len);
   auto token = input + "." + protocol::base64url_encode(std::string{reinterpret_cast<char*>(mac), mac_len});
   auto r = v.verify(token, 1'800'000'000);
   if (auto* who = std::get_if<actors::access::principal>(&r))

@@ -43,14 +43,16 @@ struct node {
 
   entity_reply ask(entity_key key, command cmd) {
     entity_reply out = entity_reply::fail(fail(errc::internal, "no answer"));
-    (*self)->request(registry, std::chrono::seconds(10), std::move(key), std::move(cmd))
+    (*self)
+      ->request(registry, std::chrono::seconds(10), std::move(key), std::move(cmd))
       .receive([&](entity_reply& r) { out = std::move(r); },
                [&](caf::error& e) { out = entity_reply::fail(failure_from(e)); });
     return out;
   }
   runtime::registry_stats stats() {
     runtime::registry_stats s;
-    (*self)->request(registry, std::chrono::seconds(5), stats_atom::value)
+    (*self)
+      ->request(registry, std::chrono::seconds(5), stats_atom::value)
       .receive([&](runtime::registry_stats& st) { s = st; }, [](caf::error&) {});
     return s;
   }
@@ -104,7 +106,10 @@ TEST_CASE("entities activate on demand, passivate when idle and come back intact
   REQUIRE_FALSE(n.ask({entity_kind::tenant, tid, tid}, patch).error.has_value());
   CHECK(n.stats().live_users == 1);
 
-  REQUIRE(test::eventually([&] { auto s = n.stats(); return s.live_users == 0 && s.live_tenants == 0; }));
+  REQUIRE(test::eventually([&] {
+    auto s = n.stats();
+    return s.live_users == 0 && s.live_tenants == 0;
+  }));
   auto before = n.stats();
   CHECK(before.passivations >= 2);
 

@@ -72,14 +72,16 @@ struct two_nodes {
 
   entity_reply local(const entity_key& key, const command& cmd) {
     entity_reply out = entity_reply::fail(fail(errc::internal, "no answer"));
-    (*on_a)->request(registry.actor, std::chrono::seconds(10), key, cmd)
+    (*on_a)
+      ->request(registry.actor, std::chrono::seconds(10), key, cmd)
       .receive([&](entity_reply& r) { out = std::move(r); },
                [&](caf::error& e) { out = entity_reply::fail(failure_from(e)); });
     return out;
   }
   entity_reply across(const entity_key& key, const command& cmd) {
     entity_reply out = entity_reply::fail(fail(errc::internal, "no answer"));
-    (*on_b)->request(remote, std::chrono::seconds(10), runtime::gateway_atom::value, runtime::encode_command(key, cmd))
+    (*on_b)
+      ->request(remote, std::chrono::seconds(10), runtime::gateway_atom::value, runtime::encode_command(key, cmd))
       .receive([&](std::string& bytes) { out = runtime::decode_reply(bytes); },
                [&](caf::error& e) { out = entity_reply::fail(fail(errc::unavailable, caf::to_string(e))); });
     return out;
@@ -166,7 +168,8 @@ TEST_CASE("a command sent through a remote node's gateway gets the reply a local
 
   // Bytes that are not a command are refused with a failure, never dropped.
   entity_reply garbage = entity_reply::fail(fail(errc::internal, "no answer"));
-  (*n.on_b)->request(n.remote, std::chrono::seconds(10), runtime::gateway_atom::value, std::string{"\xff\xff\x01", 3})
+  (*n.on_b)
+    ->request(n.remote, std::chrono::seconds(10), runtime::gateway_atom::value, std::string{"\xff\xff\x01", 3})
     .receive([&](std::string& bytes) { garbage = runtime::decode_reply(bytes); }, [](caf::error&) {});
   REQUIRE(garbage.error.has_value());
   CHECK(garbage.error->code == errc::malformed);

@@ -32,55 +32,63 @@ struct fixture {
 
   commit_outcome commit(change ch) {
     commit_outcome out{store_status::error, {}, "no answer"};
-    (*self)->request(store, std::chrono::seconds(10), commit_atom::value, std::move(ch))
+    (*self)
+      ->request(store, std::chrono::seconds(10), commit_atom::value, std::move(ch))
       .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
     return out;
   }
   loaded load(entity_key k) {
     loaded out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), load_atom::value, std::move(k))
+    (*self)
+      ->request(store, std::chrono::seconds(10), load_atom::value, std::move(k))
       .receive([&](loaded& l) { out = l; }, [](caf::error&) {});
     return out;
   }
   event_page events(event_query q) {
     event_page out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), events_atom::value, std::move(q))
+    (*self)
+      ->request(store, std::chrono::seconds(10), events_atom::value, std::move(q))
       .receive([&](event_page& p) { out = p; }, [](caf::error&) {});
     return out;
   }
   outbox_backlog backlog() {
     outbox_backlog out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), backlog_atom::value)
+    (*self)
+      ->request(store, std::chrono::seconds(10), backlog_atom::value)
       .receive([&](outbox_backlog& b) { out = b; }, [](caf::error&) {});
     return out;
   }
   commit_outcome mark_published(std::vector<std::int64_t> positions) {
     commit_outcome out{store_status::error, {}, "no answer"};
-    (*self)->request(store, std::chrono::seconds(10), published_atom::value, std::move(positions), protocol::now_us())
+    (*self)
+      ->request(store, std::chrono::seconds(10), published_atom::value, std::move(positions), protocol::now_us())
       .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
     return out;
   }
   timer_page due(std::int64_t now) {
     timer_page out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), timers_atom::value, now, std::int32_t{1000})
+    (*self)
+      ->request(store, std::chrono::seconds(10), timers_atom::value, now, std::int32_t{1000})
       .receive([&](timer_page& p) { out = p; }, [](caf::error&) {});
     return out;
   }
   template <class... Ts>
   commit_outcome ask(Ts... xs) {
     commit_outcome out{store_status::error, {}, "no answer"};
-    (*self)->request(store, std::chrono::seconds(10), xs...).receive([&](commit_outcome& o) { out = o; },
-                                                                     [](caf::error&) {});
+    (*self)
+      ->request(store, std::chrono::seconds(10), xs...)
+      .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
     return out;
   }
   row_page list(list_query q) {
     row_page out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), list_atom::value, std::move(q))
+    (*self)
+      ->request(store, std::chrono::seconds(10), list_atom::value, std::move(q))
       .receive([&](row_page& p) { out = p; }, [](caf::error&) {});
     return out;
   }
@@ -170,7 +178,8 @@ TEST_CASE_METHOD(fixture, "store: tenants insert, load, optimistic update, uniqu
   CHECK(commit(none).status == store_status::not_found);
 
   std::string resolved;
-  (*self)->request(store, std::chrono::seconds(5), resolve_atom::value, slug)
+  (*self)
+    ->request(store, std::chrono::seconds(5), resolve_atom::value, slug)
     .receive([&](std::string& s) { resolved = s; }, [](caf::error&) {});
   CHECK(resolved == id);
 }
@@ -278,8 +287,8 @@ TEST_CASE_METHOD(fixture, "store: a grouped batch of creations writes every row,
   // Creations for a tenant that does not exist: refused, each alone, none written.
   auto ghost = protocol::new_uuid_v7();
   for (int i = 0; i < 10; ++i)
-    (*self)->send(store, commit_atom::value, user_insert(ghost, protocol::new_uuid_v7(), "g" + std::to_string(i) + "@x.io",
-                                                         "G", i));
+    (*self)->send(store, commit_atom::value,
+                  user_insert(ghost, protocol::new_uuid_v7(), "g" + std::to_string(i) + "@x.io", "G", i));
   for (int i = 0; i < 10; ++i)
     (*self)->receive([&](commit_outcome& o) { CHECK(o.status == store_status::not_found); });
   CHECK(events(event_query{ghost, 0, 100, false}).rows.empty());
@@ -364,8 +373,9 @@ TEST_CASE("store: a load the database does not answer in time is answered unavai
   auto load = [&] {
     loaded out;
     out.status = store_status::error;
-    self->request(store, std::chrono::seconds(10), load_atom::value,
-                  entity_key{entity_kind::user, protocol::new_uuid_v7(), protocol::new_uuid_v7()})
+    self
+      ->request(store, std::chrono::seconds(10), load_atom::value,
+                entity_key{entity_kind::user, protocol::new_uuid_v7(), protocol::new_uuid_v7()})
       .receive([&](loaded& l) { out = l; }, [](caf::error&) {});
     return out;
   };
@@ -574,7 +584,8 @@ TEST_CASE_METHOD(fixture, "store: API keys are created, listed per tenant, found
   auto ask = [&](api_key_op op) {
     api_key_result out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), api_key_atom::value, std::move(op))
+    (*self)
+      ->request(store, std::chrono::seconds(10), api_key_atom::value, std::move(op))
       .receive([&](api_key_result& r) { out = r; }, [](caf::error&) {});
     return out;
   };
@@ -593,8 +604,15 @@ TEST_CASE_METHOD(fixture, "store: API keys are created, listed per tenant, found
     api_key_op op;
     op.what = api_key_op::kind::create;
     auto hash = "h-" + id;
-    op.key = api_key_row{std::move(id), std::move(tid), "name 'quoted' \\ ü", {"admin", "viewer"}, std::move(hash),
-                         "api_key:creator", created, expires, 0};
+    op.key = api_key_row{std::move(id),
+                         std::move(tid),
+                         "name 'quoted' \\ ü",
+                         {"admin", "viewer"},
+                         std::move(hash),
+                         "api_key:creator",
+                         created,
+                         expires,
+                         0};
     return ask(op);
   };
   auto key_id = [] { // 32 hex digits, unique per run (a UUIDv7 without its dashes)
@@ -648,7 +666,8 @@ TEST_CASE_METHOD(fixture, "store: metered API calls add up per tenant and month,
   auto ask = [&](api_usage_op op) {
     api_usage_result out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), usage_atom::value, std::move(op))
+    (*self)
+      ->request(store, std::chrono::seconds(10), usage_atom::value, std::move(op))
       .receive([&](api_usage_result& r) { out = r; }, [](caf::error&) {});
     return out;
   };
@@ -673,12 +692,14 @@ TEST_CASE_METHOD(fixture, "store: metered API calls add up per tenant and month,
   CHECK(got.rows[2].calls == 7);
 }
 
-TEST_CASE_METHOD(fixture, "store: audit records commit with their change or not at all; pages newest first with filters",
+TEST_CASE_METHOD(fixture,
+                 "store: audit records commit with their change or not at all; pages newest first with filters",
                  "[store]") {
   auto ask = [&](audit_op op) {
     audit_page out;
     out.status = store_status::error;
-    (*self)->request(store, std::chrono::seconds(10), audit_atom::value, std::move(op))
+    (*self)
+      ->request(store, std::chrono::seconds(10), audit_atom::value, std::move(op))
       .receive([&](audit_page& p) { out = p; }, [](caf::error&) {});
     return out;
   };

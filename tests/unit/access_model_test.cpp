@@ -27,16 +27,18 @@ principal of(std::string role, std::string tenant = own, std::string subject = "
 TEST_CASE("every permission × role × tenant decides as the matrix says") {
   // role → permissions allowed in its own tenant
   const std::map<std::string, std::vector<permission>> allowed{
-    {"owner", {permission::tenant_read, permission::tenant_inspect, permission::users_read, permission::manage,
-               permission::own, permission::self_write}},
-    {"admin", {permission::tenant_read, permission::tenant_inspect, permission::users_read, permission::manage,
-               permission::self_write}},
+    {"owner",
+     {permission::tenant_read, permission::tenant_inspect, permission::users_read, permission::manage, permission::own,
+      permission::self_write}},
+    {"admin",
+     {permission::tenant_read, permission::tenant_inspect, permission::users_read, permission::manage,
+      permission::self_write}},
     {"member", {permission::tenant_read, permission::users_read}},
     {"viewer", {permission::tenant_read, permission::tenant_inspect, permission::users_read}},
     {"none", {}},
   };
-  const std::vector<permission> all{permission::platform, permission::tenant_read, permission::tenant_inspect,
-                                    permission::users_read, permission::manage, permission::own,
+  const std::vector<permission> all{permission::platform,   permission::tenant_read, permission::tenant_inspect,
+                                    permission::users_read, permission::manage,      permission::own,
                                     permission::self_write};
   for (const auto& [role, perms] : allowed) {
     auto who = of(role);

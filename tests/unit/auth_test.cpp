@@ -27,10 +27,10 @@
 #include "colony/protocol/base64url.hpp"
 
 using namespace colony;
+using actors::access::principal;
 using adapters::auth_error;
 using adapters::jwt_options;
 using adapters::jwt_verifier;
-using actors::access::principal;
 using protocol::base64url_encode;
 
 namespace {
@@ -58,7 +58,10 @@ std::string bn_param(EVP_PKEY* k, const char* name) {
 
 nlohmann::json jwk(EVP_PKEY* k, const std::string& kid) {
   if (EVP_PKEY_is_a(k, "RSA"))
-    return {{"kty", "RSA"}, {"kid", kid}, {"use", "sig"}, {"alg", "RS256"},
+    return {{"kty", "RSA"},
+            {"kid", kid},
+            {"use", "sig"},
+            {"alg", "RS256"},
             {"n", base64url_encode(bn_param(k, OSSL_PKEY_PARAM_RSA_N))},
             {"e", base64url_encode(bn_param(k, OSSL_PKEY_PARAM_RSA_E))}};
   unsigned char pub[65];
@@ -66,7 +69,10 @@ nlohmann::json jwk(EVP_PKEY* k, const std::string& kid) {
   REQUIRE(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &len) == 1);
   REQUIRE(len == 65);
   std::string p{reinterpret_cast<char*>(pub), len};
-  return {{"kty", "EC"}, {"kid", kid}, {"crv", "P-256"}, {"x", base64url_encode(p.substr(1, 32))},
+  return {{"kty", "EC"},
+          {"kid", kid},
+          {"crv", "P-256"},
+          {"x", base64url_encode(p.substr(1, 32))},
           {"y", base64url_encode(p.substr(33, 32))}};
 }
 
@@ -101,8 +107,13 @@ std::string hmac(const std::string& key, const std::string& input) {
 }
 
 nlohmann::json claims() {
-  return {{"iss", "https://idp.example/realms/colony"}, {"aud", "colony-api"}, {"sub", "user-1"},
-          {"exp", now + 300}, {"iat", now}, {"tenant_id", tenant}, {"roles", {"admin"}}};
+  return {{"iss", "https://idp.example/realms/colony"},
+          {"aud", "colony-api"},
+          {"sub", "user-1"},
+          {"exp", now + 300},
+          {"iat", now},
+          {"tenant_id", tenant},
+          {"roles", {"admin"}}};
 }
 
 std::string token(const nlohmann::json& header, const nlohmann::json& payload, EVP_PKEY* key = nullptr,
@@ -117,7 +128,7 @@ struct temp_jwks {
   std::filesystem::path path;
   explicit temp_jwks(const nlohmann::json& keys) {
     path = std::filesystem::temp_directory_path() /
-           ("colony-jwks-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + ".json");
+      ("colony-jwks-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + ".json");
     write(keys);
   }
   void write(const nlohmann::json& keys) const {
@@ -170,9 +181,10 @@ private:
         body = body_;
       }
       ++hits_;
-      auto head = body.empty() ? std::string{"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"}
-                               : "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                                   std::to_string(body.size()) + "\r\n";
+      auto head = body.empty()
+        ? std::string{"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"}
+        : "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+          "\r\n";
       auto msg = head + "Connection: close\r\n\r\n" + body;
       (void)::write(c, msg.data(), msg.size());
       ::close(c);
@@ -331,8 +343,9 @@ TEST_CASE("keys from a JWKS URL: fetched at start, re-fetched periodically, so a
   ok(v.verify(token({{"alg", "RS256"}, {"kid", "k1"}}, claims(), first.get()), now));
   server.set(nlohmann::json{{"keys", {jwk(second.get(), "k2")}}}.dump());
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (v.key_count() != 1 || std::holds_alternative<auth_error>(
-                                 v.verify(token({{"alg", "ES256"}, {"kid", "k2"}}, claims(), second.get()), now))) {
+  while (v.key_count() != 1 ||
+         std::holds_alternative<auth_error>(
+           v.verify(token({{"alg", "ES256"}, {"kid", "k2"}}, claims(), second.get()), now))) {
     REQUIRE(std::chrono::steady_clock::now() < deadline);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -388,7 +401,8 @@ TEST_CASE("the admin key file is written with mode 0600") {
   auto path = std::filesystem::temp_directory_path() / "colony-admin-key-test";
   adapters::write_secret_file(path.string(), "colony_secret");
   auto perms = std::filesystem::status(path).permissions();
-  CHECK((perms & std::filesystem::perms::all) == (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+  CHECK((perms & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
   std::ifstream in{path};
   std::string text;
   std::getline(in, text);

@@ -31,7 +31,8 @@ TEST_CASE("defaults: loopback, ./var, embedded SQLite") {
 }
 
 TEST_CASE("flags beat environment, both forms of flags work") {
-  auto r = run({"--listen", "127.0.0.1:9001", "--log-format=json"}, {"COLONY_LISTEN=127.0.0.1:9000", "COLONY_DATA_DIR=/tmp/x"});
+  auto r = run({"--listen", "127.0.0.1:9001", "--log-format=json"},
+               {"COLONY_LISTEN=127.0.0.1:9000", "COLONY_DATA_DIR=/tmp/x"});
   REQUIRE(r.what == config_result::action::run);
   CHECK(r.config.listen_port == 9001);
   CHECK(r.config.data_dir == "/tmp/x");
@@ -147,8 +148,8 @@ TEST_CASE("unknown keys and sections in the file stop the start, naming the near
 TEST_CASE("--dump-config writes a file that --config loads back to the same configuration") {
   auto a = run({"--dump-config", "--config", COLONY_SOURCE_DIR "/config/colony.conf", "--http.threads", "3",
                 "--http.cors-origins", "https://a.example,https://b.example:8443", "--log-level", "debug",
-                "--entity.idle-timeout", "90s", "--webhooks.allow-private-targets", "true",
-                "--data-dir", "/tmp/with \"quotes\" and \\ slash", "--tenant.default-plan", "pro"});
+                "--entity.idle-timeout", "90s", "--webhooks.allow-private-targets", "true", "--data-dir",
+                "/tmp/with \"quotes\" and \\ slash", "--tenant.default-plan", "pro"});
   REQUIRE(a.exit_code == 0);
   auto path = std::string{"/tmp/colony-config-dumped.conf"};
   std::ofstream{path} << a.output;

@@ -13,7 +13,8 @@ const std::int64_t now = 1'800'000'000'000'000; // 2027-01-15
 } // namespace
 
 TEST_CASE("a webhook registration is read with every field error", "[webhooks]") {
-  auto ok = webhook_spec_from_json(R"({"url":"https://x.example/h","eventTypes":["user.*","tenant.created"],"description":"d"})", any_url);
+  auto ok = webhook_spec_from_json(
+    R"({"url":"https://x.example/h","eventTypes":["user.*","tenant.created"],"description":"d"})", any_url);
   REQUIRE(ok);
   CHECK(ok.value().url == "https://x.example/h");
   CHECK(ok.value().event_types == std::vector<std::string>{"user.*", "tenant.created"});
@@ -78,7 +79,8 @@ TEST_CASE("a failed delivery backs off exponentially, then is dead-lettered", "[
 }
 
 TEST_CASE("an API key creation is read with every field error", "[api_keys]") {
-  auto ok = api_key_spec_from_json(R"({"name":"ci","roles":["admin","viewer"],"expiresAt":"2030-01-01T00:00:00Z"})", now);
+  auto ok =
+    api_key_spec_from_json(R"({"name":"ci","roles":["admin","viewer"],"expiresAt":"2030-01-01T00:00:00Z"})", now);
   REQUIRE(ok);
   CHECK(ok.value().name == "ci");
   CHECK(ok.value().roles == std::vector<std::string>{"admin", "viewer"});
@@ -88,7 +90,8 @@ TEST_CASE("an API key creation is read with every field error", "[api_keys]") {
   REQUIRE_FALSE(missing);
   CHECK(missing.error().detail == "roles: is required");
 
-  for (const char* roles : {R"([])", R"(["admin","admin"])", R"(["root"])", R"(["owner","admin","member","viewer","owner"])", R"("admin")"}) {
+  for (const char* roles : {R"([])", R"(["admin","admin"])", R"(["root"])",
+                            R"(["owner","admin","member","viewer","owner"])", R"("admin")"}) {
     auto r = api_key_spec_from_json(std::string{R"({"roles":)"} + roles + "}", now);
     REQUIRE_FALSE(r);
     CHECK(r.error().errors[0].field == "roles");

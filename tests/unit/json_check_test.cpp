@@ -86,8 +86,9 @@ TEST_CASE("check_json: a key twice in one object is refused, with its path") {
 }
 
 TEST_CASE("check_json: syntax errors, non-objects and bad UTF-8 never quote the body") {
-  for (std::string bad : std::vector<std::string>{"", "{", "{\"a\":}", "{\"a\":1,}", "[1 2]", "{\"a\":1} x", "{'a':1}", "{\"a\":NaN}",
-                          "{\"secret-value\": tru}", std::string{"{\"a\":\"\xff\xfe\"}"}, "{\"a\":\"\x01\"}"}) {
+  for (std::string bad :
+       std::vector<std::string>{"", "{", "{\"a\":}", "{\"a\":1,}", "[1 2]", "{\"a\":1} x", "{'a':1}", "{\"a\":NaN}",
+                                "{\"secret-value\": tru}", std::string{"{\"a\":\"\xff\xfe\"}"}, "{\"a\":\"\x01\"}"}) {
     auto err = protocol::check_json(bad);
     INFO(bad);
     REQUIRE(err);

@@ -37,10 +37,37 @@ std::vector<const pb::Descriptor*> v1_messages() {
 /// Random text: ASCII (with every character JSON escapes), and code points
 /// from every UTF-8 length, some of which protobuf's printer escapes.
 std::string random_text(std::mt19937_64& rng) {
-  static const char* pieces[] = {"a", "Z", "0", " ", "\"", "\\", "/", "<", ">", "&", "'", "\n", "\t", "\r", "\b",
-                                 "\f", "\x01", "\x1f", "\x7f", "\xc2\x80", "\xc2\xad", "\xc3\xa9", "\xd8\x80",
-                                 "\xe2\x80\x8b", "\xe2\x80\xa8", "\xe2\x82\xac", "\xef\xbb\xbf", "\xef\xbf\xbd",
-                                 "\xf0\x9f\x98\x80", "\xf0\x9d\x85\xb3", "\xf3\xa0\x80\x81"};
+  static const char* pieces[] = {"a",
+                                 "Z",
+                                 "0",
+                                 " ",
+                                 "\"",
+                                 "\\",
+                                 "/",
+                                 "<",
+                                 ">",
+                                 "&",
+                                 "'",
+                                 "\n",
+                                 "\t",
+                                 "\r",
+                                 "\b",
+                                 "\f",
+                                 "\x01",
+                                 "\x1f",
+                                 "\x7f",
+                                 "\xc2\x80",
+                                 "\xc2\xad",
+                                 "\xc3\xa9",
+                                 "\xd8\x80",
+                                 "\xe2\x80\x8b",
+                                 "\xe2\x80\xa8",
+                                 "\xe2\x82\xac",
+                                 "\xef\xbb\xbf",
+                                 "\xef\xbf\xbd",
+                                 "\xf0\x9f\x98\x80",
+                                 "\xf0\x9d\x85\xb3",
+                                 "\xf3\xa0\x80\x81"};
   std::string s;
   auto n = rng() % 12;
   for (std::size_t i = 0; i < n; ++i)
@@ -97,19 +124,26 @@ void set_one(pb::Message& m, const FD* f, std::mt19937_64& rng, int depth) {
   bool rep = f->is_repeated();
   auto i64 = static_cast<std::int64_t>(rng());
   switch (f->cpp_type()) {
-    case FD::CPPTYPE_INT32: rep ? r->AddInt32(&m, f, static_cast<std::int32_t>(i64)) : r->SetInt32(&m, f, static_cast<std::int32_t>(i64)); break;
-    case FD::CPPTYPE_UINT32: rep ? r->AddUInt32(&m, f, static_cast<std::uint32_t>(i64)) : r->SetUInt32(&m, f, static_cast<std::uint32_t>(i64)); break;
+    case FD::CPPTYPE_INT32:
+      rep ? r->AddInt32(&m, f, static_cast<std::int32_t>(i64)) : r->SetInt32(&m, f, static_cast<std::int32_t>(i64));
+      break;
+    case FD::CPPTYPE_UINT32:
+      rep ? r->AddUInt32(&m, f, static_cast<std::uint32_t>(i64)) : r->SetUInt32(&m, f, static_cast<std::uint32_t>(i64));
+      break;
     case FD::CPPTYPE_INT64: rep ? r->AddInt64(&m, f, i64) : r->SetInt64(&m, f, i64); break;
     case FD::CPPTYPE_UINT64: rep ? r->AddUInt64(&m, f, rng()) : r->SetUInt64(&m, f, rng()); break;
     case FD::CPPTYPE_BOOL: rep ? r->AddBool(&m, f, i64 % 2 == 0) : r->SetBool(&m, f, i64 % 2 == 0); break;
-    case FD::CPPTYPE_DOUBLE: rep ? r->AddDouble(&m, f, random_double(rng)) : r->SetDouble(&m, f, random_double(rng)); break;
+    case FD::CPPTYPE_DOUBLE:
+      rep ? r->AddDouble(&m, f, random_double(rng)) : r->SetDouble(&m, f, random_double(rng));
+      break;
     case FD::CPPTYPE_FLOAT: {
       auto v = static_cast<float>(random_double(rng) / 1e290);
       rep ? r->AddFloat(&m, f, v) : r->SetFloat(&m, f, v);
       break;
     }
     case FD::CPPTYPE_ENUM: {
-      const auto* e = f->enum_type()->value(static_cast<int>(rng() % static_cast<unsigned>(f->enum_type()->value_count())));
+      const auto* e =
+        f->enum_type()->value(static_cast<int>(rng() % static_cast<unsigned>(f->enum_type()->value_count())));
       rep ? r->AddEnum(&m, f, e) : r->SetEnum(&m, f, e);
       break;
     }
@@ -139,7 +173,8 @@ void fill(pb::Message& m, std::mt19937_64& rng, int depth) {
       auto* r = m.GetReflection();
       for (auto n = rng() % 4; n > 0; --n) {
         auto* entry = r->AddMessage(&m, f);
-        entry->GetReflection()->SetString(entry, entry->GetDescriptor()->map_key(), "k" + std::to_string(n) + random_text(rng));
+        entry->GetReflection()->SetString(entry, entry->GetDescriptor()->map_key(),
+                                          "k" + std::to_string(n) + random_text(rng));
         set_one(*entry, entry->GetDescriptor()->map_value(), rng, depth);
       }
     } else if (f->is_repeated()) {
@@ -270,7 +305,8 @@ TEST_CASE("json printer: what it does not print itself is left to protobuf's pri
   v1::User u;
   u.set_name("n");
   (*u.mutable_attributes()->mutable_fields())["x"].set_number_value(std::numeric_limits<double>::infinity());
-  CHECK(protocol::to_json(u) == protocol::protobuf_json(u)); // protobuf's answer for a non-finite number, whatever it is
+  CHECK(protocol::to_json(u) ==
+        protocol::protobuf_json(u));                // protobuf's answer for a non-finite number, whatever it is
   (*u.mutable_attributes()->mutable_fields())["x"]; // a Value with no kind
   CHECK(protocol::to_json(u) == protocol::protobuf_json(u));
 }

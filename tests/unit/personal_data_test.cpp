@@ -22,7 +22,7 @@ TEST_CASE("erasure removes a user's personal data from its events and leaves a t
   CHECK(s.email().empty());
   CHECK(s.name().empty());
   CHECK(s.attributes().fields().empty());
-  CHECK(s.id() == "u1");           // who it was stays: the id is not personal data
+  CHECK(s.id() == "u1"); // who it was stays: the id is not personal data
   CHECK(s.roles_size() == 1);
   CHECK(scrubbed.type() == "user.updated");
 

@@ -18,11 +18,11 @@ TEST_CASE("a bucket gives its burst at once, then its rate, and says when to com
   CHECK_FALSE(refused.allowed);
   CHECK(refused.remaining == 0);
   CHECK(refused.retry_after_s == 1);
-  CHECK(refused.reset_s == 2); // 10 tokens at 5/s
+  CHECK(refused.reset_s == 2);                    // 10 tokens at 5/s
   CHECK(rl.take("k", 5, 10, t0 + 200ms).allowed); // one token refilled
   CHECK_FALSE(rl.take("k", 5, 10, t0 + 200ms).allowed);
   CHECK(rl.take("other", 5, 10, t0).allowed); // buckets are per key
-  auto later = rl.take("k", 5, 10, t0 + 1h); // refills up to the burst, no more
+  auto later = rl.take("k", 5, 10, t0 + 1h);  // refills up to the burst, no more
   CHECK(later.remaining == 9);
   CHECK(rl.take("slow", 0.5, 1, t0).allowed);
   CHECK(rl.take("slow", 0.5, 1, t0).retry_after_s == 2);

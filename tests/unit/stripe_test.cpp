@@ -19,31 +19,32 @@ TEST_CASE("a Stripe signature verifies over t.body with the secret") {
   auto good = stripe_v1(secret, now, body);
   CHECK_FALSE(verify_stripe_signature(header(now, good), body, secret, now, 300));
   // Any matching v1 is accepted (secret rotation sends two).
-  CHECK_FALSE(verify_stripe_signature("t=" + std::to_string(now) + ",v1=" + std::string(64, '0') + ",v1=" + good +
-                                        ",v0=ignored",
-                                      body, secret, now, 300));
+  CHECK_FALSE(
+    verify_stripe_signature("t=" + std::to_string(now) + ",v1=" + std::string(64, '0') + ",v1=" + good + ",v0=ignored",
+                            body, secret, now, 300));
 }
 
 TEST_CASE("tampered, expired, future, malformed or missing signatures are refused") {
   auto good = stripe_v1(secret, now, body);
-  CHECK(verify_stripe_signature(header(now, good), body + " ", secret, now, 300));          // body changed
-  CHECK(verify_stripe_signature(header(now, good), body, "whsec_other", now, 300));         // other secret
+  CHECK(verify_stripe_signature(header(now, good), body + " ", secret, now, 300));  // body changed
+  CHECK(verify_stripe_signature(header(now, good), body, "whsec_other", now, 300)); // other secret
   CHECK(verify_stripe_signature(header(now - 301, stripe_v1(secret, now - 301, body)), body, secret, now, 300));
   CHECK(verify_stripe_signature(header(now + 301, stripe_v1(secret, now + 301, body)), body, secret, now, 300));
   CHECK_FALSE(verify_stripe_signature(header(now - 299, stripe_v1(secret, now - 299, body)), body, secret, now, 300));
-  CHECK(verify_stripe_signature(header(now + 1, good), body, secret, now, 300));            // t moved
+  CHECK(verify_stripe_signature(header(now + 1, good), body, secret, now, 300)); // t moved
   CHECK(*verify_stripe_signature("", body, secret, now, 300) == "no Stripe-Signature header");
-  CHECK(verify_stripe_signature("v1=" + good, body, secret, now, 300));                     // no t
-  CHECK(verify_stripe_signature("t=" + std::to_string(now), body, secret, now, 300));       // no v1
+  CHECK(verify_stripe_signature("v1=" + good, body, secret, now, 300));               // no t
+  CHECK(verify_stripe_signature("t=" + std::to_string(now), body, secret, now, 300)); // no v1
   CHECK(verify_stripe_signature("t=abc,v1=" + good, body, secret, now, 300));
-  CHECK(verify_stripe_signature(header(now, good.substr(0, 63)), body, secret, now, 300));  // short
+  CHECK(verify_stripe_signature(header(now, good.substr(0, 63)), body, secret, now, 300)); // short
 }
 
 TEST_CASE("Stripe events map to billing changes") {
   std::string err;
   auto sub = parse_stripe_event(
     R"({"id":"evt_2","type":"customer.subscription.updated","data":{"object":{"id":"sub_1","customer":"cus_1",
-        "status":"active","metadata":{"tenant_id":"t-1"},"items":{"data":[{"price":{"lookup_key":"pro"}}]}}}})", err);
+        "status":"active","metadata":{"tenant_id":"t-1"},"items":{"data":[{"price":{"lookup_key":"pro"}}]}}}})",
+    err);
   REQUIRE(sub);
   REQUIRE(sub->change);
   CHECK(sub->change->kind() == "subscription_active");

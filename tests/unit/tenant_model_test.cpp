@@ -145,8 +145,9 @@ TEST_CASE("merge patch changes only what it names") {
   auto t = make();
   (*t.mutable_settings()->mutable_custom())["keep"] = "1";
   (*t.mutable_settings()->mutable_custom())["drop"] = "2";
-  auto p = patch_tenant(t, R"({"name":"Acme GmbH","settings":{"primaryColor":"#112233","custom":{"drop":null,"new":"3"}}})",
-                        tenant_rules{}, now + 5);
+  auto p =
+    patch_tenant(t, R"({"name":"Acme GmbH","settings":{"primaryColor":"#112233","custom":{"drop":null,"new":"3"}}})",
+                 tenant_rules{}, now + 5);
   REQUIRE(p.ok());
   const auto& n = p.value();
   CHECK(n.name() == "Acme GmbH");

@@ -7,11 +7,12 @@
 namespace colony::actors {
 
 bool valid_event_pattern(std::string_view p) {
-  return !p.empty() && p.size() <= 100 && p.find_first_not_of("abcdefghijklmnopqrstuvwxyz_.*") == std::string_view::npos;
+  return !p.empty() && p.size() <= 100 &&
+    p.find_first_not_of("abcdefghijklmnopqrstuvwxyz_.*") == std::string_view::npos;
 }
 
 outcome<webhook_spec> webhook_spec_from_json(std::string_view body,
-                                           const std::function<bool(const std::string&)>& url_ok) {
+                                             const std::function<bool(const std::string&)>& url_ok) {
   auto doc = nlohmann::json::parse(body, nullptr, false);
   if (doc.is_discarded() || !doc.is_object())
     return fail(errc::malformed, "the body must be a JSON object");
@@ -31,10 +32,10 @@ outcome<webhook_spec> webhook_spec_from_json(std::string_view body,
         e.event_types.push_back(t.get<std::string>());
       }
     } else if (key == "url" || key == "description" || key == "eventTypes")
-      errors.push_back({key, key == "eventTypes" ? "must be an array of at most 50 event types"
-                                                 : "must be a string" + std::string{key == "description"
-                                                                                      ? " of at most 500 characters"
-                                                                                      : ""}});
+      errors.push_back({key,
+                        key == "eventTypes" ? "must be an array of at most 50 event types"
+                                            : "must be a string" +
+                            std::string{key == "description" ? " of at most 500 characters" : ""}});
     else
       errors.push_back({key, "unknown field"});
   }

@@ -12,7 +12,7 @@ struct tenant_state {
   std::int32_t seats_in_flight = 0;          // user creations admitted, not yet answered
   std::uint64_t handled = 0;                 // commands seen (the directory compares on idle)
   bool load_failed = false;
-  bool committing = false;                   // a commit is awaited (the mailbox waits too)
+  bool committing = false; // a commit is awaited (the mailbox waits too)
   static inline const char* name = "colony.tenant";
 };
 
@@ -65,8 +65,8 @@ struct commit_extras {
 };
 
 /// Persists `next` (and its event) and answers the client after the commit.
-caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind what, op cause,
-                                 const request_meta& meta, commit_extras extras = {}) {
+caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind what, op cause, const request_meta& meta,
+                                 commit_extras extras = {}) {
   auto& st = self->state;
   auto now = protocol::timestamp_us(next.updated_at());
   change ch;
@@ -92,10 +92,10 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   // The trial-expiry timer is set in the same transaction as the tenant: a
   // trial tenant always has one, also after trialEndsAt moved.
   if (next.status() == tenant_status::trial &&
-      (!st.current || protocol::timestamp_us(st.current->trial_ends_at()) !=
-                        protocol::timestamp_us(next.trial_ends_at())))
-    ch.timers.push_back(timer_row{"trial:" + next.id(), "trial_expiry", next.id(), next.id(),
-                                  protocol::timestamp_us(next.trial_ends_at()), 0, {}});
+      (!st.current ||
+       protocol::timestamp_us(st.current->trial_ends_at()) != protocol::timestamp_us(next.trial_ends_at())))
+    ch.timers.push_back(timer_row{
+      "trial:" + next.id(), "trial_expiry", next.id(), next.id(), protocol::timestamp_us(next.trial_ends_at()), 0, {}});
   if (st.current && st.current->plan() != next.plan())
     ch.events.push_back(event("tenant.plan_changed"));
   ch.events.push_back(event(type));
@@ -212,8 +212,7 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
     return entity_reply::fail(fail(errc::not_found, "no tenant with id " + st.key.id));
   const auto& t = *st.current;
   switch (cmd.what) {
-    case op::get:
-      return ok_reply(st.current);
+    case op::get: return ok_reply(st.current);
     case op::usage: {
       auto report = std::make_shared<v1::TenantUsageReport>();
       report->set_tenant_id(t.id());
@@ -239,7 +238,7 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
       if (auto err = detail::check_if_match(cmd, t.version()))
         return entity_reply::fail(*err);
       auto to = cmd.what == op::activate ? tenant_status::active
-              : cmd.what == op::suspend  ? tenant_status::suspended
+        : cmd.what == op::suspend        ? tenant_status::suspended
                                          : tenant_status::cancelled;
       auto next = transition_tenant(t, to, cmd.text, now);
       if (!next)
@@ -248,8 +247,7 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
     }
     case op::create_user:
     case op::patch_user:
-    case op::remove_user:
-      return forward_user_write(self, std::move(cmd));
+    case op::remove_user: return forward_user_write(self, std::move(cmd));
     case op::billing: {
       const auto* change = dynamic_cast<const v1::BillingChange*>(cmd.payload.get());
       if (change == nullptr)
@@ -263,13 +261,13 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
       if (!change->customer_id().empty())
         extras.external_ids.emplace_back("stripe-customer", change->customer_id());
       if (change->kind() == "payment_failed" && t.billing().payment_status() != "past_due")
-        extras.timers.push_back(timer_row{"grace:" + t.id(), "payment_grace", t.id(), t.id(),
-                                          now + env.rules.payment_grace_us, 0, {}});
+        extras.timers.push_back(
+          timer_row{"grace:" + t.id(), "payment_grace", t.id(), t.id(), now + env.rules.payment_grace_us, 0, {}});
       const auto& n = next.value();
-      op cause = n.status() == t.status()               ? op::patch
-               : n.status() == tenant_status::active    ? op::activate
-               : n.status() == tenant_status::suspended ? op::suspend
-                                                        : op::cancel;
+      op cause = n.status() == t.status()        ? op::patch
+        : n.status() == tenant_status::active    ? op::activate
+        : n.status() == tenant_status::suspended ? op::suspend
+                                                 : op::cancel;
       return commit(self, std::move(next.value()), change_kind::update, cause, cmd.meta, std::move(extras));
     }
     case op::track_usage: {
@@ -292,8 +290,7 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
         return entity_reply::fail(std::move(next.error()));
       return commit(self, std::move(next.value()), change_kind::update, op::suspend, cmd.meta);
     }
-    default:
-      return entity_reply::fail(fail(errc::malformed, "operation not supported on a tenant"));
+    default: return entity_reply::fail(fail(errc::malformed, "operation not supported on a tenant"));
   }
 }
 

@@ -32,9 +32,7 @@ bool valid_url(std::string_view u) {
   return std::none_of(u.begin(), u.end(), [](unsigned char ch) { return ch <= 0x20 || ch == 0x7f; });
 }
 
-std::string limit_text(const std::optional<std::int32_t>& v) {
-  return v ? std::to_string(*v) : "unlimited";
-}
+std::string limit_text(const std::optional<std::int32_t>& v) { return v ? std::to_string(*v) : "unlimited"; }
 
 } // namespace
 
@@ -50,9 +48,8 @@ std::map<std::string, plan_limits> tenant_rules::default_plans() {
 bool valid_slug(std::string_view slug) {
   if (slug.size() < 3 || slug.size() > 63)
     return false;
-  return std::all_of(slug.begin(), slug.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-  });
+  return std::all_of(slug.begin(), slug.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 void fill_limits(v1::PlanLimits& out, const plan_limits& in) {
@@ -102,8 +99,8 @@ std::optional<failure> validate_tenant(const v1::Tenant& t, const tenant_rules& 
   return std::nullopt;
 }
 
-outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req, const tenant_rules& rules,
-                                  std::string id, std::int64_t now_us) {
+outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req, const tenant_rules& rules, std::string id,
+                                  std::int64_t now_us) {
   v1::Tenant t;
   t.set_id(std::move(id));
   t.set_slug(req.slug());
@@ -122,13 +119,12 @@ outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req, const tena
   return t;
 }
 
-outcome<v1::Tenant> patch_tenant(const v1::Tenant& current, std::string_view patch,
-                                 const tenant_rules& rules, std::int64_t now_us) {
+outcome<v1::Tenant> patch_tenant(const v1::Tenant& current, std::string_view patch, const tenant_rules& rules,
+                                 std::int64_t now_us) {
   static const std::vector<std::string> patchable{"slug", "name", "plan", "settings", "trialEndsAt"};
   v1::Tenant next;
   if (auto err = protocol::apply_merge_patch(current, patch, patchable, next)) {
-    failure f = fail(errc::invalid, err->field.empty() ? err->message
-                                                       : err->field + ": " + err->message);
+    failure f = fail(errc::invalid, err->field.empty() ? err->message : err->field + ": " + err->message);
     f.errors.push_back(*err);
     return f;
   }
@@ -139,8 +135,8 @@ outcome<v1::Tenant> patch_tenant(const v1::Tenant& current, std::string_view pat
     return *err;
   if (protocol::timestamp_us(next.trial_ends_at()) != protocol::timestamp_us(current.trial_ends_at())) {
     if (current.status() != tenant_status::trial) {
-      failure f = fail(errc::conflict, "trialEndsAt can only change while the tenant is in trial (it is " +
-                                         current.status() + ")");
+      failure f = fail(errc::conflict,
+                       "trialEndsAt can only change while the tenant is in trial (it is " + current.status() + ")");
       f.errors.push_back({"trialEndsAt", "the tenant is not in trial"});
       return f;
     }
@@ -150,13 +146,12 @@ outcome<v1::Tenant> patch_tenant(const v1::Tenant& current, std::string_view pat
   if (next.plan() != current.plan()) {
     const auto& limits = rules.plans.at(next.plan());
     const auto& usage = current.usage();
-    auto below = [&](const std::optional<std::int32_t>& limit, std::int32_t used, const char* what)
-      -> std::optional<failure> {
+    auto below = [&](const std::optional<std::int32_t>& limit, std::int32_t used,
+                     const char* what) -> std::optional<failure> {
       if (limit && used > *limit) {
         failure f = fail(errc::plan_below_usage,
                          "plan '" + next.plan() + "' allows " + limit_text(limit) + " " + what +
-                           " but the tenant has " + std::to_string(used) +
-                           "; reduce usage first");
+                           " but the tenant has " + std::to_string(used) + "; reduce usage first");
         f.strings.emplace_back("plan", next.plan());
         f.numbers.emplace_back("limit", *limit);
         f.numbers.emplace_back("current", used);
@@ -188,13 +183,13 @@ bool transition_allowed(std::string_view from, std::string_view to) {
   return false; // cancelled is final
 }
 
-outcome<v1::Tenant> transition_tenant(const v1::Tenant& current, std::string_view to,
-                                      std::string reason, std::int64_t now_us) {
+outcome<v1::Tenant> transition_tenant(const v1::Tenant& current, std::string_view to, std::string reason,
+                                      std::int64_t now_us) {
   if (reason.size() > 500)
     return invalid("reason", "must be at most 500 characters");
   if (!transition_allowed(current.status(), to)) {
-    failure f = fail(errc::illegal_transition, "a tenant cannot go from '" + current.status() +
-                                                 "' to '" + std::string{to} + "'");
+    failure f =
+      fail(errc::illegal_transition, "a tenant cannot go from '" + current.status() + "' to '" + std::string{to} + "'");
     f.strings.emplace_back("from", current.status());
     f.strings.emplace_back("to", std::string{to});
     return f;
@@ -224,17 +219,17 @@ std::optional<failure> check_seat_available(const v1::Tenant& t, std::int32_t in
   auto current = t.usage().users();
   if (current + in_flight < limit)
     return std::nullopt;
-  failure f = fail(errc::limit_exceeded, "plan '" + t.plan() + "' allows " + std::to_string(limit) +
-                                           " users and the tenant has " + std::to_string(current));
+  failure f = fail(errc::limit_exceeded,
+                   "plan '" + t.plan() + "' allows " + std::to_string(limit) + " users and the tenant has " +
+                     std::to_string(current));
   f.strings.emplace_back("limitName", "maxUsers");
   f.numbers.emplace_back("limit", limit);
   f.numbers.emplace_back("current", current);
   return f;
 }
 
-
-outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change,
-                                  const tenant_rules& rules, std::int64_t now_us) {
+outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change, const tenant_rules& rules,
+                                  std::int64_t now_us) {
   using namespace tenant_status;
   v1::Tenant next = current;
   if (current.status() == cancelled)
@@ -309,8 +304,9 @@ outcome<v1::Tenant> track_usage(const v1::Tenant& current, std::int64_t api_call
     if (next < 0)
       return invalid(field, "would become negative");
     if (next > std::numeric_limits<std::int32_t>::max() || (limited && next > limit)) {
-      failure f = fail(errc::limit_exceeded, std::string{field} + " would reach " + std::to_string(next) +
-                                               ", over the plan's limit of " + std::to_string(limit));
+      failure f = fail(errc::limit_exceeded,
+                       std::string{field} + " would reach " + std::to_string(next) + ", over the plan's limit of " +
+                         std::to_string(limit));
       f.numbers.emplace_back("limit", static_cast<std::int32_t>(std::min<std::int64_t>(limit, INT32_MAX)));
       return f;
     }

@@ -201,8 +201,7 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
     auto created = create_user(*req, st.key.tenant_id, st.key.id, now);
     if (!created)
       return entity_reply::fail(std::move(created.error()));
-    return commit(self, std::make_shared<const v1::User>(std::move(created.value())), change_kind::insert,
-                  cmd.meta);
+    return commit(self, std::make_shared<const v1::User>(std::move(created.value())), change_kind::insert, cmd.meta);
   }
   if (!exists(st))
     return missing(st);
@@ -217,8 +216,7 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
         return entity_reply::fail(std::move(next.error()));
       if (auto err = owner_guard(u, &next.value(), cmd.meta.owner_powers))
         return entity_reply::fail(*err);
-      return commit(self, std::make_shared<const v1::User>(std::move(next.value())), change_kind::update,
-                    cmd.meta);
+      return commit(self, std::make_shared<const v1::User>(std::move(next.value())), change_kind::update, cmd.meta);
     }
     case op::remove:
       if (auto err = detail::check_if_match(cmd, u.version()))
@@ -226,8 +224,7 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
       if (auto err = owner_guard(u, nullptr, cmd.meta.owner_powers))
         return entity_reply::fail(*err);
       return commit(self, nullptr, change_kind::remove, cmd.meta);
-    default:
-      return entity_reply::fail(fail(errc::malformed, "operation not supported on a user"));
+    default: return entity_reply::fail(fail(errc::malformed, "operation not supported on a user"));
   }
 }
 

@@ -51,8 +51,8 @@ bool valid_email(std::string_view email) {
       return false;
     if (dot == std::string_view::npos) {
       // top-level domain: letters only, at least two
-      if (label.size() < 2 || !std::all_of(label.begin(), label.end(),
-                                           [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
+      if (label.size() < 2 ||
+          !std::all_of(label.begin(), label.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
         return false;
       break;
     }
@@ -87,8 +87,8 @@ std::optional<failure> validate_user(const v1::User& u) {
   return std::nullopt;
 }
 
-outcome<v1::User> create_user(const v1::CreateUserRequest& req, std::string tenant_id,
-                              std::string id, std::int64_t now_us) {
+outcome<v1::User> create_user(const v1::CreateUserRequest& req, std::string tenant_id, std::string id,
+                              std::int64_t now_us) {
   v1::User u;
   u.set_id(std::move(id));
   u.set_tenant_id(std::move(tenant_id));
@@ -112,8 +112,7 @@ outcome<v1::User> patch_user(const v1::User& current, std::string_view patch, st
   static const std::vector<std::string> patchable{"email", "name", "roles", "status", "attributes"};
   v1::User next;
   if (auto err = protocol::apply_merge_patch(current, patch, patchable, next)) {
-    failure f = fail(errc::invalid, err->field.empty() ? err->message
-                                                       : err->field + ": " + err->message);
+    failure f = fail(errc::invalid, err->field.empty() ? err->message : err->field + ": " + err->message);
     f.errors.push_back(*err);
     return f;
   }
@@ -134,8 +133,8 @@ std::optional<failure> owner_guard(const v1::User& current, const v1::User* next
     return std::nullopt;
   if (next == nullptr)
     return fail(errc::forbidden, "only an owner may delete an owner");
-  bool same_roles = std::equal(current.roles().begin(), current.roles().end(), next->roles().begin(),
-                               next->roles().end());
+  bool same_roles =
+    std::equal(current.roles().begin(), current.roles().end(), next->roles().begin(), next->roles().end());
   if (!same_roles || current.status() != next->status())
     return fail(errc::forbidden, "only an owner may change the roles or status of an owner");
   return std::nullopt;

@@ -62,8 +62,8 @@ bool same_hash(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-minted_key mint_api_key(std::string tenant_id, std::vector<std::string> roles, std::string name,
-                        std::string created_by, std::int64_t now_us, std::int64_t expires_us) {
+minted_key mint_api_key(std::string tenant_id, std::vector<std::string> roles, std::string name, std::string created_by,
+                        std::int64_t now_us, std::int64_t expires_us) {
   unsigned char id[id_hex / 2];
   unsigned char secret[32];
   if (RAND_bytes(id, sizeof id) != 1 || RAND_bytes(secret, sizeof secret) != 1)
@@ -71,7 +71,7 @@ minted_key mint_api_key(std::string tenant_id, std::vector<std::string> roles, s
   minted_key out;
   out.row.id = hex(id, sizeof id);
   out.key = std::string{prefix} + out.row.id + "_" +
-            protocol::base64url_encode(std::string_view{reinterpret_cast<const char*>(secret), sizeof secret});
+    protocol::base64url_encode(std::string_view{reinterpret_cast<const char*>(secret), sizeof secret});
   OPENSSL_cleanse(secret, sizeof secret);
   out.row.tenant_id = std::move(tenant_id);
   out.row.roles = std::move(roles);
@@ -105,7 +105,7 @@ void write_secret_file(const std::string& path, const std::string& key) {
     throw std::runtime_error("cannot create '" + tmp + "': " + std::strerror(errno));
   auto text = key + "\n";
   bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
+    ::fsync(fd) == 0;
   int err = errno;
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {

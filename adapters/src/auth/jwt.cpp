@@ -38,7 +38,7 @@ enum class key_kind { rsa, ec };
 
 struct jwk {
   std::string kid;
-  std::string alg;  // empty: any alg of its kind
+  std::string alg; // empty: any alg of its kind
   key_kind kind;
   pkey_ptr key;
 };
@@ -143,7 +143,7 @@ std::string read_file(const std::string& path) {
 bool verify_digest(EVP_PKEY* key, std::string_view data, const unsigned char* sig, std::size_t sig_len) {
   owned<EVP_MD_CTX> ctx{EVP_MD_CTX_new()};
   return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1 &&
-         EVP_DigestVerify(ctx.get(), sig, sig_len, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+    EVP_DigestVerify(ctx.get(), sig, sig_len, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
 }
 
 /// JWS ES256 signatures are r||s (64 bytes); OpenSSL verifies DER.
@@ -332,7 +332,8 @@ struct jwt_verifier::impl {
       if (!verify_digest(key->key.get(), signing_input, reinterpret_cast<const unsigned char*>(der.data()), der.size()))
         return invalid("the signature does not verify");
     } else {
-      return invalid("alg '" + alg.substr(0, 16) + "' is not accepted (only HS256, RS256, ES256 as configured; never none)");
+      return invalid("alg '" + alg.substr(0, 16) +
+                     "' is not accepted (only HS256, RS256, ES256 as configured; never none)");
     }
 
     // The signature holds: now the claims.
@@ -360,8 +361,9 @@ struct jwt_verifier::impl {
         if (aud.is_string())
           ok = aud.get<std::string>() == opts.audience;
         else if (aud.is_array())
-          ok = std::any_of(aud.begin(), aud.end(),
-                           [&](const nlohmann::json& a) { return a.is_string() && a.get<std::string>() == opts.audience; });
+          ok = std::any_of(aud.begin(), aud.end(), [&](const nlohmann::json& a) {
+            return a.is_string() && a.get<std::string>() == opts.audience;
+          });
       }
       if (!ok)
         return invalid("the token is meant for another audience");
@@ -432,7 +434,9 @@ jwt_verifier::~jwt_verifier() {
   }
 }
 
-auth_result jwt_verifier::verify(std::string_view token, std::int64_t now_s) const { return impl_->verify(token, now_s); }
+auth_result jwt_verifier::verify(std::string_view token, std::int64_t now_s) const {
+  return impl_->verify(token, now_s);
+}
 
 std::size_t jwt_verifier::key_count() const { return impl_->current()->keys.size(); }
 

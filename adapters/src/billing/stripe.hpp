@@ -24,10 +24,10 @@ std::string stripe_v1(std::string_view secret, std::int64_t t, std::string_view 
 
 /// A verified Stripe event, reduced to what Colony needs.
 struct stripe_event {
-  std::string id;            // evt_...
-  std::string type;          // customer.subscription.updated, ...
-  std::string tenant_id;     // data.object.metadata.tenant_id, if any
-  std::string customer_id;   // data.object.customer
+  std::string id;                          // evt_...
+  std::string type;                        // customer.subscription.updated, ...
+  std::string tenant_id;                   // data.object.metadata.tenant_id, if any
+  std::string customer_id;                 // data.object.customer
   std::optional<v1::BillingChange> change; // nullopt: nothing for Colony to do
   std::string ignored_because;             // when change is nullopt
 };

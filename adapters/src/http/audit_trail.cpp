@@ -93,7 +93,9 @@ void audit_trail::flush_now(std::chrono::milliseconds timeout) {
         if (r.status != store_status::ok)
           log::error("audit records could not be stored at shutdown", {{"records", n}});
       },
-      [&](caf::error&) { log::error("audit records could not be stored at shutdown", {{"records", n}}); });
+      [&](caf::error&) {
+        log::error("audit records could not be stored at shutdown", {{"records", n}});
+      });
 }
 
 } // namespace colony::adapters::http

@@ -65,8 +65,8 @@ api_response read_response(const call& c, const entity_reply& r) {
 std::vector<std::uint32_t> if_match(const std::shared_ptr<call>& c) { return if_match_versions(c->req.if_match); }
 
 /// An audit record of this request.
-audit_record audit_of(const call& c, std::string tenant, std::string action, std::string target,
-                             std::string outcome, int status, std::string detail) {
+audit_record audit_of(const call& c, std::string tenant, std::string action, std::string target, std::string outcome,
+                      int status, std::string detail) {
   audit_record a;
   a.id = protocol::new_uuid_v7();
   a.tenant_id = std::move(tenant);
@@ -103,7 +103,7 @@ api_core::api_core(caf::actor_system& s, const http_options& o, api_context c)
 api_core::~api_core() = default;
 
 void api_core::fail(const std::shared_ptr<call>& c, int status, std::string_view type, std::string_view title,
-          std::string detail) {
+                    std::string detail) {
   c->respond(api::problem(status, type, title, detail, c->req.request_id));
 }
 
@@ -116,8 +116,11 @@ void api_core::invalid_param(const std::shared_ptr<call>& c, const std::string& 
 }
 
 void api_core::forbidden(const std::shared_ptr<call>& c, std::string detail) {
-  log::info("permission denied", {{"request_id", c->req.request_id}, {"credential", c->who.credential},
-                                  {"route", c->route}, {"method", c->req.method}});
+  log::info("permission denied",
+            {{"request_id", c->req.request_id},
+             {"credential", c->who.credential},
+             {"route", c->route},
+             {"method", c->req.method}});
   fail(c, 403, "forbidden", "Forbidden", std::move(detail));
 }
 
@@ -204,10 +207,10 @@ void api_core::run_list(const std::shared_ptr<call>& c, list_query q,
     c,
     [c, q, render](row_page& page) {
       if (page.status != store_status::ok) {
-        c->respond(api::failure_response(
-          page.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
-                                                   : actors::fail(errc::internal, "the list could not be read"),
-          c->req.request_id));
+        c->respond(api::failure_response(page.status == store_status::unavailable
+                                           ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
+                                           : actors::fail(errc::internal, "the list could not be read"),
+                                         c->req.request_id));
         return;
       }
       bool more = page.rows.size() > static_cast<std::size_t>(q.limit);

@@ -59,7 +59,7 @@ struct call {
   std::map<std::string, std::string> path;
   std::map<std::string, std::string> query;
   std::string route = "unmatched";
-  actors::access::principal who;                     // set unless the route is open
+  actors::access::principal who; // set unless the route is open
   actors::access::permission perm = actors::access::permission::platform;
   std::vector<std::pair<std::string, std::string>> rate_headers; // RateLimit-Policy, RateLimit
   std::string tenant_id;  // the tenant the caller was allowed into (for the audit log)
@@ -189,8 +189,7 @@ struct api_core {
   // -- Idempotency-Key (pipeline/idempotency.cpp) -------------------------------
   void with_idempotency(const std::shared_ptr<call>& c, std::function<void()> next);
   actors::idempotency_op answer_record(const std::string& scope, const api_response& resp) const;
-  std::optional<actors::idempotency_op> answer_in_transaction(const std::shared_ptr<call>& c,
-                                                              const api_response& resp);
+  std::optional<actors::idempotency_op> answer_in_transaction(const std::shared_ptr<call>& c, const api_response& resp);
   void store_answer(const std::shared_ptr<call>& c, const std::string& scope, api_response resp,
                     std::function<void(api_response)> send_on);
   api_response replayed(const actors::idempotency_result& r) const;
@@ -221,19 +220,20 @@ bool api_core::int_param(const std::shared_ptr<call>& c, const char* name, Int l
 template <class Result, class Atom, class... Args>
 void api_core::ask_store_raw(const std::shared_ptr<call>& c, std::function<void(Result&)> next, Atom atom,
                              Args... args) {
-  bridges.post(c, [c, next = std::move(next), store = ctx.store, timeout = opts.request_timeout,
-                   msg = std::make_tuple(atom, std::move(args)...)](caf::event_based_actor* self) mutable {
-    std::apply(
-      [&](auto&... xs) {
-        bridge_pool::request<Result>(
-          self, c, store, timeout, next,
-          [c](const caf::error& err) {
-            c->respond(api::failure_response(actors::failure_from(err), c->req.request_id));
-          },
-          std::move(xs)...);
-      },
-      msg);
-  });
+  bridges.post(c,
+               [c, next = std::move(next), store = ctx.store, timeout = opts.request_timeout,
+                msg = std::make_tuple(atom, std::move(args)...)](caf::event_based_actor* self) mutable {
+                 std::apply(
+                   [&](auto&... xs) {
+                     bridge_pool::request<Result>(
+                       self, c, store, timeout, next,
+                       [c](const caf::error& err) {
+                         c->respond(api::failure_response(actors::failure_from(err), c->req.request_id));
+                       },
+                       std::move(xs)...);
+                   },
+                   msg);
+               });
 }
 
 template <class Result, class Atom, class Op>
@@ -246,11 +246,11 @@ void api_core::ask_store(const std::shared_ptr<call>& c, Atom atom, Op op, const
         ok(r);
         return;
       }
-      c->respond(api::failure_response(
-        r.status == actors::store_status::unavailable
-          ? actors::fail(actors::errc::unavailable, "the store is unavailable; retry later")
-          : actors::fail(actors::errc::internal, std::string{what} + " could not be read"),
-        c->req.request_id));
+      c->respond(
+        api::failure_response(r.status == actors::store_status::unavailable
+                                ? actors::fail(actors::errc::unavailable, "the store is unavailable; retry later")
+                                : actors::fail(actors::errc::internal, std::string{what} + " could not be read"),
+                              c->req.request_id));
     },
     atom, std::move(op));
 }

@@ -20,8 +20,8 @@ std::optional<std::string> decode_list_cursor(std::string_view cursor, list_quer
   auto doc = raw ? nlohmann::json::parse(*raw, nullptr, false) : nlohmann::json(nlohmann::json::value_t::discarded);
   bool numeric = q.sort_field == "createdAt";
   bool ok = raw && !doc.is_discarded() && doc.is_object() && doc.contains("s") && doc.contains("d") &&
-            doc.contains("v") && doc.contains("i") && doc["s"].is_string() && doc["d"].is_boolean() &&
-            doc["i"].is_string() && (numeric ? doc["v"].is_number_integer() : doc["v"].is_string());
+    doc.contains("v") && doc.contains("i") && doc["s"].is_string() && doc["d"].is_boolean() && doc["i"].is_string() &&
+    (numeric ? doc["v"].is_number_integer() : doc["v"].is_string());
   if (!ok)
     return "is not a cursor returned by this list";
   if (doc["s"].get<std::string>() != q.sort_field || doc["d"].get<bool>() != q.descending)

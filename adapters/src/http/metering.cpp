@@ -121,7 +121,8 @@ void api_meter::loaded(const std::string& tenant, const std::string& month, std:
   if (state_->tenants.size() > 1'000'000) {
     // Bounded: forget tenants with nothing in flight.
     for (auto i = state_->tenants.begin(); i != state_->tenants.end();)
-      i = i->second.pending == 0 && i->second.flushing == 0 && i->first != tenant ? state_->tenants.erase(i) : std::next(i);
+      i = i->second.pending == 0 && i->second.flushing == 0 && i->first != tenant ? state_->tenants.erase(i)
+                                                                                  : std::next(i);
   }
   e = state::entry{month, stored, 0, 0};
 }
@@ -145,7 +146,8 @@ void api_meter::flush_now(std::chrono::milliseconds timeout) {
         if (r.status == store_status::ok)
           state_->acknowledged(r);
         else
-          log::warn("metered API calls could not be stored at shutdown", {{"tenants", static_cast<int>(op.rows.size())}});
+          log::warn("metered API calls could not be stored at shutdown",
+                    {{"tenants", static_cast<int>(op.rows.size())}});
       },
       [&](caf::error&) {
         log::warn("metered API calls could not be stored at shutdown", {{"tenants", static_cast<int>(op.rows.size())}});

@@ -20,7 +20,6 @@ namespace colony::adapters::http {
 
 using protocol::month_of; // "YYYY-MM" (UTC)
 
-
 class api_meter {
 public:
   api_meter(caf::actor_system& sys, actors::store_port store, std::chrono::milliseconds flush_interval);

@@ -20,8 +20,8 @@ public:
 
   struct result {
     bool allowed = true;
-    std::int64_t remaining = 0;   // whole tokens left after this request
-    std::int64_t reset_s = 0;     // seconds until the bucket is full again
+    std::int64_t remaining = 0;     // whole tokens left after this request
+    std::int64_t reset_s = 0;       // seconds until the bucket is full again
     std::int64_t retry_after_s = 0; // when refused: seconds until one token is there
   };
 
@@ -34,7 +34,7 @@ private:
   struct bucket {
     double tokens;
     clock::time_point last;
-    double rate;  // as of its last use: the sweep refills each bucket at its own rate
+    double rate; // as of its last use: the sweep refills each bucket at its own rate
     double burst;
   };
   struct shard {

@@ -46,8 +46,6 @@ private:
 };
 
 /// Is this segment of a template a parameter ("{tenantId}")?
-[[nodiscard]] inline bool is_param(const std::string& t) {
-  return t.size() > 2 && t.front() == '{' && t.back() == '}';
-}
+[[nodiscard]] inline bool is_param(const std::string& t) { return t.size() > 2 && t.front() == '{' && t.back() == '}'; }
 
 } // namespace colony::adapters::http

@@ -39,7 +39,7 @@ struct http_server::impl {
   using io_executor = net::io_context::executor_type;
   std::vector<std::unique_ptr<net::io_context>> iocs; // one per thread; iocs[0] also accepts
   tcp::acceptor acceptor;
-  std::size_t next_ioc = 0; // round robin of new connections (touched only by the accept handler)
+  std::size_t next_ioc = 0;               // round robin of new connections (touched only by the accept handler)
   std::unique_ptr<net::ssl::context> tls; // set: HTTPS only
   // Keeps run() going while requests wait on actors with no socket operation
   // pending: without it, once the acceptor closed at SIGTERM, the io threads
@@ -214,8 +214,7 @@ private:
       return;
     }
     srv_.api.handle(std::move(areq), [self = this->shared_from_this()](http::api_response r) {
-      net::post(self->stream_.get_executor(),
-                [self, r = std::move(r)]() mutable { self->write(std::move(r)); });
+      net::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->write(std::move(r)); });
     });
   }
 
@@ -339,11 +338,12 @@ private:
     if (srv_.metrics)
       srv_.metrics->http_request(method_, route_, status_, secs);
     if (log::enabled(log::level::info)) // the fields cost formatting and copies even when dropped
-      log::info("request", {{"request_id", request_id_},
-                            {"method", method_},
-                            {"route", route_},
-                            {"status", status_},
-                            {"duration_ms", secs * 1000.0}});
+      log::info("request",
+                {{"request_id", request_id_},
+                 {"method", method_},
+                 {"route", route_},
+                 {"status", status_},
+                 {"duration_ms", secs * 1000.0}});
     if (!ec && linger_) {
       linger();
       return;
@@ -368,15 +368,16 @@ private:
   }
 
   void drain() {
-    stream_.async_read_some(net::buffer(discard_), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
-      self->drained_ += n;
-      if (ec || self->drained_ > linger_bytes) {
-        beast::error_code ignored;
-        self->lowest().socket().close(ignored);
-        return;
-      }
-      self->drain();
-    });
+    stream_.async_read_some(net::buffer(discard_),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > linger_bytes) {
+                                beast::error_code ignored;
+                                self->lowest().socket().close(ignored);
+                                return;
+                              }
+                              self->drain();
+                            });
   }
 
   void close() {
@@ -463,7 +464,8 @@ void http_server::start() {
     if (ec)
       throw std::runtime_error("tls-key '" + d.opts.tls_key + "': " + ec.message());
     if (SSL_CTX_check_private_key(d.tls->native_handle()) != 1)
-      throw std::runtime_error("tls-key '" + d.opts.tls_key + "' does not belong to tls-cert '" + d.opts.tls_cert + "'");
+      throw std::runtime_error("tls-key '" + d.opts.tls_key + "' does not belong to tls-cert '" + d.opts.tls_cert +
+                               "'");
   }
   auto addr = net::ip::make_address(d.opts.host, ec);
   if (ec)
@@ -500,8 +502,8 @@ void http_server::stop_accepting() {
 bool http_server::drain(std::chrono::steady_clock::time_point deadline) {
   while (impl_->in_flight.load() > 0) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      log::warn("requests still in flight at the shutdown deadline", {{"in_flight", impl_->in_flight.load()},
-                                                                      {"connections", impl_->connections.load()}});
+      log::warn("requests still in flight at the shutdown deadline",
+                {{"in_flight", impl_->in_flight.load()}, {"connections", impl_->connections.load()}});
       return false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -42,7 +42,7 @@ std::optional<v1::Command> parse(const rd_kafka_message_t* m, std::string& error
   std::string_view value(static_cast<const char*>(m->payload), m->len);
   auto ct = header(m, "content-type");
   bool json = ct.starts_with("application/json") ||
-              (ct.empty() && !value.empty() && (value.front() == '{' || value.front() == ' '));
+    (ct.empty() && !value.empty() && (value.front() == '{' || value.front() == ' '));
   v1::Command cmd;
   if (json) {
     if (auto err = protocol::from_json(value, cmd)) {
@@ -100,8 +100,7 @@ command to_command(const v1::Command& c, const std::string& user_id_for_create) 
       cmd.what = op::track_usage;
       cmd.payload = std::make_shared<v1::TrackActivity>(c.track_activity());
       break;
-    default:
-      break;
+    default: break;
   }
   return cmd;
 }
@@ -138,10 +137,15 @@ struct consumer {
 
   void open() {
     char err[512];
-    auto* cc = conf({{"bootstrap.servers", o.brokers}, {"group.id", o.group_id}, {"client.id", "colonyd"},
-                     {"enable.auto.commit", "false"}, {"auto.offset.reset", "earliest"},
+    auto* cc = conf({{"bootstrap.servers", o.brokers},
+                     {"group.id", o.group_id},
+                     {"client.id", "colonyd"},
+                     {"enable.auto.commit", "false"},
+                     {"auto.offset.reset", "earliest"},
                      // A node that died is noticed within 10 s (librdkafka's default is 45 s).
-                     {"session.timeout.ms", "10000"}, {"heartbeat.interval.ms", "1000"}, {"log_level", "3"}});
+                     {"session.timeout.ms", "10000"},
+                     {"heartbeat.interval.ms", "1000"},
+                     {"log_level", "3"}});
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
     if (rk == nullptr) {
       rd_kafka_conf_destroy(cc);
@@ -154,8 +158,12 @@ struct consumer {
     rd_kafka_topic_partition_list_destroy(topics);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error(std::string{"kafka subscribe: "} + rd_kafka_err2str(rc));
-    auto* pc = conf({{"bootstrap.servers", o.brokers}, {"client.id", "colonyd-results"},
-                     {"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "1"}, {"log_level", "3"}});
+    auto* pc = conf({{"bootstrap.servers", o.brokers},
+                     {"client.id", "colonyd-results"},
+                     {"enable.idempotence", "true"},
+                     {"acks", "all"},
+                     {"linger.ms", "1"},
+                     {"log_level", "3"}});
     out = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
     if (out == nullptr) {
       rd_kafka_conf_destroy(pc);
@@ -171,7 +179,8 @@ struct consumer {
     for (const auto& [k, v] : headers)
       rd_kafka_header_add(hdrs, k.data(), static_cast<ssize_t>(k.size()), v.data(), static_cast<ssize_t>(v.size()));
     auto rc = rd_kafka_producev(out, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), // copied (F_COPY)
+                                RD_KAFKA_V_KEY(key.data(), key.size()),
+                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), // copied (F_COPY)
                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
       rd_kafka_headers_destroy(hdrs);
@@ -193,8 +202,8 @@ struct consumer {
   }
 
   void dead_letter(const rd_kafka_message_t* m, const std::string& stage, const std::string& error) {
-    log::warn("command to the dead-letter topic", {{"stage", stage}, {"error", error},
-                                                   {"offset", static_cast<std::int64_t>(m->offset)}});
+    log::warn("command to the dead-letter topic",
+              {{"stage", stage}, {"error", error}, {"offset", static_cast<std::int64_t>(m->offset)}});
     std::string_view key(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
     std::string_view value(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
     publish(o.dlq_topic, key, value,
@@ -252,8 +261,10 @@ struct consumer {
         continue;
       }
       if (*was) {
-        result(c, {{"commandId", c.command_id()}, {"status", "duplicate"},
-                   {"detail", "this command id was applied before; nothing changed"}});
+        result(c,
+               {{"commandId", c.command_id()},
+                {"status", "duplicate"},
+                {"detail", "this command id was applied before; nothing changed"}});
         return;
       }
       auto tid = tenant(c.tenant_id());
@@ -263,8 +274,7 @@ struct consumer {
       }
       if (tid->empty()) {
         auto r = protocol::problem_of(fail(errc::not_found, "no tenant '" + c.tenant_id() + "'"), c.command_id());
-        result(c, {{"commandId", c.command_id()}, {"status", "problem"},
-                   {"problem", nlohmann::json::parse(r.body)}});
+        result(c, {{"commandId", c.command_id()}, {"status", "problem"}, {"problem", nlohmann::json::parse(r.body)}});
         return;
       }
       std::optional<entity_reply> reply;

@@ -127,8 +127,8 @@ bool produce(rd_kafka_t* rk, const relay_options& o, const event_row& row, relay
   for (;;) {
     auto rc = rd_kafka_producev(
       rk, RD_KAFKA_V_TOPIC(o.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_KEY(ev.aggregate_id().data(), ev.aggregate_id().size()),
-      RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_TIMESTAMP(ts_ms),
+      RD_KAFKA_V_KEY(ev.aggregate_id().data(), ev.aggregate_id().size()), RD_KAFKA_V_VALUE(value.data(), value.size()),
+      RD_KAFKA_V_TIMESTAMP(ts_ms),
       RD_KAFKA_V_HEADER("content-type", content_type.data(), static_cast<ssize_t>(content_type.size())),
       RD_KAFKA_V_HEADER("ce_specversion", "1.0", 3),
       RD_KAFKA_V_HEADER("ce_id", ev.id().data(), static_cast<ssize_t>(ev.id().size())),
@@ -169,8 +169,8 @@ void relay(caf::blocking_actor* self, store_port store, relay_options o, std::sh
   constexpr auto timeout = std::chrono::seconds(10);
   // Not before the store is ready (migrated), so nothing is read from a schema that is not there yet.
   for (bool ready = false; !ready;) {
-    self->request(store, timeout, health_atom::value).receive([&](store_health& h) { ready = h.ready; },
-                                                             [](caf::error&) {});
+    self->request(store, timeout, health_atom::value)
+      .receive([&](store_health& h) { ready = h.ready; }, [](caf::error&) {});
     bool stop = false;
     if (!ready)
       self->receive([&](stop_atom) { stop = true; }, caf::after(std::chrono::milliseconds(100)) >> [] {});
@@ -179,7 +179,7 @@ void relay(caf::blocking_actor* self, store_port store, relay_options o, std::sh
       return;
     }
   }
-  std::int64_t cursor = 0;          // last position handed to the producer
+  std::int64_t cursor = 0; // last position handed to the producer
   auto next_backlog = clock::now();
   auto next_probe = clock::now();
   bool running = true;
@@ -193,7 +193,8 @@ void relay(caf::blocking_actor* self, store_port store, relay_options o, std::sh
         [&](commit_outcome& out) {
           if (out.status != store_status::ok)
             return; // kept; marked on the next round
-          st.delivered.erase(st.delivered.begin(), st.delivered.begin() + static_cast<std::ptrdiff_t>(positions.size()));
+          st.delivered.erase(st.delivered.begin(),
+                             st.delivered.begin() + static_cast<std::ptrdiff_t>(positions.size()));
           if (st.metrics)
             st.metrics->events_published(positions.size());
           st.monitor->update([&](relay_status& s) { s.published += static_cast<std::int64_t>(positions.size()); });
@@ -245,8 +246,8 @@ void relay(caf::blocking_actor* self, store_port store, relay_options o, std::sh
               s.oldest_us = b.oldest_us;
             });
             if (st.metrics)
-              st.metrics->outbox_backlog(b.count, b.oldest_us ? static_cast<double>(protocol::now_us() - b.oldest_us) / 1e6
-                                                               : 0.0);
+              st.metrics->outbox_backlog(
+                b.count, b.oldest_us ? static_cast<double>(protocol::now_us() - b.oldest_us) / 1e6 : 0.0);
           },
           [&](caf::error&) {});
     }

@@ -26,7 +26,8 @@ public:
                       .Name("colony_http_request_duration_seconds")
                       .Help("HTTP request latency by method, route template and status")
                       .Register(*registry_)),
-      live_(prometheus::BuildGauge().Name("colony_entities_live").Help("Live entity actors by kind").Register(*registry_)),
+      live_(
+        prometheus::BuildGauge().Name("colony_entities_live").Help("Live entity actors by kind").Register(*registry_)),
       activations_(prometheus::BuildCounter()
                      .Name("colony_entity_activations_total")
                      .Help("Entity actors activated (loaded from the store)")
@@ -43,8 +44,9 @@ public:
                         .Name("colony_store_commit_duration_seconds")
                         .Help("Duration of one store transaction (a group of entity commits)")
                         .Register(*registry_)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                                          0.05, 0.1, 0.25, 0.5, 1, 2.5})),
+                        .Add({},
+                             prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                     0.1, 0.25, 0.5, 1, 2.5})),
       commit_batch_(prometheus::BuildHistogram()
                       .Name("colony_store_commit_batch_size")
                       .Help("Entity commits grouped into one store transaction")
@@ -92,9 +94,10 @@ public:
         std::map<std::string, std::string> labels{
           {"method", std::string{method}}, {"route", std::string{route}}, {"status", std::to_string(status)}};
         auto* c = &http_requests_.Add(labels);
-        auto* h = &http_latency_.Add(labels, prometheus::Histogram::BucketBoundaries{
-                                               0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                               0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+        auto* h =
+          &http_latency_.Add(labels,
+                             prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                                     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
         it = http_series_.emplace(std::move(key), std::make_pair(c, h)).first;
       }
       pair = it->second;

@@ -60,9 +60,8 @@ public:
       loaded out;
       pqxx::nontransaction n{*conn_};
       pqxx::result r = key.kind == entity_kind::tenant
-                         ? n.exec_params("SELECT state, version, user_count FROM tenants WHERE id = $1", key.id)
-                         : n.exec_params("SELECT state, version, 0 FROM users WHERE tenant_id = $1 AND id = $2",
-                                         key.tenant_id, key.id);
+        ? n.exec_params("SELECT state, version, user_count FROM tenants WHERE id = $1", key.id)
+        : n.exec_params("SELECT state, version, 0 FROM users WHERE tenant_id = $1 AND id = $2", key.tenant_id, key.id);
       if (r.empty()) {
         out.status = store_status::not_found;
         return out;
@@ -104,11 +103,11 @@ public:
       std::string sql;
       if (!users.empty())
         sql = "SELECT u.state, u.version, u.tenant_id || '/' || u.id, 0 FROM (VALUES " + users +
-              ") AS k(tenant_id, id) JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.id";
+          ") AS k(tenant_id, id) JOIN users u ON u.tenant_id = k.tenant_id AND u.id = k.id";
       if (!tenants.empty())
         sql += (sql.empty() ? "" : " UNION ALL ") +
-               std::string{"SELECT t.state, t.version, t.id, t.user_count FROM (VALUES "} + tenants +
-               ") AS k(id) JOIN tenants t ON t.id = k.id";
+          std::string{"SELECT t.state, t.version, t.id, t.user_count FROM (VALUES "} + tenants +
+          ") AS k(id) JOIN tenants t ON t.id = k.id";
       for (const auto& row : n.exec(sql)) {
         auto it = wanted.find(row[2].as<std::string>());
         if (it == wanted.end())
@@ -162,9 +161,9 @@ public:
           o.status = store_status::duplicate;
           std::string msg = e.what();
           o.field = msg.find("processed_messages") != std::string::npos ? "message_key"
-                  : msg.find("slug") != std::string::npos       ? "slug"
-                  : msg.find("email_lc") != std::string::npos ? "email"
-                                                              : "id";
+            : msg.find("slug") != std::string::npos                     ? "slug"
+            : msg.find("email_lc") != std::string::npos                 ? "email"
+                                                                        : "id";
         } catch (const pqxx::foreign_key_violation&) {
           o.status = store_status::not_found;
         }
@@ -203,12 +202,12 @@ public:
       api_usage_result out;
       pqxx::work w{*conn_};
       for (const auto& r : op.rows) {
-        auto res = op.add ? w.exec_params("INSERT INTO api_usage (tenant_id, month, calls) VALUES ($1, $2, $3) "
-                                          "ON CONFLICT (tenant_id, month) DO UPDATE SET calls = api_usage.calls + "
-                                          "excluded.calls RETURNING calls",
-                                          r.tenant_id, r.month, r.calls)
-                          : w.exec_params("SELECT calls FROM api_usage WHERE tenant_id = $1 AND month = $2",
-                                          r.tenant_id, r.month);
+        auto res = op.add
+          ? w.exec_params("INSERT INTO api_usage (tenant_id, month, calls) VALUES ($1, $2, $3) "
+                          "ON CONFLICT (tenant_id, month) DO UPDATE SET calls = api_usage.calls + "
+                          "excluded.calls RETURNING calls",
+                          r.tenant_id, r.month, r.calls)
+          : w.exec_params("SELECT calls FROM api_usage WHERE tenant_id = $1 AND month = $2", r.tenant_id, r.month);
         out.rows.push_back(api_usage_row{r.tenant_id, r.month, res.empty() ? 0 : res[0][0].as<std::int64_t>()});
       }
       w.commit();
@@ -226,8 +225,8 @@ public:
         for (const auto& row : r)
           out.keys.push_back(api_key_row{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
                                          decode_list(row[3].as<std::string>()), row[4].as<std::string>(),
-                                         row[5].as<std::string>(), row[6].as<std::int64_t>(),
-                                         row[7].as<std::int64_t>(), row[8].as<std::int64_t>()});
+                                         row[5].as<std::string>(), row[6].as<std::int64_t>(), row[7].as<std::int64_t>(),
+                                         row[8].as<std::int64_t>()});
       };
       switch (op.what) {
         case k::create: {
@@ -246,8 +245,8 @@ public:
         }
         case k::list: {
           pqxx::nontransaction n{*conn_};
-          read(n.exec_params("SELECT " + cols + " WHERE tenant_id = $1 ORDER BY created_us DESC, id DESC",
-                             op.tenant_id));
+          read(
+            n.exec_params("SELECT " + cols + " WHERE tenant_id = $1 ORDER BY created_us DESC, id DESC", op.tenant_id));
           break;
         }
         case k::get: {
@@ -285,17 +284,24 @@ public:
     return guard([&] {
       webhook_result out;
       auto endpoint_of = [&](const pqxx::row& r) {
-        return webhook_endpoint{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                                decode_list(r[3].as<std::string>()), r[4].as<std::string>(), r[5].as<std::string>(),
-                                r[6].as<std::int64_t>()};
+        return webhook_endpoint{
+          r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), decode_list(r[3].as<std::string>()),
+          r[4].as<std::string>(), r[5].as<std::string>(), r[6].as<std::int64_t>()};
       };
       auto delivery_of = [](const pqxx::row& r) {
         webhook_delivery d;
-        d.id = r[0].as<std::string>(); d.endpoint_id = r[1].as<std::string>(); d.tenant_id = r[2].as<std::string>();
-        d.event_id = r[3].as<std::string>(); d.event_type = r[4].as<std::string>(); d.body = r[5].as<std::string>();
-        d.status = r[6].as<std::string>(); d.attempts = r[7].as<std::int32_t>();
-        d.next_attempt_us = r[8].as<std::int64_t>(); d.last_status = r[9].as<std::int32_t>();
-        d.last_error = r[10].as<std::string>(); d.created_us = r[11].as<std::int64_t>();
+        d.id = r[0].as<std::string>();
+        d.endpoint_id = r[1].as<std::string>();
+        d.tenant_id = r[2].as<std::string>();
+        d.event_id = r[3].as<std::string>();
+        d.event_type = r[4].as<std::string>();
+        d.body = r[5].as<std::string>();
+        d.status = r[6].as<std::string>();
+        d.attempts = r[7].as<std::int32_t>();
+        d.next_attempt_us = r[8].as<std::int64_t>();
+        d.last_status = r[9].as<std::int32_t>();
+        d.last_error = r[10].as<std::string>();
+        d.created_us = r[11].as<std::int64_t>();
         d.updated_us = r[12].as<std::int64_t>();
         return d;
       };
@@ -320,10 +326,12 @@ public:
         case k::get_endpoint: {
           pqxx::nontransaction n{*conn_};
           auto r = op.what == k::list_endpoints
-                     ? n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
-                                     "webhook_endpoints WHERE tenant_id = $1 ORDER BY created_us, id", op.tenant_id)
-                     : n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
-                                     "webhook_endpoints WHERE tenant_id = $1 AND id = $2", op.tenant_id, op.endpoint_id);
+            ? n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
+                            "webhook_endpoints WHERE tenant_id = $1 ORDER BY created_us, id",
+                            op.tenant_id)
+            : n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
+                            "webhook_endpoints WHERE tenant_id = $1 AND id = $2",
+                            op.tenant_id, op.endpoint_id);
           for (const auto& row : r)
             out.endpoints.push_back(endpoint_of(row));
           break;
@@ -336,7 +344,8 @@ public:
             out.status = store_status::not_found;
           else {
             w.exec_params("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', "
-                          "updated_us = $1 WHERE endpoint_id = $2 AND status = 'pending'", op.now_us, op.endpoint_id);
+                          "updated_us = $1 WHERE endpoint_id = $2 AND status = 'pending'",
+                          op.now_us, op.endpoint_id);
             write_audit(w, op.audit);
           }
           w.commit();
@@ -357,15 +366,18 @@ public:
                           d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.next_attempt_us,
                           d.created_us);
           w.exec_params("INSERT INTO outbox_cursors (name, position) VALUES ($1, $2) "
-                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position", op.cursor, op.position);
+                        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                        op.cursor, op.position);
           w.commit();
           break;
         }
         case k::due: {
           pqxx::nontransaction n{*conn_};
-          auto r = n.exec_params("SELECT " + cols + ", e.url, e.secret FROM webhook_deliveries d JOIN "
-                                 "webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND "
-                                 "d.next_attempt_us <= $1 ORDER BY d.next_attempt_us LIMIT $2", op.now_us, op.limit);
+          auto r = n.exec_params("SELECT " + cols +
+                                   ", e.url, e.secret FROM webhook_deliveries d JOIN "
+                                   "webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND "
+                                   "d.next_attempt_us <= $1 ORDER BY d.next_attempt_us LIMIT $2",
+                                 op.now_us, op.limit);
           for (const auto& row : r) {
             auto d = delivery_of(row);
             d.url = row[13].as<std::string>();
@@ -385,9 +397,11 @@ public:
         }
         case k::list_deliveries: {
           pqxx::nontransaction n{*conn_};
-          auto r = n.exec_params("SELECT " + cols + " FROM webhook_deliveries d WHERE d.tenant_id = $1 AND "
-                                 "d.endpoint_id = $2 AND d.id COLLATE \"C\" > $3 ORDER BY d.id COLLATE \"C\" LIMIT $4",
-                                 op.tenant_id, op.endpoint_id, op.after, op.limit);
+          auto r =
+            n.exec_params("SELECT " + cols +
+                            " FROM webhook_deliveries d WHERE d.tenant_id = $1 AND "
+                            "d.endpoint_id = $2 AND d.id COLLATE \"C\" > $3 ORDER BY d.id COLLATE \"C\" LIMIT $4",
+                          op.tenant_id, op.endpoint_id, op.after, op.limit);
           for (const auto& row : r)
             out.deliveries.push_back(delivery_of(row));
           break;
@@ -480,7 +494,8 @@ public:
       pqxx::result r;
       if (q.unpublished_only)
         r = n.exec_params("SELECT seq, payload FROM outbox WHERE published_us IS NULL AND seq > $1 ORDER BY seq "
-                          "LIMIT $2", q.after, q.limit);
+                          "LIMIT $2",
+                          q.after, q.limit);
       else if (q.tenant_id.empty())
         r = n.exec_params("SELECT seq, payload FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2", q.after, q.limit);
       else
@@ -522,7 +537,8 @@ public:
     return guard([&] {
       pqxx::nontransaction n{*conn_};
       auto r = n.exec_params("SELECT id, kind, tenant_id, target_id, due_us, attempts, payload FROM timers "
-                             "WHERE due_us <= $1 ORDER BY due_us LIMIT $2", now_us, limit);
+                             "WHERE due_us <= $1 ORDER BY due_us LIMIT $2",
+                             now_us, limit);
       timer_page page;
       for (const auto& row : r)
         page.rows.push_back(timer_row{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
@@ -576,7 +592,7 @@ private:
 
   static bool plain_user_insert(const change& ch) {
     return ch.kind == entity_kind::user && ch.what == change_kind::insert && ch.message_key.empty() &&
-           ch.external_ids.empty() && ch.timers.empty();
+      ch.external_ids.empty() && ch.timers.empty();
   }
 
   /// A bytea value in PostgreSQL's hex input form ("\\x..."), for COPY.
@@ -608,13 +624,13 @@ private:
     std::map<std::string, int> seats;
     bool events = false, audit = false;
     {
-      pqxx::stream_to users{w, "users", std::vector<std::string>{"tenant_id", "id", "email_lc", "name", "status",
-                                                                 "roles", "created_us", "updated_us", "version",
-                                                                 "state"}};
+      pqxx::stream_to users{w, "users",
+                            std::vector<std::string>{"tenant_id", "id", "email_lc", "name", "status", "roles",
+                                                     "created_us", "updated_us", "version", "state"}};
       for (const auto& ch : batch) {
         const auto& r = ch.row;
-        users << std::make_tuple(r.tenant_id, r.id, r.unique_key, r.name, r.status, r.roles, r.created_us,
-                                 r.updated_us, r.version, bytea_hex(r.state));
+        users << std::make_tuple(r.tenant_id, r.id, r.unique_key, r.name, r.status, r.roles, r.created_us, r.updated_us,
+                                 r.version, bytea_hex(r.state));
         seats[r.tenant_id] += ch.user_count_delta;
         events = events || !ch.events.empty();
         audit = audit || !ch.audit.empty();
@@ -622,9 +638,9 @@ private:
       users.complete();
     }
     if (events) {
-      pqxx::stream_to outbox{w, "outbox", std::vector<std::string>{"event_id", "type", "tenant_id", "aggregate_kind",
-                                                                   "aggregate_id", "aggregate_version", "created_us",
-                                                                   "payload"}};
+      pqxx::stream_to outbox{w, "outbox",
+                             std::vector<std::string>{"event_id", "type", "tenant_id", "aggregate_kind", "aggregate_id",
+                                                      "aggregate_version", "created_us", "payload"}};
       for (const auto& ch : batch)
         for (const auto& ev : ch.events)
           outbox << std::make_tuple(ev.id, ev.type, ch.row.tenant_id, std::string{"user"}, ch.row.id, ch.row.version,
@@ -643,7 +659,7 @@ private:
     for (const auto& [tenant, n] : seats)
       if (n != 0)
         sql += "UPDATE tenants SET user_count = user_count + " + std::to_string(n) + " WHERE id = " + w.quote(tenant) +
-               ";\n";
+          ";\n";
     if (!sql.empty())
       w.exec(sql);
   }
@@ -665,8 +681,8 @@ private:
   commit_outcome missing(pqxx::transaction_base& t, const change& ch) {
     commit_outcome o;
     auto r = ch.kind == entity_kind::tenant
-               ? t.exec_params("SELECT 1 FROM tenants WHERE id = $1", ch.row.id)
-               : t.exec_params("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2", ch.row.tenant_id, ch.row.id);
+      ? t.exec_params("SELECT 1 FROM tenants WHERE id = $1", ch.row.id)
+      : t.exec_params("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2", ch.row.tenant_id, ch.row.id);
     o.status = r.empty() ? store_status::not_found : store_status::stale;
     return o;
   }
@@ -692,14 +708,14 @@ private:
       if (ch.what == change_kind::insert) {
         t.exec_params("INSERT INTO users (tenant_id, id, email_lc, name, status, roles, created_us, updated_us, "
                       "version, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                      r.tenant_id, r.id, r.unique_key, r.name, r.status, r.roles, r.created_us, r.updated_us,
-                      r.version, state);
+                      r.tenant_id, r.id, r.unique_key, r.name, r.status, r.roles, r.created_us, r.updated_us, r.version,
+                      state);
       } else if (ch.what == change_kind::update) {
         auto res = t.exec_params("UPDATE users SET email_lc = $1, name = $2, status = $3, roles = $4, "
                                  "updated_us = $5, version = $6, state = $7 "
                                  "WHERE tenant_id = $8 AND id = $9 AND version = $10",
-                                 r.unique_key, r.name, r.status, r.roles, r.updated_us, r.version, state,
-                                 r.tenant_id, r.id, ch.expected_version);
+                                 r.unique_key, r.name, r.status, r.roles, r.updated_us, r.version, state, r.tenant_id,
+                                 r.id, ch.expected_version);
         if (res.affected_rows() == 0)
           return missing(t, ch);
       } else {
@@ -709,8 +725,8 @@ private:
           return missing(t, ch);
       }
       if (ch.user_count_delta != 0) {
-        auto res = t.exec_params("UPDATE tenants SET user_count = user_count + $1 WHERE id = $2",
-                                 ch.user_count_delta, r.tenant_id);
+        auto res = t.exec_params("UPDATE tenants SET user_count = user_count + $1 WHERE id = $2", ch.user_count_delta,
+                                 r.tenant_id);
         if (res.affected_rows() == 0) {
           o.status = store_status::not_found;
           return o;
@@ -742,24 +758,24 @@ private:
   /// A row of "SELECT position, id, tenant_id, at_us, actor, action, target,
   /// request_id, client, outcome, status, detail FROM audit_log".
   static audit_record audit_of(const pqxx::row& r) {
-    return audit_record{r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
-                        r[3].as<std::int64_t>(), r[4].as<std::string>(), r[5].as<std::string>(),
-                        r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
-                        r[9].as<std::string>(), r[10].as<std::int32_t>(), r[11].as<std::string>()};
+    return audit_record{r[0].as<std::int64_t>(), r[1].as<std::string>(),   r[2].as<std::string>(),
+                        r[3].as<std::int64_t>(), r[4].as<std::string>(),   r[5].as<std::string>(),
+                        r[6].as<std::string>(),  r[7].as<std::string>(),   r[8].as<std::string>(),
+                        r[9].as<std::string>(),  r[10].as<std::int32_t>(), r[11].as<std::string>()};
   }
 
   /// The columns an audit record is written to (in audit_values' order), for
   /// INSERT and for COPY.
   static const std::vector<std::string>& audit_columns() {
-    static const std::vector<std::string> columns{"id",     "tenant_id",  "at_us",  "actor",   "action", "target",
-                                                  "request_id", "client", "outcome", "status", "detail"};
+    static const std::vector<std::string> columns{"id",         "tenant_id", "at_us",   "actor",  "action", "target",
+                                                  "request_id", "client",    "outcome", "status", "detail"};
     return columns;
   }
 
   static std::string audit_values(pqxx::transaction_base& t, const audit_record& a) {
     return "(" + t.quote(a.id) + "," + t.quote(a.tenant_id) + "," + std::to_string(a.at_us) + "," + t.quote(a.actor) +
-           "," + t.quote(a.action) + "," + t.quote(a.target) + "," + t.quote(a.request_id) + "," + t.quote(a.client) +
-           "," + t.quote(a.outcome) + "," + std::to_string(a.status) + "," + t.quote(a.detail) + ")";
+      "," + t.quote(a.action) + "," + t.quote(a.target) + "," + t.quote(a.request_id) + "," + t.quote(a.client) + "," +
+      t.quote(a.outcome) + "," + std::to_string(a.status) + "," + t.quote(a.detail) + ")";
   }
 
   /// Audit records in the caller's transaction: one statement for all.
@@ -872,8 +888,6 @@ private:
 
 } // namespace
 
-std::unique_ptr<backend> make_postgres_backend(const std::string& dsn) {
-  return std::make_unique<pg_backend>(dsn);
-}
+std::unique_ptr<backend> make_postgres_backend(const std::string& dsn) { return std::make_unique<pg_backend>(dsn); }
 
 } // namespace colony::adapters::store

@@ -38,7 +38,10 @@ std::optional<secret_box> secret_box::from_text(std::string_view text) {
   std::array<unsigned char, 32> key{};
   if (text.size() == 64) {
     auto nibble = [](char c) -> int {
-      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      return c >= '0' && c <= '9' ? c - '0'
+        : c >= 'a' && c <= 'f'    ? c - 'a' + 10
+        : c >= 'A' && c <= 'F'    ? c - 'A' + 10
+                                  : -1;
     };
     for (std::size_t i = 0; i < 32; ++i) {
       int hi = nibble(text[2 * i]), lo = nibble(text[2 * i + 1]);

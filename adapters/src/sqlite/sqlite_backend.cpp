@@ -70,8 +70,8 @@ public:
 
   void open() override {
     close();
-    int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc =
+      sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
       close();
@@ -149,21 +149,26 @@ public:
         try {
           if (!ch.message_key.empty()) // first: a redelivery is a duplicate, whatever else it would hit
             prepare("INSERT INTO processed_messages (message_key, applied_us) VALUES (?1, ?2)")
-              .bind(1, ch.message_key).bind(2, protocol::now_us()).step();
+              .bind(1, ch.message_key)
+              .bind(2, protocol::now_us())
+              .step();
           o = apply(ch);
           if (o.status == store_status::ok && !ch.idempotency_scope.empty())
             prepare("UPDATE idempotency_keys SET state = 'committed', ref_kind = ?2, ref_tenant = ?3, ref_id = ?4 "
                     "WHERE scope = ?1 AND state = 'running'")
-              .bind(1, ch.idempotency_scope).bind(2, static_cast<std::int64_t>(ch.kind)).bind(3, ch.row.tenant_id)
-              .bind(4, ch.row.id).step();
+              .bind(1, ch.idempotency_scope)
+              .bind(2, static_cast<std::int64_t>(ch.kind))
+              .bind(3, ch.row.tenant_id)
+              .bind(4, ch.row.id)
+              .step();
         } catch (const sqlite_error& e) {
           if (e.code == SQLITE_CONSTRAINT_UNIQUE || e.code == SQLITE_CONSTRAINT_PRIMARYKEY) {
             o.status = store_status::duplicate;
             std::string msg = e.what();
             o.field = msg.find("processed_messages") != std::string::npos ? "message_key"
-                    : msg.find("slug") != std::string::npos       ? "slug"
-                    : msg.find("email_lc") != std::string::npos ? "email"
-                                                                : "id";
+              : msg.find("slug") != std::string::npos                     ? "slug"
+              : msg.find("email_lc") != std::string::npos                 ? "email"
+                                                                          : "id";
           } else if (e.code == SQLITE_CONSTRAINT_FOREIGNKEY) {
             o.status = store_status::not_found;
           } else {
@@ -219,7 +224,10 @@ public:
         for (const auto& r : op.rows)
           prepare("INSERT INTO api_usage (tenant_id, month, calls) VALUES (?1, ?2, ?3) "
                   "ON CONFLICT (tenant_id, month) DO UPDATE SET calls = calls + excluded.calls")
-            .bind(1, r.tenant_id).bind(2, r.month).bind(3, r.calls).step();
+            .bind(1, r.tenant_id)
+            .bind(2, r.month)
+            .bind(3, r.calls)
+            .step();
         read_all();
       });
     else
@@ -243,8 +251,15 @@ public:
         write_transaction([&] {
           prepare("INSERT INTO api_keys (id, tenant_id, name, roles, hash, created_by, created_us, expires_us) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-            .bind(1, r.id).bind(2, r.tenant_id).bind(3, r.name).bind(4, encode_list(r.roles)).bind(5, r.hash)
-            .bind(6, r.created_by).bind(7, r.created_us).bind(8, r.expires_us).step();
+            .bind(1, r.id)
+            .bind(2, r.tenant_id)
+            .bind(3, r.name)
+            .bind(4, encode_list(r.roles))
+            .bind(5, r.hash)
+            .bind(6, r.created_by)
+            .bind(7, r.created_us)
+            .bind(8, r.expires_us)
+            .step();
           write_audit(op.audit);
           if (op.answer)
             store_answer(*op.answer);
@@ -290,15 +305,24 @@ public:
     using k = webhook_op::kind;
     webhook_result out;
     auto endpoint_of = [&](stmt& q) {
-      return webhook_endpoint{q.text(0), q.text(1), q.text(2), decode_list(q.text(3)), q.text(4), q.text(5), q.integer(6)};
+      return webhook_endpoint{q.text(0), q.text(1), q.text(2),   decode_list(q.text(3)),
+                              q.text(4), q.text(5), q.integer(6)};
     };
     auto delivery_of = [](stmt& q) {
       webhook_delivery d;
-      d.id = q.text(0); d.endpoint_id = q.text(1); d.tenant_id = q.text(2); d.event_id = q.text(3);
-      d.event_type = q.text(4); d.body = q.text(5); d.status = q.text(6);
-      d.attempts = static_cast<std::int32_t>(q.integer(7)); d.next_attempt_us = q.integer(8);
-      d.last_status = static_cast<std::int32_t>(q.integer(9)); d.last_error = q.text(10);
-      d.created_us = q.integer(11); d.updated_us = q.integer(12);
+      d.id = q.text(0);
+      d.endpoint_id = q.text(1);
+      d.tenant_id = q.text(2);
+      d.event_id = q.text(3);
+      d.event_type = q.text(4);
+      d.body = q.text(5);
+      d.status = q.text(6);
+      d.attempts = static_cast<std::int32_t>(q.integer(7));
+      d.next_attempt_us = q.integer(8);
+      d.last_status = static_cast<std::int32_t>(q.integer(9));
+      d.last_error = q.text(10);
+      d.created_us = q.integer(11);
+      d.updated_us = q.integer(12);
       return d;
     };
     static const std::string cols = "d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.status, "
@@ -310,8 +334,14 @@ public:
         write_transaction([&] {
           prepare("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, created_us) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-            .bind(1, e.id).bind(2, e.tenant_id).bind(3, e.url).bind(4, encode_list(e.event_types)).bind(5, e.secret)
-            .bind(6, e.description).bind(7, e.created_us).step();
+            .bind(1, e.id)
+            .bind(2, e.tenant_id)
+            .bind(3, e.url)
+            .bind(4, encode_list(e.event_types))
+            .bind(5, e.secret)
+            .bind(6, e.description)
+            .bind(7, e.created_us)
+            .step();
           write_audit(op.audit);
           if (op.answer)
             store_answer(*op.answer);
@@ -322,10 +352,10 @@ public:
       case k::list_endpoints:
       case k::get_endpoint: {
         auto q = op.what == k::list_endpoints
-                   ? prepare("SELECT id, tenant_id, url, event_types, secret, description, created_us "
-                             "FROM webhook_endpoints WHERE tenant_id = ?1 ORDER BY created_us, id")
-                   : prepare("SELECT id, tenant_id, url, event_types, secret, description, created_us "
-                             "FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2");
+          ? prepare("SELECT id, tenant_id, url, event_types, secret, description, created_us "
+                    "FROM webhook_endpoints WHERE tenant_id = ?1 ORDER BY created_us, id")
+          : prepare("SELECT id, tenant_id, url, event_types, secret, description, created_us "
+                    "FROM webhook_endpoints WHERE tenant_id = ?1 AND id = ?2");
         q.bind(1, op.tenant_id);
         if (op.what == k::get_endpoint)
           q.bind(2, op.endpoint_id);
@@ -342,7 +372,9 @@ public:
           else {
             prepare("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_us = ?1 "
                     "WHERE endpoint_id = ?2 AND status = 'pending'")
-              .bind(1, op.now_us).bind(2, op.endpoint_id).step();
+              .bind(1, op.now_us)
+              .bind(2, op.endpoint_id)
+              .step();
             write_audit(op.audit);
           }
         });
@@ -360,16 +392,26 @@ public:
             prepare("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, event_type, body, status, "
                     "attempts, next_attempt_us, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, "
                     "?7, ?8, ?8) ON CONFLICT (endpoint_id, event_id) DO NOTHING")
-              .bind(1, d.id).bind(2, d.endpoint_id).bind(3, d.tenant_id).bind(4, d.event_id).bind(5, d.event_type)
-              .bind(6, d.body).bind(7, d.next_attempt_us).bind(8, d.created_us).step();
+              .bind(1, d.id)
+              .bind(2, d.endpoint_id)
+              .bind(3, d.tenant_id)
+              .bind(4, d.event_id)
+              .bind(5, d.event_type)
+              .bind(6, d.body)
+              .bind(7, d.next_attempt_us)
+              .bind(8, d.created_us)
+              .step();
           prepare("INSERT INTO outbox_cursors (name, position) VALUES (?1, ?2) "
                   "ON CONFLICT (name) DO UPDATE SET position = excluded.position")
-            .bind(1, op.cursor).bind(2, op.position).step();
+            .bind(1, op.cursor)
+            .bind(2, op.position)
+            .step();
         });
         break;
       }
       case k::due: {
-        auto q = prepare("SELECT " + cols + ", e.url, e.secret FROM webhook_deliveries d JOIN webhook_endpoints e "
+        auto q = prepare("SELECT " + cols +
+                         ", e.url, e.secret FROM webhook_deliveries d JOIN webhook_endpoints e "
                          "ON e.id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_us <= ?1 "
                          "ORDER BY d.next_attempt_us LIMIT ?2");
         q.bind(1, op.now_us).bind(2, static_cast<std::int64_t>(op.limit));
@@ -386,14 +428,20 @@ public:
           for (const auto& d : op.deliveries)
             prepare("UPDATE webhook_deliveries SET status = ?1, attempts = ?2, next_attempt_us = ?3, last_status = ?4, "
                     "last_error = ?5, updated_us = ?6 WHERE id = ?7")
-              .bind(1, d.status).bind(2, static_cast<std::int64_t>(d.attempts)).bind(3, d.next_attempt_us)
-              .bind(4, static_cast<std::int64_t>(d.last_status)).bind(5, d.last_error).bind(6, d.updated_us)
-              .bind(7, d.id).step();
+              .bind(1, d.status)
+              .bind(2, static_cast<std::int64_t>(d.attempts))
+              .bind(3, d.next_attempt_us)
+              .bind(4, static_cast<std::int64_t>(d.last_status))
+              .bind(5, d.last_error)
+              .bind(6, d.updated_us)
+              .bind(7, d.id)
+              .step();
         });
         break;
       }
       case k::list_deliveries: {
-        auto q = prepare("SELECT " + cols + " FROM webhook_deliveries d WHERE d.tenant_id = ?1 AND d.endpoint_id = ?2 "
+        auto q = prepare("SELECT " + cols +
+                         " FROM webhook_deliveries d WHERE d.tenant_id = ?1 AND d.endpoint_id = ?2 "
                          "AND d.id > ?3 ORDER BY d.id LIMIT ?4");
         q.bind(1, op.tenant_id).bind(2, op.endpoint_id).bind(3, op.after).bind(4, static_cast<std::int64_t>(op.limit));
         while (q.step())
@@ -407,7 +455,11 @@ public:
   /// An Idempotency-Key's answer, in the current transaction.
   void store_answer(const idempotency_op& op) {
     prepare("UPDATE idempotency_keys SET state = 'done', status = ?2, headers = ?3, body = ?4 WHERE scope = ?1")
-      .bind(1, op.scope).bind(2, static_cast<std::int64_t>(op.status)).bind(3, op.headers).bind(4, op.body).step();
+      .bind(1, op.scope)
+      .bind(2, static_cast<std::int64_t>(op.status))
+      .bind(3, op.headers)
+      .bind(4, op.body)
+      .step();
   }
 
   actors::idempotency_result idempotency(const idempotency_op& op) override {
@@ -444,14 +496,20 @@ public:
         } else if (q.integer(2) >= op.stale_before_us) {
           out.what = o::running;
         } else { // abandoned before its change committed (that would have marked it): run again
-          prepare("UPDATE idempotency_keys SET started_us = ?2 WHERE scope = ?1").bind(1, op.scope)
-            .bind(2, op.now_us).step();
+          prepare("UPDATE idempotency_keys SET started_us = ?2 WHERE scope = ?1")
+            .bind(1, op.scope)
+            .bind(2, op.now_us)
+            .step();
         }
         return;
       }
       prepare("INSERT INTO idempotency_keys (scope, fingerprint, state, started_us, expires_us) VALUES "
               "(?1, ?2, 'running', ?3, ?4)")
-        .bind(1, op.scope).bind(2, op.fingerprint).bind(3, op.now_us).bind(4, op.expires_us).step();
+        .bind(1, op.scope)
+        .bind(2, op.fingerprint)
+        .bind(3, op.now_us)
+        .bind(4, op.expires_us)
+        .step();
     });
     return out;
   }
@@ -476,10 +534,10 @@ public:
 
   event_page events(const event_query& q) override {
     stmt st = q.unpublished_only
-                ? prepare("SELECT seq, payload FROM outbox WHERE published_us IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2")
-              : q.tenant_id.empty()
-                ? prepare("SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
-                : prepare("SELECT seq, payload FROM outbox WHERE tenant_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2");
+      ? prepare("SELECT seq, payload FROM outbox WHERE published_us IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2")
+      : q.tenant_id.empty()
+      ? prepare("SELECT seq, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+      : prepare("SELECT seq, payload FROM outbox WHERE tenant_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2");
     st.bind(1, q.after).bind(2, static_cast<std::int64_t>(q.limit));
     if (!q.unpublished_only && !q.tenant_id.empty())
       st.bind(3, q.tenant_id);
@@ -523,7 +581,10 @@ public:
 
   void timer_retry(const std::string& id, std::int64_t due_us, std::int32_t attempts) override {
     prepare("UPDATE timers SET due_us = ?1, attempts = ?2 WHERE id = ?3")
-      .bind(1, due_us).bind(2, static_cast<std::int64_t>(attempts)).bind(3, id).step();
+      .bind(1, due_us)
+      .bind(2, static_cast<std::int64_t>(attempts))
+      .bind(3, id)
+      .step();
   }
 
 private:
@@ -534,15 +595,27 @@ private:
       if (ch.what == change_kind::insert) {
         prepare("INSERT INTO tenants (id, slug, name, plan, status, created_us, updated_us, version, state) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
-          .bind(1, r.id).bind(2, r.unique_key).bind(3, r.name).bind(4, r.plan).bind(5, r.status)
-          .bind(6, r.created_us).bind(7, r.updated_us).bind(8, static_cast<std::int64_t>(r.version))
+          .bind(1, r.id)
+          .bind(2, r.unique_key)
+          .bind(3, r.name)
+          .bind(4, r.plan)
+          .bind(5, r.status)
+          .bind(6, r.created_us)
+          .bind(7, r.updated_us)
+          .bind(8, static_cast<std::int64_t>(r.version))
           .bind_blob(9, r.state)
           .step();
       } else {
         auto u = prepare("UPDATE tenants SET slug = ?1, name = ?2, plan = ?3, status = ?4, updated_us = ?5, "
                          "version = ?6, state = ?7 WHERE id = ?8 AND version = ?9");
-        u.bind(1, r.unique_key).bind(2, r.name).bind(3, r.plan).bind(4, r.status).bind(5, r.updated_us)
-          .bind(6, static_cast<std::int64_t>(r.version)).bind_blob(7, r.state).bind(8, r.id)
+        u.bind(1, r.unique_key)
+          .bind(2, r.name)
+          .bind(3, r.plan)
+          .bind(4, r.status)
+          .bind(5, r.updated_us)
+          .bind(6, static_cast<std::int64_t>(r.version))
+          .bind_blob(7, r.state)
+          .bind(8, r.id)
           .bind(9, static_cast<std::int64_t>(ch.expected_version));
         (void)u.step();
         if (u.changes() == 0)
@@ -552,15 +625,29 @@ private:
       if (ch.what == change_kind::insert) {
         prepare("INSERT INTO users (tenant_id, id, email_lc, name, status, roles, created_us, updated_us, version, "
                 "state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
-          .bind(1, r.tenant_id).bind(2, r.id).bind(3, r.unique_key).bind(4, r.name).bind(5, r.status)
-          .bind(6, r.roles).bind(7, r.created_us).bind(8, r.updated_us).bind(9, static_cast<std::int64_t>(r.version))
+          .bind(1, r.tenant_id)
+          .bind(2, r.id)
+          .bind(3, r.unique_key)
+          .bind(4, r.name)
+          .bind(5, r.status)
+          .bind(6, r.roles)
+          .bind(7, r.created_us)
+          .bind(8, r.updated_us)
+          .bind(9, static_cast<std::int64_t>(r.version))
           .bind_blob(10, r.state)
           .step();
       } else if (ch.what == change_kind::update) {
         auto u = prepare("UPDATE users SET email_lc = ?1, name = ?2, status = ?3, roles = ?4, updated_us = ?5, "
                          "version = ?6, state = ?7 WHERE tenant_id = ?8 AND id = ?9 AND version = ?10");
-        u.bind(1, r.unique_key).bind(2, r.name).bind(3, r.status).bind(4, r.roles).bind(5, r.updated_us)
-          .bind(6, static_cast<std::int64_t>(r.version)).bind_blob(7, r.state).bind(8, r.tenant_id).bind(9, r.id)
+        u.bind(1, r.unique_key)
+          .bind(2, r.name)
+          .bind(3, r.status)
+          .bind(4, r.roles)
+          .bind(5, r.updated_us)
+          .bind(6, static_cast<std::int64_t>(r.version))
+          .bind_blob(7, r.state)
+          .bind(8, r.tenant_id)
+          .bind(9, r.id)
           .bind(10, static_cast<std::int64_t>(ch.expected_version));
         (void)u.step();
         if (u.changes() == 0)
@@ -586,22 +673,34 @@ private:
     for (const auto& ev : ch.events) {
       prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
               "created_us, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-        .bind(1, ev.id).bind(2, ev.type).bind(3, r.tenant_id).bind(4, std::string{to_string(ch.kind)})
-        .bind(5, r.id).bind(6, static_cast<std::int64_t>(ch.what == change_kind::remove ? ch.expected_version + 1
-                                                                                         : r.version))
-        .bind(7, now).bind_blob(8, ev.payload)
+        .bind(1, ev.id)
+        .bind(2, ev.type)
+        .bind(3, r.tenant_id)
+        .bind(4, std::string{to_string(ch.kind)})
+        .bind(5, r.id)
+        .bind(6, static_cast<std::int64_t>(ch.what == change_kind::remove ? ch.expected_version + 1 : r.version))
+        .bind(7, now)
+        .bind_blob(8, ev.payload)
         .step();
     }
     for (const auto& [system, id] : ch.external_ids)
       prepare("INSERT INTO external_ids (system, external_id, tenant_id) VALUES (?1, ?2, ?3) "
               "ON CONFLICT (system, external_id) DO UPDATE SET tenant_id = excluded.tenant_id")
-        .bind(1, system).bind(2, id).bind(3, r.tenant_id).step();
+        .bind(1, system)
+        .bind(2, id)
+        .bind(3, r.tenant_id)
+        .step();
     for (const auto& t : ch.timers)
       prepare("INSERT INTO timers (id, kind, tenant_id, target_id, due_us, attempts, payload) "
               "VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, "
               "tenant_id = excluded.tenant_id, target_id = excluded.target_id, due_us = excluded.due_us, "
               "attempts = 0, payload = excluded.payload")
-        .bind(1, t.id).bind(2, t.kind).bind(3, t.tenant_id).bind(4, t.target_id).bind(5, t.due_us).bind(6, t.payload)
+        .bind(1, t.id)
+        .bind(2, t.kind)
+        .bind(3, t.tenant_id)
+        .bind(4, t.target_id)
+        .bind(5, t.due_us)
+        .bind(6, t.payload)
         .step();
     write_audit(ch.audit);
     return o;
@@ -610,8 +709,18 @@ private:
   /// A row of "SELECT position, id, tenant_id, at_us, actor, action, target,
   /// request_id, client, outcome, status, detail FROM audit_log".
   static audit_record audit_of(const stmt& q) {
-    return audit_record{q.integer(0), q.text(1), q.text(2), q.integer(3), q.text(4), q.text(5), q.text(6),
-                        q.text(7), q.text(8), q.text(9), static_cast<std::int32_t>(q.integer(10)), q.text(11)};
+    return audit_record{q.integer(0),
+                        q.text(1),
+                        q.text(2),
+                        q.integer(3),
+                        q.text(4),
+                        q.text(5),
+                        q.text(6),
+                        q.text(7),
+                        q.text(8),
+                        q.text(9),
+                        static_cast<std::int32_t>(q.integer(10)),
+                        q.text(11)};
   }
 
   /// Audit records in the current transaction.
@@ -619,9 +728,18 @@ private:
     for (const auto& a : records)
       prepare("INSERT INTO audit_log (id, tenant_id, at_us, actor, action, target, request_id, client, outcome, "
               "status, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-        .bind(1, a.id).bind(2, a.tenant_id).bind(3, a.at_us).bind(4, a.actor).bind(5, a.action).bind(6, a.target)
-        .bind(7, a.request_id).bind(8, a.client).bind(9, a.outcome).bind(10, static_cast<std::int64_t>(a.status))
-        .bind(11, a.detail).step();
+        .bind(1, a.id)
+        .bind(2, a.tenant_id)
+        .bind(3, a.at_us)
+        .bind(4, a.actor)
+        .bind(5, a.action)
+        .bind(6, a.target)
+        .bind(7, a.request_id)
+        .bind(8, a.client)
+        .bind(9, a.outcome)
+        .bind(10, static_cast<std::int64_t>(a.status))
+        .bind(11, a.detail)
+        .step();
   }
 
   actors::user_data user_data(const user_data_op& op) override {
@@ -676,8 +794,13 @@ private:
       for (const auto& t : op.tombstone)
         prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
                 "created_us, payload) VALUES (?1, ?2, ?3, 'user', ?4, 0, ?5, ?6)")
-          .bind(1, t.id).bind(2, t.type).bind(3, op.tenant_id).bind(4, op.user_id).bind(5, op.now_us)
-          .bind_blob(6, t.payload).step();
+          .bind(1, t.id)
+          .bind(2, t.type)
+          .bind(3, op.tenant_id)
+          .bind(4, op.user_id)
+          .bind(5, op.now_us)
+          .bind_blob(6, t.payload)
+          .step();
       write_audit(op.audit);
     });
     return out;
@@ -694,8 +817,14 @@ private:
                       "(?4 = '' OR action = ?4) AND (?5 = '' OR target = ?5) AND (?6 = 0 OR at_us >= ?6) AND "
                       "(?7 = 0 OR at_us < ?7) AND (?8 = 0 OR position < ?8) ORDER BY position DESC LIMIT ?9";
     auto q = prepare(sql);
-    q.bind(1, static_cast<std::int64_t>(op.all_tenants)).bind(2, op.tenant_id).bind(3, op.actor).bind(4, op.action)
-      .bind(5, op.target).bind(6, op.from_us).bind(7, op.to_us).bind(8, op.before)
+    q.bind(1, static_cast<std::int64_t>(op.all_tenants))
+      .bind(2, op.tenant_id)
+      .bind(3, op.actor)
+      .bind(4, op.action)
+      .bind(5, op.target)
+      .bind(6, op.from_us)
+      .bind(7, op.to_us)
+      .bind(8, op.before)
       .bind(9, static_cast<std::int64_t>(op.limit));
     while (q.step())
       out.rows.push_back(audit_of(q));
@@ -772,8 +901,6 @@ private:
 
 } // namespace
 
-std::unique_ptr<backend> make_sqlite_backend(const std::string& path) {
-  return std::make_unique<sqlite_backend>(path);
-}
+std::unique_ptr<backend> make_sqlite_backend(const std::string& path) { return std::make_unique<sqlite_backend>(path); }
 
 } // namespace colony::adapters::store

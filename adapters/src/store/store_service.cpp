@@ -23,7 +23,6 @@ using batch_result = std::vector<commit_outcome>;
 // (which waits for the writer, and a stuck writer would hold it up).
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
-
 // A worker owns one connection. The writer also takes whole batches.
 // tick: "the database answers again": drop the reconnect backoff so the next
 // operation connects at once.
@@ -126,9 +125,7 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     log::warn("store worker: error message ignored", {{"error", caf::to_string(err)}});
   });
   return {
-    [self](load_atom, const entity_key& key) {
-      return guarded<loaded>(self, [&](backend& b) { return b.load(key); });
-    },
+    [self](load_atom, const entity_key& key) { return guarded<loaded>(self, [&](backend& b) { return b.load(key); }); },
     [self](load_atom, const std::vector<entity_key>& keys) {
       try {
         ensure(self);
@@ -144,9 +141,7 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     },
     [self](commit_atom, const change& ch) { return run_batch(self, {ch}).front(); },
     [self](batch_atom, const std::vector<change>& batch) { return run_batch(self, batch); },
-    [self](list_atom, const list_query& q) {
-      return guarded<row_page>(self, [&](backend& b) { return b.list(q); });
-    },
+    [self](list_atom, const list_query& q) { return guarded<row_page>(self, [&](backend& b) { return b.list(q); }); },
     [self](resolve_atom, const std::string& slug) -> caf::result<std::string> {
       return lookup(self, [&](backend& b) { return b.resolve_slug(slug); });
     },
@@ -187,9 +182,7 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
         return commit_outcome{};
       });
     },
-    [self](backlog_atom) {
-      return guarded<outbox_backlog>(self, [&](backend& b) { return b.backlog(); });
-    },
+    [self](backlog_atom) { return guarded<outbox_backlog>(self, [&](backend& b) { return b.backlog(); }); },
     [self](timers_atom, std::int64_t now, std::int32_t limit) {
       return guarded<timer_page>(self, [&](backend& b) { return b.due_timers(now, limit); });
     },
@@ -238,7 +231,7 @@ using pending_load = pending<entity_key, loaded>;
 /// worker, the promises to answer in the same order.
 template <class T, class R>
 std::pair<std::vector<T>, std::vector<caf::typed_response_promise<R>>> take_group(std::deque<pending<T, R>>& queue,
-                                                                                   std::size_t max) {
+                                                                                  std::size_t max) {
   std::pair<std::vector<T>, std::vector<caf::typed_response_promise<R>>> out;
   auto n = std::min(queue.size(), max);
   out.first.reserve(n);
@@ -304,8 +297,8 @@ void flush(service_ptr self) {
       auto& s = self->state;
       s.in_flight = false;
       if (s.metrics)
-        s.metrics->store_commit(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), promises.size());
+        s.metrics->store_commit(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                                promises.size());
       deliver_all(promises, results, commit_outcome{store_status::error, {}, "missing result"});
       if (!results.empty() && results.front().status == store_status::unavailable)
         s.health = store_health{false, results.front().detail, protocol::now_us()};
@@ -352,7 +345,10 @@ void expire_loads(service_ptr self) {
   auto& st = self->state;
   auto cutoff = std::chrono::steady_clock::now() - st.load_timeout;
   auto late = [&st] {
-    return loaded{store_status::unavailable, {}, 0, 0,
+    return loaded{store_status::unavailable,
+                  {},
+                  0,
+                  0,
                   "the store did not answer within " + std::to_string(st.load_timeout.count()) + " ms"};
   };
   while (!st.loads.empty() && st.loads.front().since < cutoff) {
@@ -422,8 +418,8 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self, reader](webhook_atom, webhook_op& op) -> caf::result<webhook_result> {
       using k = webhook_op::kind;
-      bool write = op.what == k::create_endpoint || op.what == k::delete_endpoint || op.what == k::enqueue ||
-                   op.what == k::record;
+      bool write =
+        op.what == k::create_endpoint || op.what == k::delete_endpoint || op.what == k::enqueue || op.what == k::record;
       if (write)
         return self->delegate(self->state.writer, webhook_atom::value, std::move(op));
       return self->delegate(reader(), webhook_atom::value, std::move(op));
@@ -492,8 +488,7 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
                 log::info("store ready", {{"store", s.where}});
                 for (auto& r : s.readers) // they may be waiting out a backoff from the outage
                   self->send(r, tick_atom::value);
-              }
-              else
+              } else
                 log::warn("store unavailable; reconnecting with backoff", {{"store", s.where}, {"error", h.detail}});
               h.since_us = protocol::now_us();
             } else {
@@ -538,7 +533,7 @@ actors::store_port spawn_store(caf::actor_system& sys, const store_options& opts
     factory = [dsn] { return store::make_postgres_backend(dsn); };
   }
   auto handle = sys.spawn(service, std::move(factory), describe_store(opts), std::max(1, opts.read_connections),
-                   std::max(1, opts.max_batch), opts.load_timeout, opts.metrics);
+                          std::max(1, opts.max_batch), opts.load_timeout, opts.metrics);
   return caf::actor_cast<actors::store_port>(handle);
 }
 

@@ -42,8 +42,8 @@ constexpr const char* cursor_name = "webhooks";
 
 struct attempt_result {
   std::string delivery_id;
-  int status = 0;     // HTTP status; 0 when no answer
-  std::string error;  // why not delivered
+  int status = 0;    // HTTP status; 0 when no answer
+  std::string error; // why not delivered
 };
 
 struct results_queue {
@@ -66,8 +66,8 @@ public:
   post_session(net::io_context& ioc, net::ssl::context& tls, std::shared_ptr<results_queue> q, std::string id,
                parsed_url url, std::string body, std::vector<std::pair<std::string, std::string>> headers,
                std::chrono::milliseconds timeout, bool allow_private)
-    : resolver_(net::make_strand(ioc)), q_(std::move(q)), id_(std::move(id)), url_(std::move(url)),
-      timeout_(timeout), allow_private_(allow_private) {
+    : resolver_(net::make_strand(ioc)), q_(std::move(q)), id_(std::move(id)), url_(std::move(url)), timeout_(timeout),
+      allow_private_(allow_private) {
     if (url_.tls)
       tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(resolver_.get_executor(), tls);
     else
@@ -87,34 +87,31 @@ public:
 
   void start() {
     tcp().expires_after(timeout_);
-    resolver_.async_resolve(url_.host, url_.port,
-                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
-                              if (ec)
-                                return self->fail("cannot resolve " + self->url_.host + ": " + ec.message(),
-                                                  "refused");
-                              // Every address is checked again here: a name can
-                              // be pointed elsewhere after its registration.
-                              std::vector<tcp::endpoint> allowed;
-                              for (const auto& e : r) {
-                                auto why = self->allow_private_ ? std::nullopt : refused_address(e.endpoint().address());
-                                if (!why)
-                                  allowed.push_back(e.endpoint());
-                                else
-                                  log::warn("webhook target refused", {{"delivery", self->id_}, {"host", self->url_.host},
-                                                                      {"reason", *why}});
-                              }
-                              if (allowed.empty())
-                                return self->fail("no allowed address", "refused");
-                              self->tcp().async_connect(allowed, [self](beast::error_code ec2, const tcp::endpoint&) {
-                                if (ec2)
-                                  return self->fail("cannot connect: " + ec2.message(),
-                                                    ec2 == beast::error::timeout ? "timeout" : "refused");
-                                if (self->tls_)
-                                  self->handshake();
-                                else
-                                  self->write();
-                              });
-                            });
+    resolver_.async_resolve(
+      url_.host, url_.port, [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+        if (ec)
+          return self->fail("cannot resolve " + self->url_.host + ": " + ec.message(), "refused");
+        // Every address is checked again here: a name can
+        // be pointed elsewhere after its registration.
+        std::vector<tcp::endpoint> allowed;
+        for (const auto& e : r) {
+          auto why = self->allow_private_ ? std::nullopt : refused_address(e.endpoint().address());
+          if (!why)
+            allowed.push_back(e.endpoint());
+          else
+            log::warn("webhook target refused", {{"delivery", self->id_}, {"host", self->url_.host}, {"reason", *why}});
+        }
+        if (allowed.empty())
+          return self->fail("no allowed address", "refused");
+        self->tcp().async_connect(allowed, [self](beast::error_code ec2, const tcp::endpoint&) {
+          if (ec2)
+            return self->fail("cannot connect: " + ec2.message(), ec2 == beast::error::timeout ? "timeout" : "refused");
+          if (self->tls_)
+            self->handshake();
+          else
+            self->write();
+        });
+      });
   }
 
 private:
@@ -199,8 +196,8 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
   };
   // Not before the store is ready (migrated).
   for (bool ready = false; !ready;) {
-    self->request(store, timeout, health_atom::value).receive([&](store_health& h) { ready = h.ready; },
-                                                             [](caf::error&) {});
+    self->request(store, timeout, health_atom::value)
+      .receive([&](store_health& h) { ready = h.ready; }, [](caf::error&) {});
     if (!ready && stopped(std::chrono::milliseconds(100)))
       return;
   }
@@ -305,8 +302,9 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
           d.status = "delivered";
         } else if (next.what == delivery_next::state::dead) {
           d.status = "dead";
-          log::warn("webhook delivery dead-lettered", {{"delivery", d.id}, {"endpoint", d.endpoint_id},
-                                                       {"attempts", d.attempts}, {"error", d.last_error}});
+          log::warn(
+            "webhook delivery dead-lettered",
+            {{"delivery", d.id}, {"endpoint", d.endpoint_id}, {"attempts", d.attempts}, {"error", d.last_error}});
         } else {
           d.next_attempt_us = next.next_attempt_us; // backoff (webhook_model: after_attempt)
         }
@@ -347,9 +345,8 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
           {"Colony-Event-Type", d.event_type},
           {"Colony-Delivery-Id", d.id},
           {"Colony-Delivery-Attempt", std::to_string(d.attempts + 1)}};
-        auto session =
-          std::make_shared<post_session>(ioc, tls, queue, d.id, *url, d.body, std::move(headers), o.timeout,
-                                         o.allow_private_targets);
+        auto session = std::make_shared<post_session>(ioc, tls, queue, d.id, *url, d.body, std::move(headers),
+                                                      o.timeout, o.allow_private_targets);
         in_flight.emplace(d.id, std::move(d));
         net::post(ioc, [session] { session->start(); });
       }
@@ -381,9 +378,8 @@ std::optional<parsed_url> parse_webhook_url(const std::string& url) {
   if (colon != std::string::npos && authority.find(']') == std::string::npos) {
     out.host = authority.substr(0, colon);
     out.port = authority.substr(colon + 1);
-    if (out.port.empty() || out.port.size() > 5 ||
-        out.port.find_first_not_of("0123456789") != std::string::npos || std::stoi(out.port) == 0 ||
-        std::stoi(out.port) > 65535)
+    if (out.port.empty() || out.port.size() > 5 || out.port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(out.port) == 0 || std::stoi(out.port) > 65535)
       return std::nullopt;
   } else {
     out.host = authority;

@@ -39,8 +39,7 @@ public:
   [[nodiscard]] caf::actor route(const entity_key& key) { return route(key, false); }
   /// An idle entity asks to go. True: it is out of the directory and must
   /// quit; false: commands are on their way to it, it stays.
-  [[nodiscard]] virtual bool release(const entity_key& key, const caf::actor_addr& self,
-                                     std::uint64_t handled) = 0;
+  [[nodiscard]] virtual bool release(const entity_key& key, const caf::actor_addr& self, std::uint64_t handled) = 0;
   /// An entity's handler threw: it is about to end with `reason`. The
   /// directory forgets it (the next command activates a fresh instance),
   /// counts and logs the crash. Entities end in no other way while the node
@@ -64,8 +63,8 @@ struct entity_env {
 [[nodiscard]] caf::actor spawn_tenant_actor(caf::actor_system& sys, entity_key key,
                                             std::shared_ptr<const entity_env> env);
 /// `known_new`: start as "no such user" without loading (a just-minted id).
-[[nodiscard]] caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key,
-                                          std::shared_ptr<const entity_env> env, bool known_new = false);
+[[nodiscard]] caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env,
+                                          bool known_new = false);
 
 /// Turns a transport-level CAF error (a crashed or vanished actor, a timeout)
 /// into a failure for the client.

@@ -79,12 +79,12 @@ struct request_meta {
 struct command {
   op what = op::get;
   std::shared_ptr<const google::protobuf::Message> payload; // create bodies (parsed at the edge)
-  std::string text;                                          // merge patch, or transition reason
-  std::vector<std::uint32_t> if_match;                       // If-Match: versions any of which may match; empty: none
-  std::string user_id;                                       // for the *_user operations
+  std::string text;                                         // merge patch, or transition reason
+  std::vector<std::uint32_t> if_match;                      // If-Match: versions any of which may match; empty: none
+  std::string user_id;                                      // for the *_user operations
   bool new_id = false; // user_id was just minted here (UUIDv7): a creation with nothing to load first
   request_meta meta;
-  bool inject_crash = false; // fault injection (enabled by configuration only)
+  bool inject_crash = false;        // fault injection (enabled by configuration only)
   std::int32_t inject_stall_ms = 0; // fault injection: a user entity blocks this long before handling (tests only)
 };
 

@@ -44,8 +44,8 @@ struct jwt_options {
 
 /// Why a credential was refused, as RFC 6750 puts it.
 struct auth_error {
-  std::string error;        // invalid_token | invalid_request
-  std::string description;  // for the WWW-Authenticate header and the problem detail; never echoes secrets
+  std::string error;       // invalid_token | invalid_request
+  std::string description; // for the WWW-Authenticate header and the problem detail; never echoes secrets
 };
 
 using auth_result = std::variant<actors::access::principal, auth_error>;
@@ -79,8 +79,8 @@ private:
 [[nodiscard]] bool same_hash(std::string_view a, std::string_view b);
 
 struct minted_key {
-  std::string key;           // shown once, never stored
-  actors::api_key_row row;   // what the store keeps (hash, not key)
+  std::string key;         // shown once, never stored
+  actors::api_key_row row; // what the store keeps (hash, not key)
 };
 /// A new random key (OpenSSL RAND_bytes). Throws std::runtime_error without randomness.
 [[nodiscard]] minted_key mint_api_key(std::string tenant_id, std::vector<std::string> roles, std::string name,

@@ -38,9 +38,9 @@ struct http_options {
   std::chrono::milliseconds request_timeout{10'000};
   int threads = 2;
   int max_connections = 10'000;
-  int max_in_flight = 4096;                   // requests waiting for their answer; 503 overloaded beyond
-  std::string tls_cert;                       // PEM certificate chain; with tls_key: HTTPS only (TLS 1.2+)
-  std::string tls_key;                        // PEM private key
+  int max_in_flight = 4096; // requests waiting for their answer; 503 overloaded beyond
+  std::string tls_cert;     // PEM certificate chain; with tls_key: HTTPS only (TLS 1.2+)
+  std::string tls_key;      // PEM private key
   bool fault_injection = false;
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
   bool allow_tenant_plan_change = false;      // with Stripe configured: tenant owners may change their plan
@@ -57,14 +57,14 @@ struct api_context {
   std::shared_ptr<runtime::metrics> metrics;
   actors::tenant_rules rules;
   std::string version;
-  std::shared_ptr<relay_monitor> relay; // null: the relay is off
+  std::shared_ptr<relay_monitor> relay;    // null: the relay is off
   std::shared_ptr<const jwt_verifier> jwt; // null: no JWTs accepted (API keys only)
   /// Paths answered without credentials (the Stripe webhook is always open: it has its own signature).
   std::vector<std::string> open_paths{"/livez", "/readyz", "/metrics", "/openapi.json"};
   std::chrono::milliseconds api_key_cache_ttl{10'000}; // how long a looked-up key is trusted without the store
   int credential_rate_percent = 50; // one credential's bucket: this share of its tenant's rate and burst
   std::chrono::milliseconds metering_interval{2'000}; // metered API calls are written this often
-  std::shared_ptr<const secret_box> secrets; // seals webhook secrets at rest; null: stored as they are (tests)
+  std::shared_ptr<const secret_box> secrets;          // seals webhook secrets at rest; null: stored as they are (tests)
 };
 
 /// One route of the API, for documentation checks.

@@ -21,21 +21,21 @@
 namespace colony::adapters {
 
 struct relay_options {
-  std::string brokers;                        // bootstrap servers
+  std::string brokers; // bootstrap servers
   std::string topic = "colony.events.v1";
-  bool json_values = false;                   // false: colony.v1.Event protobuf bytes
-  int batch = 500;                            // outbox rows read per round
-  int max_in_flight = 10'000;                 // produced but not yet acknowledged
-  std::shared_ptr<runtime::metrics> metrics;  // may be null
+  bool json_values = false;                  // false: colony.v1.Event protobuf bytes
+  int batch = 500;                           // outbox rows read per round
+  int max_in_flight = 10'000;                // produced but not yet acknowledged
+  std::shared_ptr<runtime::metrics> metrics; // may be null
 };
 
 struct relay_status {
   bool enabled = false;
   bool brokers_up = false;
-  std::int64_t backlog = 0;     // unpublished outbox events
-  std::int64_t oldest_us = 0;   // created_us of the oldest of them (0: none)
-  std::int64_t published = 0;  // events acknowledged since start
-  std::string detail;           // last broker error, if any
+  std::int64_t backlog = 0;   // unpublished outbox events
+  std::int64_t oldest_us = 0; // created_us of the oldest of them (0: none)
+  std::int64_t published = 0; // events acknowledged since start
+  std::string detail;         // last broker error, if any
 };
 
 /// The relay's latest status, readable from any thread.
@@ -62,7 +62,7 @@ struct command_consumer_options {
   std::string commands_topic = "colony.commands.v1";
   std::string results_topic = "colony.command-results.v1";
   std::string dlq_topic = "colony.commands.dlq.v1";
-  int attempts = 3;                                   // tries of a command that fails transiently
+  int attempts = 3; // tries of a command that fails transiently
   std::chrono::milliseconds request_timeout{10'000};
 };
 
@@ -72,8 +72,8 @@ struct command_consumer_options {
 /// per command, sends unparsable or persistently failing messages to the
 /// dead-letter topic, and commits an offset only after its command is done.
 /// Stop it with actors::stop_atom.
-[[nodiscard]] caf::actor spawn_command_consumer(caf::actor_system& sys, caf::actor registry,
-                                                actors::store_port store, command_consumer_options opts);
+[[nodiscard]] caf::actor spawn_command_consumer(caf::actor_system& sys, caf::actor registry, actors::store_port store,
+                                                command_consumer_options opts);
 
 /// Starts the relay (a detached actor with its own producer). Stop it with
 /// actors::stop_atom: it flushes what is in flight (at most 5 s) and exits.

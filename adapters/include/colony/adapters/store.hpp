@@ -19,7 +19,7 @@
 namespace colony::adapters {
 
 struct store_options {
-  std::string spec = "sqlite:";  // sqlite:, sqlite:/path, postgresql://...
+  std::string spec = "sqlite:"; // sqlite:, sqlite:/path, postgresql://...
   std::string data_dir = "./var";
   int read_connections = 2;
   int max_batch = 256;

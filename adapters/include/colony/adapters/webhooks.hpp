@@ -15,14 +15,14 @@
 namespace colony::adapters {
 
 struct webhook_options {
-  int max_attempts = 8;                                // then the delivery is dead
-  std::chrono::milliseconds retry_base{1000};          // first retry after ~this, doubling, capped at 1 h
-  std::chrono::milliseconds timeout{10'000};           // per attempt: connect, send and answer
-  std::chrono::milliseconds poll_interval{200};        // how often new events and due retries are looked for
-  int max_in_flight = 64;                              // concurrent attempts
-  std::string ca_file;                                 // extra trusted CAs (PEM) for https endpoints; the system's are always trusted
-  bool allow_private_targets = false;                  // deliver to loopback, private, link-local addresses too (tests)
-  std::shared_ptr<const secret_box> secrets;           // opens the endpoints' sealed secrets; null: stored as they are
+  int max_attempts = 8;                         // then the delivery is dead
+  std::chrono::milliseconds retry_base{1000};   // first retry after ~this, doubling, capped at 1 h
+  std::chrono::milliseconds timeout{10'000};    // per attempt: connect, send and answer
+  std::chrono::milliseconds poll_interval{200}; // how often new events and due retries are looked for
+  int max_in_flight = 64;                       // concurrent attempts
+  std::string ca_file;                // extra trusted CAs (PEM) for https endpoints; the system's are always trusted
+  bool allow_private_targets = false; // deliver to loopback, private, link-local addresses too (tests)
+  std::shared_ptr<const secret_box> secrets; // opens the endpoints' sealed secrets; null: stored as they are
 };
 
 struct parsed_url {
@@ -45,7 +45,6 @@ struct parsed_url {
 [[nodiscard]] std::optional<std::string> check_webhook_target(const parsed_url& url, bool resolve);
 
 /// Stop it with actors::stop_atom.
-[[nodiscard]] caf::actor spawn_webhook_notifier(caf::actor_system& sys, actors::store_port store,
-                                                webhook_options opts);
+[[nodiscard]] caf::actor spawn_webhook_notifier(caf::actor_system& sys, actors::store_port store, webhook_options opts);
 
 } // namespace colony::adapters

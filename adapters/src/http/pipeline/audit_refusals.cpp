@@ -26,7 +26,7 @@ void api_core::audit_answer(const call& c, const api_response& r) {
   auto detail = [&] {
     auto doc = nlohmann::json::parse(r.body, nullptr, false);
     return doc.is_object() && doc.contains("detail") && doc["detail"].is_string() ? doc["detail"].get<std::string>()
-                                                                                   : std::string{};
+                                                                                  : std::string{};
   };
   if (r.status == 401)
     audit->record(audit_of(c, {}, "auth.failed", c.req.method + " " + path, "failure", 401, detail()));

@@ -17,8 +17,10 @@ using access::principal;
 /// 401 with the RFC 6750 challenge. Without any credential the challenge
 /// carries no error code (RFC 6750 §3.1).
 void api_core::unauthorized(const std::shared_ptr<call>& c, const std::string& error, const std::string& reason) {
-  log::info("authentication failed", {{"request_id", c->req.request_id}, {"route", c->route},
-                                      {"reason", error.empty() ? std::string{"no credentials"} : reason}});
+  log::info("authentication failed",
+            {{"request_id", c->req.request_id},
+             {"route", c->route},
+             {"reason", error.empty() ? std::string{"no credentials"} : reason}});
   // The caller is anonymous: it learns what it can fix about its own
   // credential (expired, revoked, malformed), never how authentication is
   // configured (which algorithms, keys, claims or options); the log has
@@ -31,9 +33,9 @@ void api_core::unauthorized(const std::shared_ptr<call>& c, const std::string& e
     return false;
   };
   std::string description = client_may_know(reason) ? reason : std::string{"the credential is not accepted"};
-  auto r = api::problem(401, "unauthorized", "Unauthorized",
-                        error.empty() ? "send Authorization: Bearer <token or API key>" : description,
-                        c->req.request_id);
+  auto r =
+    api::problem(401, "unauthorized", "Unauthorized",
+                 error.empty() ? "send Authorization: Bearer <token or API key>" : description, c->req.request_id);
   std::string challenge = "Bearer realm=\"colony\"";
   if (!error.empty()) {
     std::string quoted;
@@ -65,7 +67,8 @@ void api_core::authenticate(const std::shared_ptr<call>& c, std::function<void()
     return;
   }
   if (!ctx.jwt) {
-    unauthorized(c, "invalid_token", "a JWT, but this node accepts API keys only (auth-jwt-hs256-secret, auth-jwks unset)");
+    unauthorized(c, "invalid_token",
+                 "a JWT, but this node accepts API keys only (auth-jwt-hs256-secret, auth-jwks unset)");
     return;
   }
   auto res = ctx.jwt->verify(token, protocol::now_us() / 1'000'000);

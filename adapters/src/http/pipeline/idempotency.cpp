@@ -40,37 +40,32 @@ void api_core::with_idempotency(const std::shared_ptr<call>& c, std::function<vo
   op.expires_us = op.now_us + std::chrono::duration_cast<std::chrono::microseconds>(opts.idempotency_ttl).count();
   op.stale_before_us =
     op.now_us - 2 * std::chrono::duration_cast<std::chrono::microseconds>(opts.request_timeout).count();
-  ask_store<idempotency_result>(c, idempotency_atom::value, std::move(op), "idempotency keys",
-                                [this, c, scope, next](idempotency_result& r) {
-    using o = idempotency_result::outcome;
-    switch (r.what) {
-      case o::mismatch:
-        fail(c, 422, "idempotency-key-reused", "Idempotency-Key reused",
-             "this Idempotency-Key was used with another request (method, path or body); use a new key");
-        return;
-      case o::running: {
-        auto resp = api::problem(409, "idempotency-key-in-use", "Request in progress",
-                                 "the first request with this Idempotency-Key is still in progress; retry later",
-                                 c->req.request_id);
-        resp.headers.emplace_back("Retry-After", "1");
-        c->respond(std::move(resp));
-        return;
+  ask_store<idempotency_result>(
+    c, idempotency_atom::value, std::move(op), "idempotency keys", [this, c, scope, next](idempotency_result& r) {
+      using o = idempotency_result::outcome;
+      switch (r.what) {
+        case o::mismatch:
+          fail(c, 422, "idempotency-key-reused", "Idempotency-Key reused",
+               "this Idempotency-Key was used with another request (method, path or body); use a new key");
+          return;
+        case o::running: {
+          auto resp = api::problem(409, "idempotency-key-in-use", "Request in progress",
+                                   "the first request with this Idempotency-Key is still in progress; retry later",
+                                   c->req.request_id);
+          resp.headers.emplace_back("Retry-After", "1");
+          c->respond(std::move(resp));
+          return;
+        }
+        case o::replay: c->respond(replayed(r)); return;
+        case o::committed: answer_committed(c, r); return;
+        case o::started: break;
       }
-      case o::replay:
-        c->respond(replayed(r));
-        return;
-      case o::committed:
-        answer_committed(c, r);
-        return;
-      case o::started:
-        break;
-    }
-    c->idem_scope = scope;
-    c->before_answer = [this, c, scope](api_response resp, std::function<void(api_response)> send_on) {
-      store_answer(c, scope, std::move(resp), std::move(send_on));
-    };
-    next();
-  });
+      c->idem_scope = scope;
+      c->before_answer = [this, c, scope](api_response resp, std::function<void(api_response)> send_on) {
+        store_answer(c, scope, std::move(resp), std::move(send_on));
+      };
+      next();
+    });
 }
 
 /// The record of `resp` as the answer of Idempotency-Key `scope`.
@@ -92,7 +87,8 @@ idempotency_op api_core::answer_record(const std::string& scope, const api_respo
 /// A creation whose answer is known before its store operation (webhook
 /// endpoints, API keys) stores it in that operation's own transaction:
 /// the record to pass, and the hook no longer needed once it committed.
-std::optional<idempotency_op> api_core::answer_in_transaction(const std::shared_ptr<call>& c, const api_response& resp) {
+std::optional<idempotency_op> api_core::answer_in_transaction(const std::shared_ptr<call>& c,
+                                                              const api_response& resp) {
   if (c->idem_scope.empty())
     return std::nullopt;
   return answer_record(c->idem_scope, resp);
@@ -101,7 +97,7 @@ std::optional<idempotency_op> api_core::answer_in_transaction(const std::shared_
 /// Keeps the answer with the key, then lets it leave. Answers a retry may
 /// change (5xx, 429) are not kept: the key is released instead.
 void api_core::store_answer(const std::shared_ptr<call>& c, const std::string& scope, api_response resp,
-                  std::function<void(api_response)> send_on) {
+                            std::function<void(api_response)> send_on) {
   idempotency_op op;
   if (resp.status >= 500 || resp.status == 429) {
     op.what = idempotency_op::kind::release;
@@ -109,25 +105,26 @@ void api_core::store_answer(const std::shared_ptr<call>& c, const std::string& s
   } else {
     op = answer_record(scope, resp);
   }
-  bridges.post(c, [c, op = std::move(op), store = ctx.store, timeout = opts.request_timeout, resp = std::move(resp),
-                   send_on = std::move(send_on)](caf::event_based_actor* self) mutable {
-    auto not_stored = [c] {
-      log::warn("the answer of an Idempotency-Key was not stored; a repeat may run again",
-                {{"request_id", c->req.request_id}});
-    };
-    bridge_pool::request<idempotency_result>(
-      self, c, store, timeout,
-      [resp, send_on, not_stored](idempotency_result& r) {
-        if (r.status != store_status::ok)
-          not_stored();
-        send_on(resp);
-      },
-      [resp, send_on, not_stored](const caf::error&) {
-        not_stored();
-        send_on(resp);
-      },
-      idempotency_atom::value, std::move(op));
-  });
+  bridges.post(c,
+               [c, op = std::move(op), store = ctx.store, timeout = opts.request_timeout, resp = std::move(resp),
+                send_on = std::move(send_on)](caf::event_based_actor* self) mutable {
+                 auto not_stored = [c] {
+                   log::warn("the answer of an Idempotency-Key was not stored; a repeat may run again",
+                             {{"request_id", c->req.request_id}});
+                 };
+                 bridge_pool::request<idempotency_result>(
+                   self, c, store, timeout,
+                   [resp, send_on, not_stored](idempotency_result& r) {
+                     if (r.status != store_status::ok)
+                       not_stored();
+                     send_on(resp);
+                   },
+                   [resp, send_on, not_stored](const caf::error&) {
+                     not_stored();
+                     send_on(resp);
+                   },
+                   idempotency_atom::value, std::move(op));
+               });
 }
 
 api_response api_core::replayed(const idempotency_result& r) const {
@@ -161,9 +158,9 @@ void api_core::answer_committed(const std::shared_ptr<call>& c, const idempotenc
   send(c, entity_key{kind, tid, r.ref_id}, std::move(cmd), [creation, kind, r](entity_reply& e) {
     auto resp = entity_response(e, creation ? 201 : 200);
     if (creation)
-      resp.headers.emplace_back("Location", kind == entity_kind::user
-                                              ? "/v1/tenants/" + r.ref_tenant + "/users/" + r.ref_id
-                                              : "/v1/tenants/" + r.ref_id);
+      resp.headers.emplace_back("Location",
+                                kind == entity_kind::user ? "/v1/tenants/" + r.ref_tenant + "/users/" + r.ref_id
+                                                          : "/v1/tenants/" + r.ref_id);
     resp.headers.emplace_back("Idempotency-Replayed", "true");
     return resp;
   });

@@ -41,13 +41,14 @@ void api_core::rate_limited(const std::shared_ptr<call>& c, const std::string& t
     auto now = rate_limiter::clock::now();
     auto t = limiter.take("t:" + c->who.tenant_id, policy->rate, policy->burst, now);
     auto k = limiter.take("c:" + c->who.credential, policy->credential_rate, policy->credential_burst, now);
-    c->rate_headers = {
-      {"RateLimit-Policy", "\"tenant\";q=" + std::to_string(static_cast<std::int64_t>(policy->burst)) +
-                             ";w=" + std::to_string(policy->window_s) + ", \"credential\";q=" +
-                             std::to_string(static_cast<std::int64_t>(policy->credential_burst)) +
-                             ";w=" + std::to_string(policy->credential_window_s)},
-      {"RateLimit", "\"tenant\";r=" + std::to_string(t.remaining) + ";t=" + std::to_string(t.reset_s) +
-                      ", \"credential\";r=" + std::to_string(k.remaining) + ";t=" + std::to_string(k.reset_s)}};
+    c->rate_headers = {{"RateLimit-Policy",
+                        "\"tenant\";q=" + std::to_string(static_cast<std::int64_t>(policy->burst)) +
+                          ";w=" + std::to_string(policy->window_s) +
+                          ", \"credential\";q=" + std::to_string(static_cast<std::int64_t>(policy->credential_burst)) +
+                          ";w=" + std::to_string(policy->credential_window_s)},
+                       {"RateLimit",
+                        "\"tenant\";r=" + std::to_string(t.remaining) + ";t=" + std::to_string(t.reset_s) +
+                          ", \"credential\";r=" + std::to_string(k.remaining) + ";t=" + std::to_string(k.reset_s)}};
     if (t.allowed && k.allowed) {
       metered(c, c->who.tenant_id, plan, next, true);
       return;
@@ -66,7 +67,7 @@ void api_core::rate_limited(const std::shared_ptr<call>& c, const std::string& t
 /// here: the meter flushes counts in batches); 429 quota-exceeded once the
 /// month's calls reach the plan's limit.
 void api_core::metered(const std::shared_ptr<call>& c, const std::string& tid, const std::string& plan,
-             std::function<void()> next, bool first_try) {
+                       std::function<void()> next, bool first_try) {
   auto limit = monthly_quota(ctx.rules, plan);
   auto now = protocol::now_us();
   auto month = month_of(now);
@@ -97,7 +98,7 @@ void api_core::metered(const std::shared_ptr<call>& c, const std::string& tid, c
 
 /// Reads the tenant's stored API calls of `month` into the meter.
 void api_core::load_usage(const std::shared_ptr<call>& c, const std::string& tid, const std::string& month,
-                std::function<void()> next) {
+                          std::function<void()> next) {
   api_usage_op op;
   op.rows.push_back(api_usage_row{tid, month, 0});
   ask_store_raw<api_usage_result>(
@@ -115,7 +116,8 @@ void api_core::load_usage(const std::shared_ptr<call>& c, const std::string& tid
 }
 
 /// The tenant's plan, cached for 30 s (a plan change applies within that).
-void api_core::with_plan(const std::shared_ptr<call>& c, const std::string& tid, std::function<void(const std::string&)> next) {
+void api_core::with_plan(const std::shared_ptr<call>& c, const std::string& tid,
+                         std::function<void(const std::string&)> next) {
   std::optional<std::string> cached;
   {
     std::lock_guard lock{plans_mu};
@@ -148,7 +150,7 @@ void api_core::with_plan(const std::shared_ptr<call>& c, const std::string& tid,
 /// tenant's stored count for this month. GET /v1/tenants/{t} and
 /// GET /v1/tenants/{t}/usage both report through it, so they agree.
 void api_core::with_month_usage(const std::shared_ptr<call>& c, const std::string& id,
-                      std::function<void(std::int64_t, std::int64_t)> next) {
+                                std::function<void(std::int64_t, std::int64_t)> next) {
   auto now = protocol::now_us();
   auto month = month_of(now);
   auto report = [this, id, month, now, next] { next(now, meter->used(id, month).value_or(0)); };

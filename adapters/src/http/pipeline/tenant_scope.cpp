@@ -19,9 +19,7 @@ using access::principal;
 bool api_core::allowed(const std::shared_ptr<call>& c, const std::string& id, const std::string& shown_as) {
   auto uid = c->path.contains("userId") ? normalize_email(c->path["userId"]) : std::string{};
   switch (access::authorize(c->who, c->perm, id, uid)) {
-    case decision::allow:
-      c->tenant_id = id;
-      return true;
+    case decision::allow: c->tenant_id = id; return true;
     case decision::hidden:
       c->hidden = true;
       fail(c, 404, "not-found", "Not found", shown_as);

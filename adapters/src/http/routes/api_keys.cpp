@@ -23,21 +23,23 @@ namespace {
 
 void revoke_key(api_core& a, const std::shared_ptr<call>& c, const std::string& tid, const std::string& kid);
 
-void api_key_store(api_core& a, const std::shared_ptr<call>& c, api_key_op op, std::function<void(api_key_result&)> ok) {
+void api_key_store(api_core& a, const std::shared_ptr<call>& c, api_key_op op,
+                   std::function<void(api_key_result&)> ok) {
   a.ask_store<api_key_result>(c, api_key_atom::value, std::move(op), "the API keys", std::move(ok));
 }
 
 nlohmann::json api_key_json(const api_key_row& k, std::int64_t now_us) {
   auto status = k.revoked_us != 0 ? "revoked" : (k.expires_us != 0 && now_us >= k.expires_us ? "expired" : "active");
-  return {{"id", k.id},
-          {"tenantId", k.tenant_id},
-          {"name", k.name},
-          {"roles", k.roles},
-          {"status", status},
-          {"createdBy", k.created_by},
-          {"createdAt", protocol::format_rfc3339(k.created_us)},
-          {"expiresAt", k.expires_us ? nlohmann::json(protocol::format_rfc3339(k.expires_us)) : nlohmann::json(nullptr)},
-          {"revokedAt", k.revoked_us ? nlohmann::json(protocol::format_rfc3339(k.revoked_us)) : nlohmann::json(nullptr)}};
+  return {
+    {"id", k.id},
+    {"tenantId", k.tenant_id},
+    {"name", k.name},
+    {"roles", k.roles},
+    {"status", status},
+    {"createdBy", k.created_by},
+    {"createdAt", protocol::format_rfc3339(k.created_us)},
+    {"expiresAt", k.expires_us ? nlohmann::json(protocol::format_rfc3339(k.expires_us)) : nlohmann::json(nullptr)},
+    {"revokedAt", k.revoked_us ? nlohmann::json(protocol::format_rfc3339(k.revoked_us)) : nlohmann::json(nullptr)}};
 }
 
 void create_api_key(api_core& a, std::shared_ptr<call> c) {
@@ -111,8 +113,7 @@ void revoke_api_key(api_core& a, std::shared_ptr<call> c) {
       get.id = kid;
       api_key_store(a, c, std::move(get), [&a, c, kid, tid](api_key_result& r) {
         bool owners = !r.keys.empty() && r.keys.front().tenant_id == tid &&
-                      std::find(r.keys.front().roles.begin(), r.keys.front().roles.end(), "owner") !=
-                        r.keys.front().roles.end();
+          std::find(r.keys.front().roles.begin(), r.keys.front().roles.end(), "owner") != r.keys.front().roles.end();
         if (owners) {
           a.forbidden(c, "only an owner may revoke a key with the owner role");
           return;

@@ -78,8 +78,8 @@ void run_audit(api_core& a, const std::shared_ptr<call>& c, audit_op q) {
                        {"status", rec.status ? nlohmann::json(rec.status) : nlohmann::json(nullptr)},
                        {"detail", rec.detail}});
       nlohmann::json doc{{"data", arr}};
-      doc["nextCursor"] = more ? nlohmann::json(encode_audit_cursor(page.rows.back().position))
-                               : nlohmann::json(nullptr);
+      doc["nextCursor"] =
+        more ? nlohmann::json(encode_audit_cursor(page.rows.back().position)) : nlohmann::json(nullptr);
       c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
     },
     audit_atom::value, std::move(q));

@@ -25,7 +25,7 @@ namespace {
 void stripe_webhook(api_core& a, std::shared_ptr<call> c) {
   if (a.opts.stripe_webhook_secret.empty()) {
     a.fail(c, 503, "not-configured", "Not configured",
-         "Stripe webhooks are off: set stripe-webhook-secret (COLONY_STRIPE_WEBHOOK_SECRET)");
+           "Stripe webhooks are off: set stripe-webhook-secret (COLONY_STRIPE_WEBHOOK_SECRET)");
     return;
   }
   if (auto why = billing::verify_stripe_signature(c->req.stripe_signature, c->req.body, a.opts.stripe_webhook_secret,

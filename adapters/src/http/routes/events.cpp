@@ -35,10 +35,10 @@ void run_events(api_core& a, const std::shared_ptr<call>& c, event_query q) {
     c,
     [c, q](event_page& page) {
       if (page.status != store_status::ok) {
-        c->respond(api::failure_response(
-          page.status == store_status::unavailable ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
-                                                   : actors::fail(errc::internal, "the events could not be read"),
-          c->req.request_id));
+        c->respond(api::failure_response(page.status == store_status::unavailable
+                                           ? actors::fail(errc::unavailable, "the store is unavailable; retry later")
+                                           : actors::fail(errc::internal, "the events could not be read"),
+                                         c->req.request_id));
         return;
       }
       std::string body = "{\"data\":[";

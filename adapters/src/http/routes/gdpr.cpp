@@ -86,10 +86,11 @@ void erase_user(api_core& a, const std::shared_ptr<call>& c, const std::string& 
                                          c->req.request_id));
         return;
       }
-      log::info("user erased", {{"request_id", c->req.request_id},
-                                {"events", static_cast<int>(r.events_scrubbed)},
-                                {"deliveries", static_cast<int>(r.deliveries_scrubbed)},
-                                {"audit_records", static_cast<int>(r.audit_scrubbed)}});
+      log::info("user erased",
+                {{"request_id", c->req.request_id},
+                 {"events", static_cast<int>(r.events_scrubbed)},
+                 {"deliveries", static_cast<int>(r.deliveries_scrubbed)},
+                 {"audit_records", static_cast<int>(r.audit_scrubbed)}});
       c->respond(no_content());
     },
     user_data_atom::value, std::move(op));
@@ -112,9 +113,9 @@ void export_user(api_core& a, std::shared_ptr<call> c) {
           c->respond(api::failure_response(*r.error, c->req.request_id));
           return;
         }
-        auto user = r.error ? nlohmann::json(nullptr)
-                            : nlohmann::json::parse(r.entity ? protocol::to_json(*r.entity)
-                                                             : protocol::bytes_to_json(r.type, *r.bytes));
+        auto user = r.error
+          ? nlohmann::json(nullptr)
+          : nlohmann::json::parse(r.entity ? protocol::to_json(*r.entity) : protocol::bytes_to_json(r.type, *r.bytes));
         user_data_op op;
         op.tenant_id = tid;
         op.user_id = uid;
@@ -145,10 +146,15 @@ void answer_export(api_core& a, const std::shared_ptr<call>& c, const std::strin
       events.push_back(nlohmann::json::parse(protocol::to_json(ev)));
   auto audit_records = nlohmann::json::array();
   for (const auto& rec : d.audit)
-    audit_records.push_back({{"id", rec.id}, {"at", protocol::format_rfc3339(rec.at_us)},
-                             {"actor", rec.actor}, {"action", rec.action}, {"target", rec.target},
-                             {"requestId", rec.request_id}, {"outcome", rec.outcome},
-                             {"status", rec.status}, {"detail", rec.detail}});
+    audit_records.push_back({{"id", rec.id},
+                             {"at", protocol::format_rfc3339(rec.at_us)},
+                             {"actor", rec.actor},
+                             {"action", rec.action},
+                             {"target", rec.target},
+                             {"requestId", rec.request_id},
+                             {"outcome", rec.outcome},
+                             {"status", rec.status},
+                             {"detail", rec.detail}});
   nlohmann::json doc{{"exportedAt", protocol::format_rfc3339(protocol::now_us())},
                      {"tenantId", tid},
                      {"userId", uid},

@@ -34,9 +34,8 @@ void readyz(api_core& a, std::shared_ptr<call> c) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.1f", age);
     relay_line = std::string{r.brokers_up ? "[+]" : "[!]"} + "events relay: kafka " +
-                 (r.brokers_up ? "reachable" : "unreachable" + (r.detail.empty() ? "" : " (" + r.detail + ")")) +
-                 "; backlog " + std::to_string(r.backlog) + " events, oldest " + buf + " s; published " +
-                 std::to_string(r.published) + "\n";
+      (r.brokers_up ? "reachable" : "unreachable" + (r.detail.empty() ? "" : " (" + r.detail + ")")) + "; backlog " +
+      std::to_string(r.backlog) + " events, oldest " + buf + " s; published " + std::to_string(r.published) + "\n";
   } else {
     relay_line = "[+]events relay: off (no kafka-brokers); GET /v1/events serves the outbox\n";
   }

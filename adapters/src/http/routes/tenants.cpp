@@ -22,8 +22,8 @@ namespace {
 /// starts from 0, tenant_model: usage_at) plus the calls metered at the edge.
 v1::TenantUsage month_usage(const v1::TenantUsage& state, std::int64_t now, std::int64_t metered) {
   auto u = actors::usage_at(state, now);
-  u.set_api_calls_this_month(static_cast<std::int32_t>(
-    std::min<std::int64_t>(INT32_MAX, std::int64_t{u.api_calls_this_month()} + metered)));
+  u.set_api_calls_this_month(
+    static_cast<std::int32_t>(std::min<std::int64_t>(INT32_MAX, std::int64_t{u.api_calls_this_month()} + metered)));
   return u;
 }
 
@@ -83,7 +83,7 @@ void patch_tenant(api_core& a, std::shared_ptr<call> c) {
     cmd.text = c->req.body;
     cmd.if_match = if_match(c);
     a.send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
-         [](entity_reply& r) { return entity_response(r, 200); });
+           [](entity_reply& r) { return entity_response(r, 200); });
   });
 }
 
@@ -103,7 +103,7 @@ void transition(api_core& a, std::shared_ptr<call> c, op what) {
     cmd.text = reason;
     cmd.if_match = if_match(c);
     a.send(c, entity_key{entity_kind::tenant, id, id}, std::move(cmd),
-         [](entity_reply& r) { return entity_response(r, 200); });
+           [](entity_reply& r) { return entity_response(r, 200); });
   });
 }
 

@@ -97,7 +97,7 @@ void get_user(api_core& a, std::shared_ptr<call> c) {
     command cmd;
     cmd.what = op::get;
     a.send(c, entity_key{entity_kind::user, tid, uid}, std::move(cmd),
-         [c](entity_reply& r) { return read_response(*c, r); });
+           [c](entity_reply& r) { return read_response(*c, r); });
   });
 }
 
@@ -134,7 +134,7 @@ void patch_user(api_core& a, std::shared_ptr<call> c) {
     cmd.text = c->req.body;
     cmd.if_match = if_match(c);
     a.send(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd),
-         [](entity_reply& r) { return entity_response(r, 200); });
+           [](entity_reply& r) { return entity_response(r, 200); });
   });
 }
 

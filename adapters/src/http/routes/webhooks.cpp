@@ -23,7 +23,8 @@ namespace {
 
 void register_webhook(api_core& a, const std::shared_ptr<call>& c, webhook_endpoint e);
 
-void webhook_store(api_core& a, const std::shared_ptr<call>& c, webhook_op op, std::function<void(webhook_result&)> ok) {
+void webhook_store(api_core& a, const std::shared_ptr<call>& c, webhook_op op,
+                   std::function<void(webhook_result&)> ok) {
   a.ask_store<webhook_result>(c, webhook_atom::value, std::move(op), "the webhooks", std::move(ok));
 }
 
@@ -48,7 +49,8 @@ std::optional<std::string> webhook_id(api_core& a, const std::shared_ptr<call>& 
 void create_webhook(api_core& a, std::shared_ptr<call> c) {
   if (!a.check_json_body(c, false, false))
     return;
-  auto spec = webhook_spec_from_json(c->req.body, [](const std::string& url) { return parse_webhook_url(url).has_value(); });
+  auto spec =
+    webhook_spec_from_json(c->req.body, [](const std::string& url) { return parse_webhook_url(url).has_value(); });
   if (!spec) {
     c->respond(api::failure_response(spec.error(), c->req.request_id));
     return;
@@ -207,8 +209,9 @@ void list_deliveries(api_core& a, std::shared_ptr<call> c) {
                          {"attempts", d.attempts},
                          {"lastStatus", d.last_status},
                          {"lastError", d.last_error},
-                         {"nextAttemptAt", d.status == "pending" ? nlohmann::json(protocol::format_rfc3339(d.next_attempt_us))
-                                                                 : nlohmann::json(nullptr)},
+                         {"nextAttemptAt",
+                          d.status == "pending" ? nlohmann::json(protocol::format_rfc3339(d.next_attempt_us))
+                                                : nlohmann::json(nullptr)},
                          {"createdAt", protocol::format_rfc3339(d.created_us)},
                          {"updatedAt", protocol::format_rfc3339(d.updated_us)}});
         }

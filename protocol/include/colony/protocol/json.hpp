@@ -17,7 +17,7 @@ namespace colony::protocol {
 
 /// A problem with one field of a JSON document.
 struct field_error {
-  std::string field;   // JSON path such as "settings.primaryColor"; empty for the whole body
+  std::string field; // JSON path such as "settings.primaryColor"; empty for the whole body
   std::string message;
 };
 
@@ -35,20 +35,20 @@ struct field_error {
 
 /// Parses `json` into `msg` (cleared first). Unknown fields and wrong types are
 /// errors. Returns the error, or nothing on success.
-[[nodiscard]] std::optional<field_error> from_json(std::string_view json,
-                                                   google::protobuf::Message& msg);
+[[nodiscard]] std::optional<field_error> from_json(std::string_view json, google::protobuf::Message& msg);
 
 /// Applies an RFC 7396 JSON merge patch to `current` and parses the result into
 /// `out`. Only the top-level members listed in `patchable` may appear in the
 /// patch; any other member is reported as read-only (or unknown).
-[[nodiscard]] std::optional<field_error>
-apply_merge_patch(const google::protobuf::Message& current, std::string_view patch,
-                  const std::vector<std::string>& patchable, google::protobuf::Message& out);
+[[nodiscard]] std::optional<field_error> apply_merge_patch(const google::protobuf::Message& current,
+                                                           std::string_view patch,
+                                                           const std::vector<std::string>& patchable,
+                                                           google::protobuf::Message& out);
 
 /// The limits every JSON document is held to (docs/api.md, "Request bodies").
 struct json_limits {
-  std::size_t max_depth = 64;        // nested objects and arrays, the top level counting as 1
-  std::size_t max_values = 100'000;  // values of any kind (members, elements, the top level)
+  std::size_t max_depth = 64;       // nested objects and arrays, the top level counting as 1
+  std::size_t max_values = 100'000; // values of any kind (members, elements, the top level)
 };
 
 /// Why a document failed check_json; `field` is the JSON path where it did.

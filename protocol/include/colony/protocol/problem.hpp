@@ -18,19 +18,19 @@ namespace colony::protocol {
 
 /// Why a command was refused. Starts at 1; 0 is never a failure.
 enum class errc : std::uint8_t {
-  invalid = 1,          // validation failed (400)
-  malformed,            // body is not what the route takes (400)
-  not_found,            // no such entity (404)
-  conflict,             // uniqueness violated (409)
-  illegal_transition,   // lifecycle refused (409)
-  plan_below_usage,     // plan change would put usage above limits (409)
-  precondition_failed,  // If-Match did not match (412)
-  limit_exceeded,       // plan limit reached (403)
-  tenant_suspended,     // writes refused while suspended (403)
-  tenant_cancelled,     // writes refused once cancelled (403)
-  unavailable,          // the store cannot be reached right now (503)
-  internal,             // a bug; the client sees a request id, not details (500)
-  forbidden,            // the caller's role may not do this to this entity (403)
+  invalid = 1,         // validation failed (400)
+  malformed,           // body is not what the route takes (400)
+  not_found,           // no such entity (404)
+  conflict,            // uniqueness violated (409)
+  illegal_transition,  // lifecycle refused (409)
+  plan_below_usage,    // plan change would put usage above limits (409)
+  precondition_failed, // If-Match did not match (412)
+  limit_exceeded,      // plan limit reached (403)
+  tenant_suspended,    // writes refused while suspended (403)
+  tenant_cancelled,    // writes refused once cancelled (403)
+  unavailable,         // the store cannot be reached right now (503)
+  internal,            // a bug; the client sees a request id, not details (500)
+  forbidden,           // the caller's role may not do this to this entity (403)
 };
 inline constexpr std::uint8_t errc_last = static_cast<std::uint8_t>(errc::forbidden);
 

@@ -15,7 +15,7 @@
 namespace colony::runtime {
 
 struct node_config {
-  std::string config_file;                 // empty: built-in defaults only
+  std::string config_file; // empty: built-in defaults only
   std::string listen = "127.0.0.1:8080";
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
@@ -36,29 +36,29 @@ struct node_config {
   int http_max_connections = 10000;
   int http_max_in_flight = 4096;
   std::chrono::milliseconds http_idempotency_ttl{std::chrono::hours(24)};
-  std::string tls_cert;                    // with tls_key: serve HTTPS only (TLS 1.2+)
+  std::string tls_cert; // with tls_key: serve HTTPS only (TLS 1.2+)
   std::string tls_key;
   int store_read_connections = 2;
   int store_max_batch = 256;
-  int scheduler_threads = 0;               // 0: one per core
+  int scheduler_threads = 0; // 0: one per core
   int trial_days = 14;
   std::chrono::milliseconds timer_poll_interval{std::chrono::seconds(1)};
-  actors::tenant_rules rules;              // plans (from [colony.plans.*]) and default plan
+  actors::tenant_rules rules; // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
-  std::string clock_start;                 // debug.clock-start as given; empty: the system clock
-  std::int64_t clock_start_us = 0;         // ... in microseconds since the epoch
-  std::string stripe_webhook_secret;       // empty: the Stripe webhook route is off
+  std::string clock_start;                    // debug.clock-start as given; empty: the system clock
+  std::int64_t clock_start_us = 0;            // ... in microseconds since the epoch
+  std::string stripe_webhook_secret;          // empty: the Stripe webhook route is off
   std::vector<std::string> http_cors_origins; // browser origins allowed (CORS); empty: no CORS
   std::chrono::milliseconds payment_grace{std::chrono::hours(72)};
   bool billing_allow_tenant_plan_change = false; // with Stripe configured: may tenants change their plan?
   int webhook_max_attempts = 8;
   std::string webhook_ca_file;
-  std::string secrets_key;                 // 64 hex digits; empty: the key file
-  std::string secrets_key_file;            // empty: <data-dir>/secrets.key
+  std::string secrets_key;                    // 64 hex digits; empty: the key file
+  std::string secrets_key_file;               // empty: <data-dir>/secrets.key
   bool webhook_allow_private_targets = false; // deliver to loopback/private/link-local addresses (tests, labs)
   std::chrono::milliseconds webhook_retry_base{std::chrono::seconds(1)};
   std::chrono::milliseconds webhook_timeout{std::chrono::seconds(10)};
-  std::string kafka_brokers;               // empty: the relay and the command consumer are off
+  std::string kafka_brokers; // empty: the relay and the command consumer are off
   std::string kafka_events_topic = "colony.events.v1";
   std::string kafka_value_format = "protobuf";
   std::string kafka_group_id = "colony";
@@ -66,8 +66,8 @@ struct node_config {
   std::string kafka_results_topic = "colony.command-results.v1";
   std::string kafka_dlq_topic = "colony.commands.dlq.v1";
   int kafka_command_attempts = 3;
-  std::string auth_hs256_secret;           // empty: HS256 tokens refused
-  std::string auth_jwks;                   // file or http(s) URL; empty: RS256/ES256 tokens refused
+  std::string auth_hs256_secret; // empty: HS256 tokens refused
+  std::string auth_jwks;         // file or http(s) URL; empty: RS256/ES256 tokens refused
   std::string auth_issuer;
   std::string auth_audience;
   std::chrono::milliseconds auth_leeway{std::chrono::seconds(60)};
@@ -88,8 +88,8 @@ struct node_config {
 /// What to do after parsing the command line.
 struct config_result {
   enum class action { run, exit } what = action::run;
-  int exit_code = 0;      // for exit: 0 after --help/--dump-config, 2 on invalid input
-  std::string output;     // text for stdout (help, dump) or stderr (errors)
+  int exit_code = 0;  // for exit: 0 after --help/--dump-config, 2 on invalid input
+  std::string output; // text for stdout (help, dump) or stderr (errors)
   node_config config;
 };
 

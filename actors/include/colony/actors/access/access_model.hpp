@@ -29,10 +29,10 @@ inline constexpr std::string_view viewer = "viewer";
 
 /// An authenticated caller.
 struct principal {
-  std::string kind;        // "jwt" or "api_key"
-  std::string subject;     // the token's user claim (default sub), or the API key's id
-  std::string credential;  // what authenticated: "jwt:<iss>#<sub>" or "api_key:<id>" (for logs and audit)
-  std::string tenant_id;   // empty for platform credentials
+  std::string kind;       // "jwt" or "api_key"
+  std::string subject;    // the token's user claim (default sub), or the API key's id
+  std::string credential; // what authenticated: "jwt:<iss>#<sub>" or "api_key:<id>" (for logs and audit)
+  std::string tenant_id;  // empty for platform credentials
   std::vector<std::string> roles;
 
   [[nodiscard]] bool has(std::string_view role) const;
@@ -41,19 +41,19 @@ struct principal {
 
 /// What a route does, in terms the role matrix speaks (docs/security.md).
 enum class permission : std::uint8_t {
-  platform,        // anything outside one tenant: create/list tenants, the global event feed, activate/suspend
-  tenant_read,     // read the tenant itself: every tenant role
-  tenant_inspect,  // read usage, events, webhooks of the tenant: viewer, admin, owner
-  users_read,      // list and read users: every tenant role
-  manage,          // change users, keys, settings, webhooks, plan: admin, owner
-  own,             // the owner's decisions: cancel the tenant
-  self_write,      // update one user: admin, owner, or a member updating itself (see below)
+  platform,       // anything outside one tenant: create/list tenants, the global event feed, activate/suspend
+  tenant_read,    // read the tenant itself: every tenant role
+  tenant_inspect, // read usage, events, webhooks of the tenant: viewer, admin, owner
+  users_read,     // list and read users: every tenant role
+  manage,         // change users, keys, settings, webhooks, plan: admin, owner
+  own,            // the owner's decisions: cancel the tenant
+  self_write,     // update one user: admin, owner, or a member updating itself (see below)
 };
 
 enum class decision : std::uint8_t {
   allow = 1,
-  forbidden,  // 403: own tenant, missing role
-  hidden,     // 404: another tenant's resource (no existence leak)
+  forbidden, // 403: own tenant, missing role
+  hidden,    // 404: another tenant's resource (no existence leak)
 };
 
 /// May `who` do `what` in `tenant_id` (empty for platform routes)?

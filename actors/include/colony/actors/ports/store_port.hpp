@@ -31,29 +31,29 @@ namespace colony::actors {
 
 enum class store_status : std::uint8_t {
   ok = 1,
-  not_found,       // no such row (load), or the row to update/delete is gone
-  stale,           // optimistic concurrency: the row's version is not the expected one
-  duplicate,       // a unique constraint: `field` names it (slug, email)
-  unavailable,     // the database cannot be reached; retry later
-  error,           // anything else; detail is for logs, never for clients
+  not_found,   // no such row (load), or the row to update/delete is gone
+  stale,       // optimistic concurrency: the row's version is not the expected one
+  duplicate,   // a unique constraint: `field` names it (slug, email)
+  unavailable, // the database cannot be reached; retry later
+  error,       // anything else; detail is for logs, never for clients
 };
 
 /// One audit record: who did what to which target, and how it ended. Written
 /// in the same transaction as the change it describes where there is one.
 /// Never updated; erasure (GDPR) blanks personal details only.
 struct audit_record {
-  std::int64_t position = 0;   // assigned by the store, in commit order
-  std::string id;              // UUIDv7
-  std::string tenant_id;       // empty: platform-level
+  std::int64_t position = 0; // assigned by the store, in commit order
+  std::string id;            // UUIDv7
+  std::string tenant_id;     // empty: platform-level
   std::int64_t at_us = 0;
-  std::string actor;           // "api_key:<id>", "jwt:<iss>#<sub>", "stripe", "kafka", "anonymous"
-  std::string action;          // "user.created", "api_key.revoked", "auth.failed", "access.denied", ...
-  std::string target;          // "user:<id>", "tenant:<id>", "api_key:<id>", or METHOD path
+  std::string actor;  // "api_key:<id>", "jwt:<iss>#<sub>", "stripe", "kafka", "anonymous"
+  std::string action; // "user.created", "api_key.revoked", "auth.failed", "access.denied", ...
+  std::string target; // "user:<id>", "tenant:<id>", "api_key:<id>", or METHOD path
   std::string request_id;
-  std::string client;          // peer address
-  std::string outcome;         // success | failure | denied
-  std::int32_t status = 0;     // HTTP status, where one is known
-  std::string detail;          // short; never a secret
+  std::string client;      // peer address
+  std::string outcome;     // success | failure | denied
+  std::int32_t status = 0; // HTTP status, where one is known
+  std::string detail;      // short; never a secret
 };
 
 /// One outbox row, written in the same transaction as its change.
@@ -67,24 +67,24 @@ struct outbox_event {
 struct entity_row {
   std::string tenant_id;
   std::string id;
-  std::string unique_key;  // tenant: slug; user: lower-cased email
+  std::string unique_key; // tenant: slug; user: lower-cased email
   std::string name;
   std::string status;
-  std::string plan;        // tenant only
-  std::string roles;       // user only: ",admin,member,"
+  std::string plan;  // tenant only
+  std::string roles; // user only: ",admin,member,"
   std::int64_t created_us = 0;
   std::int64_t updated_us = 0;
   std::uint32_t version = 0;
-  std::string state;       // the colony.v1 message, serialized
+  std::string state; // the colony.v1 message, serialized
 };
 
 /// A durable timer. Its id names what it is for (e.g. "trial:<tenantId>"):
 /// setting a timer with an existing id moves it.
 struct timer_row {
   std::string id;
-  std::string kind;       // trial_expiry, ...
+  std::string kind; // trial_expiry, ...
   std::string tenant_id;
-  std::string target_id;  // the entity it is addressed to
+  std::string target_id; // the entity it is addressed to
   std::int64_t due_us = 0;
   std::int32_t attempts = 0;
   std::string payload;
@@ -101,15 +101,15 @@ enum class change_kind : std::uint8_t { insert = 1, update, remove };
 struct change {
   entity_kind kind = entity_kind::tenant;
   change_kind what = change_kind::insert;
-  entity_row row;                    // for remove: tenant_id and id suffice
+  entity_row row;                     // for remove: tenant_id and id suffice
   std::uint32_t expected_version = 0; // update/remove: the version being replaced
   std::int32_t user_count_delta = 0;  // applied to the user's tenant in the same transaction
   std::vector<outbox_event> events;
-  std::vector<timer_row> timers;      // set (insert or move) in the same transaction
-  std::string message_key;            // non-empty: the change applies at most once per key (duplicate otherwise)
+  std::vector<timer_row> timers; // set (insert or move) in the same transaction
+  std::string message_key;       // non-empty: the change applies at most once per key (duplicate otherwise)
   std::vector<std::pair<std::string, std::string>> external_ids; // (system, id) → this tenant
-  std::vector<audit_record> audit;    // written with the change, only if it commits
-  std::string idempotency_scope;      // non-empty: marks that Idempotency-Key's row committed, in this transaction
+  std::vector<audit_record> audit;                               // written with the change, only if it commits
+  std::string idempotency_scope; // non-empty: marks that Idempotency-Key's row committed, in this transaction
 };
 
 struct commit_outcome {
@@ -132,9 +132,9 @@ struct list_query {
   entity_kind kind = entity_kind::tenant;
   std::string tenant_id; // users only
   std::string status;
-  std::string plan;      // tenants only
-  std::string role;      // users only
-  std::string q;         // users only: substring of email or name
+  std::string plan;                     // tenants only
+  std::string role;                     // users only
+  std::string q;                        // users only: substring of email or name
   std::string sort_field = "createdAt"; // createdAt | name | slug | email
   bool descending = false;
   bool has_after = false;
@@ -162,10 +162,10 @@ struct row_page {
 /// writer per store commits, so positions grow in commit order and a reader
 /// that resumes after the last position it saw misses nothing.
 struct event_query {
-  std::string tenant_id;          // empty: every tenant
+  std::string tenant_id; // empty: every tenant
   std::int64_t after = 0;
   int limit = 100;
-  bool unpublished_only = false;  // the relay's view: not yet acknowledged by Kafka
+  bool unpublished_only = false; // the relay's view: not yet acknowledged by Kafka
 };
 
 struct event_row {
@@ -181,8 +181,8 @@ struct event_page {
 
 struct outbox_backlog {
   store_status status = store_status::ok;
-  std::int64_t count = 0;      // rows not yet published
-  std::int64_t oldest_us = 0;  // created_us of the oldest of them; 0 when none
+  std::int64_t count = 0;     // rows not yet published
+  std::int64_t oldest_us = 0; // created_us of the oldest of them; 0 when none
   std::string detail;
 };
 
@@ -208,11 +208,11 @@ struct webhook_delivery {
   std::string status = "pending"; // pending | delivered | dead
   std::int32_t attempts = 0;
   std::int64_t next_attempt_us = 0;
-  std::int32_t last_status = 0;    // HTTP status of the last attempt (0: none)
+  std::int32_t last_status = 0; // HTTP status of the last attempt (0: none)
   std::string last_error;
   std::int64_t created_us = 0;
   std::int64_t updated_us = 0;
-  std::string url;                 // due(): the endpoint's URL and secret
+  std::string url; // due(): the endpoint's URL and secret
   std::string secret;
 };
 
@@ -221,8 +221,8 @@ struct webhook_delivery {
 /// key (the request failed in a way a retry may redo).
 struct idempotency_op {
   enum class kind : std::uint8_t { begin, finish, release } what = kind::begin;
-  std::string scope;        // hex SHA-256 of credential, route, path and key
-  std::string fingerprint;  // hex SHA-256 of method, path and body
+  std::string scope;       // hex SHA-256 of credential, route, path and key
+  std::string fingerprint; // hex SHA-256 of method, path and body
   std::int64_t now_us = 0;
   std::int64_t expires_us = 0;      // begin: kept until then
   std::int64_t stale_before_us = 0; // begin: a running row started before this was abandoned
@@ -233,15 +233,15 @@ struct idempotency_op {
 
 struct webhook_op {
   enum class kind : std::uint8_t {
-    create_endpoint,  // endpoint
-    list_endpoints,   // tenant_id
-    get_endpoint,     // tenant_id, endpoint_id
-    delete_endpoint,  // tenant_id, endpoint_id (its pending deliveries die)
-    read_cursor,      // cursor → position
-    enqueue,          // deliveries + cursor/position, in one transaction
-    due,              // now_us, limit → pending deliveries due, with url and secret
-    record,           // deliveries (status, attempts, next_attempt_us, last_*)
-    list_deliveries,  // tenant_id, endpoint_id, after (delivery id), limit
+    create_endpoint, // endpoint
+    list_endpoints,  // tenant_id
+    get_endpoint,    // tenant_id, endpoint_id
+    delete_endpoint, // tenant_id, endpoint_id (its pending deliveries die)
+    read_cursor,     // cursor → position
+    enqueue,         // deliveries + cursor/position, in one transaction
+    due,             // now_us, limit → pending deliveries due, with url and secret
+    record,          // deliveries (status, attempts, next_attempt_us, last_*)
+    list_deliveries, // tenant_id, endpoint_id, after (delivery id), limit
   } what = kind::list_endpoints;
   webhook_endpoint endpoint;
   std::optional<idempotency_op> answer; // create_endpoint: the Idempotency-Key's answer (finish), same transaction
@@ -268,23 +268,23 @@ struct webhook_result {
 /// without a tenant is a platform key. One message type with an operation.
 struct api_key_row {
   std::string id;
-  std::string tenant_id;            // empty: a platform key
+  std::string tenant_id; // empty: a platform key
   std::string name;
   std::vector<std::string> roles;
-  std::string hash;                 // hex SHA-256 of the whole key
-  std::string created_by;           // credential that made it ("bootstrap" for the first admin key)
+  std::string hash;       // hex SHA-256 of the whole key
+  std::string created_by; // credential that made it ("bootstrap" for the first admin key)
   std::int64_t created_us = 0;
-  std::int64_t expires_us = 0;      // 0: never
-  std::int64_t revoked_us = 0;      // 0: not revoked
+  std::int64_t expires_us = 0; // 0: never
+  std::int64_t revoked_us = 0; // 0: not revoked
 };
 
 struct api_key_op {
   enum class kind : std::uint8_t {
-    create,          // key
-    list,            // tenant_id (newest first)
-    get,             // id (any tenant: for authentication)
-    revoke,          // tenant_id, id, now_us (not_found if no such live key)
-    count_platform,  // live platform keys → count
+    create,         // key
+    list,           // tenant_id (newest first)
+    get,            // id (any tenant: for authentication)
+    revoke,         // tenant_id, id, now_us (not_found if no such live key)
+    count_platform, // live platform keys → count
   } what = kind::list;
   api_key_row key;
   std::optional<idempotency_op> answer; // create: the Idempotency-Key's answer (finish), in the same transaction
@@ -349,16 +349,16 @@ struct user_data_op {
   bool erase = false;
   std::string tenant_id;
   std::string user_id;
-  std::vector<outbox_event> tombstone;  // erase: the user.erased event
-  std::vector<audit_record> audit;      // erase: the erasure's record
+  std::vector<outbox_event> tombstone; // erase: the user.erased event
+  std::vector<audit_record> audit;     // erase: the erasure's record
   std::int64_t now_us = 0;
 };
 
 struct user_data {
   store_status status = store_status::ok;
-  std::vector<std::string> events;      // export: the user's colony.v1.Event payloads, in commit order
-  std::vector<audit_record> audit;      // export: records about the user
-  std::int64_t events_scrubbed = 0;     // erase: how much was changed
+  std::vector<std::string> events;  // export: the user's colony.v1.Event payloads, in commit order
+  std::vector<audit_record> audit;  // export: records about the user
+  std::int64_t events_scrubbed = 0; // erase: how much was changed
   std::int64_t deliveries_scrubbed = 0;
   std::int64_t audit_scrubbed = 0;
   std::string detail;
@@ -367,11 +367,11 @@ struct user_data {
 struct idempotency_result {
   store_status status = store_status::ok;
   enum class outcome : std::uint8_t {
-    started,    // the key is this request's now: run it
-    replay,     // done before: answer status/headers/body
-    committed,  // the first request's change committed, its answer was lost: answer from ref_*
-    running,    // the first request is still in progress (409)
-    mismatch,   // the key was used with another request (422)
+    started,   // the key is this request's now: run it
+    replay,    // done before: answer status/headers/body
+    committed, // the first request's change committed, its answer was lost: answer from ref_*
+    running,   // the first request is still in progress (409)
+    mismatch,  // the key was used with another request (422)
   } what = outcome::started;
   std::int32_t answer_status = 0;
   std::string headers;
@@ -384,15 +384,13 @@ struct idempotency_result {
 
 struct store_health {
   bool ready = false;
-  std::string detail;      // e.g. "sqlite:/var/colony.db ok" or why not
+  std::string detail; // e.g. "sqlite:/var/colony.db ok" or why not
   std::int64_t since_us = 0;
 };
 
 using store_port = caf::typed_actor<
-  caf::replies_to<load_atom, entity_key>::with<loaded>,
-  caf::replies_to<commit_atom, change>::with<commit_outcome>,
-  caf::replies_to<list_atom, list_query>::with<row_page>,
-  caf::replies_to<resolve_atom, std::string>::with<std::string>,
+  caf::replies_to<load_atom, entity_key>::with<loaded>, caf::replies_to<commit_atom, change>::with<commit_outcome>,
+  caf::replies_to<list_atom, list_query>::with<row_page>, caf::replies_to<resolve_atom, std::string>::with<std::string>,
   caf::replies_to<resolve_atom, std::string, std::string>::with<std::string>, // (system, external id) → tenant id
   caf::replies_to<events_atom, event_query>::with<event_page>,
   caf::replies_to<published_atom, std::vector<std::int64_t>, std::int64_t>::with<commit_outcome>,

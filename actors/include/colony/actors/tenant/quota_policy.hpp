@@ -17,11 +17,11 @@
 namespace colony::actors {
 
 struct rate_policy {
-  double rate = 0;             // tokens per second for the tenant; 0: the plan allows no calls
-  double burst = 1;            // the tenant's bucket size
-  double credential_rate = 0;  // one credential's share
+  double rate = 0;            // tokens per second for the tenant; 0: the plan allows no calls
+  double burst = 1;           // the tenant's bucket size
+  double credential_rate = 0; // one credential's share
   double credential_burst = 1;
-  std::int64_t window_s = 1;   // the time the tenant's bucket takes to refill (RateLimit-Policy w=)
+  std::int64_t window_s = 1; // the time the tenant's bucket takes to refill (RateLimit-Policy w=)
   std::int64_t credential_window_s = 1;
 };
 

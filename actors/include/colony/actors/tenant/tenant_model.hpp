@@ -56,9 +56,8 @@ void fill_limits(v1::PlanLimits& out, const plan_limits& in);
 [[nodiscard]] std::optional<failure> validate_tenant(const v1::Tenant& t, const tenant_rules& rules);
 
 /// A new tenant in trial, or why not.
-[[nodiscard]] outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req,
-                                                const tenant_rules& rules, std::string id,
-                                                std::int64_t now_us);
+[[nodiscard]] outcome<v1::Tenant> create_tenant(const v1::CreateTenantRequest& req, const tenant_rules& rules,
+                                                std::string id, std::int64_t now_us);
 
 /// Applies a billing fact. Returns the next state, or the current one
 /// unchanged (same version) when the fact changes nothing:
@@ -72,8 +71,8 @@ void fill_limits(v1::PlanLimits& out, const plan_limits& in);
 ///   activated again;
 /// - subscription_deleted: cancels.
 /// A cancelled tenant stays as it is.
-outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change,
-                                  const tenant_rules& rules, std::int64_t now_us);
+outcome<v1::Tenant> apply_billing(const v1::Tenant& current, const v1::BillingChange& change, const tenant_rules& rules,
+                                  std::int64_t now_us);
 
 /// The usage as of `now_us`: the monthly counters (apiCallsThisMonth,
 /// aiRequestsThisMonth) count from 0 again in a month other than the one
@@ -95,8 +94,8 @@ outcome<v1::Tenant> track_usage(const v1::Tenant& current, std::int64_t api_call
 [[nodiscard]] bool transition_allowed(std::string_view from, std::string_view to);
 
 /// Moves the tenant to `to` (active, suspended or cancelled), or why not.
-[[nodiscard]] outcome<v1::Tenant> transition_tenant(const v1::Tenant& current, std::string_view to,
-                                                    std::string reason, std::int64_t now_us);
+[[nodiscard]] outcome<v1::Tenant> transition_tenant(const v1::Tenant& current, std::string_view to, std::string reason,
+                                                    std::int64_t now_us);
 
 /// Refuses writes to a tenant's users while it is suspended or cancelled.
 [[nodiscard]] std::optional<failure> check_writable(const v1::Tenant& t);

@@ -26,12 +26,11 @@ inline constexpr std::size_t max_attributes_bytes = 16 * 1024;
 
 [[nodiscard]] std::optional<failure> validate_user(const v1::User& u);
 
-[[nodiscard]] outcome<v1::User> create_user(const v1::CreateUserRequest& req, std::string tenant_id,
-                                            std::string id, std::int64_t now_us);
+[[nodiscard]] outcome<v1::User> create_user(const v1::CreateUserRequest& req, std::string tenant_id, std::string id,
+                                            std::int64_t now_us);
 
 /// Applies an RFC 7396 merge patch (email, name, roles, status, attributes).
-[[nodiscard]] outcome<v1::User> patch_user(const v1::User& current, std::string_view patch,
-                                           std::int64_t now_us);
+[[nodiscard]] outcome<v1::User> patch_user(const v1::User& current, std::string_view patch, std::int64_t now_us);
 
 /// Owners are protected from callers without an owner's powers (an admin):
 /// such a caller may not change an owner's roles or status, nor delete an
