@@ -249,13 +249,17 @@ int main(int argc, char** argv, char** envp) {
   env.store_timeout = cfg.request_timeout;
   env.fault_injection = cfg.fault_injection;
   auto registry = runtime::spawn_entity_registry(sys, env, metrics);
+  // One node owns every node-wide chore (runtime/singleton.hpp); the cluster replaces this seam.
+  auto chores = runtime::single_node_singleton();
   runtime::timer_options topts;
+  topts.owner = chores;
   topts.poll_interval = cfg.timer_poll_interval;
   auto timers = runtime::spawn_timer_service(sys, store, registry.actor, topts);
   if (cfg.fault_injection)
     log::warn("fault injection is enabled (debug.fault-injection): never run like this in production");
 
   adapters::webhook_options wopts;
+  wopts.owner = chores;
   wopts.max_attempts = cfg.webhook_max_attempts;
   wopts.retry_base = cfg.webhook_retry_base;
   wopts.timeout = cfg.webhook_timeout;
@@ -271,6 +275,7 @@ int main(int argc, char** argv, char** envp) {
     log::info("event relay off: no --kafka-brokers; events stay readable at GET /v1/events");
   } else {
     adapters::relay_options ropts;
+    ropts.owner = chores;
     ropts.brokers = cfg.kafka_brokers;
     ropts.topic = cfg.kafka_events_topic;
     ropts.json_values = cfg.kafka_value_format == "json";

@@ -75,7 +75,7 @@ caf::behavior timer_service(self_ptr self, actors::store_port store, caf::actor 
     [self](tick_atom) {
       auto& st = self->state;
       self->delayed_send(self, st.opts.poll_interval, tick_atom::value);
-      if (st.polling)
+      if (st.polling || (st.opts.owner && !st.opts.owner->granted("timers")))
         return;
       st.polling = true;
       // Not before the store is ready (and migrated): no noise at start or during an outage.

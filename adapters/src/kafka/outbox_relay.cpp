@@ -218,7 +218,8 @@ void relay(caf::blocking_actor* self, store_port store, relay_options o, std::sh
       st.failed = false;
     }
     bool more = false;
-    if (!st.failed && !st.fatal && st.in_flight < static_cast<std::size_t>(o.max_in_flight)) {
+    bool owned = !o.owner || o.owner->granted("relay");
+    if (owned && !st.failed && !st.fatal && st.in_flight < static_cast<std::size_t>(o.max_in_flight)) {
       self->request(store, timeout, events_atom::value, event_query{{}, cursor, o.batch, true})
         .receive(
           [&](event_page& page) {

@@ -19,15 +19,13 @@ struct unavailable_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-class backend {
+// One repository interface per store port (actors/ports/*.hpp); a backend
+// implements them all on one connection. A new concern is a new repository
+// here, its port, its worker handler and its two dialect files.
+
+class entity_repository {
 public:
-  virtual ~backend() = default;
-  /// Opens the connection. Throws unavailable_error.
-  virtual void open() = 0;
-  /// Applies missing migrations in one transaction, recording each. Idempotent.
-  virtual void migrate() = 0;
-  /// A cheap round trip. Throws unavailable_error.
-  virtual void ping() = 0;
+  virtual ~entity_repository() = default;
   virtual actors::loaded load(const actors::entity_key& key) = 0;
   /// Several loads in one go (one round trip where the database allows);
   /// answers in the order of `keys`. By default one load after the other.
@@ -43,26 +41,84 @@ public:
   virtual std::vector<actors::commit_outcome> commit(const std::vector<actors::change>& batch) = 0;
   virtual actors::row_page list(const actors::list_query& q) = 0;
   virtual std::string resolve_slug(const std::string& slug) = 0;
-  virtual actors::webhook_result webhooks(const actors::webhook_op& op) = 0;
-  virtual actors::api_key_result api_keys(const actors::api_key_op& op) = 0;
-  /// Adds (in one transaction) or reads metered API calls.
-  virtual actors::api_usage_result api_usage(const actors::api_usage_op& op) = 0;
-  /// Appends audit records (one transaction) or reads a page of them.
-  virtual actors::audit_page audit(const actors::audit_op& op) = 0;
-  /// GDPR export or erasure of one user (erasure in one transaction).
-  virtual actors::user_data user_data(const actors::user_data_op& op) = 0;
-  virtual bool processed(const std::string& message_key) = 0;
-  /// Idempotency-Key records; begin decides in one transaction.
-  virtual actors::idempotency_result idempotency(const actors::idempotency_op& op) = 0;
   virtual std::string resolve_external(const std::string& system, const std::string& id) = 0;
+  virtual bool processed(const std::string& message_key) = 0;
+};
+
+class outbox_repository {
+public:
+  virtual ~outbox_repository() = default;
   virtual actors::event_page events(const actors::event_query& q) = 0;
   /// Marks the outbox rows at these positions as published at `at_us`.
   virtual void mark_published(const std::vector<std::int64_t>& positions, std::int64_t at_us) = 0;
   virtual actors::outbox_backlog backlog() = 0;
+};
+
+class timer_repository {
+public:
+  virtual ~timer_repository() = default;
   virtual actors::timer_page due_timers(std::int64_t now_us, std::int32_t limit) = 0;
   /// Deletes the timer if it is still due at `due_us` (not moved meanwhile).
   virtual void timer_done(const std::string& id, std::int64_t due_us) = 0;
   virtual void timer_retry(const std::string& id, std::int64_t due_us, std::int32_t attempts) = 0;
+};
+
+class webhook_repository {
+public:
+  virtual ~webhook_repository() = default;
+  virtual actors::webhook_result webhooks(const actors::webhook_op& op) = 0;
+};
+
+class credential_repository {
+public:
+  virtual ~credential_repository() = default;
+  virtual actors::api_key_result api_keys(const actors::api_key_op& op) = 0;
+};
+
+class usage_repository {
+public:
+  virtual ~usage_repository() = default;
+  /// Adds (in one transaction) or reads metered API calls.
+  virtual actors::api_usage_result api_usage(const actors::api_usage_op& op) = 0;
+};
+
+class audit_repository {
+public:
+  virtual ~audit_repository() = default;
+  /// Appends audit records (one transaction) or reads a page of them.
+  virtual actors::audit_page audit(const actors::audit_op& op) = 0;
+};
+
+class personal_data_repository {
+public:
+  virtual ~personal_data_repository() = default;
+  /// GDPR export or erasure of one user (erasure in one transaction).
+  virtual actors::user_data user_data(const actors::user_data_op& op) = 0;
+};
+
+class idempotency_repository {
+public:
+  virtual ~idempotency_repository() = default;
+  /// Idempotency-Key records; begin decides in one transaction.
+  virtual actors::idempotency_result idempotency(const actors::idempotency_op& op) = 0;
+};
+
+class backend : public entity_repository,
+                public outbox_repository,
+                public timer_repository,
+                public webhook_repository,
+                public credential_repository,
+                public usage_repository,
+                public audit_repository,
+                public personal_data_repository,
+                public idempotency_repository {
+public:
+  /// Opens the connection. Throws unavailable_error.
+  virtual void open() = 0;
+  /// Applies missing migrations in one transaction, recording each. Idempotent.
+  virtual void migrate() = 0;
+  /// A cheap round trip. Throws unavailable_error.
+  virtual void ping() = 0;
 };
 
 using backend_factory = std::function<std::unique_ptr<backend>()>;

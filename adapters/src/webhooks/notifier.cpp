@@ -219,6 +219,11 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
   std::mt19937_64 rng{std::random_device{}()};
 
   for (;;) {
+    if (o.owner && !o.owner->granted("webhooks") && in_flight.empty()) {
+      if (stopped(o.poll_interval))
+        break;
+      continue;
+    }
     // 1. Fan out new events to matching endpoints (with the new read position, atomically).
     if (!position) {
       webhook_op op;

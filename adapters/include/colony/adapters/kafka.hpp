@@ -17,16 +17,18 @@
 
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/runtime/metrics.hpp"
+#include "colony/runtime/singleton.hpp"
 
 namespace colony::adapters {
 
 struct relay_options {
   std::string brokers; // bootstrap servers
   std::string topic = "colony.events.v1";
-  bool json_values = false;                  // false: colony.v1.Event protobuf bytes
-  int batch = 500;                           // outbox rows read per round
-  int max_in_flight = 10'000;                // produced but not yet acknowledged
-  std::shared_ptr<runtime::metrics> metrics; // may be null
+  bool json_values = false;                                                     // false: colony.v1.Event protobuf bytes
+  int batch = 500;                                                              // outbox rows read per round
+  int max_in_flight = 10'000;                                                   // produced but not yet acknowledged
+  std::shared_ptr<runtime::metrics> metrics;                                    // may be null
+  std::shared_ptr<runtime::singleton> owner = runtime::single_node_singleton(); // reads only while "relay" is granted
 };
 
 struct relay_status {

@@ -11,6 +11,7 @@
 
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/adapters/secrets.hpp"
+#include "colony/runtime/singleton.hpp"
 
 namespace colony::adapters {
 
@@ -23,6 +24,8 @@ struct webhook_options {
   std::string ca_file;                // extra trusted CAs (PEM) for https endpoints; the system's are always trusted
   bool allow_private_targets = false; // deliver to loopback, private, link-local addresses too (tests)
   std::shared_ptr<const secret_box> secrets; // opens the endpoints' sealed secrets; null: stored as they are
+  std::shared_ptr<runtime::singleton> owner =
+    runtime::single_node_singleton(); // works only while "webhooks" is granted
 };
 
 struct parsed_url {

@@ -7,6 +7,10 @@
 // the first poll after start.
 #pragma once
 
+#include <memory>
+
+#include "colony/runtime/singleton.hpp"
+
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <chrono>
@@ -18,6 +22,7 @@ namespace colony::runtime {
 struct timer_options {
   std::chrono::milliseconds poll_interval{1000};
   int batch = 100;
+  std::shared_ptr<singleton> owner = single_node_singleton(); // polls only while "timers" is granted
 };
 
 /// Stop it with actors::stop_atom.
