@@ -19,7 +19,7 @@ import time
 import unittest
 import uuid
 
-from e2e_test import Node, store_spec
+from colony_testkit import Node, store_spec
 
 SECRET = "e2e-hs256-secret-" + uuid.uuid4().hex
 ISSUER = "https://idp.example/realms/colony"

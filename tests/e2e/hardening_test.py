@@ -19,8 +19,8 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_test  # noqa: E402  (its Webhooks helpers; a TestCase imported by name would run here too)
-from e2e_test import Node, Receiver, STRIPE_SECRET, stripe_headers  # noqa: E402
+import test_webhooks  # noqa: E402  (its Webhooks helpers; a TestCase imported by name would run here too)
+from colony_testkit import Node, Receiver, STRIPE_SECRET, stripe_headers  # noqa: E402
 from auth_test import AUDIENCE, ISSUER, SECRET, token  # noqa: E402
 
 SHUTDOWN_TIMEOUT = 2.0
@@ -460,8 +460,8 @@ class WebhookTargets(unittest.TestCase):
     def tenant(self):
         return new_tenant(self, self.node)
 
-    deliveries = e2e_test.Webhooks.deliveries  # the e2e suite's helpers, on this class's node
-    wait = e2e_test.Webhooks.wait
+    deliveries = test_webhooks.Webhooks.deliveries  # the e2e suite's helpers, on this class's node
+    wait = test_webhooks.Webhooks.wait
 
     def test_non_public_targets_are_refused_at_registration(self):
         self.node = start(self.dir, ["--webhooks.allow-private-targets", "false"])

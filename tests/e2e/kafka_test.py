@@ -12,7 +12,7 @@ import time
 import unittest
 import uuid
 
-from e2e_test import Node
+from colony_testkit import Node
 from kafka_support import KafkaMock, consume, decode_event, encode_command, produce
 
 EVENTS = "colony.events.v1"

@@ -19,7 +19,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_test import Node, STRIPE_SECRET, stripe_headers  # noqa: E402
+from colony_testkit import Node, STRIPE_SECRET, stripe_headers  # noqa: E402
 from auth_test import AUDIENCE, ISSUER, SECRET, token  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
