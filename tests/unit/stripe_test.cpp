@@ -1,7 +1,7 @@
 // Stripe webhook verification and event mapping (adapters/src/billing).
 #include <catch2/catch.hpp>
 
-#include "billing/stripe.hpp"
+#include "colony/adapters/billing.hpp"
 
 using namespace colony::adapters::billing;
 

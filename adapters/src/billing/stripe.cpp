@@ -1,4 +1,4 @@
-#include "stripe.hpp"
+#include "colony/adapters/billing.hpp"
 
 #include <charconv>
 #include <nlohmann/json.hpp>

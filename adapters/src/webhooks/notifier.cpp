@@ -20,7 +20,7 @@
 #include <set>
 #include <thread>
 
-#include "../billing/stripe.hpp"
+#include "colony/adapters/billing.hpp"
 #include "colony/actors/integrations/webhook_model.hpp"
 #include "colony/adapters/webhooks.hpp"
 #include "colony/protocol/json.hpp"

@@ -8,7 +8,7 @@
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/log.hpp"
 #include "colony/v1/tenant.pb.h"
-#include "../../billing/stripe.hpp"
+#include "colony/adapters/billing.hpp"
 
 namespace colony::adapters::http {
 

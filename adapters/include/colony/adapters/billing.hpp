@@ -1,4 +1,5 @@
-// Stripe webhooks: signature verification and the mapping of Stripe events
+// Billing (Stripe): webhook signature verification, the "t=…,v1=…" HMAC that
+// outbound webhooks are signed with too, and the mapping of Stripe events
 // to Colony billing changes. Pure functions, so they are unit-tested apart
 // from HTTP.
 #pragma once
