@@ -45,6 +45,12 @@ api_response json(int status, std::string body) {
   return r;
 }
 
+api_response created(const nlohmann::json& doc, const std::string& location) {
+  auto r = json(201, doc.dump(-1, ' ', false, replace_invalid));
+  r.headers.emplace_back("Location", location);
+  return r;
+}
+
 api_response no_content() { return api_response{204, "", "", {}, {}, {}}; }
 
 api_response entity_response(const entity_reply& r, int status) {

@@ -76,6 +76,17 @@ struct call {
 
 /// A JSON answer.
 [[nodiscard]] api_response json(int status, std::string body);
+/// 201 Created with the resource's JSON and its Location.
+[[nodiscard]] api_response created(const nlohmann::json& doc, const std::string& location);
+/// The store's continuation for a creation whose answer was stored in the
+/// creating transaction itself (Idempotency-Key): the answer leaves as is.
+template <class Result>
+[[nodiscard]] std::function<void(Result&)> send_stored_answer(const std::shared_ptr<call>& c, api_response answer) {
+  return [c, answer = std::move(answer)](Result&) {
+    c->before_answer = nullptr; // committed with the creation: nothing left to store
+    c->respond(answer);
+  };
+}
 /// 204 No Content.
 [[nodiscard]] api_response no_content();
 /// The entity of a reply with its ETag.

@@ -71,15 +71,11 @@ void create_api_key(api_core& a, std::shared_ptr<call> c) {
     op.key = m.row;
     op.audit.push_back(audit_of(*c, tid, "api_key.created", "api_key:" + m.row.id, "success", 201,
                                 "roles " + nlohmann::json(m.row.roles).dump(-1, ' ', false, replace_invalid)));
-    auto created = api_key_json(m.row, now);
-    created["key"] = m.key; // shown once: only its hash is kept
-    auto answer = json(201, created.dump(-1, ' ', false, replace_invalid));
-    answer.headers.emplace_back("Location", "/v1/tenants/" + m.row.tenant_id + "/api-keys/" + m.row.id);
+    auto doc = api_key_json(m.row, now);
+    doc["key"] = m.key; // shown once: only its hash is kept
+    auto answer = http::created(doc, "/v1/tenants/" + m.row.tenant_id + "/api-keys/" + m.row.id);
     op.answer = a.answer_in_transaction(c, answer);
-    api_key_store(a, c, std::move(op), [c, answer](api_key_result&) {
-      c->before_answer = nullptr; // the answer committed with the key
-      c->respond(answer);
-    });
+    api_key_store(a, c, std::move(op), send_stored_answer<api_key_result>(c, std::move(answer)));
   });
 }
 

@@ -97,15 +97,11 @@ void register_webhook(api_core& a, const std::shared_ptr<call>& c, webhook_endpo
     if (a.ctx.secrets) // stored sealed: a copy of the database alone does not reveal it
       op.endpoint.secret = a.ctx.secrets->seal(e.secret);
     op.audit.push_back(audit_of(*c, tid, "webhook.created", "webhook:" + e.id, "success", 201, e.url));
-    auto created = endpoint_json(e);
-    created["secret"] = e.secret; // shown once
-    auto answer = json(201, created.dump(-1, ' ', false, replace_invalid));
-    answer.headers.emplace_back("Location", "/v1/tenants/" + e.tenant_id + "/webhooks/" + e.id);
+    auto doc = endpoint_json(e);
+    doc["secret"] = e.secret; // shown once
+    auto answer = http::created(doc, "/v1/tenants/" + e.tenant_id + "/webhooks/" + e.id);
     op.answer = a.answer_in_transaction(c, answer);
-    webhook_store(a, c, std::move(op), [c, answer](webhook_result&) {
-      c->before_answer = nullptr; // the answer committed with the endpoint
-      c->respond(answer);
-    });
+    webhook_store(a, c, std::move(op), send_stored_answer<webhook_result>(c, std::move(answer)));
   });
 }
 
