@@ -5,23 +5,17 @@ events, billing, CORS, limits): start colonyd, drive it over HTTP with http.clie
 Environment: COLONYD (path to the binary), COLONY_TEST_STORE (sqlite|postgres),
 COLONY_TEST_PG_DSN_FILE (for postgres, written by tests/support/pg_fixture.sh).
 """
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import uuid
 
-from colony_testkit import (COLONYD, STORE_KIND, STRIPE_SECRET, Node, Receiver, store_spec,  # noqa: F401
-                            stripe_headers, wait_until)
+from colony_testkit import STORE_KIND, STRIPE_SECRET, Node, stripe_headers
 
 
 class E2E(unittest.TestCase):

@@ -5,8 +5,6 @@ database outage (PostgreSQL only).
 
 Environment as for e2e_test.py.
 """
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -20,8 +18,7 @@ import time
 import unittest
 import uuid
 
-from colony_testkit import (COLONYD, STORE_KIND, STRIPE_SECRET, Node, Receiver, store_spec,  # noqa: F401
-                            stripe_headers, wait_until)
+from colony_testkit import COLONYD, STORE_KIND, Node
 
 
 class Restart(unittest.TestCase):

@@ -4,23 +4,15 @@ loopback, retries and dead letters, TLS to the receiver, event filters.
 
 Environment as for e2e_test.py.
 """
-import hashlib
-import hmac
-import http.client
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import uuid
 
-from colony_testkit import (COLONYD, STORE_KIND, STRIPE_SECRET, Node, Receiver, store_spec,  # noqa: F401
-                            stripe_headers, wait_until)
+from colony_testkit import Node, Receiver, wait_until
 
 
 class Webhooks(unittest.TestCase):
