@@ -1,5 +1,6 @@
 #include "colony/runtime/config.hpp"
-#include "options.hpp"
+#include "colony/runtime/options.hpp"
+#include "options_detail.hpp"
 
 #include <ctime>
 #include <iomanip>
@@ -18,10 +19,7 @@
 namespace colony::runtime {
 namespace {
 
-using detail::env_name;
-using detail::kind;
-using detail::option;
-using detail::options;
+using kind = option_kind;
 
 std::string type_name(const option& o) {
   switch (o.type) {
@@ -40,14 +38,20 @@ std::string type_name(const option& o) {
   return "";
 }
 
-std::string help_text(const node_config& defaults) {
+std::string help_text(const option_registry& reg, const node_config& defaults) {
   std::ostringstream out;
   out << "colonyd - the Colony node\n\n"
-         "usage: colonyd [--config FILE] [--OPTION VALUE | --OPTION=VALUE]... [--help] [--dump-config]\n\n"
+         "usage: colonyd [--config FILE] [--OPTION VALUE | --OPTION=VALUE]... [--help] [--dump-config]\n"
+         "               [--config-template]\n\n"
          "Sources, later wins: config file (CAF format, keys under [colony]), COLONY_* environment\n"
          "variables, command-line flags. --config / COLONY_CONFIG names the file.\n\n"
          "Options (default in brackets):\n";
-  for (const auto& o : options()) {
+  std::string module;
+  for (const auto& o : reg.all()) {
+    if (o.module != module) {
+      module = o.module;
+      out << " " << module << ":\n";
+    }
     out << "  --" << o.name << " <" << type_name(o) << ">  [" << o.get(defaults) << "]\n      " << o.description
         << "  (env " << env_name(o.name) << ")\n";
   }
@@ -97,9 +101,9 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 /// options and not under colony.plans: "unknown key colony.http.body-limt
 /// (did you mean colony.http.body-limit?)". A misspelt key would otherwise
 /// leave its option at the default without a word.
-std::optional<std::string> unknown_key(const caf::settings& file) {
+std::optional<std::string> unknown_key(const option_registry& reg, const caf::settings& file) {
   std::vector<std::string> keys, sections{"colony", "colony.plans"};
-  for (const auto& o : options()) {
+  for (const auto& o : reg.all()) {
     keys.push_back("colony." + o.name);
     for (auto dot = o.name.find('.'); dot != std::string::npos; dot = o.name.find('.', dot + 1))
       sections.push_back("colony." + o.name.substr(0, dot));
@@ -177,6 +181,86 @@ std::optional<std::string> load_plans(const caf::settings& file, node_config& cf
   return std::nullopt;
 }
 
+/// `text` as "; " comment lines of at most 78 columns.
+void comment(std::ostringstream& out, const std::string& text) {
+  std::string line;
+  std::istringstream words{text};
+  for (std::string w; words >> w;) {
+    if (!line.empty() && line.size() + 1 + w.size() > 76) {
+      out << "; " << line << "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + w;
+  }
+  if (!line.empty())
+    out << "; " << line << "\n";
+}
+
+/// The configuration in the format of config/colony.conf, so that --config
+/// loads it back to the same values: each option with its description, by
+/// section in registration order, then the plans. Secrets are commented out
+/// (masked): they belong in the environment, not in a file passed around.
+/// With `as_template` (config/colony.conf itself) the values are the defaults.
+std::string render_config(const option_registry& reg, const node_config& cfg, bool as_template) {
+  std::ostringstream out;
+  if (as_template)
+    out << "; Colony node configuration (CAF config format): every option with its\n"
+           "; default. Later sources win: this file < COLONY_* environment < --flags.\n"
+           "; colonyd --config-template writes this file from the option registry;\n"
+           "; colonyd --dump-config prints the effective values, secrets masked.\n";
+  else
+    out << "; colonyd --dump-config: the effective configuration, loadable with --config.\n"
+           "; Secrets are not written: give them through their environment variables.\n";
+  std::vector<std::string> sections;
+  auto section_of = [](const option& o) {
+    auto dot = o.name.rfind('.');
+    return dot == std::string::npos ? std::string{} : o.name.substr(0, dot);
+  };
+  for (const auto& o : reg.all())
+    if (std::find(sections.begin(), sections.end(), section_of(o)) == sections.end())
+      sections.push_back(section_of(o));
+  for (const auto& section : sections) {
+    out << "\n[colony" << (section.empty() ? "" : "." + section) << "]\n";
+    for (const auto& o : reg.all()) {
+      if (section_of(o) != section)
+        continue;
+      auto key = section.empty() ? o.name : o.name.substr(section.size() + 1);
+      std::string value;
+      for (char ch : o.get(cfg)) { // a CAF config string: quotes and backslashes escaped
+        if (ch == '"' || ch == '\\')
+          value += '\\';
+        value += ch;
+      }
+      comment(out, o.description + " (" + env_name(o.name) + ")");
+      if (o.secret && value.find("***") != std::string::npos)
+        out << "; " << key << " = \"" << value << "\"  (secret: set " << env_name(o.name) << ")\n";
+      else
+        out << key << " = \"" << value << "\"\n";
+    }
+  }
+  out << "\n";
+  comment(out,
+          "Plans: one line per plan; a missing limit is unlimited. Defining any plan replaces the built-in "
+          "plans (these are the built-in values).");
+  out << "[colony.plans]\n";
+  for (const auto& [name, pl] : cfg.rules.plans) {
+    std::string fields;
+    auto field = [&](const char* k, const std::optional<std::int32_t>& v) {
+      if (v)
+        fields += (fields.empty() ? "" : ", ") + std::string{k} + " = " + std::to_string(*v);
+    };
+    field("max-users", pl.max_users);
+    field("api-calls-per-month", pl.api_calls_per_month);
+    field("storage-mb", pl.storage_mb);
+    field("ai-requests-per-month", pl.ai_requests_per_month);
+    field("max-plugins", pl.max_plugins);
+    field("requests-per-second", pl.requests_per_second);
+    field("burst", pl.burst);
+    out << name << " = { " << fields << (fields.empty() ? "}" : " }") << "\n";
+  }
+  return out.str();
+}
+
 } // namespace
 
 std::string mask_dsn(const std::string& dsn) {
@@ -195,7 +279,7 @@ std::string mask_dsn(const std::string& dsn) {
 
 std::string node_config::store_for_display() const { return mask_dsn(store); }
 
-config_result load_config(int argc, const char* const* argv, const char* const* envp) {
+config_result load_config(int argc, const char* const* argv, const char* const* envp, const option_registry& reg) {
   config_result res;
   auto& cfg = res.config;
   const node_config defaults;
@@ -208,7 +292,7 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
 
   // Collect flags first (so --help works with a broken file).
   std::vector<std::pair<std::string, std::string>> flags;
-  bool want_help = false, want_dump = false;
+  bool want_help = false, want_dump = false, want_template = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -217,6 +301,10 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
     }
     if (arg == "--dump-config") {
       want_dump = true;
+      continue;
+    }
+    if (arg == "--config-template") {
+      want_template = true;
       continue;
     }
     if (!arg.starts_with("--"))
@@ -235,7 +323,7 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
   }
   if (want_help) {
     res.what = config_result::action::exit;
-    res.output = help_text(defaults);
+    res.output = help_text(reg, defaults);
     return res;
   }
 
@@ -272,9 +360,9 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
       return fail("config file '" + cfg.config_file +
                   "' is not valid CAF config syntax: " + caf::to_string(parsed.error()));
     auto& file = *parsed;
-    if (auto err = unknown_key(file))
+    if (auto err = unknown_key(reg, file))
       return fail(*err + " in " + cfg.config_file);
-    for (const auto& o : options()) {
+    for (const auto& o : reg.all()) {
       auto* v = caf::get_if(&file, "colony." + o.name);
       if (v == nullptr)
         continue;
@@ -287,7 +375,7 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
     if (auto err = load_plans(file, cfg))
       return fail("invalid plans in " + cfg.config_file + ": " + *err);
   }
-  for (const auto& o : options()) {
+  for (const auto& o : reg.all()) {
     if (auto it = env.find(env_name(o.name)); it != env.end())
       if (auto r = apply(o, it->second, "environment variable " + env_name(o.name)))
         return *r;
@@ -295,72 +383,19 @@ config_result load_config(int argc, const char* const* argv, const char* const* 
   for (const auto& [name, value] : flags) {
     if (name == "config")
       continue;
-    const option* found = nullptr;
-    for (const auto& o : options())
-      if (o.name == name)
-        found = &o;
+    const option* found = reg.find(name);
     if (found == nullptr)
       return fail("unknown option --" + name);
     if (auto r = apply(*found, value, "flag --" + name))
       return *r;
   }
-  if (!cfg.rules.plans.contains(cfg.rules.default_plan))
-    return fail("invalid value for tenant.default-plan: '" + cfg.rules.default_plan + "' is not a configured plan");
-  cfg.rules.trial_us = static_cast<std::int64_t>(cfg.trial_days) * 24 * 3600 * 1'000'000;
-  cfg.rules.payment_grace_us = static_cast<std::int64_t>(cfg.payment_grace.count()) * 1000;
+  for (const auto& check : reg.checks())
+    if (auto err = check(cfg))
+      return fail(*err);
 
-  if (want_dump) {
-    // In the format of config/colony.conf, so that --config loads it back
-    // to the same configuration. Secrets are commented out (masked): they
-    // belong in the environment, not in a file that is passed around.
-    std::ostringstream out;
-    out << "; colonyd --dump-config: the effective configuration, loadable with --config.\n"
-           "; Secrets are not written: give them through their environment variables.\n";
-    std::vector<std::string> sections;
-    for (const auto& o : options()) {
-      auto dot = o.name.rfind('.');
-      auto section = dot == std::string::npos ? std::string{} : o.name.substr(0, dot);
-      if (std::find(sections.begin(), sections.end(), section) == sections.end())
-        sections.push_back(section);
-    }
-    for (const auto& section : sections) {
-      out << "\n[colony" << (section.empty() ? "" : "." + section) << "]\n";
-      for (const auto& o : options()) {
-        auto dot = o.name.rfind('.');
-        if ((dot == std::string::npos ? std::string{} : o.name.substr(0, dot)) != section)
-          continue;
-        auto key = dot == std::string::npos ? o.name : o.name.substr(dot + 1);
-        std::string value;
-        for (char ch : o.get(cfg)) { // a CAF config string: quotes and backslashes escaped
-          if (ch == '"' || ch == '\\')
-            value += '\\';
-          value += ch;
-        }
-        if (o.secret && value.find("***") != std::string::npos)
-          out << "; " << key << " = \"" << value << "\"  (secret: set " << env_name(o.name) << ")\n";
-        else
-          out << key << " = \"" << value << "\"\n";
-      }
-    }
-    out << "\n; a missing limit is unlimited\n[colony.plans]\n";
-    for (const auto& [name, pl] : cfg.rules.plans) {
-      std::string fields;
-      auto field = [&](const char* k, const std::optional<std::int32_t>& v) {
-        if (v)
-          fields += (fields.empty() ? "" : ", ") + std::string{k} + " = " + std::to_string(*v);
-      };
-      field("max-users", pl.max_users);
-      field("api-calls-per-month", pl.api_calls_per_month);
-      field("storage-mb", pl.storage_mb);
-      field("ai-requests-per-month", pl.ai_requests_per_month);
-      field("max-plugins", pl.max_plugins);
-      field("requests-per-second", pl.requests_per_second);
-      field("burst", pl.burst);
-      out << name << " = { " << fields << " }\n";
-    }
+  if (want_dump || want_template) {
     res.what = config_result::action::exit;
-    res.output = out.str();
-    return res;
+    res.output = render_config(reg, want_template ? defaults : cfg, want_template);
   }
   return res;
 }

@@ -60,7 +60,7 @@ void init(format fmt, level min_level) {
 
 bool enabled(level lvl) { return logger().should_log(to_spd(lvl)); }
 
-void write(level lvl, std::string_view msg, std::initializer_list<field> fields) {
+void write(level lvl, std::string_view msg, std::span<const field> fields) {
   auto& lg = logger();
   if (!lg.should_log(to_spd(lvl)))
     return;
@@ -98,6 +98,10 @@ void write(level lvl, std::string_view msg, std::initializer_list<field> fields)
     }
   }
   lg.log(to_spd(lvl), "{}", line);
+}
+
+void write(level lvl, std::string_view msg, std::initializer_list<field> fields) {
+  write(lvl, msg, std::span<const field>{fields.begin(), fields.size()});
 }
 
 void flush() {

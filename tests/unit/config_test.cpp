@@ -1,13 +1,24 @@
 // Configuration: sources and their order, validation naming the option, masking.
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <iterator>
+#include <set>
+#include <stdexcept>
 
 #include "colony/runtime/config.hpp"
+#include "colony/runtime/options.hpp"
+#include "modules.hpp"
 
 using colony::runtime::config_result;
 using colony::runtime::load_config;
 
 namespace {
+/// colonyd's own registry: every module's options.
+const colony::runtime::option_registry& registry() {
+  static const auto r = colony::runtime::registry_of(colony::colonyd::modules());
+  return r;
+}
+
 config_result run(std::vector<std::string> args, std::vector<std::string> env = {}) {
   std::vector<const char*> argv{"colonyd"};
   for (auto& a : args)
@@ -16,7 +27,7 @@ config_result run(std::vector<std::string> args, std::vector<std::string> env = 
   for (auto& e : env)
     envp.push_back(e.c_str());
   envp.push_back(nullptr);
-  return load_config(static_cast<int>(argv.size()), argv.data(), envp.data());
+  return load_config(static_cast<int>(argv.size()), argv.data(), envp.data(), registry());
 }
 } // namespace
 
@@ -84,7 +95,7 @@ TEST_CASE("--help lists options with defaults; --dump-config masks secrets") {
                        "COLONY_AUTH_JWKS=/etc/colony/jwks.json", "COLONY_AUTH_ISSUER=https://idp.example",
                        "COLONY_AUTH_AUDIENCE=colony-api", nullptr};
   const char* argv[] = {"colonyd"};
-  auto e = load_config(1, argv, env);
+  auto e = load_config(1, argv, env, registry());
   REQUIRE(e.what == config_result::action::run);
   CHECK(e.config.auth_hs256_secret == secret);
   CHECK(e.config.auth_jwks == "/etc/colony/jwks.json");
@@ -167,4 +178,37 @@ TEST_CASE("--dump-config writes a file that --config loads back to the same conf
   auto s = run({"--dump-config", "--stripe-webhook-secret", "whsec_hidden"});
   CHECK(s.output.find("; stripe-webhook-secret = \"***\"  (secret: set COLONY_STRIPE_WEBHOOK_SECRET)") !=
         std::string::npos);
+}
+
+TEST_CASE("config/colony.conf is the option registry's own rendering") {
+  // Regenerate with: build/bin/colonyd --config-template > config/colony.conf
+  std::ifstream in{COLONY_SOURCE_DIR "/config/colony.conf"};
+  REQUIRE(in);
+  std::string file{std::istreambuf_iterator<char>{in}, {}};
+  auto t = run({"--config-template"});
+  REQUIRE(t.exit_code == 0);
+  CHECK(file == t.output);
+  // Every option is in it with its default, and in --help.
+  auto help = run({"--help"}).output;
+  for (const auto& o : registry().all()) {
+    auto dot = o.name.rfind('.');
+    auto key = dot == std::string::npos ? o.name : o.name.substr(dot + 1);
+    CHECK(file.find("\n" + key + " = \"" + o.get(colony::runtime::node_config{}) + "\"\n") != std::string::npos);
+    CHECK(help.find("--" + o.name + " ") != std::string::npos);
+    CHECK_FALSE(o.module.empty());
+  }
+}
+
+TEST_CASE("every module registers its options; a name is registered once") {
+  std::set<std::string> modules;
+  for (const auto& o : registry().all())
+    modules.insert(o.module);
+  for (const char* m :
+       {"node", "secrets", "store", "relay", "entities", "timers", "webhooks", "commands", "billing", "auth", "http"})
+    CHECK(modules.contains(m));
+  colony::runtime::option_registry r;
+  r.add("a", colony::runtime::opt::integer("x.y", "d", 0, 1, &colony::runtime::node_config::http_threads));
+  CHECK_THROWS_AS(
+    r.add("b", colony::runtime::opt::integer("x.y", "d", 0, 1, &colony::runtime::node_config::http_threads)),
+    std::logic_error);
 }

@@ -1,9 +1,9 @@
 // Token buckets with an injected clock.
 #include <catch2/catch.hpp>
 
-#include "http/rate_limiter.hpp"
+#include "colony/actors/tenant/rate_limiter.hpp"
 
-using colony::adapters::http::rate_limiter;
+using colony::actors::rate_limiter;
 using namespace std::chrono_literals;
 
 TEST_CASE("a bucket gives its burst at once, then its rate, and says when to come back") {

@@ -9,7 +9,7 @@
 #include <boost/beast/ssl.hpp>
 #include <stdexcept>
 
-#include "colony/adapters/webhooks.hpp"
+#include "colony/protocol/url.hpp"
 
 namespace colony::adapters::auth {
 namespace {
@@ -20,7 +20,7 @@ using tcp = net::ip::tcp;
 } // namespace
 
 std::string fetch_jwks(const std::string& url, const std::string& ca_file, std::chrono::seconds timeout) {
-  auto u = parse_webhook_url(url);
+  auto u = protocol::parse_http_url(url);
   if (!u)
     throw std::runtime_error("not an http(s) URL with a host");
   net::io_context ioc;

@@ -3,30 +3,15 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <vector>
 
+#include "colony/adapters/secrets.hpp"
 #include "colony/protocol/json.hpp"
 
 namespace colony::adapters::billing {
 
 std::string stripe_v1(std::string_view secret, std::int64_t t, std::string_view body) {
-  std::string payload = std::to_string(t);
-  payload += '.';
-  payload.append(body);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), mac, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[mac[i] >> 4];
-    out += hex[mac[i] & 15];
-  }
-  return out;
+  return timestamped_signature(secret, t, body);
 }
 
 std::optional<std::string> verify_stripe_signature(std::string_view header, std::string_view body,

@@ -31,7 +31,7 @@
 #include "audit_trail.hpp"
 #include "bridge.hpp"
 #include "metering.hpp"
-#include "rate_limiter.hpp"
+#include "colony/actors/tenant/rate_limiter.hpp"
 #include "router.hpp"
 
 #include "params.hpp"
@@ -122,7 +122,7 @@ struct api_core {
   std::mutex keys_mu;
   std::unordered_map<std::string, cached_key> keys; // API key id → row, for api_key_cache_ttl
   std::atomic<std::uint64_t> revocations{0};        // a lookup that raced a revocation is not cached
-  rate_limiter limiter;
+  actors::rate_limiter limiter;
   std::unique_ptr<api_meter> meter;
   std::unique_ptr<audit_trail> audit;
   struct cached_plan {

@@ -156,3 +156,18 @@ private:
 std::shared_ptr<runtime::metrics> make_prometheus_metrics() { return std::make_shared<prometheus_metrics>(); }
 
 } // namespace colony::adapters
+
+namespace colony::adapters {
+namespace {
+
+class metrics_module_impl final : public runtime::module {
+public:
+  std::string_view name() const override { return "metrics"; }
+  void start(runtime::node_context& node) override { node.metrics = make_prometheus_metrics(); }
+};
+
+} // namespace
+
+std::unique_ptr<runtime::module> metrics_module() { return std::make_unique<metrics_module_impl>(); }
+
+} // namespace colony::adapters

@@ -20,7 +20,6 @@
 #include <set>
 #include <thread>
 
-#include "colony/adapters/billing.hpp"
 #include "colony/actors/integrations/webhook_model.hpp"
 #include "colony/adapters/webhooks.hpp"
 #include "colony/protocol/json.hpp"
@@ -329,7 +328,7 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
       for (auto& d : r.deliveries) {
         if (in_flight.contains(d.id) || static_cast<int>(in_flight.size()) >= o.max_in_flight)
           continue;
-        auto url = parse_webhook_url(d.url);
+        auto url = protocol::parse_http_url(d.url);
         if (!url) {
           queue->push(attempt_result{d.id, 0, "the endpoint URL cannot be used"});
           in_flight.emplace(d.id, d);
@@ -345,7 +344,7 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
         }
         auto t = protocol::now_us() / 1'000'000;
         std::vector<std::pair<std::string, std::string>> headers{
-          {"Colony-Signature", "t=" + std::to_string(t) + ",v1=" + billing::stripe_v1(*secret, t, d.body)},
+          {"Colony-Signature", "t=" + std::to_string(t) + ",v1=" + timestamped_signature(*secret, t, d.body)},
           {"Colony-Event-Id", d.event_id},
           {"Colony-Event-Type", d.event_type},
           {"Colony-Delivery-Id", d.id},
@@ -367,34 +366,6 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
 }
 
 } // namespace
-
-std::optional<parsed_url> parse_webhook_url(const std::string& url) {
-  parsed_url out;
-  out.tls = url.starts_with("https://");
-  if ((!out.tls && !url.starts_with("http://")) || url.size() > 2048)
-    return std::nullopt;
-  auto rest = url.substr(out.tls ? 8 : 7);
-  auto slash = rest.find('/');
-  auto authority = rest.substr(0, slash);
-  out.target = slash == std::string::npos ? "/" : rest.substr(slash);
-  if (authority.empty() || authority.find('@') != std::string::npos)
-    return std::nullopt;
-  auto colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
-    out.host = authority.substr(0, colon);
-    out.port = authority.substr(colon + 1);
-    if (out.port.empty() || out.port.size() > 5 || out.port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(out.port) == 0 || std::stoi(out.port) > 65535)
-      return std::nullopt;
-  } else {
-    out.host = authority;
-    out.port = out.tls ? "443" : "80";
-  }
-  if (out.host.empty() || out.host.find_first_of(" \t\r\n/?#") != std::string::npos ||
-      out.target.find_first_of(" \t\r\n") != std::string::npos)
-    return std::nullopt;
-  return out;
-}
 
 caf::actor spawn_webhook_notifier(caf::actor_system& sys, store_port store, webhook_options opts) {
   return sys.spawn<caf::detached>(notifier, std::move(store), opts);

@@ -24,6 +24,7 @@
 
 #include "colony/actors/access/access_model.hpp"
 #include "colony/actors/ports/store_port.hpp"
+#include "colony/runtime/module.hpp"
 
 namespace colony::adapters {
 
@@ -92,5 +93,10 @@ struct minted_key {
 /// Writes `key` to `path` atomically with mode 0600 (temp file + rename).
 /// Throws std::runtime_error naming the path on failure.
 void write_secret_file(const std::string& path, const std::string& key);
+
+/// The auth module (auth-*, auth.*): provides the node's `const
+/// jwt_verifier` when tokens are configured, else makes sure a platform
+/// admin API key exists (<data-dir>/admin.key on first start).
+[[nodiscard]] std::unique_ptr<runtime::module> auth_module();
 
 } // namespace colony::adapters

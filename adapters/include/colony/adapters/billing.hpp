@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "colony/runtime/module.hpp"
 #include "colony/v1/tenant.pb.h"
 
 namespace colony::adapters::billing {
@@ -38,3 +39,10 @@ struct stripe_event {
 std::optional<stripe_event> parse_stripe_event(std::string_view body, std::string& error);
 
 } // namespace colony::adapters::billing
+
+namespace colony::adapters {
+
+/// The billing module (stripe-webhook-secret, billing.*).
+[[nodiscard]] std::unique_ptr<runtime::module> billing_module();
+
+} // namespace colony::adapters

@@ -19,10 +19,10 @@
 #include "colony/actors/entities.hpp"
 #include "colony/adapters/auth.hpp"
 #include "colony/actors/ports/store_port.hpp"
-#include "colony/adapters/kafka.hpp"
 #include "colony/adapters/secrets.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
 #include "colony/runtime/metrics.hpp"
+#include "colony/runtime/module.hpp"
 
 namespace colony::adapters {
 
@@ -57,8 +57,8 @@ struct api_context {
   std::shared_ptr<runtime::metrics> metrics;
   actors::tenant_rules rules;
   std::string version;
-  std::shared_ptr<relay_monitor> relay;    // null: the relay is off
-  std::shared_ptr<const jwt_verifier> jwt; // null: no JWTs accepted (API keys only)
+  std::shared_ptr<const runtime::readiness_board> readiness; // the modules' lines of /readyz?verbose; may be null
+  std::shared_ptr<const jwt_verifier> jwt;                   // null: no JWTs accepted (API keys only)
   /// Paths answered without credentials (the Stripe webhook is always open: it has its own signature).
   std::vector<std::string> open_paths{"/livez", "/readyz", "/metrics", "/openapi.json"};
   std::chrono::milliseconds api_key_cache_ttl{10'000}; // how long a looked-up key is trusted without the store
@@ -100,5 +100,9 @@ public:
 private:
   std::unique_ptr<impl> impl_;
 };
+
+/// The HTTP module (listen, http.*, tls-*, ratelimit.*, quota.*): serves the
+/// API once every other module has started, drains on shutdown.
+[[nodiscard]] std::unique_ptr<runtime::module> http_module();
 
 } // namespace colony::adapters

@@ -17,6 +17,7 @@
 
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/runtime/metrics.hpp"
+#include "colony/runtime/module.hpp"
 #include "colony/runtime/singleton.hpp"
 
 namespace colony::adapters {
@@ -81,5 +82,11 @@ struct command_consumer_options {
 /// actors::stop_atom: it flushes what is in flight (at most 5 s) and exits.
 [[nodiscard]] caf::actor spawn_outbox_relay(caf::actor_system& sys, actors::store_port store, relay_options opts,
                                             std::shared_ptr<relay_monitor> monitor);
+
+/// The relay module (kafka-brokers, kafka.events-topic, kafka.value-format)
+/// and the command consumer module (kafka.commands-topic, ...); both are
+/// off without kafka-brokers.
+[[nodiscard]] std::unique_ptr<runtime::module> relay_module();
+[[nodiscard]] std::unique_ptr<runtime::module> commands_module();
 
 } // namespace colony::adapters

@@ -9,9 +9,12 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "colony/runtime/module.hpp"
 
 namespace colony::adapters {
 
@@ -37,5 +40,14 @@ public:
 private:
   std::array<unsigned char, 32> key_;
 };
+
+/// Hex HMAC-SHA256 of "<t>.<body>" under `secret`: the v1 of Stripe's
+/// signature scheme, which Colony's outbound webhooks use too
+/// (Colony-Signature: t=<unix>,v1=<hex>).
+[[nodiscard]] std::string timestamped_signature(std::string_view secret, std::int64_t t, std::string_view body);
+
+/// The secrets module (secrets-key, secrets-key-file): provides the node's
+/// `const secret_box`.
+[[nodiscard]] std::unique_ptr<runtime::module> secrets_module();
 
 } // namespace colony::adapters

@@ -15,6 +15,7 @@
 
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/runtime/metrics.hpp"
+#include "colony/runtime/module.hpp"
 
 namespace colony::adapters {
 
@@ -33,5 +34,8 @@ struct store_options {
 [[nodiscard]] std::string describe_store(const store_options& opts);
 
 [[nodiscard]] actors::store_port spawn_store(caf::actor_system& sys, const store_options& opts);
+
+/// The store module (store, storage.*): sets the node's store port.
+[[nodiscard]] std::unique_ptr<runtime::module> store_module();
 
 } // namespace colony::adapters

@@ -11,6 +11,8 @@
 
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/adapters/secrets.hpp"
+#include "colony/protocol/url.hpp"
+#include "colony/runtime/module.hpp"
 #include "colony/runtime/singleton.hpp"
 
 namespace colony::adapters {
@@ -28,15 +30,8 @@ struct webhook_options {
     runtime::single_node_singleton(); // works only while "webhooks" is granted
 };
 
-struct parsed_url {
-  bool tls = false;
-  std::string host;
-  std::string port;
-  std::string target;
-};
-
-/// An endpoint URL Colony can deliver to: http(s)://host[:port][/path]; nullopt otherwise.
-[[nodiscard]] std::optional<parsed_url> parse_webhook_url(const std::string& url);
+/// An endpoint URL Colony can deliver to (protocol/url.hpp parses it).
+using parsed_url = protocol::http_url;
 
 /// The server-side request forgery check of an endpoint: nullopt if `url`
 /// may be delivered to, else why not. A host that is an IP address, or (with
@@ -49,5 +44,8 @@ struct parsed_url {
 
 /// Stop it with actors::stop_atom.
 [[nodiscard]] caf::actor spawn_webhook_notifier(caf::actor_system& sys, actors::store_port store, webhook_options opts);
+
+/// The webhooks module (webhooks.*): the notifier.
+[[nodiscard]] std::unique_ptr<runtime::module> webhooks_module();
 
 } // namespace colony::adapters

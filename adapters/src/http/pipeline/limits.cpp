@@ -38,7 +38,7 @@ void api_core::rate_limited(const std::shared_ptr<call>& c, const std::string& t
       fail(c, 429, "rate-limited", "Too many requests", "the plan '" + plan + "' allows no API calls");
       return;
     }
-    auto now = rate_limiter::clock::now();
+    auto now = actors::rate_limiter::clock::now();
     auto t = limiter.take("t:" + c->who.tenant_id, policy->rate, policy->burst, now);
     auto k = limiter.take("c:" + c->who.credential, policy->credential_rate, policy->credential_burst, now);
     c->rate_headers = {{"RateLimit-Policy",

@@ -27,21 +27,16 @@ void readyz(api_core& a, std::shared_ptr<call> c) {
   bool verbose = c->query.contains("verbose");
   bool draining_now = a.draining->load();
   auto store = a.ctx.store;
-  std::string relay_line;
-  if (a.ctx.relay) {
-    auto r = a.ctx.relay->get();
-    auto age = r.oldest_us ? static_cast<double>(protocol::now_us() - r.oldest_us) / 1e6 : 0.0;
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.1f", age);
-    relay_line = std::string{r.brokers_up ? "[+]" : "[!]"} + "events relay: kafka " +
-      (r.brokers_up ? "reachable" : "unreachable" + (r.detail.empty() ? "" : " (" + r.detail + ")")) + "; backlog " +
-      std::to_string(r.backlog) + " events, oldest " + buf + " s; published " + std::to_string(r.published) + "\n";
-  } else {
-    relay_line = "[+]events relay: off (no kafka-brokers); GET /v1/events serves the outbox\n";
-  }
-  a.bridges.post(c, [c, verbose, draining_now, store, relay_line](caf::event_based_actor* self) {
-    auto answer = [c, verbose, draining_now, relay_line](bool store_ok, const std::string& detail) {
-      bool ready = store_ok && !draining_now;
+  std::string lines; // the modules' own (events relay, ...); a '-' line makes the node not ready
+  bool blocked = false;
+  if (a.ctx.readiness)
+    for (const auto& l : a.ctx.readiness->lines()) {
+      lines += std::string{"["} + l.mark + "]" + l.text + "\n";
+      blocked = blocked || l.mark == '-';
+    }
+  a.bridges.post(c, [c, verbose, draining_now, blocked, store, lines](caf::event_based_actor* self) {
+    auto answer = [c, verbose, draining_now, blocked, lines](bool store_ok, const std::string& detail) {
+      bool ready = store_ok && !draining_now && !blocked;
       api_response r;
       r.status = ready ? 200 : 503;
       r.content_type = "text/plain; charset=utf-8";
@@ -50,7 +45,7 @@ void readyz(api_core& a, std::shared_ptr<call> c) {
       if (verbose) {
         r.body += (store_ok ? "[+]store " : "[-]store ") + detail + "\n";
         r.body += draining_now ? "[-]shutdown: draining in-flight requests\n" : "[+]shutdown: not shutting down\n";
-        r.body += relay_line;
+        r.body += lines;
         r.body += ready ? "readyz check passed\n" : "readyz check failed\n";
       } else {
         r.body = ready ? "ok\n" : "not ready\n";

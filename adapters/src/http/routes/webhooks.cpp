@@ -49,8 +49,8 @@ std::optional<std::string> webhook_id(api_core& a, const std::shared_ptr<call>& 
 void create_webhook(api_core& a, std::shared_ptr<call> c) {
   if (!a.check_json_body(c, false, false))
     return;
-  auto spec =
-    webhook_spec_from_json(c->req.body, [](const std::string& url) { return parse_webhook_url(url).has_value(); });
+  auto spec = webhook_spec_from_json(c->req.body,
+                                     [](const std::string& url) { return protocol::parse_http_url(url).has_value(); });
   if (!spec) {
     c->respond(api::failure_response(spec.error(), c->req.request_id));
     return;
@@ -65,7 +65,7 @@ void create_webhook(api_core& a, std::shared_ptr<call> c) {
   }
   // The name is resolved (getaddrinfo blocks) on a body worker thread.
   a.bridges.post_blocking(c, [&a, c, e](caf::event_based_actor*) mutable {
-    if (auto why = check_webhook_target(*parse_webhook_url(e.url), true)) {
+    if (auto why = check_webhook_target(*protocol::parse_http_url(e.url), true)) {
       failure f = actors::fail(errc::invalid, "url: " + *why + "; webhooks go to public addresses only");
       f.errors.push_back({"url", *why});
       c->respond(api::failure_response(f, c->req.request_id));

@@ -1,5 +1,5 @@
-// Node configuration: every option in one table (name, type, default, range,
-// description), read from the config file (CAF's config format), then
+// Node configuration: the values of every option the modules register
+// (options.hpp), read from the config file (CAF's config format), then
 // COLONY_* environment variables, then command-line flags, later sources
 // winning. Invalid values stop the node with a message naming the option.
 #pragma once
@@ -88,13 +88,17 @@ struct node_config {
 /// What to do after parsing the command line.
 struct config_result {
   enum class action { run, exit } what = action::run;
-  int exit_code = 0;  // for exit: 0 after --help/--dump-config, 2 on invalid input
+  int exit_code = 0;  // for exit: 0 after --help/--dump-config/--config-template, 2 on invalid input
   std::string output; // text for stdout (help, dump) or stderr (errors)
   node_config config;
 };
 
-/// Parses file, environment (`envp`, may be null) and flags.
-[[nodiscard]] config_result load_config(int argc, const char* const* argv, const char* const* envp);
+class option_registry;
+
+/// Parses file, environment (`envp`, may be null) and flags against the
+/// options of `reg`.
+[[nodiscard]] config_result load_config(int argc, const char* const* argv, const char* const* envp,
+                                        const option_registry& reg);
 
 /// Masks the password of a postgresql:// URL.
 [[nodiscard]] std::string mask_dsn(const std::string& dsn);

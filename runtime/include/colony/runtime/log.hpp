@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,8 @@ void init(format fmt, level min_level);
 [[nodiscard]] bool enabled(level lvl);
 
 void write(level lvl, std::string_view msg, std::initializer_list<field> fields = {});
+/// The same with fields gathered at run time.
+void write(level lvl, std::string_view msg, std::span<const field> fields);
 
 inline void debug(std::string_view msg, std::initializer_list<field> f = {}) { write(level::debug, msg, f); }
 inline void info(std::string_view msg, std::initializer_list<field> f = {}) { write(level::info, msg, f); }

@@ -1,4 +1,5 @@
-// Token buckets by key (a tenant, a credential), thread-safe. A bucket holds
+// The buckets that enforce the rate policy (quota_policy.hpp): token buckets
+// by key (a tenant, a credential), thread-safe. A bucket holds
 // at most `burst` tokens and refills at `rate` per second; each request takes
 // one. Memory is bounded: buckets that have refilled completely carry no
 // information and are dropped when a shard grows past its bound.
@@ -12,7 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace colony::adapters::http {
+namespace colony::actors {
 
 class rate_limiter {
 public:
@@ -46,4 +47,4 @@ private:
   std::size_t max_keys_;
 };
 
-} // namespace colony::adapters::http
+} // namespace colony::actors

@@ -1,11 +1,11 @@
-#include "rate_limiter.hpp"
+#include "colony/actors/tenant/rate_limiter.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <iterator>
 
-namespace colony::adapters::http {
+namespace colony::actors {
 
 rate_limiter::result rate_limiter::take(std::string_view key, double rate, double burst, clock::time_point now) {
   auto& s = shards_[std::hash<std::string_view>{}(key) % shards];
@@ -47,4 +47,4 @@ rate_limiter::result rate_limiter::take(std::string_view key, double rate, doubl
   return r;
 }
 
-} // namespace colony::adapters::http
+} // namespace colony::actors

@@ -1,0 +1,88 @@
+// The modules of runtime/ itself: the entity registry and the durable timer
+// poller (module.hpp).
+#include <caf/all.hpp>
+
+#include "colony/runtime/module.hpp"
+#include "colony/runtime/timer_service.hpp"
+
+namespace colony::runtime {
+namespace {
+
+class entities final : public module {
+public:
+  std::string_view name() const override { return "entities"; }
+  std::string_view title() const override { return "the entities"; }
+
+  void options(option_registry& r) override {
+    r.add("entities",
+          opt::duration("entity.idle-timeout",
+                        "idle time after which an entity actor is passivated "
+                        "(its state stays in the store)",
+                        std::chrono::milliseconds(10), std::chrono::hours(24), &node_config::idle_timeout));
+    r.add(
+      "entities",
+      opt::integer("tenant.trial-days", "length of a new tenant's trial in days", 0, 3650, &node_config::trial_days));
+    r.add("entities",
+          opt::custom(
+            "tenant.default-plan", option_kind::string, "plan of a tenant created without one (one of [colony.plans])",
+            [](node_config& c, const std::string& v) -> std::optional<std::string> {
+              c.rules.default_plan = v; // checked against the plans once all sources are read
+              return std::nullopt;
+            },
+            [](const node_config& c) { return c.rules.default_plan; }));
+    r.add_check([](node_config& c) -> std::optional<std::string> {
+      if (!c.rules.plans.contains(c.rules.default_plan))
+        return "invalid value for tenant.default-plan: '" + c.rules.default_plan + "' is not a configured plan";
+      c.rules.trial_us = static_cast<std::int64_t>(c.trial_days) * 24 * 3600 * 1'000'000;
+      return std::nullopt;
+    });
+  }
+
+  void start(node_context& node) override {
+    actors::entity_env env;
+    env.store = node.store;
+    env.rules = node.cfg.rules;
+    env.idle_timeout = node.cfg.idle_timeout;
+    env.store_timeout = node.cfg.request_timeout;
+    env.fault_injection = node.cfg.fault_injection;
+    node.entities = spawn_entity_registry(node.sys, env, node.metrics);
+  }
+
+  void stop(node_context& node, std::chrono::steady_clock::time_point) override {
+    if (node.entities.actor)
+      stop_entity_registry(node.entities);
+  }
+};
+
+class timers final : public module {
+public:
+  std::string_view name() const override { return "timers"; }
+  std::string_view title() const override { return "the timer service"; }
+
+  void options(option_registry& r) override {
+    r.add("timers",
+          opt::duration("timers.poll-interval", "how often due durable timers (trial expiry, ...) are looked for",
+                        std::chrono::milliseconds(10), std::chrono::minutes(10), &node_config::timer_poll_interval));
+  }
+
+  void start(node_context& node) override {
+    timer_options o;
+    o.owner = node.chores;
+    o.poll_interval = node.cfg.timer_poll_interval;
+    actor_ = spawn_timer_service(node.sys, node.store, node.entities.actor, o);
+  }
+
+  void stop(node_context&, std::chrono::steady_clock::time_point) override {
+    caf::anon_send(actor_, actors::stop_atom::value);
+  }
+
+private:
+  caf::actor actor_;
+};
+
+} // namespace
+
+std::unique_ptr<module> entities_module() { return std::make_unique<entities>(); }
+std::unique_ptr<module> timers_module() { return std::make_unique<timers>(); }
+
+} // namespace colony::runtime
