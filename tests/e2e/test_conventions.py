@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """HTTP conventions and data at rest (issue "Hardening"): If-Match and
 If-None-Match, header limits, tracing, CORS; monthly usage; files and
-secrets at rest; Idempotency-Key. Runs with hardening_test.py, on both stores.
+secrets at rest; Idempotency-Key. Runs with test_hardening.py, on both stores.
 
-Environment as e2e_test.py (COLONYD, COLONY_TEST_STORE, COLONY_TEST_PG_DSN_FILE).
+Environment: COLONYD, COLONY_TEST_STORE, COLONY_TEST_PG_DSN_FILE (colony_testkit/env.py).
 """
 import http.client
 import json
@@ -18,9 +18,8 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hardening_test as hardening  # noqa: E402  (its NodeCase and start(); never a TestCase by name)
-from colony_testkit import Receiver  # noqa: E402
-from auth_test import token  # noqa: E402
+import test_hardening as hardening  # noqa: E402  (its NodeCase and start(); never a TestCase by name)
+from colony_testkit import Receiver, token  # noqa: E402
 
 
 class HttpConventions(hardening.NodeCase):

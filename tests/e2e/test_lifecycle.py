@@ -3,7 +3,7 @@
 slow entities, shutdown with requests in flight, many slow clients and a
 database outage (PostgreSQL only).
 
-Environment as for e2e_test.py.
+Environment: see colony_testkit/env.py.
 """
 import http.client
 import json

@@ -2,7 +2,7 @@
 """End-to-end tests of outbound webhooks: signed deliveries to receivers on
 loopback, retries and dead letters, TLS to the receiver, event filters.
 
-Environment as for e2e_test.py.
+Environment: see colony_testkit/env.py.
 """
 import os
 import shutil

@@ -27,6 +27,14 @@ case "$cmd" in
       start >"$state/pg_ctl.log" 2>&1 || { cat "$state/pg_ctl.log" "$data/server.log" >&2; exit 1; }
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U colony colony_test
     echo "postgresql://colony@127.0.0.1:$port/colony_test" > "$state/dsn"
+    # One database per suite that CTest may run at the same time as another:
+    # nodes that share a database share its due timers, outbox and webhook
+    # cursor (one cluster, until the cluster issue partitions that work), so
+    # concurrent suites would fire each other's timers.
+    for suite in integration e2e hardening; do
+      as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U colony "colony_$suite"
+      echo "postgresql://colony@127.0.0.1:$port/colony_$suite" > "$state/dsn-$suite"
+    done
     echo "$port" > "$state/port"
     echo "PostgreSQL 15 for tests on 127.0.0.1:$port (data in $data)"
     ;;
@@ -35,7 +43,7 @@ case "$cmd" in
     data=$(cat "$state/datadir")
     as_owner "$bin/pg_ctl" -D "$data/db" -m fast -w stop >/dev/null 2>&1 || true
     rm -rf "$data"
-    rm -f "$state/datadir" "$state/dsn" "$state/port"
+    rm -f "$state/datadir" "$state/dsn" "$state/dsn-"* "$state/port"
     ;;
   *) echo "usage: $0 start|stop STATE_DIR" >&2; exit 2 ;;
 esac

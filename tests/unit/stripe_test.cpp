@@ -1,4 +1,4 @@
-// Stripe webhook verification and event mapping (adapters/src/billing).
+// Stripe webhook verification and event mapping (colony::billing).
 #include <catch2/catch.hpp>
 
 #include "colony/adapters/billing.hpp"

@@ -6,3 +6,5 @@ from .env import COLONYD, STORE_KIND, STRIPE_SECRET, store_spec, stripe_headers 
 from .node import Node, listening_port  # noqa: F401
 from .receivers import Receiver  # noqa: F401
 from .waits import wait_until  # noqa: F401
+from .api_case import NodeCase  # noqa: F401
+from .tokens import AUDIENCE, ISSUER, SECRET, b64, jwt, token  # noqa: F401

@@ -3,11 +3,8 @@
 JWTs over HTTP, and the route x role x tenant matrix of docs/security.md.
 
 Tokens are signed here with Python's hmac (HS256), the way an issuer would.
-Environment as for e2e_test.py.
+Environment: see colony_testkit/env.py.
 """
-import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -19,33 +16,9 @@ import time
 import unittest
 import uuid
 
-from colony_testkit import Node, store_spec
+from colony_testkit import AUDIENCE, ISSUER, SECRET, Node, jwt, store_spec, token
 
-SECRET = "e2e-hs256-secret-" + uuid.uuid4().hex
-ISSUER = "https://idp.example/realms/colony"
-AUDIENCE = "colony-api"
 TENANT_ROLES = ["owner", "admin", "member", "viewer"]
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def jwt(claims, secret=SECRET, alg="HS256"):
-    header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    payload = b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest() if alg == "HS256" else b""
-    return f"{header}.{payload}.{b64(sig)}"
-
-
-def token(tenant=None, roles=(), sub=None, **extra):
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub or "sub-" + uuid.uuid4().hex[:8], "exp": now + 300,
-              "iat": now, "roles": list(roles)}
-    if tenant:
-        claims["tenant_id"] = tenant
-    claims.update(extra)
-    return jwt(claims)
 
 
 ROOT = None  # a platform admin token, set in setUpClass

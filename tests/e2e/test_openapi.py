@@ -5,7 +5,7 @@ media type and body against the /openapi.json the node serves with a real
 OpenAPI 3.1 / JSON Schema 2020-12 validator (tests/openapi/validate.mjs:
 @seriousme/openapi-schema-validator and Ajv, from the committed lock file).
 
-Environment as e2e_test.py; COLONY_OPENAPI_CHECK names validate.mjs.
+Environment: colony_testkit/env.py; COLONY_OPENAPI_CHECK names validate.mjs.
 """
 import http.client
 import json
@@ -19,8 +19,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from colony_testkit import Node, STRIPE_SECRET, stripe_headers  # noqa: E402
-from auth_test import AUDIENCE, ISSUER, SECRET, token  # noqa: E402
+from colony_testkit import AUDIENCE, ISSUER, SECRET, STRIPE_SECRET, Node, stripe_headers, token  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECK = os.environ.get("COLONY_OPENAPI_CHECK", os.path.join(HERE, "..", "openapi", "validate.mjs"))

@@ -3,7 +3,7 @@
 hostile JSON body to every JSON route at once, while /livez must stay fast,
 then SIGTERM; and the shutdown watchdog.
 
-Environment as e2e_test.py (COLONYD, COLONY_TEST_STORE, COLONY_TEST_PG_DSN_FILE).
+Environment: COLONYD, COLONY_TEST_STORE, COLONY_TEST_PG_DSN_FILE (colony_testkit/env.py).
 """
 import http.client
 import json
@@ -20,8 +20,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_webhooks  # noqa: E402  (its Webhooks helpers; a TestCase imported by name would run here too)
-from colony_testkit import Node, Receiver, STRIPE_SECRET, stripe_headers  # noqa: E402
-from auth_test import AUDIENCE, ISSUER, SECRET, token  # noqa: E402
+from colony_testkit import AUDIENCE, ISSUER, SECRET, STRIPE_SECRET, Node, Receiver, stripe_headers, token  # noqa: E402
 
 SHUTDOWN_TIMEOUT = 2.0
 # The issue's bound for a hostile body's 400. Under make test-sanitize (a

@@ -1,0 +1,354 @@
+#include "pg_backend.hpp"
+
+namespace colony::adapters::store::pg {
+
+api_usage_result pg_backend::api_usage(const api_usage_op& op) {
+  return guard([&] {
+    api_usage_result out;
+    pqxx::work w{*conn_};
+    for (const auto& r : op.rows) {
+      auto res = op.add
+        ? w.exec_params("INSERT INTO api_usage (tenant_id, month, calls) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (tenant_id, month) DO UPDATE SET calls = api_usage.calls + "
+                        "excluded.calls RETURNING calls",
+                        r.tenant_id, r.month, r.calls)
+        : w.exec_params("SELECT calls FROM api_usage WHERE tenant_id = $1 AND month = $2", r.tenant_id, r.month);
+      out.rows.push_back(api_usage_row{r.tenant_id, r.month, res.empty() ? 0 : res[0][0].as<std::int64_t>()});
+    }
+    w.commit();
+    return out;
+  });
+}
+
+api_key_result pg_backend::api_keys(const api_key_op& op) {
+  using k = api_key_op::kind;
+  return guard([&] {
+    api_key_result out;
+    static const std::string cols =
+      "id, tenant_id, name, roles, hash, created_by, created_us, expires_us, revoked_us FROM api_keys";
+    auto read = [&](const pqxx::result& r) {
+      for (const auto& row : r)
+        out.keys.push_back(api_key_row{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                                       decode_list(row[3].as<std::string>()), row[4].as<std::string>(),
+                                       row[5].as<std::string>(), row[6].as<std::int64_t>(), row[7].as<std::int64_t>(),
+                                       row[8].as<std::int64_t>()});
+    };
+    switch (op.what) {
+      case k::create: {
+        const auto& r = op.key;
+        pqxx::work w{*conn_};
+        w.exec_params("INSERT INTO api_keys (id, tenant_id, name, roles, hash, created_by, created_us, expires_us) "
+                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                      r.id, r.tenant_id, r.name, encode_list(r.roles), r.hash, r.created_by, r.created_us,
+                      r.expires_us);
+        write_audit(w, op.audit);
+        if (op.answer)
+          store_answer(w, *op.answer);
+        w.commit();
+        out.keys.push_back(r);
+        break;
+      }
+      case k::list: {
+        pqxx::nontransaction n{*conn_};
+        read(n.exec_params("SELECT " + cols + " WHERE tenant_id = $1 ORDER BY created_us DESC, id DESC", op.tenant_id));
+        break;
+      }
+      case k::get: {
+        pqxx::nontransaction n{*conn_};
+        read(n.exec_params("SELECT " + cols + " WHERE id = $1", op.id));
+        break;
+      }
+      case k::revoke: {
+        pqxx::work w{*conn_};
+        auto r = w.exec_params("UPDATE api_keys SET revoked_us = $1 WHERE tenant_id = $2 AND id = $3 AND "
+                               "revoked_us = 0",
+                               op.now_us, op.tenant_id, op.id);
+        if (r.affected_rows() == 0)
+          out.status = store_status::not_found;
+        else
+          write_audit(w, op.audit);
+        w.commit();
+        break;
+      }
+      case k::count_platform: {
+        pqxx::nontransaction n{*conn_};
+        auto r = n.exec_params("SELECT count(*) FROM api_keys WHERE tenant_id = '' AND revoked_us = 0 AND "
+                               "(expires_us = 0 OR expires_us > $1)",
+                               op.now_us);
+        out.count = r[0][0].as<std::int64_t>();
+        break;
+      }
+    }
+    return out;
+  });
+}
+
+webhook_result pg_backend::webhooks(const webhook_op& op) {
+  using k = webhook_op::kind;
+  return guard([&] {
+    webhook_result out;
+    auto endpoint_of = [&](const pqxx::row& r) {
+      return webhook_endpoint{
+        r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), decode_list(r[3].as<std::string>()),
+        r[4].as<std::string>(), r[5].as<std::string>(), r[6].as<std::int64_t>()};
+    };
+    auto delivery_of = [](const pqxx::row& r) {
+      webhook_delivery d;
+      d.id = r[0].as<std::string>();
+      d.endpoint_id = r[1].as<std::string>();
+      d.tenant_id = r[2].as<std::string>();
+      d.event_id = r[3].as<std::string>();
+      d.event_type = r[4].as<std::string>();
+      d.body = r[5].as<std::string>();
+      d.status = r[6].as<std::string>();
+      d.attempts = r[7].as<std::int32_t>();
+      d.next_attempt_us = r[8].as<std::int64_t>();
+      d.last_status = r[9].as<std::int32_t>();
+      d.last_error = r[10].as<std::string>();
+      d.created_us = r[11].as<std::int64_t>();
+      d.updated_us = r[12].as<std::int64_t>();
+      return d;
+    };
+    static const std::string cols = "d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.status, "
+                                    "d.attempts, d.next_attempt_us, d.last_status, d.last_error, d.created_us, "
+                                    "d.updated_us";
+    switch (op.what) {
+      case k::create_endpoint: {
+        const auto& e = op.endpoint;
+        pqxx::work w{*conn_};
+        w.exec_params("INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, description, "
+                      "created_us) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                      e.id, e.tenant_id, e.url, encode_list(e.event_types), e.secret, e.description, e.created_us);
+        write_audit(w, op.audit);
+        if (op.answer)
+          store_answer(w, *op.answer);
+        w.commit();
+        out.endpoints.push_back(e);
+        break;
+      }
+      case k::list_endpoints:
+      case k::get_endpoint: {
+        pqxx::nontransaction n{*conn_};
+        auto r = op.what == k::list_endpoints
+          ? n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
+                          "webhook_endpoints WHERE tenant_id = $1 ORDER BY created_us, id",
+                          op.tenant_id)
+          : n.exec_params("SELECT id, tenant_id, url, event_types, secret, description, created_us FROM "
+                          "webhook_endpoints WHERE tenant_id = $1 AND id = $2",
+                          op.tenant_id, op.endpoint_id);
+        for (const auto& row : r)
+          out.endpoints.push_back(endpoint_of(row));
+        break;
+      }
+      case k::delete_endpoint: {
+        pqxx::work w{*conn_};
+        auto r =
+          w.exec_params("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2", op.tenant_id, op.endpoint_id);
+        if (r.affected_rows() == 0)
+          out.status = store_status::not_found;
+        else {
+          w.exec_params("UPDATE webhook_deliveries SET status = 'dead', last_error = 'endpoint deleted', "
+                        "updated_us = $1 WHERE endpoint_id = $2 AND status = 'pending'",
+                        op.now_us, op.endpoint_id);
+          write_audit(w, op.audit);
+        }
+        w.commit();
+        break;
+      }
+      case k::read_cursor: {
+        pqxx::nontransaction n{*conn_};
+        auto r = n.exec_params("SELECT position FROM outbox_cursors WHERE name = $1", op.cursor);
+        out.position = r.empty() ? 0 : r[0][0].as<std::int64_t>();
+        break;
+      }
+      case k::enqueue: {
+        pqxx::work w{*conn_};
+        for (const auto& d : op.deliveries)
+          w.exec_params("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, event_type, body, "
+                        "status, attempts, next_attempt_us, created_us, updated_us) VALUES ($1, $2, $3, $4, $5, $6, "
+                        "'pending', 0, $7, $8, $8) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+                        d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.next_attempt_us,
+                        d.created_us);
+        w.exec_params("INSERT INTO outbox_cursors (name, position) VALUES ($1, $2) "
+                      "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                      op.cursor, op.position);
+        w.commit();
+        break;
+      }
+      case k::due: {
+        pqxx::nontransaction n{*conn_};
+        auto r = n.exec_params("SELECT " + cols +
+                                 ", e.url, e.secret FROM webhook_deliveries d JOIN "
+                                 "webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND "
+                                 "d.next_attempt_us <= $1 ORDER BY d.next_attempt_us LIMIT $2",
+                               op.now_us, op.limit);
+        for (const auto& row : r) {
+          auto d = delivery_of(row);
+          d.url = row[13].as<std::string>();
+          d.secret = row[14].as<std::string>();
+          out.deliveries.push_back(std::move(d));
+        }
+        break;
+      }
+      case k::record: {
+        pqxx::work w{*conn_};
+        for (const auto& d : op.deliveries)
+          w.exec_params("UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_us = $3, "
+                        "last_status = $4, last_error = $5, updated_us = $6 WHERE id = $7",
+                        d.status, d.attempts, d.next_attempt_us, d.last_status, d.last_error, d.updated_us, d.id);
+        w.commit();
+        break;
+      }
+      case k::list_deliveries: {
+        pqxx::nontransaction n{*conn_};
+        auto r = n.exec_params("SELECT " + cols +
+                                 " FROM webhook_deliveries d WHERE d.tenant_id = $1 AND "
+                                 "d.endpoint_id = $2 AND d.id COLLATE \"C\" > $3 ORDER BY d.id COLLATE \"C\" LIMIT $4",
+                               op.tenant_id, op.endpoint_id, op.after, op.limit);
+        for (const auto& row : r)
+          out.deliveries.push_back(delivery_of(row));
+        break;
+      }
+    }
+    return out;
+  });
+}
+
+actors::idempotency_result pg_backend::idempotency(const idempotency_op& op) {
+  return guard([&] {
+    actors::idempotency_result out;
+    using k = idempotency_op::kind;
+    using o = actors::idempotency_result::outcome;
+    pqxx::work w{*conn_};
+    if (op.what == k::release) {
+      w.exec_params("DELETE FROM idempotency_keys WHERE scope = $1 AND state <> 'done'", op.scope);
+    } else if (op.what == k::finish) {
+      store_answer(w, op);
+    } else {
+      w.exec_params("DELETE FROM idempotency_keys WHERE expires_us <= $1", op.now_us);
+      // Concurrent requests with one key (on any node): one insert wins.
+      auto ins = w.exec_params("INSERT INTO idempotency_keys (scope, fingerprint, state, started_us, expires_us) "
+                               "VALUES ($1, $2, 'running', $3, $4) ON CONFLICT (scope) DO NOTHING RETURNING scope",
+                               op.scope, op.fingerprint, op.now_us, op.expires_us);
+      if (ins.empty()) {
+        auto r = w.exec_params("SELECT fingerprint, state, started_us, status, headers, body, ref_kind, ref_tenant, "
+                               "ref_id FROM idempotency_keys WHERE scope = $1 FOR UPDATE",
+                               op.scope);
+        if (!r.empty()) {
+          const auto& row = r[0];
+          auto state = row[1].as<std::string>();
+          if (row[0].as<std::string>() != op.fingerprint) {
+            out.what = o::mismatch;
+          } else if (state == "done") {
+            out.what = o::replay;
+            out.answer_status = row[3].as<std::int32_t>();
+            out.headers = row[4].as<std::string>();
+            out.body = row[5].as<std::string>();
+          } else if (state == "committed") {
+            out.what = o::committed;
+            out.ref_kind = row[6].as<std::int32_t>();
+            out.ref_tenant = row[7].as<std::string>();
+            out.ref_id = row[8].as<std::string>();
+          } else if (row[2].as<std::int64_t>() >= op.stale_before_us) {
+            out.what = o::running;
+          } else { // abandoned before its change committed (that would have marked it): run again
+            w.exec_params("UPDATE idempotency_keys SET started_us = $2 WHERE scope = $1", op.scope, op.now_us);
+          }
+        }
+      }
+    }
+    w.commit();
+    return out;
+  });
+}
+
+actors::user_data pg_backend::user_data(const user_data_op& op) {
+  return guard([&] {
+    actors::user_data out;
+    const std::string about = "%/users/" + op.user_id + "%";
+    pqxx::work w{*conn_};
+    if (!op.erase) {
+      for (const auto& r : w.exec_params("SELECT payload FROM outbox WHERE tenant_id = $1 AND aggregate_kind = "
+                                         "'user' AND aggregate_id = $2 ORDER BY seq",
+                                         op.tenant_id, op.user_id))
+        out.events.push_back(pqxx::binarystring{r[0]}.str());
+      for (const auto& r : w.exec_params("SELECT position, id, tenant_id, at_us, actor, action, target, request_id, "
+                                         "client, outcome, status, detail FROM audit_log WHERE tenant_id = $1 AND "
+                                         "(target = $2 OR target LIKE $3) ORDER BY position",
+                                         op.tenant_id, "user:" + op.user_id, about))
+        out.audit.push_back(audit_of(r));
+      w.commit();
+      return out;
+    }
+    auto rows = w.exec_params("SELECT event_id, payload, type FROM outbox WHERE tenant_id = $1 AND aggregate_kind = "
+                              "'user' AND aggregate_id = $2 FOR UPDATE",
+                              op.tenant_id, op.user_id);
+    // Not a user of this tenant (another tenant's, or none), or erased
+    // already: nothing is written, no tombstone, no audit record.
+    bool erased_before = false;
+    for (const auto& r : rows)
+      erased_before = erased_before || r[2].as<std::string>() == "user.erased";
+    if (rows.empty() || erased_before) {
+      out.status = store_status::not_found;
+      return out; // the transaction rolls back
+    }
+    for (const auto& r : rows) {
+      auto id = r[0].as<std::string>();
+      auto payload = pqxx::binarystring{r[1]}.str();
+      auto scrubbed = scrub_user_event(payload);
+      if (scrubbed != payload) {
+        w.exec_params("UPDATE outbox SET payload = $1 WHERE event_id = $2", pqxx::binarystring{scrubbed}, id);
+        ++out.events_scrubbed;
+      }
+      out.deliveries_scrubbed +=
+        w.exec_params("UPDATE webhook_deliveries SET body = $1 WHERE event_id = $2", event_json(scrubbed), id)
+          .affected_rows();
+    }
+    out.audit_scrubbed = w.exec_params("UPDATE audit_log SET detail = '' WHERE tenant_id = $1 AND (target = $2 OR "
+                                       "target LIKE $3) AND detail <> ''",
+                                       op.tenant_id, "user:" + op.user_id, about)
+                           .affected_rows();
+    for (const auto& t : op.tombstone)
+      w.exec_params("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
+                    "created_us, payload) VALUES ($1, $2, $3, 'user', $4, 0, $5, $6)",
+                    t.id, t.type, op.tenant_id, op.user_id, op.now_us, pqxx::binarystring{t.payload});
+    write_audit(w, op.audit);
+    w.commit();
+    return out;
+  });
+}
+
+audit_page pg_backend::audit(const audit_op& op) {
+  return guard([&] {
+    audit_page out;
+    if (op.append) {
+      pqxx::work w{*conn_};
+      write_audit(w, op.records);
+      w.commit();
+      return out;
+    }
+    pqxx::nontransaction n{*conn_};
+    std::string sql = "SELECT position, id, tenant_id, at_us, actor, action, target, request_id, client, outcome, "
+                      "status, detail FROM audit_log WHERE true";
+    if (!op.all_tenants)
+      sql += " AND tenant_id = " + n.quote(op.tenant_id);
+    if (!op.actor.empty())
+      sql += " AND actor = " + n.quote(op.actor);
+    if (!op.action.empty())
+      sql += " AND action = " + n.quote(op.action);
+    if (!op.target.empty())
+      sql += " AND target = " + n.quote(op.target);
+    if (op.from_us)
+      sql += " AND at_us >= " + std::to_string(op.from_us);
+    if (op.to_us)
+      sql += " AND at_us < " + std::to_string(op.to_us);
+    if (op.before)
+      sql += " AND position < " + std::to_string(op.before);
+    sql += " ORDER BY position DESC LIMIT " + std::to_string(op.limit);
+    for (const auto& r : n.exec(sql))
+      out.rows.push_back(audit_of(r));
+    return out;
+  });
+}
+
+} // namespace colony::adapters::store::pg
