@@ -158,6 +158,18 @@ TEST_CASE_METHOD(fixture, "store: tenants insert, load, optimistic update, uniqu
   auto dup = commit(tenant_insert(protocol::new_uuid_v7(), slug));
   CHECK(dup.status == store_status::duplicate);
   CHECK(dup.field == "slug");
+  // The same id again: the primary key, named as "id".
+  auto same_id = commit(tenant_insert(id, slug_for(protocol::new_uuid_v7())));
+  CHECK(same_id.status == store_status::duplicate);
+  CHECK(same_id.field == "id");
+  // A redelivered message: its key, whatever else the change would hit.
+  auto fresh = protocol::new_uuid_v7();
+  change once = tenant_insert(fresh, slug_for(fresh));
+  once.message_key = "contract-" + fresh;
+  REQUIRE(commit(once).status == store_status::ok);
+  auto again = commit(once);
+  CHECK(again.status == store_status::duplicate);
+  CHECK(again.field == "message_key");
 
   change up = tenant_insert(id, slug);
   up.what = change_kind::update;

@@ -143,11 +143,7 @@ std::vector<commit_outcome> pg_backend::commit(const std::vector<change>& batch)
                         ch.idempotency_scope, static_cast<int>(ch.kind), ch.row.tenant_id, ch.row.id);
       } catch (const pqxx::unique_violation& e) {
         o.status = store_status::duplicate;
-        std::string msg = e.what();
-        o.field = msg.find("processed_messages") != std::string::npos ? "message_key"
-          : msg.find("slug") != std::string::npos                     ? "slug"
-          : msg.find("email_lc") != std::string::npos                 ? "email"
-                                                                      : "id";
+        o.field = store::duplicate_field(e.what());
       } catch (const pqxx::foreign_key_violation&) {
         o.status = store_status::not_found;
       }

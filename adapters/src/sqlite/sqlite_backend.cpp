@@ -98,11 +98,7 @@ std::vector<commit_outcome> sqlite_backend::commit(const std::vector<change>& ba
       } catch (const sqlite_error& e) {
         if (e.code == SQLITE_CONSTRAINT_UNIQUE || e.code == SQLITE_CONSTRAINT_PRIMARYKEY) {
           o.status = store_status::duplicate;
-          std::string msg = e.what();
-          o.field = msg.find("processed_messages") != std::string::npos ? "message_key"
-            : msg.find("slug") != std::string::npos                     ? "slug"
-            : msg.find("email_lc") != std::string::npos                 ? "email"
-                                                                        : "id";
+          o.field = store::duplicate_field(e.what());
         } else if (e.code == SQLITE_CONSTRAINT_FOREIGNKEY) {
           o.status = store_status::not_found;
         } else {

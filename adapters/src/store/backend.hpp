@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "colony/actors/ports/store_port.hpp"
@@ -142,6 +143,14 @@ struct list_sql {
   std::vector<std::string> text_params; // all parameters are bound as text or int64
   std::vector<bool> is_number;
 };
+/// The field a unique violation of an entity commit is about, from the
+/// violated constraint's name as the database reports it: PostgreSQL's
+/// `duplicate key value violates unique constraint "users_tenant_id_email_lc_key"`
+/// or SQLite's `UNIQUE constraint failed: users.tenant_id, users.email_lc`.
+/// "slug", "email", "message_key", or "id" (a primary key, or a constraint
+/// this list does not know).
+std::string duplicate_field(std::string_view error_text);
+
 /// A list of names in one text column, as both stores keep it: ",a,b," ("" = none).
 std::string encode_list(const std::vector<std::string>& items);
 std::vector<std::string> decode_list(const std::string& text);

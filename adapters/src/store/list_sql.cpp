@@ -83,4 +83,28 @@ std::vector<std::string> decode_list(const std::string& text) {
   return v;
 }
 
+std::string duplicate_field(std::string_view text) {
+  std::string_view name;
+  if (auto q = text.find('"'); q != std::string_view::npos) { // PostgreSQL: the constraint's name in quotes
+    auto end = text.find('"', q + 1);
+    name = text.substr(q + 1, end == std::string_view::npos ? std::string_view::npos : end - q - 1);
+  } else if (auto f = text.find("failed: "); f != std::string_view::npos) { // SQLite: table.column[, ...]
+    name = text.substr(f + 8);
+    if (auto nl = name.find_first_of("\r\n"); nl != std::string_view::npos)
+      name = name.substr(0, nl);
+  }
+  static const std::pair<std::string_view, std::string_view> known[] = {
+    {"tenants_slug_key", "slug"},
+    {"tenants.slug", "slug"},
+    {"users_tenant_id_email_lc_key", "email"},
+    {"users.tenant_id, users.email_lc", "email"},
+    {"processed_messages_pkey", "message_key"},
+    {"processed_messages.message_key", "message_key"},
+  };
+  for (auto [constraint, field] : known)
+    if (name == constraint)
+      return std::string{field};
+  return "id";
+}
+
 } // namespace colony::adapters::store
