@@ -43,7 +43,11 @@ commit_outcome apply(scripted_store_state& st, const change& c) {
   return {};
 }
 
-caf::behavior scripted_store(caf::stateful_actor<scripted_store_state>* self) {
+// `hold` is the initial hold_user_inserts. (An argument also keeps CAF 0.17's
+// spawn of an argument-less function actor, which dereferences a null
+// shared_ptr to its empty argument tuple, out of UBSan's way.)
+caf::behavior scripted_store(caf::stateful_actor<scripted_store_state>* self, bool hold) {
+  self->state.hold_user_inserts = hold;
   return {
     [self](load_atom, const entity_key& k) {
       ++self->state.loads;
@@ -86,7 +90,7 @@ struct fixture : test_coordinator_fixture<> {
   std::string tid = protocol::new_uuid_v7();
 
   fixture() {
-    store_actor = sys.spawn(scripted_store);
+    store_actor = sys.spawn(scripted_store, false);
     entity_env env;
     env.store = caf::actor_cast<store_port>(store_actor);
     env.idle_timeout = std::chrono::milliseconds(10);
