@@ -143,7 +143,6 @@ public:
       throw runtime::start_error(bad_option ? "invalid value for " + what : "cannot start the HTTP server: " + what,
                                  bad_option ? 2 : 1);
     }
-    node.serving = true;
     log::info("listening",
               {{"address", cfg.listen_host + ":" + std::to_string(server_->port())},
                {"scheme", cfg.tls_cert.empty() ? "http" : "https"},

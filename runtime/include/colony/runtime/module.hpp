@@ -69,7 +69,6 @@ struct node_context {
   std::shared_ptr<readiness_board> readiness = std::make_shared<readiness_board>();
   actors::store_port store; // store module
   entity_registry entities; // entities module
-  bool serving = false;     // set once the HTTP port is open
 
   /// Services whose types only adapters know (the secrets box, the token
   /// verifier): one per type.
