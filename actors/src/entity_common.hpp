@@ -63,6 +63,7 @@ inline failure failure_from(const commit_outcome& o, std::string_view what) {
                   std::string{what} + " was changed concurrently by another writer; read it again and retry");
     case store_status::not_found: return fail(errc::not_found, std::string{what} + " not found");
     case store_status::unavailable: return fail(errc::unavailable, "the store is unavailable; retry later");
+    case store_status::moved: return fail(errc::moved, std::string{what} + " is owned by another node now; retry");
     default: return fail(errc::internal, "the store failed to commit");
   }
 }

@@ -23,6 +23,7 @@ problem_kind kind_of(errc code) {
     case errc::tenant_cancelled: return {403, "tenant-cancelled", "Tenant cancelled"};
     case errc::unavailable: return {503, "unavailable", "Service unavailable"};
     case errc::forbidden: return {403, "forbidden", "Forbidden"};
+    case errc::moved: return {503, "unavailable", "Service unavailable"};
     case errc::internal: break;
   }
   return {500, "internal-error", "Internal error"};

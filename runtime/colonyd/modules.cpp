@@ -2,6 +2,7 @@
 
 #include "colony/adapters/auth.hpp"
 #include "colony/adapters/billing.hpp"
+#include "colony/adapters/cluster.hpp"
 #include "colony/adapters/http.hpp"
 #include "colony/adapters/kafka.hpp"
 #include "colony/adapters/prometheus_metrics.hpp"
@@ -18,6 +19,7 @@ runtime::module_list modules() {
   m.push_back(adapters::store_module());
   m.push_back(adapters::relay_module()); // stops after the entities: their last events are published
   m.push_back(runtime::entities_module());
+  m.push_back(adapters::cluster_module()); // may put the cluster router in front of the entities
   m.push_back(runtime::timers_module());
   m.push_back(adapters::webhooks_module());
   m.push_back(adapters::commands_module()); // stops before the entities: the command in hand finishes

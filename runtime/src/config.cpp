@@ -111,11 +111,15 @@ std::optional<std::string> unknown_key(const option_registry& reg, const caf::se
   auto nearest = [](const std::string& key, const std::vector<std::string>& known) {
     std::string best;
     std::size_t best_d = std::string::npos;
-    for (const auto& k : known)
-      if (auto d = edit_distance(key, k); d < best_d) {
+    for (const auto& k : known) {
+      // A known key the unknown one extends ("listen" in "listen-address")
+      // is the likelier meaning, whatever the letters of a longer name.
+      bool extends = key.size() > k.size() && key.starts_with(k) && key[k.size()] == '-';
+      if (auto d = extends ? 0 : edit_distance(key, k); d < best_d) {
         best_d = d;
         best = k;
       }
+    }
     return best;
   };
   std::function<std::optional<std::string>(const caf::settings&, const std::string&)> walk =

@@ -66,6 +66,19 @@ bool pack_uuid(const std::string& s, std::uint8_t* out) {
   return true;
 }
 
+std::string unpack_uuid(const std::uint8_t* in) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      s.push_back('-');
+    s.push_back(digits[in[i] >> 4]);
+    s.push_back(digits[in[i] & 15]);
+  }
+  return s;
+}
+
 struct name {
   std::optional<packed> p;
   std::string text; // when the ids are not canonical UUIDs
@@ -223,6 +236,46 @@ public:
     log::warn("entity: error message nobody waited for, ignored", {{"entity", key.str()}, {"error", error}});
   }
 
+  /// Ends (and forgets) every activation whose tenant id `pred` accepts:
+  /// the cluster's shards that moved away or came back, whose in-memory state
+  /// may be stale. Commands already on their way to one get an error (the
+  /// caller answers 503); the next command activates afresh where it belongs.
+  std::size_t evict_where(const std::function<bool(const std::string&)>& pred) {
+    std::vector<std::pair<entity_kind, caf::actor>> gone;
+    for (auto& sh : shards_) {
+      std::lock_guard lock{sh.mu};
+      for (auto it = sh.live.begin(); it != sh.live.end();) {
+        if (pred(unpack_uuid(it->first.b.data() + 1))) {
+          gone.emplace_back(static_cast<entity_kind>(it->first.b[0]), std::move(it->second.actor));
+          it = sh.live.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto it = sh.odd.begin(); it != sh.odd.end();) {
+        // "kind/<tenant id>/<id>"
+        auto first = it->first.find('/');
+        auto second = first == std::string::npos ? first : it->first.find('/', first + 1);
+        auto tenant = second == std::string::npos ? std::string{} : it->first.substr(first + 1, second - first - 1);
+        if (pred(tenant)) {
+          gone.emplace_back(it->first.starts_with("tenant/") ? entity_kind::tenant : entity_kind::user,
+                            std::move(it->second.actor));
+          it = sh.odd.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& [kind, a] : gone) {
+      ++stats_.passivations;
+      count_live(kind, -1);
+      if (m_)
+        m_->entity_passivated(kind);
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    }
+    return gone.size();
+  }
+
   /// Node shutdown: every commit has been answered, so entities can go.
   void stop_all() {
     stopped_ = true;
@@ -294,6 +347,10 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, std::shared_pt
 }
 
 } // namespace
+
+std::size_t evict_where(const entity_registry& r, const std::function<bool(const std::string&)>& tenant_pred) {
+  return static_cast<directory&>(*r.router).evict_where(tenant_pred);
+}
 
 void stop_entity_registry(const entity_registry& r) {
   // The exits are sent from the caller's thread, not from inside the

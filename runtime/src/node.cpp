@@ -204,6 +204,8 @@ int run_node(int argc, char** argv, char** envp, module_list modules, const node
   caf_cfg.set("scheduler.max-threads",
               cfg.scheduler_threads > 0 ? cfg.scheduler_threads
                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  for (const auto& m : modules)
+    m->system_config(caf_cfg, cfg);
   caf::actor_system sys{caf_cfg};
   node_context node{sys, cfg};
   node.version = info.version;

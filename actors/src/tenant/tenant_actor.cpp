@@ -119,8 +119,9 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
           rp.deliver(std::move(r));
           return;
         }
-        if (o.status == store_status::stale) {
-          // Another activation wrote first: drop our copy and reload next time.
+        if (o.status == store_status::stale || o.status == store_status::moved) {
+          // Another activation wrote first, or (moved) the shard went to
+          // another node: drop our copy; nothing stale is served from it.
           self->state.current = nullptr;
           self->state.load_failed = true;
         }

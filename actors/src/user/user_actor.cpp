@@ -158,7 +158,7 @@ caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> 
           drop_if_empty(self);
           return;
         }
-        if (o.status == store_status::stale) {
+        if (o.status == store_status::stale || o.status == store_status::moved) {
           s.stored.clear();
           s.version = 0;
           s.load_failed = true;

@@ -114,6 +114,7 @@ public:
     o.tls_cert = cfg.tls_cert;
     o.tls_key = cfg.tls_key;
     o.fault_injection = cfg.fault_injection;
+    o.node_name = runtime::cluster::node_name_of(cfg.node_name);
     o.stripe_webhook_secret = cfg.stripe_webhook_secret;
     o.allow_tenant_plan_change = cfg.billing_allow_tenant_plan_change;
     o.allow_private_webhook_targets = cfg.webhook_allow_private_targets;
@@ -133,6 +134,7 @@ public:
     ctx.credential_rate_percent = cfg.ratelimit_credential_percent;
     ctx.metering_interval = cfg.quota_flush_interval;
     ctx.secrets = node.find<const secret_box>();
+    ctx.cluster = node.find<runtime::cluster::cluster_service>();
     server_ = std::make_unique<http_server>(node.sys, o, std::move(ctx));
     try {
       server_->start();

@@ -285,6 +285,8 @@ private:
     if (!r.content_type.empty())
       set("Content-Type", r.content_type);
     set("X-Request-Id", request_id_);
+    if (!srv_.opts.node_name.empty())
+      set("X-Colony-Node", srv_.opts.node_name);
     if (!traceparent_.empty())
       set("traceparent", traceparent_);
     if (!tracestate_.empty())

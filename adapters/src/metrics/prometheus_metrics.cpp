@@ -124,12 +124,42 @@ public:
   void events_published(std::size_t count) override { published_.Increment(static_cast<double>(count)); }
   void kafka_brokers_up(bool up) override { brokers_up_.Set(up ? 1.0 : 0.0); }
 
+  void count(std::string_view family, std::string_view help, const labels& l, double by) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& f = counters_.try_emplace(std::string{family}, nullptr).first->second;
+    if (f == nullptr)
+      f = &prometheus::BuildCounter().Name(std::string{family}).Help(std::string{help}).Register(*registry_);
+    f->Add(as_map(l)).Increment(by);
+  }
+  void gauge(std::string_view family, std::string_view help, const labels& l, double value) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& f = gauges_.try_emplace(std::string{family}, nullptr).first->second;
+    if (f == nullptr)
+      f = &prometheus::BuildGauge().Name(std::string{family}).Help(std::string{help}).Register(*registry_);
+    f->Add(as_map(l)).Set(value);
+  }
+  void observe(std::string_view family, std::string_view help, const labels& l, double seconds) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& f = histograms_.try_emplace(std::string{family}, nullptr).first->second;
+    if (f == nullptr)
+      f = &prometheus::BuildHistogram().Name(std::string{family}).Help(std::string{help}).Register(*registry_);
+    f->Add(as_map(l),
+           prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                   2.5, 5})
+      .Observe(seconds);
+  }
+
   std::string render() override {
     prometheus::TextSerializer serializer;
     return serializer.Serialize(registry_->Collect());
   }
 
 private:
+  static std::map<std::string, std::string> as_map(const labels& l) { return {l.begin(), l.end()}; }
+
+  std::map<std::string, prometheus::Family<prometheus::Counter>*, std::less<>> counters_;
+  std::map<std::string, prometheus::Family<prometheus::Gauge>*, std::less<>> gauges_;
+  std::map<std::string, prometheus::Family<prometheus::Histogram>*, std::less<>> histograms_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_latency_;

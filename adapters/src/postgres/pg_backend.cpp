@@ -7,6 +7,11 @@ void pg_backend::open() {
     conn_.reset();
     prepared_.clear();
     conn_ = std::make_unique<pqxx::connection>(dsn_);
+    // A process frozen inside a transaction (SIGSTOP, a long GC-like pause)
+    // must not hold its shard locks for ever: PostgreSQL ends such a session,
+    // so a claim of its shards waits at most this long (docs/clustering.md).
+    pqxx::nontransaction n{*conn_};
+    n.exec("SET idle_in_transaction_session_timeout = '5s'");
   } catch (const std::exception& e) {
     conn_.reset();
     throw unavailable_error(std::string{"cannot connect to PostgreSQL: "} + first_line(e.what()));
@@ -107,18 +112,44 @@ std::vector<loaded> pg_backend::load_many(const std::vector<entity_key>& keys) {
   });
 }
 
+std::vector<bool> pg_backend::fenced(pqxx::transaction_base& t, const std::vector<change>& batch) {
+  std::vector<bool> ok(batch.size(), true);
+  if (!fence_ || !fence_->armed())
+    return ok;
+  std::vector<std::uint32_t> shards(batch.size());
+  std::string wanted = "{";
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    shards[i] = runtime::cluster::shard_of(batch[i].row.tenant_id);
+    wanted += (i ? "," : "") + std::to_string(shards[i]);
+  }
+  wanted += "}";
+  auto r = t.exec_params("SELECT shard_id FROM shard_owner WHERE cluster_id = $1 AND owner = $2::uuid "
+                         "AND shard_id = ANY($3::int[]) FOR SHARE",
+                         fence_->cluster(), fence_->incarnation(), wanted);
+  std::vector<bool> owned(runtime::cluster::shard_count, false);
+  for (const auto& row : r)
+    owned[row[0].as<std::uint32_t>() % runtime::cluster::shard_count] = true;
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    ok[i] = owned[shards[i]];
+  return ok;
+}
+
 std::vector<commit_outcome> pg_backend::commit(const std::vector<change>& batch) {
   return guard([&] {
     // Fast path for the common batch, user creations only: the whole batch
     // as one multi-statement round trip (multi-row INSERTs), instead of
     // five round trips per change. Any constraint violation rolls it all
-    // back and the per-change path below finds out which change it was.
+    // back and the per-change path below finds out which change it was; so
+    // does a batch the cluster fence refuses in part.
     if (batch.size() > 1 && std::all_of(batch.begin(), batch.end(), plain_user_insert)) {
       try {
         pqxx::work w{*conn_};
-        copy_user_inserts(w, batch);
-        w.commit();
-        return std::vector<commit_outcome>(batch.size());
+        auto allowed = fenced(w, batch);
+        if (std::all_of(allowed.begin(), allowed.end(), [](bool b) { return b; })) {
+          copy_user_inserts(w, batch);
+          w.commit();
+          return std::vector<commit_outcome>(batch.size());
+        }
       } catch (const pqxx::integrity_constraint_violation&) {
         // fall through: one by one, with savepoints
       }
@@ -126,11 +157,19 @@ std::vector<commit_outcome> pg_backend::commit(const std::vector<change>& batch)
     std::vector<commit_outcome> out;
     out.reserve(batch.size());
     pqxx::work w{*conn_};
-    for (const auto& ch : batch) {
+    auto allowed = fenced(w, batch);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& ch = batch[i];
+      commit_outcome o;
+      if (!allowed[i]) { // another node owns the shard: nothing of this change is written
+        o.status = store_status::moved;
+        o.detail = "shard " + std::to_string(runtime::cluster::shard_of(ch.row.tenant_id)) + " is not owned here";
+        out.push_back(std::move(o));
+        continue;
+      }
       // Explicit savepoints: one failing change must not abort the others.
       // (pqxx::subtransaction left the transaction aborted after a caught
       // unique_violation in libpqxx 6.4.)
-      commit_outcome o;
       w.exec("SAVEPOINT c");
       try {
         if (!ch.message_key.empty()) // first: a redelivery is a duplicate, whatever else it would hit
@@ -282,6 +321,9 @@ void pg_backend::timer_retry(const std::string& id, std::int64_t due_us, std::in
 
 namespace colony::adapters::store {
 
-std::unique_ptr<backend> make_postgres_backend(const std::string& dsn) { return std::make_unique<pg::pg_backend>(dsn); }
+std::unique_ptr<backend> make_postgres_backend(const std::string& dsn,
+                                               std::shared_ptr<const runtime::cluster::write_fence> fence) {
+  return std::make_unique<pg::pg_backend>(dsn, std::move(fence));
+}
 
 } // namespace colony::adapters::store

@@ -22,7 +22,8 @@ using namespace actors;
 
 class pg_backend final : public backend {
 public:
-  explicit pg_backend(std::string dsn) : dsn_(std::move(dsn)) {}
+  explicit pg_backend(std::string dsn, std::shared_ptr<const runtime::cluster::write_fence> fence = nullptr)
+    : dsn_(std::move(dsn)), fence_(std::move(fence)) {}
 
   void open() override;
 
@@ -300,7 +301,16 @@ private:
 
   audit_page audit(const audit_op& op) override;
 
+  /// The cluster fence of a batch, in transaction `t`: which changes this
+  /// incarnation may commit (its shard is owned by it in shard_owner). The
+  /// owned rows are locked FOR SHARE until the commit, so a claim or a
+  /// hand-off of one of them waits for this transaction, and a check made
+  /// while a claim is pending waits for it and then sees the new owner.
+  /// All true when the fence is off (one node).
+  std::vector<bool> fenced(pqxx::transaction_base& t, const std::vector<change>& batch);
+
   std::string dsn_;
+  std::shared_ptr<const runtime::cluster::write_fence> fence_;
   std::unique_ptr<pqxx::connection> conn_;
   std::map<std::string, std::string> prepared_;
 };

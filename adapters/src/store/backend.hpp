@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "colony/actors/ports/store_port.hpp"
+#include "colony/runtime/cluster.hpp"
 
 namespace colony::adapters::store {
 
@@ -125,7 +126,8 @@ public:
 using backend_factory = std::function<std::unique_ptr<backend>()>;
 
 std::unique_ptr<backend> make_sqlite_backend(const std::string& path);
-std::unique_ptr<backend> make_postgres_backend(const std::string& dsn);
+std::unique_ptr<backend> make_postgres_backend(const std::string& dsn,
+                                               std::shared_ptr<const runtime::cluster::write_fence> fence = nullptr);
 
 /// One migration file, embedded at build time.
 struct migration {

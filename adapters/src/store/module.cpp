@@ -74,6 +74,7 @@ public:
   void start(runtime::node_context& node) override {
     auto o = options_of(node.cfg);
     o.metrics = node.metrics;
+    o.fence = node.fence;
     node.store = spawn_store(node.sys, o);
     await_store(node.sys, node.store);
   }

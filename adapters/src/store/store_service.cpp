@@ -530,7 +530,7 @@ actors::store_port spawn_store(caf::actor_system& sys, const store_options& opts
     factory = [path] { return store::make_sqlite_backend(path); };
   } else {
     auto dsn = opts.spec;
-    factory = [dsn] { return store::make_postgres_backend(dsn); };
+    factory = [dsn, fence = opts.fence] { return store::make_postgres_backend(dsn, fence); };
   }
   auto handle = sys.spawn(service, std::move(factory), describe_store(opts), std::max(1, opts.read_connections),
                           std::max(1, opts.max_batch), opts.load_timeout, opts.metrics);

@@ -42,6 +42,7 @@ struct http_options {
   std::string tls_cert;     // PEM certificate chain; with tls_key: HTTPS only (TLS 1.2+)
   std::string tls_key;      // PEM private key
   bool fault_injection = false;
+  std::string node_name;                      // X-Colony-Node on every answer
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
   bool allow_tenant_plan_change = false;      // with Stripe configured: tenant owners may change their plan
   bool allow_private_webhook_targets = false; // webhook URLs may point at loopback, private, link-local hosts
@@ -65,6 +66,7 @@ struct api_context {
   int credential_rate_percent = 50; // one credential's bucket: this share of its tenant's rate and burst
   std::chrono::milliseconds metering_interval{2'000}; // metered API calls are written this often
   std::shared_ptr<const secret_box> secrets;          // seals webhook secrets at rest; null: stored as they are (tests)
+  std::shared_ptr<runtime::cluster::cluster_service> cluster; // null: one node
 };
 
 /// One route of the API, for documentation checks.

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "colony/actors/ports/store_port.hpp"
+#include "colony/runtime/cluster.hpp"
 #include "colony/runtime/metrics.hpp"
 #include "colony/runtime/module.hpp"
 
@@ -28,6 +29,9 @@ struct store_options {
   // answered `unavailable`; colonyd sets it to http.request-timeout.
   std::chrono::milliseconds load_timeout{std::chrono::seconds(30)};
   std::shared_ptr<runtime::metrics> metrics; // may be null
+  // PostgreSQL: once armed, every entity commit checks in its transaction
+  // that this node's incarnation owns the entity's shard (docs/clustering.md).
+  std::shared_ptr<const runtime::cluster::write_fence> fence;
 };
 
 /// Where the store lives, safe for logs (passwords masked).

@@ -16,6 +16,7 @@ void add_billing_routes(router& r); // the Stripe webhook
 void add_webhook_routes(router& r); // outbound webhook endpoints and deliveries
 void add_api_key_routes(router& r); // API keys
 void add_audit_routes(router& r);   // the audit logs
+void add_cluster_routes(router& r); // the cluster view and placement
 
 inline void add_all_routes(router& r) {
   add_ops_routes(r);
@@ -27,6 +28,7 @@ inline void add_all_routes(router& r) {
   add_webhook_routes(r);
   add_api_key_routes(r);
   add_audit_routes(r);
+  add_cluster_routes(r);
 }
 
 } // namespace colony::adapters::http

@@ -31,8 +31,9 @@ enum class errc : std::uint8_t {
   unavailable,         // the store cannot be reached right now (503)
   internal,            // a bug; the client sees a request id, not details (500)
   forbidden,           // the caller's role may not do this to this entity (403)
+  moved,               // the tenant's shard is owned by another node now (503; forwarded commands retry)
 };
-inline constexpr std::uint8_t errc_last = static_cast<std::uint8_t>(errc::forbidden);
+inline constexpr std::uint8_t errc_last = static_cast<std::uint8_t>(errc::moved);
 
 /// A refused command with what the client needs to fix it.
 struct failure {

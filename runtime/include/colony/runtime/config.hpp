@@ -80,6 +80,24 @@ struct node_config {
   std::chrono::milliseconds auth_api_key_cache_ttl{std::chrono::seconds(10)};
   int ratelimit_credential_percent = 50;
   std::chrono::milliseconds quota_flush_interval{std::chrono::seconds(2)};
+  // Clustering (docs/clustering.md); off while cluster_listen is empty.
+  std::string cluster_listen;    // host:port of the cluster port
+  std::string cluster_advertise; // host:port peers dial; empty: cluster_listen
+  std::string cluster_name = "colony";
+  std::string node_name; // empty: the host name
+  std::string cluster_secret;
+  std::chrono::milliseconds cluster_heartbeat{std::chrono::seconds(1)};
+  std::chrono::milliseconds cluster_connection_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds cluster_probe_interval{std::chrono::seconds(2)};
+  std::chrono::milliseconds cluster_probe_timeout{std::chrono::seconds(2)};
+  int cluster_missed_probes = 3;
+  std::chrono::milliseconds cluster_vote_expiry{std::chrono::seconds(30)};
+  std::chrono::milliseconds cluster_lease{std::chrono::seconds(10)};
+  std::chrono::milliseconds cluster_renew_interval{std::chrono::seconds(2)};
+  std::chrono::milliseconds cluster_join_timeout{std::chrono::seconds(60)};
+  int cluster_handoff_max = 64;
+  int cluster_peer_max_in_flight = 1024;
+  std::chrono::milliseconds cluster_forward_timeout{std::chrono::seconds(5)};
 
   /// The store spec with any password masked, safe for logs.
   [[nodiscard]] std::string store_for_display() const;

@@ -23,6 +23,8 @@
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <memory>
 
 #include "colony/actors/entities.hpp"
@@ -46,6 +48,10 @@ struct entity_registry {
 /// Spawns the registry; `env.registry` and `env.router` are filled in.
 [[nodiscard]] entity_registry spawn_entity_registry(caf::actor_system& sys, actors::entity_env env,
                                                     std::shared_ptr<metrics> m);
+
+/// Ends every activation of a tenant `tenant_pred` accepts (the cluster's
+/// lost or regained shards); returns how many.
+std::size_t evict_where(const entity_registry& r, const std::function<bool(const std::string&)>& tenant_pred);
 
 /// Node shutdown: ends every activation (every commit has been answered),
 /// then the registry actor. Call it from outside the actor system.

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "colony/actors/messages.hpp"
 
@@ -25,6 +27,16 @@ public:
   virtual void outbox_backlog(std::int64_t events, double oldest_age_seconds) = 0;
   virtual void events_published(std::size_t count) = 0;
   virtual void kafka_brokers_up(bool up) = 0;
+  /// Families a module declares for itself (named colony_*): a counter, a
+  /// gauge, a latency histogram (seconds), each created on first use with
+  /// its help text. Labels are (name, value) pairs. No-ops by default.
+  using labels = std::vector<std::pair<std::string, std::string>>;
+  virtual void count(std::string_view /*family*/, std::string_view /*help*/, const labels& /*labels*/,
+                     double /*by*/ = 1) {}
+  virtual void gauge(std::string_view /*family*/, std::string_view /*help*/, const labels& /*labels*/,
+                     double /*value*/) {}
+  virtual void observe(std::string_view /*family*/, std::string_view /*help*/, const labels& /*labels*/,
+                       double /*seconds*/) {}
   /// The Prometheus text exposition of everything above.
   [[nodiscard]] virtual std::string render() = 0;
 };

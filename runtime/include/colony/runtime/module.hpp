@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "colony/actors/ports/store_port.hpp"
+#include "colony/runtime/cluster.hpp"
 #include "colony/runtime/config.hpp"
 #include "colony/runtime/entity_registry.hpp"
 #include "colony/runtime/log.hpp"
@@ -68,6 +69,9 @@ struct node_context {
   std::shared_ptr<singleton> chores = single_node_singleton(); // who may run node-wide chores
   std::shared_ptr<readiness_board> readiness = std::make_shared<readiness_board>();
   actors::store_port store; // store module
+  // The cluster write fence the store checks in every entity commit: the
+  // store module hands it to the store, the cluster module arms it.
+  std::shared_ptr<cluster::write_fence> fence = std::make_shared<cluster::write_fence>();
   entity_registry entities; // entities module
 
   /// Services whose types only adapters know (the secrets box, the token
@@ -97,6 +101,9 @@ public:
   virtual void options(option_registry&) {}
   /// Fields for the "colonyd starting" line (never secrets).
   virtual void describe(const node_config&, std::vector<log::field>&) const {}
+  /// Adjusts the actor system's configuration before the system starts
+  /// (the cluster module sets the middleman's heartbeats there).
+  virtual void system_config(caf::actor_system_config&, const node_config&) const {}
   /// Starts; throws start_error when it cannot.
   virtual void start(node_context& node) = 0;
   /// Stops by `deadline` (a module that cannot logs what it left).

@@ -19,6 +19,7 @@ enum class store_status : std::uint8_t {
   duplicate,   // a unique constraint: `field` names it (slug, email)
   unavailable, // the database cannot be reached; retry later
   error,       // anything else; detail is for logs, never for clients
+  moved,       // cluster fence: this node does not own the entity's shard (nothing was written)
 };
 
 /// One audit record: who did what to which target, and how it ended. Written

@@ -1,0 +1,64 @@
+// The membership and shard tables in PostgreSQL (libpqxx 6.4), on a
+// connection of their own (never the store's pool: a busy store must not
+// delay a lease renewal). Blocking: used by the membership manager, a
+// detached actor. Every membership change is one transaction that first
+// locks the cluster's version row and bumps it: one total order of views,
+// as with Orleans's version CAS, but decided on the rows as they are under
+// the lock, so no retry loop (docs/clustering.md).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "state.hpp"
+
+namespace colony::adapters::cluster {
+
+class membership_table {
+public:
+  membership_table(std::string dsn, self_info me, const runtime::node_config& cfg);
+  ~membership_table();
+
+  /// Connects (statement and lock time-outs set) and makes sure the
+  /// cluster's version row and its 4096 shard rows exist. Throws on failure.
+  void connect();
+  [[nodiscard]] bool connected() const;
+
+  /// Inserts this incarnation as joining; an older live incarnation of the
+  /// same node name is marked dead ("superseded"). Throws if a newer one lives.
+  void join(const std::string& caf_node_id);
+  /// Renews the lease (database clock). nullopt: this incarnation is not
+  /// live in the table any more (declared dead): the node must stop.
+  [[nodiscard]] std::optional<std::int64_t> renew();
+  /// Reads the members (live, and dead ones of the last 10 minutes) and the shard table.
+  [[nodiscard]] std::shared_ptr<routing> read();
+  /// Sets this node's status (active, draining, dead with a reason).
+  void set_status(status s, const std::string& reason = {});
+  /// Marks dead every live member whose lease ran out more than `grace` ago.
+  /// Returns their node names.
+  std::vector<std::string> expire(std::chrono::milliseconds grace);
+  /// Adds this node's suspicion vote against `target`; declares it dead when
+  /// the fresh votes reach votes_needed(). True if it is dead now.
+  bool suspect(const std::string& target);
+  /// Claims `shards` (unowned, or owned by a dead incarnation). Returns the
+  /// (shard, epoch) pairs it got.
+  std::vector<std::pair<std::uint32_t, std::int64_t>> claim(const std::vector<std::uint32_t>& shards);
+  /// Hands `shards` owned by this incarnation to `to` (an active member with a
+  /// live lease). Returns those moved.
+  std::vector<std::uint32_t> hand_off(const std::vector<std::uint32_t>& shards, const std::string& to);
+  /// Leaves every shard of this incarnation unowned (a last node draining).
+  int release_all();
+  /// Test hook: takes `shard` whatever its owner (a forced double activation).
+  std::int64_t force_claim(std::uint32_t shard);
+
+private:
+  std::string dsn_;
+  self_info me_;
+  const runtime::node_config& cfg_;
+  struct connection; // the pqxx connection (pqxx stays inside membership.cpp)
+  std::unique_ptr<connection> conn_;
+};
+
+} // namespace colony::adapters::cluster

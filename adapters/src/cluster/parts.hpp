@@ -1,0 +1,62 @@
+// The actors of the cluster module (private to adapters/cluster):
+// - the membership manager (detached; membership.hpp's connection): lease,
+//   view, expiry, votes, claims, hand-offs, drain;
+// - the peer manager: a connection and a gateway handle per live member,
+//   probes, suspicion reports;
+// - the gateway: the one actor published on the cluster port;
+// - the router: the entity_router the node's callers use, which routes to
+//   the local directory or forwards to the owner's gateway.
+#pragma once
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <memory>
+#include <string>
+
+#include "colony/actors/entities.hpp"
+#include "colony/runtime/entity_registry.hpp"
+#include "membership.hpp"
+#include "state.hpp"
+
+namespace colony::adapters::cluster {
+
+using tick_atom = caf::atom_constant<caf::atom("cl_tick")>;
+using rebalance_atom = caf::atom_constant<caf::atom("cl_rebal")>;
+using suspect_atom = caf::atom_constant<caf::atom("cl_suspect")>;
+using drain_atom = caf::atom_constant<caf::atom("cl_drain")>;
+using force_atom = caf::atom_constant<caf::atom("cl_force")>;
+using view_atom = caf::atom_constant<caf::atom("cl_view")>;
+using hello_atom = caf::atom_constant<caf::atom("cl_hello")>;
+using ping_atom = caf::atom_constant<caf::atom("cl_ping")>;
+using fwd_atom = caf::atom_constant<caf::atom("cl_fwd")>;
+using dial_atom = caf::atom_constant<caf::atom("cl_dial")>;
+using manager_atom = caf::atom_constant<caf::atom("cl_mgr")>;
+
+inline constexpr const char* wire_version = "colony-cluster-v1";
+
+/// The membership manager. `db` is connected and joined. It sends every new
+/// view to `peers` and evicts the activations of shards that changed hands
+/// from `local`.
+caf::actor spawn_manager(caf::actor_system& sys, std::shared_ptr<shared_state> st, std::unique_ptr<membership_table> db,
+                         caf::actor peers, runtime::entity_registry local);
+
+caf::actor spawn_peers(caf::actor_system& sys, std::shared_ptr<shared_state> st);
+
+/// The gateway: hello, ping and forwarded commands (to `local`).
+caf::actor spawn_cluster_gateway(caf::actor_system& sys, std::shared_ptr<shared_state> st,
+                                 std::shared_ptr<actors::entity_router> local);
+
+/// The router over `local`: local shards to it, others forwarded.
+std::shared_ptr<actors::entity_router> make_cluster_router(caf::actor_system& sys, std::shared_ptr<shared_state> st,
+                                                           std::shared_ptr<actors::entity_router> local);
+/// An actor for (entity_key, command) messages (timers, Kafka) over `router`.
+caf::actor spawn_dispatcher(caf::actor_system& sys, std::shared_ptr<actors::entity_router> router,
+                            std::chrono::milliseconds timeout);
+
+/// A hello of this node (with its proof when a secret is configured), and
+/// the check of a peer's: empty when fine, else why not.
+std::string make_hello(const shared_state& st);
+std::string check_hello(const shared_state& st, const std::string& bytes, std::string* node_name,
+                        std::string* incarnation);
+
+} // namespace colony::adapters::cluster

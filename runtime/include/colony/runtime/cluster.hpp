@@ -1,0 +1,110 @@
+// The cluster as the rest of the node sees it (docs/clustering.md):
+//
+// - placement: a fixed space of 4096 shards; a tenant (with its users) lives
+//   in shard_of(tenant id); the desired owner of a shard is the active member
+//   that wins rendezvous hashing (HRW) over node names, so a node restarted
+//   under its name gets its own shards back and a join or a leave moves only
+//   the shards that member wins or held;
+// - the write fence a store checks inside every entity commit (this
+//   incarnation must own the shard in shard_owner), armed by the cluster
+//   module before the node serves;
+// - cluster_service, what the HTTP module shows (GET /v1/cluster).
+//
+// Pure code: no database, no network. The cluster module (adapters/cluster)
+// implements membership, forwarding and failover on top.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace colony::runtime::cluster {
+
+inline constexpr std::uint32_t shard_count = 4096;
+
+/// FNV-1a 64 of the bytes, then the SplitMix64 finalizer (so the low bits
+/// that `% shard_count` keeps depend on every input byte). Fixed forever:
+/// changing it moves every tenant.
+[[nodiscard]] std::uint64_t hash64(std::string_view bytes);
+
+/// The shard of a tenant: hash64(tenant id) % 4096.
+[[nodiscard]] std::uint32_t shard_of(std::string_view tenant_id);
+
+/// HRW score of a (shard, node name) pair; the highest score wins.
+[[nodiscard]] std::uint64_t hrw_score(std::uint32_t shard, std::string_view node_name);
+
+/// The index in `names` of the desired owner of `shard` (ties: the smaller
+/// name); nullopt if `names` is empty.
+[[nodiscard]] std::optional<std::size_t> hrw_owner(std::uint32_t shard, const std::vector<std::string>& names);
+
+/// Suspicion votes that declare a member dead (Orleans):
+/// min(2, (active non-stale members + 1) / 2), at least 1.
+[[nodiscard]] int votes_needed(int active_non_stale);
+
+/// The fence a store checks in every entity commit. Off on a single node.
+/// Armed once (before the node serves), then read-only, so store threads read
+/// it without a lock.
+class write_fence {
+public:
+  void arm(std::string cluster, std::string incarnation) {
+    cluster_ = std::move(cluster);
+    incarnation_ = std::move(incarnation);
+    armed_.store(true, std::memory_order_release);
+  }
+  [[nodiscard]] bool armed() const { return armed_.load(std::memory_order_acquire); }
+  [[nodiscard]] const std::string& cluster() const { return cluster_; }
+  [[nodiscard]] const std::string& incarnation() const { return incarnation_; }
+
+private:
+  std::atomic<bool> armed_{false};
+  std::string cluster_;
+  std::string incarnation_;
+};
+
+/// One member as GET /v1/cluster shows it.
+struct member_view {
+  std::string node_name;
+  std::string incarnation;
+  std::string status;        // joining | active | draining | dead
+  std::string address;       // cluster address host:port
+  std::string http;          // HTTP address host:port
+  std::int64_t lease_ms = 0; // lease left by the database clock at the last read (negative: expired)
+  std::int64_t shards = 0;   // shards it owns
+  std::string dead_reason;
+  bool connected = false; // this node has a live connection to it (always true for itself)
+};
+
+struct cluster_view {
+  std::string cluster_name;
+  std::string node_name; // the node that answers
+  std::string incarnation;
+  std::string status;
+  std::int64_t version = 0;
+  std::vector<member_view> members; // live ones, then the most recent dead ones
+};
+
+struct placement_view {
+  std::uint32_t shard = 0;
+  std::string owner; // node name; empty: unowned right now
+  std::string owner_incarnation;
+  std::int64_t epoch = 0;
+};
+
+/// The node's name: node-name, else the host name (X-Colony-Node, placement).
+[[nodiscard]] std::string node_name_of(const std::string& configured);
+
+/// What the HTTP module asks of the cluster module (node.find<cluster_service>()).
+class cluster_service {
+public:
+  virtual ~cluster_service() = default;
+  [[nodiscard]] virtual cluster_view view() const = 0;
+  [[nodiscard]] virtual placement_view placement(std::string_view tenant_id) const = 0;
+  /// Test hook (debug.fault-injection): this node claims the tenant's shard
+  /// whatever its owner. Returns the new epoch (0: refused). Blocks.
+  virtual std::int64_t force_claim(std::string_view tenant_id) = 0;
+};
+
+} // namespace colony::runtime::cluster
