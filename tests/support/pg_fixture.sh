@@ -31,7 +31,7 @@ case "$cmd" in
     # nodes that share a database share its due timers, outbox and webhook
     # cursor (one cluster, until the cluster issue partitions that work), so
     # concurrent suites would fire each other's timers.
-    for suite in integration e2e hardening; do
+    for suite in integration e2e hardening cluster; do
       as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U colony "colony_$suite"
       echo "postgresql://colony@127.0.0.1:$port/colony_$suite" > "$state/dsn-$suite"
     done

@@ -7,6 +7,7 @@
 // active member wins, and publishes the new routing table.
 #include <caf/all.hpp>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -26,6 +27,7 @@ struct manager_state {
   std::chrono::steady_clock::time_point join_started = std::chrono::steady_clock::now();
   bool rebalance_pending = false;
   bool stopping = false;
+  std::chrono::steady_clock::time_point last_refresh{};
   static inline const char* name = "colony.cluster.manager";
 };
 
@@ -145,6 +147,10 @@ bool rebalance(manager_actor* self, std::shared_ptr<routing>& r, bool leaving) {
     auto moved = s.db->hand_off(shards, to);
     if (!moved.empty()) {
       changed = true;
+      // The new owner learns it now, not at its next round: requests the
+      // old owner answers MOVED are served at once.
+      if (auto link = s.st->link(to))
+        self->send(link->gateway, refresh_atom::value);
       if (auto* m = s.st->metrics())
         m->count("colony_cluster_shard_handoffs_total", "Shards this node handed to their next owner", {},
                  static_cast<double>(moved.size()));
@@ -256,7 +262,34 @@ caf::behavior manager(manager_actor* self, std::shared_ptr<shared_state> st, std
         }
       });
     },
-    [self](suspect_atom, const std::string& incarnation) { self->state.suspects.insert(incarnation); },
+    [self](suspect_atom, const std::string& incarnation) {
+      // Voted at once: a kill -9 is then declared within the probe budget,
+      // not at the next round.
+      auto& s = self->state;
+      if (s.stopping || s.st->state.load() != status::active)
+        return;
+      guarded("a suspicion vote", [&] {
+        if (!s.db->connected())
+          return;
+        if (s.db->suspect(incarnation)) {
+          log::warn("cluster: a member was declared dead by suspicion votes", {{"incarnation", incarnation}});
+          auto r = s.db->read();
+          rebalance(self, r, false);
+          publish(self, r);
+        }
+      });
+    },
+    [self](refresh_atom) {
+      auto& s = self->state;
+      auto now = std::chrono::steady_clock::now();
+      if (s.stopping || now - s.last_refresh < std::chrono::milliseconds(20))
+        return;
+      s.last_refresh = now;
+      guarded("a refresh", [&] {
+        if (s.db->connected())
+          publish(self, s.db->read());
+      });
+    },
     [self](force_atom, std::uint32_t shard) -> std::int64_t {
       auto& s = self->state;
       std::int64_t epoch = 0;
@@ -280,18 +313,30 @@ caf::behavior manager(manager_actor* self, std::shared_ptr<shared_state> st, std
           s.db->set_status(status::draining);
           s.st->state = status::draining;
         }
+        // Peers may still hand shards to this node until they see it
+        // draining: a few rounds.
         auto r = s.db->read();
-        rebalance(self, r, true);
-        publish(self, r);
         int left = 0;
-        for (auto o : r->owner)
-          left += r->self >= 0 && o == r->self;
+        for (int round = 0; round < 5; ++round) {
+          rebalance(self, r, true);
+          r = s.db->read();
+          publish(self, r);
+          left = 0;
+          for (auto o : r->owner)
+            left += r->self >= 0 && o == r->self;
+          if (left == 0)
+            break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
         if (left > 0) {
           log::warn("cluster: shards still owned when leaving; they are released", {{"shards", left}});
           s.db->release_all();
         }
         s.db->set_status(status::dead, "left");
         s.st->state = status::dead;
+        for (const auto& m : r->members) // the others need not wait for their next round
+          if (auto link = s.st->link(m.incarnation))
+            self->send(link->gateway, refresh_atom::value);
         log::info("cluster: left the cluster", {{"node", s.st->me().node_name}});
       } catch (const std::exception& e) {
         ok = false;

@@ -274,6 +274,8 @@ public:
     peers_ = spawn_peers(node.sys, st_);
     manager_ = spawn_manager(node.sys, st_, std::move(db), peers_, local_);
     caf::anon_send(peers_, manager_atom::value, manager_);
+    caf::anon_send(gateway_, manager_atom::value, manager_);
+    st_->set_manager(manager_);
     auto router = make_cluster_router(node.sys, st_, local_.router);
     dispatcher_ = spawn_dispatcher(node.sys, router, cfg.request_timeout);
     node.entities = runtime::entity_registry{dispatcher_, router};
@@ -309,8 +311,12 @@ public:
       watchdog_.join();
     node.entities = local_;
     node.sys.middleman().unpublish(gateway_, port_);
-    for (auto* a : {&dispatcher_, &gateway_, &peers_, &manager_})
+    st_->clear_links();
+    st_->set_manager(nullptr);
+    for (auto* a : {&dispatcher_, &gateway_, &peers_, &manager_}) {
       caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+      *a = nullptr;
+    }
   }
 
 private:

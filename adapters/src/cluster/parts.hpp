@@ -31,6 +31,8 @@ using ping_atom = caf::atom_constant<caf::atom("cl_ping")>;
 using fwd_atom = caf::atom_constant<caf::atom("cl_fwd")>;
 using dial_atom = caf::atom_constant<caf::atom("cl_dial")>;
 using manager_atom = caf::atom_constant<caf::atom("cl_mgr")>;
+/// Re-read the tables now (a peer just handed this node shards, or named a newer epoch).
+using refresh_atom = caf::atom_constant<caf::atom("cl_fresh")>;
 
 inline constexpr const char* wire_version = "colony-cluster-v1";
 

@@ -266,6 +266,7 @@ caf::behavior peers(peers_actor* self, std::shared_ptr<shared_state> st) {
 
 struct gateway_state {
   std::shared_ptr<shared_state> st;
+  caf::actor manager;
   std::shared_ptr<actors::entity_router> local;
   std::set<caf::node_id> hello_ok; // nodes that said a valid hello
   static inline const char* name = "colony.cluster.gateway";
@@ -290,6 +291,11 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
   self->state.st = std::move(st);
   self->state.local = std::move(local);
   return {
+    [self](manager_atom, caf::actor& m) { self->state.manager = std::move(m); },
+    [self](refresh_atom) {
+      if (known_sender(self) && self->state.manager)
+        self->send(self->state.manager, refresh_atom::value);
+    },
     [self](hello_atom, const std::string& bytes) -> std::string {
       std::string name, inc;
       auto why = check_hello(*self->state.st, bytes, &name, &inc);
@@ -321,6 +327,10 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
       auto table = s.st->table();
       auto shard = env.shard() % rc::shard_count;
       if (!s.st->serving() || !table->owned_here(shard)) {
+        // The sender saw a newer epoch than this node: this node's table is
+        // behind (a hand-off to it, a claim): read it again now.
+        if (env.epoch_seen() > table->epoch[shard] && s.manager)
+          self->send(s.manager, refresh_atom::value);
         v1::ClusterReply r;
         r.set_status(v1::ClusterReply::MOVED);
         auto idx = table->owner[shard];

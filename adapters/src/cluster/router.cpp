@@ -71,6 +71,9 @@ struct forwarder_state {
   std::uint32_t shard = 0;
   clock::time_point deadline;
   int moved = 0;
+  // The command waiting for its next attempt (a forwarder carries one).
+  std::optional<command> pending;
+  caf::response_promise pending_rp;
   static inline const char* name = "colony.cluster.forwarder";
 };
 
@@ -85,6 +88,13 @@ void count(forwarder_actor* self, const char* outcome, clock::time_point started
   }
 }
 
+/// Tries `cmd` again after `wait` (the tick handler of the forwarder).
+void later(forwarder_actor* self, command cmd, caf::response_promise rp, std::chrono::milliseconds wait) {
+  self->state.pending = std::move(cmd);
+  self->state.pending_rp = std::move(rp);
+  self->delayed_send(self, wait, caf::tick_atom::value);
+}
+
 void attempt(forwarder_actor* self, command cmd, caf::response_promise rp) {
   auto& s = self->state;
   auto now = clock::now();
@@ -95,13 +105,6 @@ void attempt(forwarder_actor* self, command cmd, caf::response_promise rp) {
   }
   auto table = s.st->table();
   auto idx = table->owner[s.shard];
-  auto retry_later = [self, cmd, rp](std::chrono::milliseconds wait) mutable {
-    self->delayed_send(self, wait, caf::tick_atom::value);
-    self->become(caf::keep_behavior, [self, cmd, rp](caf::tick_atom) mutable {
-      self->unbecome();
-      attempt(self, std::move(cmd), std::move(rp));
-    });
-  };
   if (idx >= 0 && idx == table->self && s.st->serving()) { // owned here now (a claim, a MOVED)
     auto target = s.local->route(s.key, s.known_new);
     if (!target) {
@@ -118,7 +121,7 @@ void attempt(forwarder_actor* self, command cmd, caf::response_promise rp) {
   if (!owner || owner->state == status::dead || !link) {
     // No reachable owner: a dead member's shard not yet claimed, or a peer
     // being (re)connected. Wait for the table to change.
-    retry_later(std::chrono::milliseconds(100));
+    later(self, std::move(cmd), std::move(rp), std::chrono::milliseconds(100));
     return;
   }
   const auto& cfg = s.st->cfg();
@@ -169,20 +172,14 @@ void attempt(forwarder_actor* self, command cmd, caf::response_promise rp) {
           }
           case v1::ClusterReply::MOVED:
             count(self, "moved", now);
-            if (++s2.moved > 3) {
-              rp.deliver(unavailable("the tenant is moving between nodes; retry"));
-              self->quit();
-              return;
-            }
+            ++s2.moved;
             if (!r.owner_hint().empty())
               s2.st->patch(s2.shard, r.owner_hint(), r.epoch());
-            // No hint: the owner changes right now; the next table says where.
-            self->delayed_send(self, std::chrono::milliseconds(r.owner_hint().empty() ? 100 : 0),
-                               caf::tick_atom::value);
-            self->become(caf::keep_behavior, [self, cmd, rp](caf::tick_atom) mutable {
-              self->unbecome();
-              attempt(self, std::move(cmd), std::move(rp));
-            });
+            // The shard is changing hands: both tables catch up within a
+            // refresh; retried (with a growing pause) until the deadline.
+            if (auto m = s2.st->manager())
+              self->send(m, refresh_atom::value);
+            later(self, std::move(cmd), std::move(rp), std::chrono::milliseconds(std::min(20 * s2.moved, 200)));
             return;
           case v1::ClusterReply::EXPIRED:
             count(self, "expired", now);
@@ -197,10 +194,16 @@ void attempt(forwarder_actor* self, command cmd, caf::response_promise rp) {
             return;
         }
       },
-      [self, rp, in_flight, now, owner_name = owner->node_name](caf::error& e) mutable {
+      [self, cmd, rp, in_flight, now, owner_name = owner->node_name](caf::error& e) mutable {
         in_flight->fetch_sub(1);
-        // Unknown outcome: the command may have run. Never retried here.
         count(self, "unreachable", now);
+        if (cmd.what == actors::op::get || cmd.what == actors::op::usage) {
+          // A read changes nothing: try again (the owner may be declared
+          // dead meanwhile, and its shard claimed) until the deadline.
+          later(self, std::move(cmd), std::move(rp), std::chrono::milliseconds(100));
+          return;
+        }
+        // A write's outcome is unknown: it may have run. Never retried here.
         log::debug("cluster: a forwarded command got no answer", {{"peer", owner_name}, {"error", caf::to_string(e)}});
         rp.deliver(unavailable("node " + owner_name +
                                " (the owner of this tenant) did not answer; retry with the same Idempotency-Key"));
@@ -222,6 +225,14 @@ caf::behavior forwarder(forwarder_actor* self, std::shared_ptr<shared_state> st,
       auto rp = self->make_response_promise<entity_reply>();
       attempt(self, std::move(cmd), rp);
       return rp;
+    },
+    [self](caf::tick_atom) {
+      auto& fs = self->state;
+      if (!fs.pending)
+        return;
+      auto cmd = std::move(*fs.pending);
+      fs.pending.reset();
+      attempt(self, std::move(cmd), std::move(fs.pending_rp));
     },
   };
 }

@@ -108,6 +108,11 @@ public:
     else
       links_.erase(incarnation);
   }
+  /// Drops every peer handle (at shutdown: no proxy outlives the system).
+  void clear_links() {
+    std::lock_guard lock{mu_};
+    links_.clear();
+  }
   [[nodiscard]] bool connected(const std::string& incarnation) const {
     std::lock_guard lock{mu_};
     return links_.contains(incarnation);
@@ -117,6 +122,16 @@ public:
   /// draining after SIGTERM; `fenced` once its lease may have run out.
   std::atomic<status> state{status::joining};
   std::atomic<bool> fenced{false};
+  /// The membership manager (nullptr after stop: a strong handle kept
+  /// would keep its detached thread, and so the actor system, from ending).
+  [[nodiscard]] caf::actor manager() const {
+    std::lock_guard lock{mu_};
+    return manager_;
+  }
+  void set_manager(caf::actor m) {
+    std::lock_guard lock{mu_};
+    manager_ = std::move(m);
+  }
   /// steady_clock (ns) when the last successful lease renewal was sent.
   std::atomic<std::int64_t> renewed_sent_ns{0};
 
@@ -132,6 +147,7 @@ private:
   mutable std::mutex mu_;
   std::shared_ptr<const routing> routing_;
   std::unordered_map<std::string, peer_link> links_;
+  caf::actor manager_;
 };
 
 [[nodiscard]] inline std::int64_t steady_ns() {

@@ -88,8 +88,8 @@ struct node_config {
   std::string cluster_secret;
   std::chrono::milliseconds cluster_heartbeat{std::chrono::seconds(1)};
   std::chrono::milliseconds cluster_connection_timeout{std::chrono::seconds(5)};
-  std::chrono::milliseconds cluster_probe_interval{std::chrono::seconds(2)};
-  std::chrono::milliseconds cluster_probe_timeout{std::chrono::seconds(2)};
+  std::chrono::milliseconds cluster_probe_interval{std::chrono::seconds(1)};
+  std::chrono::milliseconds cluster_probe_timeout{std::chrono::seconds(1)};
   int cluster_missed_probes = 3;
   std::chrono::milliseconds cluster_vote_expiry{std::chrono::seconds(30)};
   std::chrono::milliseconds cluster_lease{std::chrono::seconds(10)};
