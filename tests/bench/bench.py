@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Colony's benchmark harness (issue #5): each figure is paired with a reference
+"""Colony's benchmark harness (issues #5 and #15): each figure is paired with a reference
 measured in the same run on the same machine; the ratio is the result.
 
   bench.py [--smoke] [--seconds S] [--connections C] [--users N] [--out DIR]
@@ -45,19 +45,27 @@ def http(method, url, body=None, key=None):
 
 
 class Colonyd:
-    def __init__(self, binary, workdir, store="sqlite:"):
+    """One node; `extra` adds flags, `prefix` wraps the command (taskset), `key`
+    is the platform key when another node of the same database made it."""
+
+    def __init__(self, binary, workdir, store="sqlite:", extra=(), prefix=(), key=None):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="colony-bench-", dir=workdir)
         self.log = open(os.path.join(self.dir, "colonyd.log"), "wb")
-        self.proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.dir,
-                                      "--store", store, "--log-level", "warn"], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([*prefix, binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.dir,
+                                      "--store", store, "--log-level", "warn", *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
                 if http("GET", self.base + "/readyz")[0] == 200:
-                    with open(os.path.join(self.dir, "admin.key")) as f:  # the bootstrap platform admin key
-                        self.key = f.read().strip()
+                    path = os.path.join(self.dir, "admin.key")  # the bootstrap platform admin key
+                    if key is None or os.path.exists(path):
+                        with open(path) as f:
+                            self.key = f.read().strip()
+                    else:
+                        self.key = key
                     return
             except Exception:
                 time.sleep(0.1)
@@ -71,10 +79,149 @@ class Colonyd:
 
     def stop(self):
         started = time.time()
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.terminate()
         self.proc.wait(timeout=300)
         self.log.close()
         return time.time() - started  # reported: exit after a heavy run includes the store's final flush
+
+    def owner(self, tenant_id):
+        _, body = http("GET", f"{self.base}/v1/cluster/placement/{tenant_id}", key=self.key)
+        return json.loads(body)["owner"]
+
+    def converged(self, n, timeout=60):
+        """Until this node sees n active members owning all shards, unchanged for a second."""
+        deadline, last, stable = time.time() + timeout, None, 0
+        while time.time() < deadline:
+            _, body = http("GET", f"{self.base}/v1/cluster", key=self.key)
+            live = [(m["nodeName"], m["shards"]) for m in json.loads(body)["members"] if m["status"] == "active"]
+            ok = len(live) == n and sum(c for _, c in live) == 4096
+            stable = stable + 1 if ok and live == last else 0
+            last = live
+            if stable >= 3:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"the cluster did not converge: {last}")
+
+
+def cluster_nodes(colonyd, work, dsn, key, n, name, prefixes=None):
+    """n nodes of one cluster on `dsn`, whose platform key is `key`."""
+    nodes = []
+    for i in range(n):
+        extra = ["--cluster-listen", f"127.0.0.1:{free_port()}", "--cluster-name", name, "--node-name", f"node{i + 1}"]
+        nodes.append(Colonyd(colonyd, work, dsn, extra, prefixes[i] if prefixes else (), key))
+    nodes[0].converged(n)
+    return nodes
+
+
+GET_MANY = """
+local paths = {%s}
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)], {["Authorization"] = "Bearer %s"})
+end
+"""
+
+
+def cluster_figures(colonyd, work, dsn, key, a, add, started):
+    # 8: GET of a user through a node that does not own its tenant (one forward
+    # hop) against GET at the owner, alternating slices.
+    nodes = cluster_nodes(colonyd, work, dsn, key, 2, "bench8-" + os.urandom(3).hex())
+    started.extend(nodes)
+    owner_of = {f"node{i + 1}": nd for i, nd in enumerate(nodes)}
+    tid = nodes[0].tenant()
+    owner = owner_of[nodes[0].owner(tid)]
+    other = nodes[1] if owner is nodes[0] else nodes[0]
+    _, ubody = http("POST", f"{owner.base}/v1/tenants/{tid}/users", {"email": "fwd@bench.example", "name": "F"}, owner.key)
+    path = f"/v1/tenants/{tid}/users/{json.loads(ubody)['id']}"
+    wrk(other.base + path, 1, a.connections, key=other.key)  # warm-up, both paths
+    wrk(owner.base + path, 1, a.connections, key=owner.key)
+    rounds = 4 if a.seconds >= 8 else 1
+    f_runs, o_runs = [], []
+    for _ in range(rounds):
+        f_runs.append(wrk(other.base + path, a.seconds / rounds, a.connections, key=other.key))
+        o_runs.append(wrk(owner.base + path, a.seconds / rounds, a.connections, key=owner.key))
+    f, o = merge_runs(f_runs), merge_runs(o_runs)
+    add(8, "GET one user through a non-owner node (1 hop)", f["rate"], o["rate"], "req/s", ">= 0.5x GET at the owner",
+        f["rate"] >= 0.5 * o["rate"], {"forwarded": f, "owner": o})
+    for nd in nodes:
+        nd.stop()
+        started.remove(nd)
+
+    # 9: failover: kill -9 of an owner to the first 200 for each of its tenants through a survivor.
+    nodes = cluster_nodes(colonyd, work, dsn, key, 3, "bench9-" + os.urandom(3).hex())
+    started.extend(nodes)
+    mine = []
+    while len(mine) < (2 if a.smoke else 8):
+        t = nodes[0].tenant()
+        if nodes[0].owner(t) == "node3":
+            mine.append(t)
+    t0 = time.time()
+    nodes[2].proc.kill()
+    back = {}
+    while len(back) < len(mine) and time.time() - t0 < 60:
+        for t in mine:
+            if t not in back:
+                try:
+                    status, _ = http("GET", f"{nodes[0].base}/v1/tenants/{t}", key=nodes[0].key)
+                except Exception:
+                    status = 0
+                if status == 200:
+                    back[t] = time.time() - t0
+        time.sleep(0.05)
+    times = sorted(back.values())
+    worst = max(times) if len(times) == len(mine) else None
+    add(9, "failover: kill -9 of an owner to its tenants' first 200", worst, None, "s (max)", "<= 15 s",
+        worst is not None and worst <= 15,
+        {"p50_s": times[len(times) // 2] if times else None, "max_s": worst, "tenants": len(mine),
+         "answered": len(times), "all_s": times})
+    for nd in nodes:
+        nd.stop()
+        started.remove(nd)
+
+    # 10: two nodes each pinned to one core against one node pinned to one core, the same
+    # load (GETs of users of 64 tenants, about half of them owned by the other node) spread
+    # over the nodes.
+    def spread_load(targets, tenants_paths):
+        script = lua(work, "many.lua", GET_MANY % (", ".join(f'"{p}"' for p in tenants_paths), targets[0].key))
+        procs = []
+        per = max(1, a.connections // len(targets))
+        for nd in targets:
+            args = ["wrk", "-t1", f"-c{per}", f"-d{max(1, int(a.seconds))}s", "-s", script, nd.base + "/"]
+            procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
+        rate = 0.0
+        for pr in procs:
+            out = pr.communicate(timeout=a.seconds + 60)[0]
+            if re.search(r"Non-2xx or 3xx responses:\s+[1-9]", out):
+                raise RuntimeError("figure 10: non-2xx answers")
+            rate += float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        return rate
+
+    def seed(nd, count):
+        paths = []
+        for _ in range(count):
+            t = nd.tenant()
+            _, ub = http("POST", f"{nd.base}/v1/tenants/{t}/users", {"email": "m@bench.example", "name": "M"}, nd.key)
+            paths.append(f"/v1/tenants/{t}/users/{json.loads(ub)['id']}")
+        return paths
+
+    single = cluster_nodes(colonyd, work, dsn, key, 1, "bench10a-" + os.urandom(3).hex(), [("taskset", "-c", "0")])
+    started.extend(single)
+    paths = seed(single[0], 8 if a.smoke else 64)
+    spread_load(single, paths)  # warm-up: activations
+    one = spread_load(single, paths)
+    single[0].stop()
+    started.remove(single[0])
+    pair = cluster_nodes(colonyd, work, dsn, key, 2, "bench10b-" + os.urandom(3).hex(),
+                         [("taskset", "-c", "0"), ("taskset", "-c", "1")])
+    started.extend(pair)
+    paths = seed(pair[0], 8 if a.smoke else 64)
+    spread_load(pair, paths)
+    two = spread_load(pair, paths)
+    add(10, "2 nodes on 1 core each vs 1 node on 1 core, GETs", two, one, "req/s", ">= 1.8x", two >= 1.8 * one,
+        {"two_nodes": two, "one_node": one, "note": "wrk shares the two cores with the nodes"})
+    for nd in pair:
+        nd.stop()
+        started.remove(nd)
 
 
 class Nginx:
@@ -309,6 +456,7 @@ def main():
         started.append(pgnode)
         ptid = pgnode.tenant()
         post_pg = wrk(f"{pgnode.base}/", a.seconds, a.connections, lua(work, "post2.lua", POST_USERS % (ptid, pgnode.key)))
+        pg_key = pgnode.key  # the platform key of this database, for the cluster figures
         post_pg["shutdown_s"] = pgnode.stop()
         started.remove(pgnode)
         psql(pg, "CREATE TABLE IF NOT EXISTS bench_users (tenant_id text NOT NULL, id text NOT NULL, "
@@ -370,6 +518,9 @@ def main():
         ref = sum(sel) / len(sel)
         add(6, "activations/s of cold users from PostgreSQL", r["figure"], ref, "act/s",
             ">= 0.5x pgbench -S", r["figure"] >= 0.5 * ref, {"colony": r, "pgbench_select_tps": sel})
+
+        # 8, 9, 10: the cluster (PostgreSQL, nodes of one cluster on loopback).
+        cluster_figures(colonyd, work, dsn, pg_key, a, add, started)
     finally:
         for s in started:
             try:
@@ -399,7 +550,7 @@ def main():
               f"{r['unit']:<12} {r['target']:<28} {met}")
     chart(a.out, results)
     missing = [r["figure_no"] for r in results if not isinstance(r["figure"], (int, float))]
-    if len(results) != 7 or missing:
+    if len(results) != 10 or missing:
         print("figures missing:", missing or "some pairs did not run", file=sys.stderr)
         return 1
     return 0
@@ -411,7 +562,7 @@ def chart(out, results):
         print("gnuplot not found: no chart")
         return
     data = os.path.join(out, "ratios.dat")
-    targets = {1: 0.5, 2: 1.5, 4: 0.5, 6: 0.5}
+    targets = {1: 0.5, 2: 1.5, 4: 0.5, 6: 0.5, 8: 0.5, 10: 1.8}
     with open(data, "w") as f:
         for r in results:
             if r["ratio"] is not None:

@@ -124,29 +124,29 @@ public:
   void events_published(std::size_t count) override { published_.Increment(static_cast<double>(count)); }
   void kafka_brokers_up(bool up) override { brokers_up_.Set(up ? 1.0 : 0.0); }
 
-  void count(std::string_view family, std::string_view help, const labels& l, double by) override {
-    std::lock_guard<std::mutex> guard{mtx_};
-    auto& f = counters_.try_emplace(std::string{family}, nullptr).first->second;
+  // A module's own families, made on first use; the caller holds mtx_.
+  template <class Family, class Builder>
+  Family& family(std::map<std::string, Family*, std::less<>>& known, Builder build, std::string_view name,
+                 std::string_view help) {
+    auto& f = known.try_emplace(std::string{name}, nullptr).first->second;
     if (f == nullptr)
-      f = &prometheus::BuildCounter().Name(std::string{family}).Help(std::string{help}).Register(*registry_);
-    f->Add(as_map(l)).Increment(by);
+      f = &build().Name(std::string{name}).Help(std::string{help}).Register(*registry_);
+    return *f;
   }
-  void gauge(std::string_view family, std::string_view help, const labels& l, double value) override {
+
+  void count(std::string_view name, std::string_view help, const labels& l, double by) override {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto& f = gauges_.try_emplace(std::string{family}, nullptr).first->second;
-    if (f == nullptr)
-      f = &prometheus::BuildGauge().Name(std::string{family}).Help(std::string{help}).Register(*registry_);
-    f->Add(as_map(l)).Set(value);
+    family(counters_, prometheus::BuildCounter, name, help).Add(as_map(l)).Increment(by);
   }
-  void observe(std::string_view family, std::string_view help, const labels& l, double seconds) override {
+  void gauge(std::string_view name, std::string_view help, const labels& l, double value) override {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto& f = histograms_.try_emplace(std::string{family}, nullptr).first->second;
-    if (f == nullptr)
-      f = &prometheus::BuildHistogram().Name(std::string{family}).Help(std::string{help}).Register(*registry_);
-    f->Add(as_map(l),
-           prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                                   2.5, 5})
-      .Observe(seconds);
+    family(gauges_, prometheus::BuildGauge, name, help).Add(as_map(l)).Set(value);
+  }
+  void observe(std::string_view name, std::string_view help, const labels& l, double seconds) override {
+    static const prometheus::Histogram::BucketBoundaries buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                 0.1,    0.25,  0.5,    1,     2.5,  5};
+    std::lock_guard<std::mutex> guard{mtx_};
+    family(histograms_, prometheus::BuildHistogram, name, help).Add(as_map(l), buckets).Observe(seconds);
   }
 
   std::string render() override {
