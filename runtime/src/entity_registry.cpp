@@ -236,10 +236,9 @@ public:
     log::warn("entity: error message nobody waited for, ignored", {{"entity", key.str()}, {"error", error}});
   }
 
-  /// Ends (and forgets) every activation whose tenant id `pred` accepts:
+  /// Forgets, and ends, every activation whose tenant id `pred` accepts:
   /// the cluster's shards that moved away or came back, whose in-memory state
-  /// may be stale. Commands already on their way to one get an error (the
-  /// caller answers 503); the next command activates afresh where it belongs.
+  /// may be stale. The next command activates afresh where it belongs.
   std::size_t evict_where(const std::function<bool(const std::string&)>& pred) {
     std::vector<std::pair<entity_kind, caf::actor>> gone;
     for (auto& sh : shards_) {
@@ -266,12 +265,15 @@ public:
         }
       }
     }
+    // Out of the directory, nothing new reaches them; idle_atom ends each
+    // after what is in its mailbox (a commit in flight first: its client gets
+    // its answer, or "moved" from the fence), since release() finds it gone.
     for (auto& [kind, a] : gone) {
       ++stats_.passivations;
       count_live(kind, -1);
       if (m_)
         m_->entity_passivated(kind);
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      caf::anon_send(a, actors::idle_atom::value);
     }
     return gone.size();
   }

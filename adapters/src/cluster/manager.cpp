@@ -33,6 +33,15 @@ struct manager_state {
 
 using manager_actor = caf::stateful_actor<manager_state>;
 
+template <class F>
+void guarded(const char* what, F f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    log::warn(std::string{"cluster: "} + what + " failed; retrying next round", {{"error", e.what()}});
+  }
+}
+
 [[noreturn]] void fatal(const std::string& why) {
   log::error("cluster: this node must stop now", {{"reason", why}});
   log::flush();
@@ -180,25 +189,20 @@ void maybe_activate(manager_actor* self, std::shared_ptr<routing>& r) {
   if (!missing.empty() && waited < s.st->cfg().cluster_join_timeout)
     return;
   if (!missing.empty()) {
+    // Orleans's rule: a node that cannot reach every active member must not
+    // take shards (the others could not forward to it). Leave and let a
+    // supervisor try again.
     std::string names;
     for (const auto& n : missing)
       names += (names.empty() ? "" : ",") + n;
-    log::warn("cluster: joining without a connection to every active member (cluster.join-timeout)",
-              {{"unreachable", names}});
+    log::error("cluster: cannot reach every active member within cluster.join-timeout", {{"unreachable", names}});
+    guarded("leaving after a failed join", [&] { s.db->set_status(status::dead, "join failed"); });
+    fatal("the join failed");
   }
   s.db->set_status(status::active);
   s.st->state = status::active;
   log::info("cluster: joined; this node is active", {{"node", s.st->me().node_name}});
   r = s.db->read();
-}
-
-template <class F>
-void guarded(const char* what, F f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    log::warn(std::string{"cluster: "} + what + " failed; retrying next round", {{"error", e.what()}});
-  }
 }
 
 void round(manager_actor* self) {

@@ -181,7 +181,7 @@ public:
                         std::chrono::milliseconds(100), std::chrono::minutes(1), &node_config::cluster_renew_interval));
     r.add(m,
           opt::duration("cluster.join-timeout",
-                        "longest a joining node waits to reach every active member before it turns active",
+                        "longest a joining node waits to reach every active member; then it exits (code 75)",
                         std::chrono::seconds(1), std::chrono::hours(1), &node_config::cluster_join_timeout));
     r.add(m,
           opt::integer("cluster.handoff-max", "most shards handed to another node per rebalance round", 1, 4096,
