@@ -51,6 +51,26 @@ entity_reply ok_reply(const std::shared_ptr<const v1::Tenant>& t, bool created =
   return r;
 }
 
+/// The state a load brought (or load_failed).
+void take_loaded(self_ptr self, const loaded& l) {
+  auto& st = self->state;
+  if (l.status == store_status::ok) {
+    auto t = std::make_shared<v1::Tenant>();
+    if (!t->ParseFromString(l.state)) {
+      st.load_failed = true;
+      return;
+    }
+    // Limits follow the configured plan; usage.users is the live seat count.
+    if (auto it = st.env->rules.plans.find(t->plan()); it != st.env->rules.plans.end())
+      fill_limits(*t->mutable_limits(), it->second);
+    t->mutable_usage()->set_users(l.user_count);
+    st.current = std::move(t);
+    st.load_failed = false;
+  } else if (l.status != store_status::not_found) {
+    st.load_failed = true;
+  }
+}
+
 /// After a command that leaves no live state, ask to be passivated right away.
 void drop_if_empty(self_ptr self) {
   auto& st = self->state;
@@ -114,9 +134,31 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
         }
         if (o.status == store_status::duplicate && o.field == "message_key") {
           // Applied before (a redelivered webhook or command): nothing to do.
-          auto r = ok_reply(self->state.current);
-          r.duplicate = true;
-          rp.deliver(std::move(r));
+          if (self->state.current) {
+            auto r = ok_reply(self->state.current);
+            r.duplicate = true;
+            rp.deliver(std::move(r));
+            return;
+          }
+          // A creation applied before by another activation (its first
+          // attempt's answer was lost, e.g. on a node that died): this one
+          // never saw it, so it reads the tenant as it is now.
+          self->request(self->state.env->store, caf::infinite, load_atom::value, self->state.key)
+            .await(
+              [self, rp](loaded& l) mutable {
+                take_loaded(self, l);
+                if (!self->state.current) { // an earlier attempt made it under another id
+                  rp.deliver(entity_reply::fail(fail(
+                    errc::conflict, "an earlier attempt of this request was applied; list the tenants to find it")));
+                  return;
+                }
+                auto r = ok_reply(self->state.current);
+                r.duplicate = true;
+                rp.deliver(std::move(r));
+              },
+              [rp](caf::error&) mutable {
+                rp.deliver(entity_reply::fail(fail(errc::unavailable, "the store did not answer; retry later")));
+              });
           return;
         }
         if (o.status == store_status::stale || o.status == store_status::moved) {
@@ -303,25 +345,7 @@ caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const 
   // No CAF timeout: the store answers every load, `unavailable` after its
   // load timeout (a CAF request timeout would hold this actor in the clock).
   self->request(env->store, caf::infinite, load_atom::value, key)
-    .await(
-      [self](loaded& l) {
-        auto& st = self->state;
-        if (l.status == store_status::ok) {
-          auto t = std::make_shared<v1::Tenant>();
-          if (!t->ParseFromString(l.state)) {
-            st.load_failed = true;
-            return;
-          }
-          // Limits follow the configured plan; usage.users is the live seat count.
-          if (auto it = st.env->rules.plans.find(t->plan()); it != st.env->rules.plans.end())
-            fill_limits(*t->mutable_limits(), it->second);
-          t->mutable_usage()->set_users(l.user_count);
-          st.current = std::move(t);
-        } else if (l.status != store_status::not_found) {
-          st.load_failed = true;
-        }
-      },
-      [self](caf::error&) { self->state.load_failed = true; });
+    .await([self](loaded& l) { take_loaded(self, l); }, [self](caf::error&) { self->state.load_failed = true; });
   return {
     [self](command& cmd) -> caf::result<entity_reply> {
       ++self->state.handled;

@@ -149,9 +149,14 @@ caf::result<entity_reply> commit(self_ptr self, std::shared_ptr<const v1::User> 
           return;
         }
         if (o.status == store_status::duplicate && o.field == "message_key") {
+          if (!exists(s)) { // an earlier attempt applied it, to another (new) user id
+            rp.deliver(entity_reply::fail(
+              fail(errc::conflict, "an earlier attempt of this request was applied; list the users to find it")));
+            drop_if_empty(self);
+            return;
+          }
           entity_reply r; // applied before: nothing changed
-          if (exists(s))
-            r.entity = parsed(s);
+          r.entity = parsed(s);
           r.version = s.version;
           r.duplicate = true;
           rp.deliver(std::move(r));

@@ -359,10 +359,12 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
       };
       if (!target)
         return ok(actors::entity_reply::fail(actors::fail(actors::errc::unavailable, "the node is shutting down")));
-      auto left = std::chrono::milliseconds(
-        env.deadline_unix_ms() > 0 ? std::max<std::int64_t>(1, env.deadline_unix_ms() - now_ms) : 10'000);
+      // No CAF time-out here: each one is an entry in CAF's actor clock (a
+      // lock and a wake-up of its thread per request); the entity always
+      // answers or ends (then CAF answers with an error), and the sender's
+      // own time-out covers the rest.
       auto rp = self->make_response_promise<std::string>();
-      self->request(target, left, std::move(in->cmd))
+      self->request(target, caf::infinite, std::move(in->cmd))
         .then([rp, ok](actors::entity_reply& r) mutable { rp.deliver(ok(r)); },
               [rp, ok](caf::error& e) mutable { rp.deliver(ok(actors::entity_reply::fail(actors::failure_from(e)))); });
       return rp;
