@@ -32,6 +32,13 @@ std::optional<std::string> host_port(const std::string& v, std::string* host, st
   return std::nullopt;
 }
 
+/// The check of cluster-listen and cluster-advertise: empty, or host:port.
+std::optional<std::string> empty_or_host_port(node_config&, const std::string& v) {
+  std::string h;
+  std::uint16_t p = 0;
+  return v.empty() ? std::nullopt : host_port(v, &h, &p);
+}
+
 class service_impl final : public rc::cluster_service {
 public:
   service_impl(caf::actor_system& sys, std::shared_ptr<shared_state> st, caf::actor manager)
@@ -125,20 +132,10 @@ public:
           opt::string("cluster-listen",
                       "host:port of the cluster port (CAF; must be on a private network: see docs/clustering.md); "
                       "empty: one node, no cluster",
-                      &node_config::cluster_listen,
-                      [](node_config&, const std::string& v) -> std::optional<std::string> {
-                        std::string h;
-                        std::uint16_t p = 0;
-                        return v.empty() ? std::nullopt : host_port(v, &h, &p);
-                      }));
+                      &node_config::cluster_listen, empty_or_host_port));
     r.add(m,
           opt::string("cluster-advertise", "host:port other nodes dial to reach this one; empty: cluster-listen",
-                      &node_config::cluster_advertise,
-                      [](node_config&, const std::string& v) -> std::optional<std::string> {
-                        std::string h;
-                        std::uint16_t p = 0;
-                        return v.empty() ? std::nullopt : host_port(v, &h, &p);
-                      }));
+                      &node_config::cluster_advertise, empty_or_host_port));
     r.add(m,
           opt::string("cluster-name", "name of the cluster; nodes of another cluster are refused at the hello",
                       &node_config::cluster_name, opt::not_empty));
