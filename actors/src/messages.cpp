@@ -22,8 +22,11 @@ std::string entity_key::str() const {
 }
 
 failure failure_from(const caf::error& err) {
-  if (err == caf::sec::request_timeout)
-    return fail(errc::unavailable, "the entity did not answer in time; retry later");
+  if (err == caf::sec::request_timeout) {
+    auto f = fail(errc::unavailable, "the entity did not answer in time; retry later");
+    f.outcome_unknown = true;
+    return f;
+  }
   if (err == caf::sec::request_receiver_down)
     return fail(errc::unavailable, "the entity was restarting; retry");
   return fail(errc::internal, "the entity failed while handling the request");

@@ -9,53 +9,33 @@ namespace colony::runtime {
 
 using namespace actors;
 
-namespace {
-
-std::string encode(const entity_reply& r) { return to_wire(r).SerializeAsString(); }
-
-struct gateway_state {
-  std::shared_ptr<entity_router> router;
-  std::chrono::milliseconds timeout{};
-  static inline const char* name = "colony.gateway";
-};
-
-caf::behavior gateway(caf::stateful_actor<gateway_state>* self, std::shared_ptr<entity_router> router,
-                      std::chrono::milliseconds timeout) {
-  self->state.router = std::move(router);
-  self->state.timeout = timeout;
-  return {
-    [self](gateway_atom, const std::string& bytes) -> caf::result<std::string> {
-      v1::EntityCommand w;
-      std::string error;
-      std::optional<addressed_command> in;
-      if (!w.ParseFromString(bytes))
-        error = "not a colony.v1.EntityCommand";
-      else
-        in = from_wire(w, error);
-      if (!in) {
-        log::warn("gateway refused a command", {{"error", error}});
-        return encode(entity_reply::fail(fail(errc::malformed, error)));
-      }
-      auto target = self->state.router->route(in->key, in->cmd.new_id);
-      if (!target)
-        return encode(entity_reply::fail(fail(errc::unavailable, "the node is shutting down")));
-      auto rp = self->make_response_promise<std::string>();
-      self->request(target, self->state.timeout, std::move(in->cmd))
-        .then([rp](entity_reply& r) mutable { rp.deliver(encode(r)); },
-              [rp](caf::error& err) mutable { rp.deliver(encode(entity_reply::fail(failure_from(err)))); });
-      return rp;
-    },
-  };
-}
-
-} // namespace
-
-caf::actor spawn_gateway(caf::actor_system& sys, std::shared_ptr<entity_router> router,
-                         std::chrono::milliseconds timeout) {
-  return sys.spawn(gateway, std::move(router), timeout);
+void serve_wire_command(caf::event_based_actor* self, entity_router& router, const std::string& bytes,
+                        const std::function<std::string(const entity_key&)>& refuse,
+                        std::function<void(std::string)> done) {
+  v1::EntityCommand w;
+  std::string error;
+  std::optional<addressed_command> in;
+  if (!w.ParseFromString(bytes))
+    error = "not a colony.v1.EntityCommand";
+  else
+    in = from_wire(w, error);
+  if (in && refuse)
+    error = refuse(in->key);
+  if (!in || !error.empty()) {
+    log::warn("a command from another node was refused", {{"error", error}});
+    return done(encode_reply(entity_reply::fail(fail(errc::malformed, error))));
+  }
+  auto target = router.route(in->key, in->cmd.new_id);
+  if (!target)
+    return done(encode_reply(entity_reply::fail(fail(errc::unavailable, "the node is shutting down"))));
+  self->request(target, caf::infinite, std::move(in->cmd))
+    .then([done](entity_reply& r) { done(encode_reply(r)); },
+          [done](caf::error& err) { done(encode_reply(entity_reply::fail(failure_from(err)))); });
 }
 
 std::string encode_command(const entity_key& key, const command& cmd) { return to_wire(key, cmd).SerializeAsString(); }
+
+std::string encode_reply(const entity_reply& r) { return to_wire(r).SerializeAsString(); }
 
 entity_reply decode_reply(const std::string& bytes) {
   v1::EntityReply w;

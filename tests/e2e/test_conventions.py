@@ -344,5 +344,31 @@ class IdempotencyKeys(hardening.NodeCase):
         self.assertEqual(again[1].get("Idempotency-Replayed"), "true")
 
 
+class IdempotencyUnknownOutcome(hardening.NodeCase):
+    """A change that got no answer within the request timeout may still
+    commit: its key stays taken, so a retry never applies it twice."""
+
+    ARGS = ["--debug.fault-injection", "true", "--request-timeout", "1s"]
+    PLAN = "pro"
+    post = IdempotencyKeys.post
+
+    def test_a_retry_after_a_timed_out_change_gets_the_change_not_a_second_one(self):
+        users = f"/v1/tenants/{self.t['id']}/users"
+        key = str(uuid.uuid4())
+        body = {"email": "late@example.com"}
+        t0 = time.time()
+        first = self.post(users, body, key, extra={"X-Colony-Fault": "stall=2500"})
+        self.assertEqual(first[0], 503, first[2])  # the wait ended after 1 s; the change still runs
+        again = self.post(users, body, key)
+        self.assertEqual(again[0], 409, again[2])  # not released: it may yet commit
+        self.assertIn("idempotency-key-in-use", json.loads(again[2])["type"])
+        time.sleep(max(0.0, 3.5 - (time.time() - t0)))  # the stalled creation has committed by now
+        again = self.post(users, body, key)
+        self.assertEqual(again[0], 201, again[2])  # answered from the commit
+        self.assertEqual(again[1].get("Idempotency-Replayed"), "true")
+        listed = self.node.json("GET", users + "?limit=500")[2]["data"]
+        self.assertEqual([u["id"] for u in listed if u["email"] == "late@example.com"], [json.loads(again[2])["id"]])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

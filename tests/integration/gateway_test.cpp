@@ -1,8 +1,10 @@
 // Messages cross nodes: two actor systems connected by CAF's middleman on
-// loopback. Node A runs a store, the entity directory and its gateway,
-// published on a free port; node B reaches that gateway as a remote actor and
-// sends commands as colony.v1.EntityCommand bytes. Every reply must be the one
-// a local caller of node A gets (same entity, version, failure).
+// loopback. Node A runs a store, the entity directory and an actor that
+// serves wire commands as the cluster's gateway does
+// (runtime::serve_wire_command), published on a free port; node B reaches it
+// as a remote actor and sends commands as colony.v1.EntityCommand bytes.
+// Every reply must be the one a local caller of node A gets (same entity,
+// version, failure).
 #include <caf/io/all.hpp>
 
 #include "colony/actors/entities.hpp"
@@ -37,6 +39,19 @@ std::string entity_json(const entity_reply& r) {
   return "";
 }
 
+using wire_atom = caf::atom_constant<caf::atom("wire")>;
+
+caf::behavior wire_server(caf::event_based_actor* self, std::shared_ptr<entity_router> router) {
+  return {
+    [self, router](wire_atom, const std::string& bytes) -> caf::result<std::string> {
+      auto rp = self->make_response_promise<std::string>();
+      runtime::serve_wire_command(self, *router, bytes, nullptr,
+                                  [rp](std::string reply) mutable { rp.deliver(std::move(reply)); });
+      return rp;
+    },
+  };
+}
+
 struct two_nodes {
   system_with_middleman a, b;
   store_port store;
@@ -53,7 +68,7 @@ struct two_nodes {
     entity_env env;
     env.store = store;
     registry = runtime::spawn_entity_registry(*a.sys, env, nullptr);
-    gateway = runtime::spawn_gateway(*a.sys, registry.router, std::chrono::seconds(10));
+    gateway = a.sys->spawn(wire_server, registry.router);
     auto port = a.sys->middleman().publish(gateway, 0, "127.0.0.1");
     REQUIRE(port);
     auto handle = b.sys->middleman().remote_actor("127.0.0.1", *port);
@@ -81,7 +96,7 @@ struct two_nodes {
   entity_reply across(const entity_key& key, const command& cmd) {
     entity_reply out = entity_reply::fail(fail(errc::internal, "no answer"));
     (*on_b)
-      ->request(remote, std::chrono::seconds(10), runtime::gateway_atom::value, runtime::encode_command(key, cmd))
+      ->request(remote, std::chrono::seconds(10), wire_atom::value, runtime::encode_command(key, cmd))
       .receive([&](std::string& bytes) { out = runtime::decode_reply(bytes); },
                [&](caf::error& e) { out = entity_reply::fail(fail(errc::unavailable, caf::to_string(e))); });
     return out;
@@ -169,7 +184,7 @@ TEST_CASE("a command sent through a remote node's gateway gets the reply a local
   // Bytes that are not a command are refused with a failure, never dropped.
   entity_reply garbage = entity_reply::fail(fail(errc::internal, "no answer"));
   (*n.on_b)
-    ->request(n.remote, std::chrono::seconds(10), runtime::gateway_atom::value, std::string{"\xff\xff\x01", 3})
+    ->request(n.remote, std::chrono::seconds(10), wire_atom::value, std::string{"\xff\xff\x01", 3})
     .receive([&](std::string& bytes) { garbage = runtime::decode_reply(bytes); }, [](caf::error&) {});
   REQUIRE(garbage.error.has_value());
   CHECK(garbage.error->code == errc::malformed);

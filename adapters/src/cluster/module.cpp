@@ -273,7 +273,8 @@ public:
     caf::anon_send(peers_, manager_atom::value, manager_);
     caf::anon_send(gateway_, manager_atom::value, manager_);
     st_->set_manager(manager_);
-    auto router = make_cluster_router(node.sys, st_, local_.router);
+    links_ = spawn_links(node.sys, st_, local_.router, std::max(2u, std::thread::hardware_concurrency()));
+    auto router = make_cluster_router(node.sys, st_, local_.router, links_);
     dispatcher_ = spawn_dispatcher(node.sys, router, cfg.request_timeout);
     node.entities = runtime::entity_registry{dispatcher_, router};
     node.provide<rc::cluster_service>(std::make_shared<service_impl>(node.sys, st_, manager_));
@@ -314,6 +315,9 @@ public:
       caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
       *a = nullptr;
     }
+    for (auto& l : links_)
+      caf::anon_send_exit(l, caf::exit_reason::user_shutdown);
+    links_.clear();
   }
 
 private:
@@ -344,6 +348,7 @@ private:
   std::shared_ptr<shared_state> st_;
   runtime::entity_registry local_;
   caf::actor gateway_, peers_, manager_, dispatcher_;
+  std::vector<caf::actor> links_;
   std::uint16_t port_ = 0;
   std::thread watchdog_;
   std::atomic<bool> stop_watchdog_{false};

@@ -12,6 +12,7 @@
 #include <caf/fwd.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "colony/actors/entities.hpp"
 #include "colony/runtime/entity_registry.hpp"
@@ -28,13 +29,15 @@ using force_atom = caf::atom_constant<caf::atom("cl_force")>;
 using view_atom = caf::atom_constant<caf::atom("cl_view")>;
 using hello_atom = caf::atom_constant<caf::atom("cl_hello")>;
 using ping_atom = caf::atom_constant<caf::atom("cl_ping")>;
+/// (fwd_atom, id, envelope) to a gateway; (fwd_reply_atom, id, reply) back to the sender.
 using fwd_atom = caf::atom_constant<caf::atom("cl_fwd")>;
+using fwd_reply_atom = caf::atom_constant<caf::atom("cl_fwdr")>;
 using dial_atom = caf::atom_constant<caf::atom("cl_dial")>;
 using manager_atom = caf::atom_constant<caf::atom("cl_mgr")>;
 /// Re-read the tables now (a peer just handed this node shards, or named a newer epoch).
 using refresh_atom = caf::atom_constant<caf::atom("cl_fresh")>;
 
-inline constexpr const char* wire_version = "colony-cluster-v1";
+inline constexpr const char* wire_version = "colony-cluster-v2";
 
 /// The membership manager. `db` is connected and joined. It sends every new
 /// view to `peers` and evicts the activations of shards that changed hands
@@ -48,9 +51,14 @@ caf::actor spawn_peers(caf::actor_system& sys, std::shared_ptr<shared_state> st)
 caf::actor spawn_cluster_gateway(caf::actor_system& sys, std::shared_ptr<shared_state> st,
                                  std::shared_ptr<actors::entity_router> local);
 
-/// The router over `local`: local shards to it, others forwarded.
+/// `count` links: the actors that forward commands to other nodes (and
+/// run them here when their shard arrives meanwhile).
+std::vector<caf::actor> spawn_links(caf::actor_system& sys, const std::shared_ptr<shared_state>& st,
+                                    const std::shared_ptr<actors::entity_router>& local, std::size_t count);
+/// The router over `local`: local shards to it, others to one of `links`.
 std::shared_ptr<actors::entity_router> make_cluster_router(caf::actor_system& sys, std::shared_ptr<shared_state> st,
-                                                           std::shared_ptr<actors::entity_router> local);
+                                                           std::shared_ptr<actors::entity_router> local,
+                                                           std::vector<caf::actor> links);
 /// An actor for (entity_key, command) messages (timers, Kafka) over `router`.
 caf::actor spawn_dispatcher(caf::actor_system& sys, std::shared_ptr<actors::entity_router> router,
                             std::chrono::milliseconds timeout);

@@ -24,6 +24,7 @@
 
 #include "colony/actors/wire.hpp"
 #include "colony/protocol/time.hpp"
+#include "colony/runtime/gateway.hpp"
 #include "colony/runtime/log.hpp"
 #include "colony/v1/cluster.pb.h"
 #include "colony/v1/entity.pb.h"
@@ -286,6 +287,51 @@ bool known_sender(gateway_actor* self) {
   return src && self->state.hello_ok.contains(src->node());
 }
 
+/// Runs a forwarded command (a colony.v1.ClusterEnvelope) if this node owns
+/// its shard at the sender's epoch or later; `done` gets the
+/// colony.v1.ClusterReply, at once or when the entity has answered.
+void serve(gateway_actor* self, const std::string& bytes, std::function<void(std::string)> done) {
+  auto& s = self->state;
+  v1::ClusterEnvelope env;
+  if (!env.ParseFromString(bytes))
+    return done(reply_of(v1::ClusterReply::REFUSED, "not a colony.v1.ClusterEnvelope"));
+  if (!known_sender(self))
+    return done(reply_of(v1::ClusterReply::REFUSED, "no valid hello from this node"));
+  if (env.to_incarnation() != s.st->me().incarnation)
+    return done(reply_of(v1::ClusterReply::REFUSED, "this is incarnation " + s.st->me().incarnation));
+  auto now_ms = protocol::now_us() / 1000;
+  if (env.deadline_unix_ms() > 0 && now_ms >= env.deadline_unix_ms())
+    return done(reply_of(v1::ClusterReply::EXPIRED));
+  auto table = s.st->table();
+  auto shard = env.shard() % rc::shard_count;
+  if (!s.st->serving() || !table->owned_here(shard)) {
+    // The sender saw a newer epoch than this node: this node's table is
+    // behind (a hand-off to it, a claim): read it again now.
+    if (env.epoch_seen() > table->epoch[shard] && s.manager)
+      self->send(s.manager, refresh_atom::value);
+    v1::ClusterReply r;
+    r.set_status(v1::ClusterReply::MOVED);
+    auto idx = table->owner[shard];
+    if (idx >= 0 && idx != table->self)
+      r.set_owner_hint(table->members[static_cast<std::size_t>(idx)].incarnation);
+    r.set_epoch(table->epoch[shard]);
+    return done(r.SerializeAsString());
+  }
+  auto ok = [done](std::string reply) {
+    v1::ClusterReply out;
+    out.set_status(v1::ClusterReply::OK);
+    out.set_reply(std::move(reply));
+    done(out.SerializeAsString());
+  };
+  runtime::serve_wire_command(
+    self, *s.local, env.command(),
+    [shard](const actors::entity_key& key) {
+      return rc::shard_of(key.tenant_id) == shard ? std::string{}
+                                                  : "the command's tenant is not in shard " + std::to_string(shard);
+    },
+    std::move(ok));
+}
+
 caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
                       std::shared_ptr<actors::entity_router> local) {
   self->state.st = std::move(st);
@@ -312,62 +358,15 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
         return std::string{};
       return self->state.st->me().incarnation;
     },
-    [self](fwd_atom, const std::string& bytes) -> caf::result<std::string> {
-      auto& s = self->state;
-      v1::ClusterEnvelope env;
-      if (!env.ParseFromString(bytes))
-        return reply_of(v1::ClusterReply::REFUSED, "not a colony.v1.ClusterEnvelope");
-      if (!known_sender(self))
-        return reply_of(v1::ClusterReply::REFUSED, "no valid hello from this node");
-      if (env.to_incarnation() != s.st->me().incarnation)
-        return reply_of(v1::ClusterReply::REFUSED, "this is incarnation " + s.st->me().incarnation);
-      auto now_ms = protocol::now_us() / 1000;
-      if (env.deadline_unix_ms() > 0 && now_ms >= env.deadline_unix_ms())
-        return reply_of(v1::ClusterReply::EXPIRED);
-      auto table = s.st->table();
-      auto shard = env.shard() % rc::shard_count;
-      if (!s.st->serving() || !table->owned_here(shard)) {
-        // The sender saw a newer epoch than this node: this node's table is
-        // behind (a hand-off to it, a claim): read it again now.
-        if (env.epoch_seen() > table->epoch[shard] && s.manager)
-          self->send(s.manager, refresh_atom::value);
-        v1::ClusterReply r;
-        r.set_status(v1::ClusterReply::MOVED);
-        auto idx = table->owner[shard];
-        if (idx >= 0 && idx != table->self)
-          r.set_owner_hint(table->members[static_cast<std::size_t>(idx)].incarnation);
-        r.set_epoch(table->epoch[shard]);
-        return r.SerializeAsString();
-      }
-      v1::EntityCommand wire;
-      std::string error;
-      std::optional<actors::addressed_command> in;
-      if (wire.ParseFromString(env.command()))
-        in = actors::from_wire(wire, error);
-      else
-        error = "not a colony.v1.EntityCommand";
-      if (!in)
-        return reply_of(v1::ClusterReply::REFUSED, error);
-      if (rc::shard_of(in->key.tenant_id) != shard)
-        return reply_of(v1::ClusterReply::REFUSED, "the command's tenant is not in shard " + std::to_string(shard));
-      auto target = s.local->route(in->key, in->cmd.new_id);
-      auto ok = [](const actors::entity_reply& r) {
-        v1::ClusterReply out;
-        out.set_status(v1::ClusterReply::OK);
-        out.set_reply(actors::to_wire(r).SerializeAsString());
-        return out.SerializeAsString();
-      };
-      if (!target)
-        return ok(actors::entity_reply::fail(actors::fail(actors::errc::unavailable, "the node is shutting down")));
-      // No CAF time-out here: each one is an entry in CAF's actor clock (a
-      // lock and a wake-up of its thread per request); the entity always
-      // answers or ends (then CAF answers with an error), and the sender's
-      // own time-out covers the rest.
-      auto rp = self->make_response_promise<std::string>();
-      self->request(target, caf::infinite, std::move(in->cmd))
-        .then([rp, ok](actors::entity_reply& r) mutable { rp.deliver(ok(r)); },
-              [rp, ok](caf::error& e) mutable { rp.deliver(ok(actors::entity_reply::fail(actors::failure_from(e)))); });
-      return rp;
+    [self](fwd_atom, std::uint64_t id, const std::string& bytes) {
+      // Answered with a message of its own (fwd_reply_atom, id, reply), not
+      // a CAF response: the sender's link keeps the deadlines, so no
+      // response handler waits there for a peer that may never answer.
+      auto to = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!to)
+        return;
+      serve(self, bytes,
+            [self, to, id](std::string reply) { self->send(to, fwd_reply_atom::value, id, std::move(reply)); });
     },
   };
 }

@@ -1,9 +1,9 @@
 // The router the node's callers use (HTTP, timers, Kafka commands): a
 // tenant's shard owned here goes to the local directory (one hop, as on a
-// single node); any other to a forwarder that sends it to the owner's
-// gateway as a colony.v1.ClusterEnvelope and hands back the reply.
+// single node); any other to a link, which sends it to the owner's gateway
+// as a colony.v1.ClusterEnvelope and hands back the reply.
 //
-// When the owner cannot be reached the forwarder waits (within the request
+// When the owner cannot be reached the link waits (within the request
 // deadline) for the routing table to name a reachable owner (the dead
 // member's shards being claimed), and gives up with 503 otherwise. A
 // forward that timed out has an unknown outcome and is never retried: the
@@ -63,194 +63,280 @@ entity_reply unavailable(std::string why) {
   return entity_reply::fail(actors::fail(errc::unavailable, std::move(why)));
 }
 
-struct forwarder_state {
-  std::shared_ptr<shared_state> st;
-  std::shared_ptr<actors::entity_router> local;
+/// A command on its way to its owner node.
+struct job {
   entity_key key;
-  bool known_new = false;
+  command cmd;
+  caf::response_promise rp;
   std::uint32_t shard = 0;
+  bool known_new = false;
+  clock::time_point started;
   clock::time_point deadline;
+  // Waiting: when to try again. Sent: when its answer is overdue.
+  clock::time_point wake;
+  bool sent = false;
   int moved = 0;
-  // The command waiting for its next attempt (a forwarder carries one).
-  std::optional<command> pending;
-  caf::response_promise pending_rp;
-  static inline const char* name = "colony.cluster.forwarder";
+  std::shared_ptr<std::atomic<int>> in_flight; // of the peer it was sent to
+  std::string owner_name;
 };
 
-using forwarder_actor = caf::stateful_actor<forwarder_state>;
+/// A link: the forwarding of many keys' commands (the router spreads shards
+/// over a few links), each a job in a map until its answer or its deadline.
+/// One tick looks at them all, instead of a CAF timeout (an actor-clock
+/// entry) and an actor per request.
+struct link_state {
+  std::shared_ptr<shared_state> st;
+  std::shared_ptr<actors::entity_router> local;
+  std::unordered_map<std::uint64_t, job> jobs;
+  std::uint64_t next_id = 1;
+  bool ticking = false;
+  static inline const char* name = "colony.cluster.link";
+};
 
-void count(forwarder_actor* self, const char* outcome, clock::time_point started) {
+using link_actor = caf::stateful_actor<link_state>;
+
+constexpr auto link_tick = std::chrono::milliseconds(20);
+
+void count(link_actor* self, const char* outcome, const job& j) {
   if (auto* m = self->state.st->metrics()) {
     m->count("colony_cluster_forwarded_total", "Commands forwarded to their owner node, by outcome",
              {{"outcome", outcome}});
     m->observe("colony_cluster_forward_duration_seconds", "Round trip of a forwarded command", {},
-               std::chrono::duration<double>(clock::now() - started).count());
+               std::chrono::duration<double>(clock::now() - j.started).count());
   }
 }
 
-/// Tries `cmd` again after `wait` (the tick handler of the forwarder).
-void later(forwarder_actor* self, command cmd, caf::response_promise rp, std::chrono::milliseconds wait) {
-  self->state.pending = std::move(cmd);
-  self->state.pending_rp = std::move(rp);
-  self->delayed_send(self, wait, caf::tick_atom::value);
+void ensure_ticking(link_actor* self) {
+  if (!self->state.ticking) {
+    self->state.ticking = true;
+    self->delayed_send(self, link_tick, tick_atom::value);
+  }
 }
 
-void attempt(forwarder_actor* self, command cmd, caf::response_promise rp) {
+/// Tries `j` again after `pause`.
+void wait(link_actor* self, job& j, std::chrono::milliseconds pause) {
+  j.sent = false;
+  j.wake = clock::now() + pause;
+  ensure_ticking(self);
+}
+
+/// One attempt at `j`; true when it is answered (and done with).
+bool attempt(link_actor* self, std::uint64_t id, job& j) {
   auto& s = self->state;
   auto now = clock::now();
-  if (now >= s.deadline) {
-    rp.deliver(unavailable("the owner of this tenant cannot be reached right now; retry"));
-    self->quit();
-    return;
+  if (now >= j.deadline) {
+    j.rp.deliver(unavailable("the owner of this tenant cannot be reached right now; retry"));
+    return true;
   }
   auto table = s.st->table();
-  auto idx = table->owner[s.shard];
+  auto idx = table->owner[j.shard];
   if (idx >= 0 && idx == table->self && s.st->serving()) { // owned here now (a claim, a MOVED)
-    auto target = s.local->route(s.key, s.known_new);
+    auto target = s.local->route(j.key, j.known_new);
     if (!target) {
-      rp.deliver(unavailable("the node is shutting down"));
-      self->quit();
-      return;
+      j.rp.deliver(unavailable("the node is shutting down"));
+      return true;
     }
-    self->delegate(target, std::move(cmd));
-    self->quit();
-    return;
+    self->request(target, caf::infinite, std::move(j.cmd))
+      .then([rp = j.rp](entity_reply& r) mutable { rp.deliver(std::move(r)); },
+            [rp = j.rp](caf::error& e) mutable { rp.deliver(entity_reply::fail(actors::failure_from(e))); });
+    return true;
   }
   const member* owner = idx >= 0 ? &table->members[static_cast<std::size_t>(idx)] : nullptr;
   auto link = owner ? s.st->link(owner->incarnation) : std::nullopt;
   if (!owner || owner->state == status::dead || !link) {
     // No reachable owner: a dead member's shard not yet claimed, or a peer
     // being (re)connected. Wait for the table to change.
-    later(self, std::move(cmd), std::move(rp), std::chrono::milliseconds(100));
-    return;
+    wait(self, j, std::chrono::milliseconds(100));
+    return false;
   }
   const auto& cfg = s.st->cfg();
   if (link->in_flight->load() >= cfg.cluster_peer_max_in_flight) {
-    count(self, "overloaded", now);
-    rp.deliver(unavailable("too many requests in flight to node " + owner->node_name + "; retry"));
-    self->quit();
-    return;
+    count(self, "overloaded", j);
+    j.rp.deliver(unavailable("too many requests in flight to node " + owner->node_name + "; retry"));
+    return true;
   }
   v1::ClusterEnvelope env;
-  env.set_request_id(cmd.meta.request_id);
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s.deadline - now);
+  env.set_request_id(j.cmd.meta.request_id);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(j.deadline - now);
   env.set_deadline_unix_ms(protocol::now_us() / 1000 + left.count());
-  env.set_shard(s.shard);
-  env.set_epoch_seen(table->epoch[s.shard]);
+  env.set_shard(j.shard);
+  env.set_epoch_seen(table->epoch[j.shard]);
   env.set_to_incarnation(owner->incarnation);
   env.set_from_incarnation(s.st->me().incarnation);
-  env.set_command(actors::to_wire(s.key, cmd).SerializeAsString());
+  env.set_command(actors::to_wire(j.key, j.cmd).SerializeAsString());
   auto bytes = env.SerializeAsString();
   if (bytes.size() > 1024 * 1024) {
-    rp.deliver(entity_reply::fail(actors::fail(errc::invalid, "the request is too large to forward")));
-    self->quit();
-    return;
+    j.rp.deliver(entity_reply::fail(actors::fail(errc::invalid, "the request is too large to forward")));
+    return true;
   }
   link->in_flight->fetch_add(1);
-  auto in_flight = link->in_flight;
-  auto timeout = std::min(left, cfg.cluster_forward_timeout);
-  self->request(link->gateway, timeout, fwd_atom::value, std::move(bytes))
-    .then(
-      [self, cmd, rp, in_flight, now, owner_name = owner->node_name](const std::string& reply) mutable {
-        in_flight->fetch_sub(1);
-        auto& s2 = self->state;
-        v1::ClusterReply r;
-        if (!r.ParseFromString(reply)) {
-          count(self, "error", now);
-          rp.deliver(entity_reply::fail(actors::fail(errc::internal, "a malformed reply from node " + owner_name)));
-          self->quit();
-          return;
-        }
-        switch (r.status()) {
-          case v1::ClusterReply::OK: {
-            v1::EntityReply w;
-            w.ParseFromString(r.reply());
-            count(self, "ok", now);
-            rp.deliver(actors::from_wire(w));
-            self->quit();
-            return;
-          }
-          case v1::ClusterReply::MOVED:
-            count(self, "moved", now);
-            ++s2.moved;
-            if (!r.owner_hint().empty())
-              s2.st->patch(s2.shard, r.owner_hint(), r.epoch());
-            // The shard is changing hands: both tables catch up within a
-            // refresh; retried (with a growing pause) until the deadline.
-            if (auto m = s2.st->manager())
-              self->send(m, refresh_atom::value);
-            later(self, std::move(cmd), std::move(rp), std::chrono::milliseconds(std::min(20 * s2.moved, 200)));
-            return;
-          case v1::ClusterReply::EXPIRED:
-            count(self, "expired", now);
-            rp.deliver(unavailable("the request's deadline passed before its owner could start it; retry"));
-            self->quit();
-            return;
-          default:
-            count(self, "refused", now);
-            log::warn("cluster: a forwarded command was refused", {{"peer", owner_name}, {"detail", r.detail()}});
-            rp.deliver(unavailable("node " + owner_name + " refused the command; retry"));
-            self->quit();
-            return;
-        }
-      },
-      [self, cmd, rp, in_flight, now, owner_name = owner->node_name](caf::error& e) mutable {
-        in_flight->fetch_sub(1);
-        count(self, "unreachable", now);
-        if (cmd.what == actors::op::get || cmd.what == actors::op::usage) {
-          // A read changes nothing: try again (the owner may be declared
-          // dead meanwhile, and its shard claimed) until the deadline.
-          later(self, std::move(cmd), std::move(rp), std::chrono::milliseconds(100));
-          return;
-        }
-        // A write's outcome is unknown: it may have run. Never retried here.
-        log::debug("cluster: a forwarded command got no answer", {{"peer", owner_name}, {"error", caf::to_string(e)}});
-        rp.deliver(unavailable("node " + owner_name +
-                               " (the owner of this tenant) did not answer; retry with the same Idempotency-Key"));
-        self->quit();
-      });
+  j.in_flight = link->in_flight;
+  j.owner_name = owner->node_name;
+  j.sent = true;
+  j.wake = now + std::min(left, cfg.cluster_forward_timeout);
+  self->send(link->gateway, fwd_atom::value, id, std::move(bytes));
+  ensure_ticking(self);
+  return false;
 }
 
-caf::behavior forwarder(forwarder_actor* self, std::shared_ptr<shared_state> st,
-                        std::shared_ptr<actors::entity_router> local, entity_key key, bool known_new) {
+void run(link_actor* self, std::uint64_t id) {
+  auto& jobs = self->state.jobs;
+  auto it = jobs.find(id);
+  if (it != jobs.end() && attempt(self, id, it->second))
+    jobs.erase(it);
+}
+
+/// The owner's answer to job `id`; true when the job is done with.
+bool answered(link_actor* self, job& j, const std::string& reply) {
   auto& s = self->state;
-  s.st = std::move(st);
-  s.local = std::move(local);
-  s.shard = rc::shard_of(key.tenant_id);
-  s.key = std::move(key);
-  s.known_new = known_new;
-  s.deadline = clock::now() + s.st->cfg().request_timeout - std::chrono::milliseconds(100);
+  j.in_flight->fetch_sub(1);
+  j.sent = false;
+  v1::ClusterReply r;
+  if (!r.ParseFromString(reply)) {
+    count(self, "error", j);
+    j.rp.deliver(entity_reply::fail(actors::fail(errc::internal, "a malformed reply from node " + j.owner_name)));
+    return true;
+  }
+  switch (r.status()) {
+    case v1::ClusterReply::OK: {
+      v1::EntityReply w;
+      w.ParseFromString(r.reply());
+      count(self, "ok", j);
+      j.rp.deliver(actors::from_wire(w));
+      return true;
+    }
+    case v1::ClusterReply::MOVED:
+      count(self, "moved", j);
+      ++j.moved;
+      if (!r.owner_hint().empty())
+        s.st->patch(j.shard, r.owner_hint(), r.epoch());
+      // The shard is changing hands: both tables catch up within a
+      // refresh; retried (with a growing pause) until the deadline.
+      if (auto m = s.st->manager())
+        self->send(m, refresh_atom::value);
+      wait(self, j, std::chrono::milliseconds(std::min(20 * j.moved, 200)));
+      return false;
+    case v1::ClusterReply::EXPIRED:
+      count(self, "expired", j);
+      j.rp.deliver(unavailable("the request's deadline passed before its owner could start it; retry"));
+      return true;
+    default:
+      count(self, "refused", j);
+      log::warn("cluster: a forwarded command was refused", {{"peer", j.owner_name}, {"detail", r.detail()}});
+      j.rp.deliver(unavailable("node " + j.owner_name + " refused the command; retry"));
+      return true;
+  }
+}
+
+/// No answer from the owner in time; true when the job is done with.
+bool overdue(link_actor* self, job& j) {
+  j.in_flight->fetch_sub(1);
+  count(self, "unreachable", j);
+  if (j.cmd.what == actors::op::get || j.cmd.what == actors::op::usage) {
+    // A read changes nothing: try again (the owner may be declared dead
+    // meanwhile, and its shard claimed) until the deadline.
+    wait(self, j, std::chrono::milliseconds(100));
+    return false;
+  }
+  // A write's outcome is unknown: it may have run. Never retried here.
+  log::debug("cluster: a forwarded command got no answer", {{"peer", j.owner_name}});
+  auto f = actors::fail(errc::unavailable,
+                        "node " + j.owner_name +
+                          " (the owner of this tenant) did not answer; retry with the same "
+                          "Idempotency-Key");
+  f.outcome_unknown = true;
+  j.rp.deliver(entity_reply::fail(std::move(f)));
+  return true;
+}
+
+caf::behavior link_behavior(link_actor* self, std::shared_ptr<shared_state> st,
+                            std::shared_ptr<actors::entity_router> local) {
+  self->state.st = std::move(st);
+  self->state.local = std::move(local);
   return {
-    [self](command& cmd) -> caf::result<entity_reply> {
-      auto rp = self->make_response_promise<entity_reply>();
-      attempt(self, std::move(cmd), rp);
+    [self](entity_key& key, command& cmd) -> caf::result<entity_reply> {
+      auto& s = self->state;
+      auto id = s.next_id++;
+      job j;
+      j.rp = self->make_response_promise<entity_reply>();
+      auto rp = j.rp;
+      j.shard = rc::shard_of(key.tenant_id);
+      j.key = std::move(key);
+      j.known_new = cmd.new_id;
+      j.cmd = std::move(cmd);
+      j.started = clock::now();
+      j.deadline = j.started + s.st->cfg().request_timeout - std::chrono::milliseconds(100);
+      auto it = s.jobs.emplace(id, std::move(j)).first;
+      if (attempt(self, id, it->second))
+        s.jobs.erase(it);
       return rp;
     },
-    [self](caf::tick_atom) {
-      auto& fs = self->state;
-      if (!fs.pending)
-        return;
-      auto cmd = std::move(*fs.pending);
-      fs.pending.reset();
-      attempt(self, std::move(cmd), std::move(fs.pending_rp));
+    [self](fwd_reply_atom, std::uint64_t id, const std::string& reply) {
+      auto& jobs = self->state.jobs;
+      auto it = jobs.find(id);
+      if (it == jobs.end() || !it->second.sent)
+        return; // answered late: its deadline went by
+      if (answered(self, it->second, reply))
+        jobs.erase(it);
+    },
+    [self](tick_atom) {
+      auto& s = self->state;
+      auto now = clock::now();
+      std::vector<std::uint64_t> due;
+      for (auto it = s.jobs.begin(); it != s.jobs.end();) {
+        auto& j = it->second;
+        if (now < j.wake) {
+          ++it;
+        } else if (j.sent && overdue(self, j)) {
+          it = s.jobs.erase(it);
+        } else {
+          if (!j.sent)
+            due.push_back(it->first);
+          ++it;
+        }
+      }
+      for (auto id : due)
+        run(self, id);
+      s.ticking = !s.jobs.empty();
+      if (s.ticking)
+        self->delayed_send(self, link_tick, tick_atom::value);
+    },
+  };
+}
+
+/// route()'s answer for a key owned elsewhere, for a caller that sends the
+/// command alone: hands it to the link with its key, then ends.
+caf::behavior keyed_adapter(caf::event_based_actor* self, caf::actor link, entity_key key) {
+  return {
+    [self, link, key](command& cmd) {
+      self->delegate(link, key, std::move(cmd));
+      self->quit();
     },
   };
 }
 
 class cluster_router final : public actors::entity_router {
 public:
-  cluster_router(caf::actor_system& sys, std::shared_ptr<shared_state> st, std::shared_ptr<actors::entity_router> local)
-    : sys_(sys), st_(std::move(st)), local_(std::move(local)) {}
+  cluster_router(caf::actor_system& sys, std::shared_ptr<shared_state> st, std::shared_ptr<actors::entity_router> local,
+                 std::vector<caf::actor> links)
+    : sys_(sys), st_(std::move(st)), local_(std::move(local)), links_(std::move(links)) {}
 
   using actors::entity_router::route;
 
   caf::actor route(const entity_key& key, bool known_new) override {
+    auto t = target_of(key, known_new);
+    if (!t.keyed)
+      return t.to;
+    return sys_.spawn(keyed_adapter, t.to, key);
+  }
+  target target_of(const entity_key& key, bool known_new) override {
     if (!st_->serving())
       return {};
-    auto table = st_->table();
-    if (table->owned_here(rc::shard_of(key.tenant_id)))
-      return local_->route(key, known_new);
-    return sys_.spawn(forwarder, st_, local_, key, known_new);
+    auto shard = rc::shard_of(key.tenant_id);
+    if (st_->table()->owned_here(shard))
+      return {local_->route(key, known_new), false};
+    // One link per shard: a tenant's forwarded commands stay in order.
+    return {links_[shard % links_.size()], true};
   }
   bool release(const entity_key& key, const caf::actor_addr& who, std::uint64_t handled) override {
     return local_->release(key, who, handled);
@@ -264,17 +350,22 @@ private:
   caf::actor_system& sys_;
   std::shared_ptr<shared_state> st_;
   std::shared_ptr<actors::entity_router> local_;
+  std::vector<caf::actor> links_;
 };
 
 caf::behavior dispatcher(caf::event_based_actor* self, std::shared_ptr<actors::entity_router> router,
                          std::chrono::milliseconds timeout) {
   return {
     [self, router, timeout](entity_key& key, command& cmd) -> caf::result<entity_reply> {
-      auto target = router->route(key);
-      if (!target)
+      auto target = router->target_of(key, false);
+      if (!target.to)
         return unavailable("the node is not serving (shutting down, or its cluster lease is in doubt)");
+      if (target.keyed) { // the link keeps the deadline
+        self->delegate(target.to, std::move(key), std::move(cmd));
+        return caf::delegated<entity_reply>{};
+      }
       auto rp = self->make_response_promise<entity_reply>();
-      self->request(target, timeout, std::move(cmd))
+      self->request(target.to, timeout, std::move(cmd))
         .then([rp](entity_reply& r) mutable { rp.deliver(std::move(r)); },
               [rp](caf::error& e) mutable { rp.deliver(entity_reply::fail(actors::failure_from(e))); });
       return rp;
@@ -284,9 +375,18 @@ caf::behavior dispatcher(caf::event_based_actor* self, std::shared_ptr<actors::e
 
 } // namespace
 
+std::vector<caf::actor> spawn_links(caf::actor_system& sys, const std::shared_ptr<shared_state>& st,
+                                    const std::shared_ptr<actors::entity_router>& local, std::size_t count) {
+  std::vector<caf::actor> links;
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i)
+    links.push_back(sys.spawn(link_behavior, st, local));
+  return links;
+}
+
 std::shared_ptr<actors::entity_router> make_cluster_router(caf::actor_system& sys, std::shared_ptr<shared_state> st,
-                                                           std::shared_ptr<actors::entity_router> local) {
-  return std::make_shared<cluster_router>(sys, std::move(st), std::move(local));
+                                                           std::shared_ptr<actors::entity_router> local,
+                                                           std::vector<caf::actor> links) {
+  return std::make_shared<cluster_router>(sys, std::move(st), std::move(local), std::move(links));
 }
 
 caf::actor spawn_dispatcher(caf::actor_system& sys, std::shared_ptr<actors::entity_router> router,

@@ -165,27 +165,36 @@ void api_core::call_entity(const std::shared_ptr<call>& c, entity_key key, comma
   cmd.inject_crash = opts.fault_injection && c->req.fault == "crash";
   if (opts.fault_injection && c->req.fault.starts_with("stall="))
     cmd.inject_stall_ms = std::atoi(c->req.fault.c_str() + 6);
-  bridges.post(
-    c,
-    [c, key = std::move(key), cmd = std::move(cmd), next = std::move(next), pass_errors, timeout = opts.request_timeout,
-     entities = ctx.entities](caf::event_based_actor* self) mutable {
-      auto target = entities->route(key);
-      if (!target) {
-        c->respond(
-          api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"), c->req.request_id));
-        return;
-      }
-      bridge_pool::request<entity_reply>(
-        self, c, target, timeout,
-        [c, next, pass_errors](entity_reply& r) {
-          if (r.error && !pass_errors)
-            c->respond(api::failure_response(*r.error, c->req.request_id));
-          else
-            next(r);
-        },
-        [c](const caf::error& err) { c->respond(api::failure_response(failure_from(err), c->req.request_id)); },
-        std::move(cmd));
-    });
+  bridges.post(c,
+               [c, key = std::move(key), cmd = std::move(cmd), next = std::move(next), pass_errors, change,
+                timeout = opts.request_timeout, entities = ctx.entities](caf::event_based_actor* self) mutable {
+                 auto target = entities->target_of(key, false);
+                 if (!target.to) {
+                   c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"),
+                                                    c->req.request_id));
+                   return;
+                 }
+                 std::function<void(entity_reply&)> on_reply = [c, next, pass_errors, change](entity_reply& r) {
+                   if (r.error && r.error->outcome_unknown && change)
+                     c->outcome_unknown = true;
+                   if (r.error && !pass_errors)
+                     c->respond(api::failure_response(*r.error, c->req.request_id));
+                   else
+                     next(r);
+                 };
+                 std::function<void(const caf::error&)> on_error = [c, change](const caf::error& err) {
+                   auto f = failure_from(err);
+                   if (f.outcome_unknown && change)
+                     c->outcome_unknown = true;
+                   c->respond(api::failure_response(f, c->req.request_id));
+                 };
+                 if (target.keyed)
+                   bridge_pool::request<entity_reply>(self, c, target.to, timeout, std::move(on_reply),
+                                                      std::move(on_error), std::move(key), std::move(cmd));
+                 else
+                   bridge_pool::request<entity_reply>(self, c, target.to, timeout, std::move(on_reply),
+                                                      std::move(on_error), std::move(cmd));
+               });
 }
 
 void api_core::send(const std::shared_ptr<call>& c, entity_key key, command cmd,

@@ -62,9 +62,10 @@ struct call {
   actors::access::principal who; // set unless the route is open
   actors::access::permission perm = actors::access::permission::platform;
   std::vector<std::pair<std::string, std::string>> rate_headers; // RateLimit-Policy, RateLimit
-  std::string tenant_id;  // the tenant the caller was allowed into (for the audit log)
-  bool hidden = false;    // refused as another tenant's resource (404)
-  std::string idem_scope; // Idempotency-Key taken for this request: its changes mark it committed
+  std::string tenant_id;        // the tenant the caller was allowed into (for the audit log)
+  bool hidden = false;          // refused as another tenant's resource (404)
+  std::string idem_scope;       // Idempotency-Key taken for this request: its changes mark it committed
+  bool outcome_unknown = false; // a change got no answer in time: it may yet commit (the key stays taken)
   // Runs before the answer leaves (Idempotency-Key: store it first), then
   // calls `send` with it; set once, taken by the first answer.
   std::function<void(api_response, std::function<void(api_response)>)> before_answer;

@@ -37,6 +37,18 @@ public:
   /// empty instead of loading (saves a read per creation).
   [[nodiscard]] virtual caf::actor route(const entity_key& key, bool known_new) = 0;
   [[nodiscard]] caf::actor route(const entity_key& key) { return route(key, false); }
+  /// Where a caller that knows the key sends a command: `to` takes the
+  /// `command` alone (an entity's activation), or, when `keyed`, the pair
+  /// `(entity_key, command)`: an actor serving many keys, such as the
+  /// cluster's link to the other nodes, which saves an actor per request.
+  /// Either answers with one entity_reply. The same counting as route().
+  struct target {
+    caf::actor to;
+    bool keyed = false;
+  };
+  [[nodiscard]] virtual target target_of(const entity_key& key, bool known_new) {
+    return {route(key, known_new), false};
+  }
   /// An idle entity asks to go. True: it is out of the directory and must
   /// quit; false: commands are on their way to it, it stays.
   [[nodiscard]] virtual bool release(const entity_key& key, const caf::actor_addr& self, std::uint64_t handled) = 0;

@@ -5,7 +5,7 @@
 // In-process, commands and replies stay the zero-copy C++ values of
 // messages.hpp (a parsed payload and a shared entity snapshot, never
 // serialized); only what crosses a node boundary, through a node's gateway
-// (runtime/gateway.hpp), is converted. Fault injection does not travel.
+// (runtime/gateway.hpp, adapters/cluster), is converted. Fault injection does not travel.
 #pragma once
 
 #include <optional>

@@ -95,9 +95,16 @@ std::optional<idempotency_op> api_core::answer_in_transaction(const std::shared_
 }
 
 /// Keeps the answer with the key, then lets it leave. Answers a retry may
-/// change (5xx, 429) are not kept: the key is released instead.
+/// change (5xx, 429) are not kept: the key is released instead. A change
+/// whose outcome is unknown (no answer in time: it may yet commit) keeps
+/// the key running: a retry gets 409 until the change commits (then its
+/// answer, from the entity) or the key goes stale (then it runs again).
 void api_core::store_answer(const std::shared_ptr<call>& c, const std::string& scope, api_response resp,
                             std::function<void(api_response)> send_on) {
+  if (c->outcome_unknown) {
+    send_on(std::move(resp));
+    return;
+  }
   idempotency_op op;
   if (resp.status >= 500 || resp.status == 429) {
     op.what = idempotency_op::kind::release;

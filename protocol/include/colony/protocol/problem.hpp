@@ -42,6 +42,10 @@ struct failure {
   std::vector<field_error> errors;                           // per-field validation errors
   std::vector<std::pair<std::string, std::string>> strings;  // extension members (problem+json)
   std::vector<std::pair<std::string, std::int64_t>> numbers; // extension members (problem+json)
+  // A change that got no answer in time: it may yet commit, so its
+  // Idempotency-Key stays taken (a retry is answered from the commit).
+  // Never on the wire: set where the wait ended.
+  bool outcome_unknown = false;
 };
 
 [[nodiscard]] inline failure fail(errc code, std::string detail) {
