@@ -69,7 +69,7 @@ class Cluster:
     def __init__(self, n=3, extra=()):
         self.n = n
         self.dir = tempfile.mkdtemp(prefix="colony-cluster-")
-        self.base = _free_base(n)
+        self.base = _free_base(n + 1)  # a spare slot for a node added later
         self.name = "test-" + uuid.uuid4().hex[:8]
         self.env = dict(os.environ)
         self.env.update({

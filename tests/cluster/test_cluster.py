@@ -1,8 +1,9 @@
 """The cluster core on three nodes sharing one PostgreSQL database
 (docs/clustering.md, "What the tests cover"): any node answers for any
 tenant; kill -9 of an owner under write load; a frozen owner (SIGSTOP) that
-wakes up as a zombie; a forced double activation; a restart under the same
-name; the handshake's refusals."""
+wakes up as a zombie; a short freeze that changes nothing; two nodes dying
+together; a fourth node joining; a forced double activation; a restart
+under the same name; the handshake's refusals."""
 import os
 import signal
 import subprocess
@@ -68,6 +69,11 @@ class AnyNode(ClusterCase):
         self.assertEqual(status, 401)
         status, _, body = self.c.request(1, "GET", "/readyz?verbose")
         self.assertEqual(status, 200)
+        # S17: an oversized request is refused at the edge of any node, never forwarded.
+        t = self.c.new_tenant(k=1, owner=2)
+        status, _, doc = self.c.request(1, "POST", f"/v1/tenants/{t['id']}/users",
+                                        {"email": "big@example.com", "name": "x" * (2 * 1024 * 1024)})
+        self.assertEqual(status, 413, doc)
 
     def test_every_answer_names_the_node_and_metrics_count_forwards(self):
         t = self.c.new_tenant(k=1)
@@ -215,6 +221,77 @@ class FrozenOwner(ClusterCase):
         self.assertEqual(rows, [["before", "1"]])
         status, _, got = self.c.request(3, "GET", f"/v1/tenants/{t['id']}/users/{u['id']}")
         self.assertEqual((status, got["name"]), (200, "before"))
+
+
+class ShortFreeze(ClusterCase):
+    def test_a_two_second_freeze_changes_no_owner(self):
+        # S4: shorter than the probes' window (3 misses of 1 s) and the lease.
+        t = self.c.new_tenant(k=1, owner=2)
+        before = self.c.owner(t["id"])
+        incarnation = next(m["incarnation"] for m in self.c.view(1)["members"] if m["nodeName"] == "node2")
+        self.c.signal(2, signal.SIGSTOP)
+        time.sleep(2)
+        self.c.signal(2, signal.SIGCONT)
+        time.sleep(5)  # the probes' and the votes' window has gone by
+        self.assertTrue(self.c.alive(2))
+        for k in (1, 3):
+            view = self.c.view(k)
+            node2 = [m for m in view["members"] if m["nodeName"] == "node2"]
+            self.assertEqual([(m["incarnation"], m["status"]) for m in node2], [(incarnation, "active")], view)
+            self.assertEqual(self.c.owner(t["id"], k), before)  # same owner, same epoch
+        status, _, doc = self.c.request(1, "PATCH", f"/v1/tenants/{t['id']}", {"name": "after the freeze"})
+        self.assertEqual(status, 200, doc)
+        rows = psql(f"SELECT count(*) FROM cluster_member WHERE cluster_id = '{self.c.name}' AND status = 4")
+        self.assertEqual(rows, [["0"]])  # nobody was declared dead
+
+
+class LoseTwo(ClusterCase):
+    def test_the_last_node_takes_every_shard_when_two_die_together(self):
+        # S11: no second voter is left, so the leases' expiry declares them dead.
+        mine = [self.c.new_tenant(k=1, owner=k)["id"] for k in (2, 3)]
+        t0 = time.time()
+        self.c.signal(2, signal.SIGKILL)
+        self.c.signal(3, signal.SIGKILL)
+        back = {}
+        while len(back) < len(mine) and time.time() - t0 < 40:
+            for tid in mine:
+                if tid not in back and self.c.request(1, "PATCH", f"/v1/tenants/{tid}", {"name": "alone"})[0] == 200:
+                    back[tid] = time.time() - t0
+            time.sleep(0.2)
+        print(f"\nfailover of two nodes: {sorted(round(v, 2) for v in back.values())} s", flush=True)
+        self.assertEqual(len(back), 2, back)
+        self.assertLessEqual(max(back.values()), FAILOVER_TARGET_S)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            live = [m for m in self.c.view(1)["members"] if m["status"] != "dead"]
+            if [(m["nodeName"], m["shards"]) for m in live] == [("node1", 4096)]:
+                break
+            time.sleep(0.3)
+        self.assertEqual([(m["nodeName"], m["shards"]) for m in live], [("node1", 4096)])
+
+
+class ScaleOut(ClusterCase):
+    def test_a_fourth_node_takes_only_its_share(self):
+        # S10: shards move only to the newcomer, about a quarter of them.
+        before = {m["nodeName"]: m["shards"] for m in self.c.view(1)["members"]}
+        tenants = [self.c.new_tenant(k=1)["id"] for _ in range(24)]
+        owners = {tid: self.c.owner(tid)["owner"] for tid in tenants}
+        self.c.n = 4  # the launcher starts node4 on the next ports; stop() stops it too
+        self.c.restart(4)
+        view = self.c.wait_converged(timeout=90)
+        after = {m["nodeName"]: m["shards"] for m in view["members"] if m["status"] == "active"}
+        self.assertEqual(sorted(after), ["node1", "node2", "node3", "node4"])
+        self.assertEqual(sum(after.values()), 4096)
+        moved = sum(before[n] - after[n] for n in before)
+        self.assertEqual(moved, after["node4"])  # every move went to node4
+        self.assertTrue(all(after[n] <= before[n] for n in before), (before, after))
+        self.assertLessEqual(after["node4"], 4096 / 4 * 1.05)
+        self.assertGreaterEqual(after["node4"], 4096 / 4 * 0.95)
+        for tid in tenants:  # each tenant kept its owner or moved to node4, and answers through node1
+            now = self.c.owner(tid)["owner"]
+            self.assertIn(now, (owners[tid], "node4"))
+            status, _, doc = self.c.request(1, "PATCH", f"/v1/tenants/{tid}", {"name": "rebalanced"})
+            self.assertEqual(status, 200, doc)
 
 
 class SplitBrain(ClusterCase):
