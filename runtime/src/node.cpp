@@ -10,6 +10,7 @@
 #include <iomanip>
 #include <iostream>
 #include <pthread.h>
+#include <sched.h>
 #include <sstream>
 #include <sys/stat.h>
 #include <thread>
@@ -18,6 +19,14 @@
 #include "colony/runtime/module.hpp"
 
 namespace colony::runtime {
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 void readiness_board::add(std::function<readiness_line()> probe) {
   std::lock_guard lock{mu_};
@@ -107,7 +116,7 @@ void node_options(option_registry& r) {
         opt::duration("shutdown-timeout", "on SIGTERM/SIGINT, longest wait for in-flight requests",
                       std::chrono::milliseconds(100), std::chrono::minutes(5), &node_config::shutdown_timeout));
   r.add(m,
-        opt::integer("scheduler.threads", "actor scheduler threads (0: one per core)", 0, 256,
+        opt::integer("scheduler.threads", "actor scheduler threads (0: one per usable core)", 0, 256,
                      &node_config::scheduler_threads));
   auto clock = opt::custom(
     "debug.clock-start", option_kind::string,
@@ -201,9 +210,7 @@ int run_node(int argc, char** argv, char** envp, module_list modules, const node
   // CAF's own default is max(cores, 4): on a 2-core machine that is twice
   // as many workers as cores, and the extra context switches cost ~15% of
   // GET throughput (perf: finish_task_switch on top). One per core instead.
-  caf_cfg.set("scheduler.max-threads",
-              cfg.scheduler_threads > 0 ? cfg.scheduler_threads
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  caf_cfg.set("scheduler.max-threads", cfg.scheduler_threads > 0 ? cfg.scheduler_threads : usable_cores());
   for (const auto& m : modules)
     m->system_config(caf_cfg, cfg);
   caf::actor_system sys{caf_cfg};

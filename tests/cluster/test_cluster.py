@@ -245,6 +245,40 @@ class ShortFreeze(ClusterCase):
         self.assertEqual(rows, [["0"]])  # nobody was declared dead
 
 
+class LeaseInDoubt(ClusterCase):
+    # The peers' probes are lenient here, so that only the node's own lease
+    # decides (nobody votes it dead while it is frozen).
+    extra = ("--cluster.missed-probes", "30")
+
+    def test_a_node_that_fenced_itself_exits_even_if_a_renewal_gets_through_later(self):
+        # Frozen for 9 s after its last renewal: on waking, its watchdog finds it
+        # older than lease - 2 s and fences it; its next renewal still gets
+        # through (the lease of 10 s has not run out in the database). It
+        # must exit at the lease anyway: a fenced node that stayed would own
+        # its shards and serve none of them.
+        t = self.c.new_tenant(k=1, owner=2)
+        # Frozen until 9 s after its last renewal (the database's clock, this machine's).
+        since = float(psql(f"SELECT extract(epoch FROM now() - renewed_at) FROM cluster_member "
+                           f"WHERE cluster_id = '{self.c.name}' AND node_name = 'node2' AND status < 4")[0][0])
+        self.c.signal(2, signal.SIGSTOP)
+        time.sleep(max(0.0, 9.0 - since - 0.05))
+        self.c.signal(2, signal.SIGCONT)
+        t0 = time.time()
+        while self.c.alive(2) and time.time() - t0 < 10:
+            time.sleep(0.1)
+        log = self.c.log(2)
+        self.assertIn("this node stops serving", log)
+        self.assertFalse(self.c.alive(2), "a fenced node stayed")
+        self.assertIn("the lease ran out", log)
+        back = None
+        while time.time() - t0 < 40:
+            if self.c.request(1, "PATCH", f"/v1/tenants/{t['id']}", {"name": "elsewhere"})[0] == 200:
+                back = time.time() - t0
+                break
+            time.sleep(0.2)
+        self.assertIsNotNone(back, "the fenced node's tenant was not served by the others")
+
+
 class LoseTwo(ClusterCase):
     def test_the_last_node_takes_every_shard_when_two_die_together(self):
         # S11: no second voter is left, so the leases' expiry declares them dead.

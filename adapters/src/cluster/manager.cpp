@@ -111,7 +111,7 @@ const member* by_name(const routing& r, const std::string& name) {
 /// Claims and hand-offs of one round. True if hand-offs remain.
 bool rebalance(manager_actor* self, std::shared_ptr<routing>& r, bool leaving) {
   auto& s = self->state;
-  if (r->self < 0)
+  if (r->self < 0 || s.st->fenced.load()) // a fenced node is on its way out: it takes nothing
     return false;
   auto mine = r->members[static_cast<std::size_t>(r->self)].state;
   auto names = candidates(*r, !leaving && mine == status::active);

@@ -273,7 +273,7 @@ public:
     caf::anon_send(peers_, manager_atom::value, manager_);
     caf::anon_send(gateway_, manager_atom::value, manager_);
     st_->set_manager(manager_);
-    links_ = spawn_links(node.sys, st_, local_.router, std::max(2u, std::thread::hardware_concurrency()));
+    links_ = spawn_links(node.sys, st_, local_.router, static_cast<std::size_t>(runtime::usable_cores()));
     auto router = make_cluster_router(node.sys, st_, local_.router, links_);
     dispatcher_ = spawn_dispatcher(node.sys, router, cfg.request_timeout);
     node.entities = runtime::entity_registry{dispatcher_, router};
@@ -328,14 +328,22 @@ private:
     watchdog_ = std::thread([this, st = st_] {
       auto lease = std::chrono::duration_cast<std::chrono::nanoseconds>(st->cfg().cluster_lease).count();
       auto margin = std::min<std::int64_t>(2'000'000'000, lease / 5);
+      // Once fenced the node goes, even if a renewal gets through after
+      // all: its entities stopped mid-flight and another node may be about
+      // to take its shards. It exits at the lease of the last renewal sent
+      // before the fence (a supervisor starts a new incarnation).
+      std::int64_t fenced_renewal = 0;
       while (!stop_watchdog_.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (st->state.load() == status::dead)
           continue;
-        auto elapsed = steady_ns() - st->renewed_sent_ns.load();
-        if (elapsed > lease - margin && !st->fenced.exchange(true))
+        auto renewal = fenced_renewal != 0 ? fenced_renewal : st->renewed_sent_ns.load();
+        auto elapsed = steady_ns() - renewal;
+        if (elapsed > lease - margin && !st->fenced.exchange(true)) {
+          fenced_renewal = renewal;
           log::error("cluster: the lease was not renewed in time; this node stops serving",
                      {{"since_renewal_ms", static_cast<std::int64_t>(elapsed / 1'000'000)}});
+        }
         if (elapsed > lease) {
           log::error("cluster: the lease ran out; exiting so a supervisor starts a new incarnation");
           log::flush();

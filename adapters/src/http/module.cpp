@@ -50,7 +50,9 @@ public:
     r.add(m,
           opt::duration("http.idle-timeout", "keep-alive connections idle longer than this are closed",
                         std::chrono::milliseconds(100), std::chrono::hours(1), &node_config::http_idle_timeout));
-    r.add(m, opt::integer("http.threads", "threads that run the HTTP server", 1, 256, &node_config::http_threads));
+    r.add(m,
+          opt::integer("http.threads", "threads that run the HTTP server (0: one per usable core)", 0, 256,
+                       &node_config::http_threads));
     r.add(m,
           opt::integer("http.max-connections", "open connections beyond this are refused", 1, 1'000'000,
                        &node_config::http_max_connections));
@@ -108,7 +110,7 @@ public:
     o.read_timeout = cfg.http_read_timeout;
     o.idle_timeout = cfg.http_idle_timeout;
     o.request_timeout = cfg.request_timeout;
-    o.threads = cfg.http_threads;
+    o.threads = cfg.http_threads > 0 ? cfg.http_threads : runtime::usable_cores();
     o.max_connections = cfg.http_max_connections;
     o.max_in_flight = cfg.http_max_in_flight;
     o.tls_cert = cfg.tls_cert;

@@ -14,6 +14,13 @@
 
 namespace colony::runtime {
 
+/// The CPUs this process may run on (its affinity mask, which taskset and a
+/// container's cpuset narrow), at least 1: thread counts that default to
+/// "one per core" use it, as Go's GOMAXPROCS and the JVM do, so a node
+/// pinned to one core runs one scheduler worker, not one per core of the
+/// machine.
+[[nodiscard]] int usable_cores();
+
 struct node_config {
   std::string config_file; // empty: built-in defaults only
   std::string listen = "127.0.0.1:8080";
@@ -32,7 +39,7 @@ struct node_config {
   int http_header_count_limit = 100;
   std::chrono::milliseconds http_read_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds http_idle_timeout{std::chrono::seconds(60)};
-  int http_threads = 2;
+  int http_threads = 0; // 0: one per usable core
   int http_max_connections = 10000;
   int http_max_in_flight = 4096;
   std::chrono::milliseconds http_idempotency_ttl{std::chrono::hours(24)};
@@ -40,7 +47,7 @@ struct node_config {
   std::string tls_key;
   int store_read_connections = 2;
   int store_max_batch = 256;
-  int scheduler_threads = 0; // 0: one per core
+  int scheduler_threads = 0; // 0: one per usable core
   int trial_days = 14;
   std::chrono::milliseconds timer_poll_interval{std::chrono::seconds(1)};
   actors::tenant_rules rules; // plans (from [colony.plans.*]) and default plan
