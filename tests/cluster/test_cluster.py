@@ -4,6 +4,7 @@ tenant; kill -9 of an owner under write load; a frozen owner (SIGSTOP) that
 wakes up as a zombie; a short freeze that changes nothing; two nodes dying
 together; a fourth node joining; a forced double activation; a restart
 under the same name; the handshake's refusals."""
+import http.client
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 import unittest
 import uuid
 
-from cluster_kit import Cluster, psql
+from cluster_kit import ROOT, Cluster, psql
 
 FAILOVER_TARGET_S = 15
 
@@ -91,6 +92,64 @@ class AnyNode(ClusterCase):
         self.assertRegex(text, r'colony_cluster_forwarded_total\{outcome="ok"\} [1-9]')
         self.assertIn('colony_cluster_members{status="active"} 3', text)
         self.assertIn("colony_cluster_shards_owned", text)
+
+    def test_concurrent_forwards_share_messages_and_each_gets_its_own_answer(self):
+        t = self.c.new_tenant(k=1, owner=2)
+        status, _, doc = self.c.request(2, "PATCH", f"/v1/tenants/{t['id']}", {"plan": "pro"})  # room for the users
+        self.assertEqual(status, 200, doc)
+        users = []
+        for i in range(24):
+            status, _, u = self.c.request(2, "POST", f"/v1/tenants/{t['id']}/users",
+                                          {"email": f"b{i}@example.com", "name": f"B{i}"})
+            self.assertEqual(status, 201, u)
+            users.append(u)
+        before, before2 = self.metric_values(1), self.metric_values(2)
+        # Answers are matched to their commands by job id inside a batch: 24
+        # threads reading different users through node1 must each get theirs.
+        wrong, errors = [], []
+
+        def reader(u):
+            for _ in range(25):
+                status, _, got = self.c.request(1, "GET", f"/v1/tenants/{t['id']}/users/{u['id']}")
+                if status != 200:
+                    errors.append((status, got))
+                elif (got["id"], got["email"]) != (u["id"], u["email"]):
+                    wrong.append((u["id"], got["id"]))
+        threads = [threading.Thread(target=reader, args=(u,)) for u in users]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertEqual((wrong, errors), ([], []))
+        # Then load that keeps many forwards in flight at once: fewer messages than commands.
+        out = subprocess.run(["wrk", "-t2", "-c48", "-d2s", "-H", "Authorization: Bearer " + ROOT,
+                              f"http://127.0.0.1:{self.c.port(1)}/v1/tenants/{t['id']}/users/{users[0]['id']}"],
+                             capture_output=True, text=True, timeout=60).stdout
+        self.assertNotRegex(out, r"Non-2xx or 3xx responses", out)
+        after = self.metric_values(1)
+        forwarded = after['colony_cluster_forwarded_total{outcome="ok"}'] - \
+            before.get('colony_cluster_forwarded_total{outcome="ok"}', 0)
+        batches = after['colony_cluster_batches_total{direction="commands"}'] - \
+            before.get('colony_cluster_batches_total{direction="commands"}', 0)
+        self.assertGreaterEqual(forwarded, 24 * 25, out)
+        self.assertLess(batches, forwarded * 0.8, (batches, forwarded, out))
+        replies = self.metric_values(2)['colony_cluster_batches_total{direction="replies"}'] - \
+            before2.get('colony_cluster_batches_total{direction="replies"}', 0)
+        self.assertLess(replies, forwarded * 0.8, (replies, forwarded))
+        print(f"\nbatching: {forwarded:.0f} forwards in {batches:.0f} command and {replies:.0f} reply messages",
+              flush=True)
+
+    def metric_values(self, k):
+        conn = http.client.HTTPConnection("127.0.0.1", self.c.port(k), timeout=10)
+        conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + ROOT})
+        values = {}
+        text = conn.getresponse().read().decode()
+        conn.close()
+        for line in text.splitlines():
+            if line.startswith("colony_cluster_") and " " in line:
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
 
 
 class KillOwner(ClusterCase):

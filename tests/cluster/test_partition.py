@@ -1,17 +1,24 @@
-"""A link partition between two of three nodes while all still reach
-PostgreSQL (design/cluster.md, S7), in network namespaces: run as root under
-`unshare --net --mount` (CTest does), so the bridge, the namespaces and the
-routes live and die with this process; the host's network is never touched.
+"""Network faults in network namespaces (design/cluster.md, S5, S6, S7): run
+as root under `unshare --net --mount` (CTest does), so the bridge, the
+namespaces and the routes live and die with this process; the host's network
+is never touched. Each test gets a fresh three-node cluster on the lab's
+PostgreSQL (which listens on the bridge address, as does the test itself).
 
-node1|node2 are cut by blackhole routes each way; node3 and PostgreSQL reach
-both. Expected: nobody is declared dead (one suspicion vote each, two
-needed), requests between the cut pair are answered (by retry) or 503, never
-lost, requests through node3 keep working, and after the heal node1 reaches
-node2's tenants again."""
+- S7, a link partition: node1|node2 cut by blackhole routes each way; node3
+  and PostgreSQL reach both. Nobody is declared dead (one suspicion vote
+  each, two needed), requests between the cut pair are answered (by retry)
+  or 503, never lost, requests through node3 keep working, and after the
+  heal node1 reaches node2's tenants again.
+- S5, a node cut from its peers but not from PostgreSQL: the two others vote
+  it dead, it exits at its next renewal, and no write is acknowledged twice
+  for one version (one writer per epoch), through it or through the others.
+- S6, a node cut from PostgreSQL only: it stops serving and exits within its
+  lease, and its tenants answer from the others within 15 s."""
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import uuid
@@ -87,7 +94,7 @@ class Node:
                 self.proc.wait()
 
 
-class Partition(unittest.TestCase):
+class Lab(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if os.geteuid() != 0:
@@ -99,14 +106,24 @@ class Partition(unittest.TestCase):
         subprocess.run([PG_FIXTURE, "start", cls.pg], check=True, env=dict(os.environ, PG_LISTEN=BRIDGE),
                        capture_output=True)
         os.environ["COLONY_TEST_PG_DSN_FILE"] = os.path.join(cls.pg, "dsn-cluster")
-        cls.name = "lab-" + uuid.uuid4().hex[:6]
-        store = open(os.environ["COLONY_TEST_PG_DSN_FILE"]).read().strip()
-        cls.nodes = [Node(i, store, cls.name, cls.dir) for i in (1, 2, 3)]
+        with open(os.environ["COLONY_TEST_PG_DSN_FILE"]) as f:
+            cls.store = f.read().strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run([PG_FIXTURE, "stop", cls.pg], capture_output=True)
+
+    def setUp(self):
+        self.name = "lab-" + uuid.uuid4().hex[:6]
+        self.workdir = os.path.join(self.dir, self.name)
+        os.makedirs(self.workdir)
+        self.routes = []
+        self.nodes = [Node(i, self.store, self.name, self.workdir) for i in (1, 2, 3)]
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
-                if all(n.request("GET", "/readyz")[0] == 200 for n in cls.nodes):
-                    views = [n.request("GET", "/v1/cluster")[1] for n in cls.nodes]
+                if all(n.request("GET", "/readyz")[0] == 200 for n in self.nodes):
+                    views = [n.request("GET", "/v1/cluster")[1] for n in self.nodes]
                     if all(sum(m["shards"] for m in v["members"] if m["status"] == "active") == 4096 and
                            sum(m["status"] == "active" for m in v["members"]) == 3 for v in views):
                         break
@@ -117,11 +134,49 @@ class Partition(unittest.TestCase):
             raise RuntimeError("the lab cluster did not form")
         time.sleep(3)  # hand-offs to the last joiner
 
-    @classmethod
-    def tearDownClass(cls):
-        for n in cls.nodes:
+    def tearDown(self):
+        for ns, dest in self.routes:
+            subprocess.run(["ip", "netns", "exec", ns, "ip", "route", "del", "blackhole", dest], capture_output=True)
+        for n in self.nodes:
             n.stop()
-        subprocess.run([PG_FIXTURE, "stop", cls.pg], capture_output=True)
+
+    def cut(self, ns, dest):
+        """Drops everything node `ns` sends to `dest` (so TCP to it stalls, as on a lost link)."""
+        sh("ip", "netns", "exec", ns, "ip", "route", "add", "blackhole", dest)
+        self.routes.append((ns, dest))
+
+    def heal(self):
+        for ns, dest in self.routes:
+            sh("ip", "netns", "exec", ns, "ip", "route", "del", "blackhole", dest)
+        self.routes = []
+
+    def status_of(self, node_name):
+        rows = psql(f"SELECT status FROM cluster_member WHERE cluster_id = '{self.name}' AND node_name = "
+                    f"'{node_name}' ORDER BY incarnation")
+        return [r[0] for r in rows]
+
+    def write(self, via, tid, acked, timeout=15):
+        """One PATCH of `tid`'s name through node `via`: the status (0: no answer)."""
+        name = "n-" + uuid.uuid4().hex[:8]
+        try:
+            status, doc = self.nodes[via].request("PATCH", f"/v1/tenants/{tid}", {"name": name}, timeout=timeout)
+        except OSError:
+            return 0
+        if status == 200:
+            acked.append((tid, name, doc["version"]))
+        elif status != 503:
+            self.fail(f"unexpected {status}: {doc}")
+        return status
+
+    def assert_one_writer(self, acked, tenants):
+        """No version acknowledged twice, and each row holds its last acknowledged write."""
+        for tid in tenants:
+            versions = [a[2] for a in acked if a[0] == tid]
+            self.assertEqual(len(versions), len(set(versions)), f"a version of {tid} was acknowledged twice")
+            if versions:
+                last = max((a for a in acked if a[0] == tid), key=lambda a: a[2])
+                self.assertEqual(psql(f"SELECT name, version FROM tenants WHERE id = '{tid}'"),
+                                 [[last[1], str(last[2])]])
 
     def tenant_on(self, owner):
         for _ in range(300):
@@ -137,37 +192,23 @@ class Partition(unittest.TestCase):
         t2 = self.tenant_on(2)
         t1 = self.tenant_on(1)
         self.assertEqual(self.nodes[0].request("GET", f"/v1/tenants/{t2}")[0], 200)  # node1 -> node2 works
-        sh("ip", "netns", "exec", "n1", "ip", "route", "add", "blackhole", "10.77.0.2/32")
-        sh("ip", "netns", "exec", "n2", "ip", "route", "add", "blackhole", "10.77.0.1/32")
+        self.cut("n1", "10.77.0.2/32")
+        self.cut("n2", "10.77.0.1/32")
         acked, refused = [], 0
         t0 = time.time()
         while time.time() - t0 < 20:  # well past missed probes + votes + the lease
             for via, tid in ((0, t2), (1, t1), (2, t1), (2, t2)):
-                name = "n-" + uuid.uuid4().hex[:8]
-                try:
-                    status, doc = self.nodes[via].request("PATCH", f"/v1/tenants/{tid}", {"name": name}, timeout=15)
-                except OSError:
-                    status = 0
-                if status == 200:
-                    acked.append((tid, name, doc["version"]))
-                elif status == 503 or status == 0:
+                if self.write(via, tid, acked) != 200:
                     refused += 1
-                else:
-                    self.fail(f"unexpected {status}: {doc}")
             time.sleep(0.2)
         rows = psql(f"SELECT node_name, status FROM cluster_member WHERE cluster_id = '{self.name}' ORDER BY node_name")
         self.assertEqual(rows, [["node1", "2"], ["node2", "2"], ["node3", "2"]], "a node was declared dead")
         for n in self.nodes:
             self.assertIsNone(n.proc.poll(), f"node{n.i} exited")
-        through3 = [a for a in acked if a[0] in (t1, t2)]
-        self.assertTrue(any(a[0] == t2 for a in through3) and any(a[0] == t1 for a in through3), acked)
+        self.assertTrue(any(a[0] == t2 for a in acked) and any(a[0] == t1 for a in acked), acked)
         self.assertGreater(refused, 0, "no request crossed the cut")  # node1 -> node2 or node2 -> node1
-        # Nothing acknowledged was lost: each tenant's row holds its last acknowledged write.
-        for tid in (t1, t2):
-            last = max((a for a in acked if a[0] == tid), key=lambda a: a[2])
-            self.assertEqual(psql(f"SELECT name, version FROM tenants WHERE id = '{tid}'"), [[last[1], str(last[2])]])
-        sh("ip", "netns", "exec", "n1", "ip", "route", "del", "blackhole", "10.77.0.2/32")
-        sh("ip", "netns", "exec", "n2", "ip", "route", "del", "blackhole", "10.77.0.1/32")
+        self.assert_one_writer(acked, (t1, t2))
+        self.heal()
         deadline = time.time() + 20
         status = 0
         while time.time() < deadline:
@@ -177,6 +218,87 @@ class Partition(unittest.TestCase):
             time.sleep(0.3)
         self.assertEqual(status, 200, "node1 does not reach node2's tenant after the heal")
         print(f"\npartition: {len(acked)} writes acknowledged, {refused} answered 503 across the cut", flush=True)
+
+    def test_a_node_cut_from_its_peers_is_voted_dead_and_exits(self):
+        t2 = self.tenant_on(2)
+        t1 = self.tenant_on(1)
+        for peer in ("10.77.0.1/32", "10.77.0.3/32"):
+            self.cut("n2", peer)
+        self.cut("n1", "10.77.0.2/32")
+        self.cut("n3", "10.77.0.2/32")
+        t0 = time.time()
+        acked, dead_at, back_at = [], None, None
+        stop = threading.Event()
+
+        def writer(via, tid):  # each path keeps writing, whatever the others wait for
+            while not stop.is_set():
+                self.write(via, tid, acked, timeout=5)
+                time.sleep(0.05)
+        # Writes to node2's tenant through node2 itself (still reachable from
+        # here, and still reaching PostgreSQL) and through node1 and node3,
+        # while the others vote node2 out and claim its shards.
+        threads = [threading.Thread(target=writer, args=p) for p in ((1, t2), (0, t2), (2, t2), (0, t1))]
+        for th in threads:
+            th.start()
+        try:
+            while time.time() - t0 < 30 and (back_at is None or node2_alive(self)):
+                if dead_at is None and "4" in self.status_of("node2"):
+                    dead_at = time.time() - t0
+                if back_at is None and dead_at is not None and answers(self.nodes[0], f"/v1/tenants/{t2}"):
+                    back_at = time.time() - t0
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            for th in threads:
+                th.join()
+        self.assertIsNotNone(dead_at, "node2 was not declared dead")
+        self.assertLessEqual(dead_at, 15)
+        self.assertIsNotNone(back_at, "node2's tenant did not answer through node1")
+        self.assertLessEqual(back_at, 15)
+        try:
+            self.nodes[1].proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.fail("node2 did not exit after it was declared dead")
+        self.assertEqual((self.status_of("node1"), self.status_of("node3")), (["2"], ["2"]))
+        self.assert_one_writer(acked, (t1, t2))
+        self.assertTrue(any(a[0] == t2 for a in acked), acked)
+        print(f"\ncut from peers: declared dead after {dead_at:.1f} s, its tenant back through node1 after "
+              f"{back_at:.1f} s, {len(acked)} writes acknowledged", flush=True)
+
+    def test_a_node_cut_from_postgresql_stops_and_its_tenants_move(self):
+        t2 = self.tenant_on(2)
+        acked = []
+        self.assertEqual(self.write(0, t2, acked), 200)
+        self.cut("n2", BRIDGE + "/32")  # PostgreSQL (and this test's own connections to node2)
+        t0 = time.time()
+        back_at = None
+        while time.time() - t0 < 30 and back_at is None:
+            if self.write(0, t2, acked, timeout=5) == 200:
+                back_at = time.time() - t0
+            else:
+                time.sleep(0.2)
+        self.assertIsNotNone(back_at, "node2's tenant did not answer through node1")
+        self.assertLessEqual(back_at, 15)
+        try:
+            self.nodes[1].proc.wait(timeout=max(1.0, 12 - (time.time() - t0)))
+        except subprocess.TimeoutExpired:
+            self.fail(f"node2 still runs {time.time() - t0:.1f} s after it lost PostgreSQL")
+        exited_at = time.time() - t0
+        self.assertNotIn("2", self.status_of("node2"))
+        self.assert_one_writer(acked, (t2,))
+        print(f"\ncut from PostgreSQL: node2 exited (code {self.nodes[1].proc.returncode}) after {exited_at:.1f} s, "
+              f"its tenant answered through node1 after {back_at:.1f} s", flush=True)
+
+
+def answers(node, path):
+    try:
+        return node.request("GET", path, timeout=5)[0] == 200
+    except OSError:
+        return False
+
+
+def node2_alive(case):
+    return case.nodes[1].proc.poll() is None
 
 
 if __name__ == "__main__":

@@ -29,15 +29,17 @@ using force_atom = caf::atom_constant<caf::atom("cl_force")>;
 using view_atom = caf::atom_constant<caf::atom("cl_view")>;
 using hello_atom = caf::atom_constant<caf::atom("cl_hello")>;
 using ping_atom = caf::atom_constant<caf::atom("cl_ping")>;
-/// (fwd_atom, id, envelope) to a gateway; (fwd_reply_atom, id, reply) back to the sender.
+/// (fwd_atom, ClusterBatch) to a gateway; (fwd_reply_atom, ClusterReplyBatch) back to the sender.
 using fwd_atom = caf::atom_constant<caf::atom("cl_fwd")>;
 using fwd_reply_atom = caf::atom_constant<caf::atom("cl_fwdr")>;
+/// To itself: send what accumulated since the last flush (link, gateway).
+using flush_atom = caf::atom_constant<caf::atom("cl_flush")>;
 using dial_atom = caf::atom_constant<caf::atom("cl_dial")>;
 using manager_atom = caf::atom_constant<caf::atom("cl_mgr")>;
 /// Re-read the tables now (a peer just handed this node shards, or named a newer epoch).
 using refresh_atom = caf::atom_constant<caf::atom("cl_fresh")>;
 
-inline constexpr const char* wire_version = "colony-cluster-v2";
+inline constexpr const char* wire_version = "colony-cluster-v3";
 
 /// The membership manager. `db` is connected and joined. It sends every new
 /// view to `peers` and evicts the activations of shards that changed hands

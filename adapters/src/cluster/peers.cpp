@@ -270,16 +270,53 @@ struct gateway_state {
   caf::actor manager;
   std::shared_ptr<actors::entity_router> local;
   std::set<caf::node_id> hello_ok; // nodes that said a valid hello
+  // Answers waiting for the next flush, by the link that asked.
+  struct outgoing {
+    caf::actor to;
+    v1::ClusterReplyBatch batch;
+  };
+  std::unordered_map<caf::actor_addr, outgoing> out;
+  bool flushing = false;
   static inline const char* name = "colony.cluster.gateway";
 };
 
 using gateway_actor = caf::stateful_actor<gateway_state>;
 
-std::string reply_of(v1::ClusterReply::Status status, std::string detail = {}) {
+v1::ClusterReply reply_of(v1::ClusterReply::Status status, std::string detail = {}) {
   v1::ClusterReply r;
   r.set_status(status);
   r.set_detail(std::move(detail));
-  return r.SerializeAsString();
+  return r;
+}
+
+/// Queues `r` for `to`; answers leave in one message per link at the flush
+/// (the entities' answers that arrived meanwhile with them).
+void answer(gateway_actor* self, const caf::actor& to, v1::ClusterReply r) {
+  auto& s = self->state;
+  auto& o = s.out[to.address()];
+  o.to = to;
+  *o.batch.add_replies() = std::move(r);
+  if (!s.flushing) {
+    s.flushing = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+void flush(gateway_actor* self) {
+  auto& s = self->state;
+  s.flushing = false;
+  for (auto it = s.out.begin(); it != s.out.end();) {
+    if (it->second.batch.replies_size() == 0) {
+      it = s.out.erase(it);
+      continue;
+    }
+    if (auto* m = s.st->metrics())
+      m->count("colony_cluster_batches_total", "Messages between nodes carrying forwarded commands or their answers",
+               {{"direction", "replies"}});
+    self->send(it->second.to, fwd_reply_atom::value, it->second.batch.SerializeAsString());
+    it->second.batch.Clear();
+    ++it;
+  }
 }
 
 bool known_sender(gateway_actor* self) {
@@ -287,16 +324,11 @@ bool known_sender(gateway_actor* self) {
   return src && self->state.hello_ok.contains(src->node());
 }
 
-/// Runs a forwarded command (a colony.v1.ClusterEnvelope) if this node owns
-/// its shard at the sender's epoch or later; `done` gets the
-/// colony.v1.ClusterReply, at once or when the entity has answered.
-void serve(gateway_actor* self, const std::string& bytes, std::function<void(std::string)> done) {
+/// Runs a forwarded command if this node owns its shard at the sender's
+/// epoch or later; `done` gets the colony.v1.ClusterReply, at once or when
+/// the entity has answered.
+void serve(gateway_actor* self, v1::ClusterEnvelope& env, std::function<void(v1::ClusterReply)> done) {
   auto& s = self->state;
-  v1::ClusterEnvelope env;
-  if (!env.ParseFromString(bytes))
-    return done(reply_of(v1::ClusterReply::REFUSED, "not a colony.v1.ClusterEnvelope"));
-  if (!known_sender(self))
-    return done(reply_of(v1::ClusterReply::REFUSED, "no valid hello from this node"));
   if (env.to_incarnation() != s.st->me().incarnation)
     return done(reply_of(v1::ClusterReply::REFUSED, "this is incarnation " + s.st->me().incarnation));
   auto now_ms = protocol::now_us() / 1000;
@@ -315,13 +347,13 @@ void serve(gateway_actor* self, const std::string& bytes, std::function<void(std
     if (idx >= 0 && idx != table->self)
       r.set_owner_hint(table->members[static_cast<std::size_t>(idx)].incarnation);
     r.set_epoch(table->epoch[shard]);
-    return done(r.SerializeAsString());
+    return done(std::move(r));
   }
   auto ok = [done](std::string reply) {
     v1::ClusterReply out;
     out.set_status(v1::ClusterReply::OK);
     out.set_reply(std::move(reply));
-    done(out.SerializeAsString());
+    done(std::move(out));
   };
   runtime::serve_wire_command(
     self, *s.local, env.command(),
@@ -358,16 +390,32 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
         return std::string{};
       return self->state.st->me().incarnation;
     },
-    [self](fwd_atom, std::uint64_t id, const std::string& bytes) {
-      // Answered with a message of its own (fwd_reply_atom, id, reply), not
-      // a CAF response: the sender's link keeps the deadlines, so no
-      // response handler waits there for a peer that may never answer.
+    [self](fwd_atom, const std::string& bytes) {
+      // Answered with messages of its own (fwd_reply_atom, batch), not CAF
+      // responses: the sender's link keeps the deadlines, so no response
+      // handler waits there for a peer that may never answer.
       auto to = caf::actor_cast<caf::actor>(self->current_sender());
       if (!to)
         return;
-      serve(self, bytes,
-            [self, to, id](std::string reply) { self->send(to, fwd_reply_atom::value, id, std::move(reply)); });
+      v1::ClusterBatch batch;
+      if (!batch.ParseFromString(bytes)) {
+        // No job ids to answer: the sender's jobs run into their deadlines.
+        log::warn("cluster: a malformed command batch from a peer");
+        return;
+      }
+      bool known = known_sender(self);
+      for (auto& env : *batch.mutable_commands()) {
+        auto done = [self, to, job = env.job()](v1::ClusterReply r) {
+          r.set_job(job);
+          answer(self, to, std::move(r));
+        };
+        if (!known)
+          done(reply_of(v1::ClusterReply::REFUSED, "no valid hello from this node"));
+        else
+          serve(self, env, std::move(done));
+      }
     },
+    [self](flush_atom) { flush(self); },
   };
 }
 

@@ -1,7 +1,9 @@
 // The router the node's callers use (HTTP, timers, Kafka commands): a
 // tenant's shard owned here goes to the local directory (one hop, as on a
 // single node); any other to a link, which sends it to the owner's gateway
-// as a colony.v1.ClusterEnvelope and hands back the reply.
+// as a colony.v1.ClusterEnvelope and hands back the reply. A link batches:
+// the commands it queued for one owner while its mailbox was being handled
+// leave in one message (a ClusterBatch) at the flush that follows.
 //
 // When the owner cannot be reached the link waits (within the request
 // deadline) for the routing table to name a reachable owner (the dead
@@ -56,6 +58,7 @@ using actors::command;
 using actors::entity_key;
 using actors::entity_reply;
 using actors::errc;
+using actors::keyed_call;
 
 using clock = std::chrono::steady_clock;
 
@@ -67,7 +70,10 @@ entity_reply unavailable(std::string why) {
 struct job {
   entity_key key;
   command cmd;
+  // Who waits: a response promise (an actor's request), or the answer of a
+  // keyed_call (an HTTP io thread).
   caf::response_promise rp;
+  std::shared_ptr<actors::answer_once> answer;
   std::uint32_t shard = 0;
   bool known_new = false;
   clock::time_point started;
@@ -90,12 +96,27 @@ struct link_state {
   std::unordered_map<std::uint64_t, job> jobs;
   std::uint64_t next_id = 1;
   bool ticking = false;
+  // Commands waiting for the next flush, by owner incarnation.
+  struct outgoing {
+    caf::actor gateway;
+    v1::ClusterBatch batch;
+    std::size_t bytes = 0;
+  };
+  std::unordered_map<std::string, outgoing> out;
+  bool flushing = false;
   static inline const char* name = "colony.cluster.link";
 };
 
 using link_actor = caf::stateful_actor<link_state>;
 
 constexpr auto link_tick = std::chrono::milliseconds(20);
+
+void deliver(job& j, entity_reply r) {
+  if (j.answer)
+    (*j.answer)(r);
+  else
+    j.rp.deliver(std::move(r));
+}
 
 void count(link_actor* self, const char* outcome, const job& j) {
   if (auto* m = self->state.st->metrics()) {
@@ -113,6 +134,35 @@ void ensure_ticking(link_actor* self) {
   }
 }
 
+// A batch is sent at once past these; otherwise at the flush.
+constexpr int batch_max_commands = 128;
+constexpr std::size_t batch_max_bytes = 256 * 1024;
+constexpr std::size_t command_max_bytes = 1024 * 1024;
+
+void send_batch(link_actor* self, link_state::outgoing& o) {
+  if (auto* m = self->state.st->metrics())
+    m->count("colony_cluster_batches_total", "Messages between nodes carrying forwarded commands or their answers",
+             {{"direction", "commands"}});
+  self->send(o.gateway, fwd_atom::value, o.batch.SerializeAsString());
+  o.batch.Clear();
+  o.bytes = 0;
+}
+
+/// Sends every batch: what the mailbox held when the first of them was
+/// queued has been handled by then, so one message carries all of it.
+void flush(link_actor* self) {
+  auto& s = self->state;
+  s.flushing = false;
+  for (auto it = s.out.begin(); it != s.out.end();) {
+    if (it->second.batch.commands_size() == 0) {
+      it = s.out.erase(it); // idle since the last flush (a peer gone, say)
+      continue;
+    }
+    send_batch(self, it->second);
+    ++it;
+  }
+}
+
 /// Tries `j` again after `pause`.
 void wait(link_actor* self, job& j, std::chrono::milliseconds pause) {
   j.sent = false;
@@ -125,7 +175,7 @@ bool attempt(link_actor* self, std::uint64_t id, job& j) {
   auto& s = self->state;
   auto now = clock::now();
   if (now >= j.deadline) {
-    j.rp.deliver(unavailable("the owner of this tenant cannot be reached right now; retry"));
+    deliver(j, unavailable("the owner of this tenant cannot be reached right now; retry"));
     return true;
   }
   auto table = s.st->table();
@@ -133,12 +183,21 @@ bool attempt(link_actor* self, std::uint64_t id, job& j) {
   if (idx >= 0 && idx == table->self && s.st->serving()) { // owned here now (a claim, a MOVED)
     auto target = s.local->route(j.key, j.known_new);
     if (!target) {
-      j.rp.deliver(unavailable("the node is shutting down"));
+      deliver(j, unavailable("the node is shutting down"));
       return true;
     }
-    self->request(target, caf::infinite, std::move(j.cmd))
-      .then([rp = j.rp](entity_reply& r) mutable { rp.deliver(std::move(r)); },
-            [rp = j.rp](caf::error& e) mutable { rp.deliver(entity_reply::fail(actors::failure_from(e))); });
+    if (j.answer) {
+      self->request(target, caf::infinite, std::move(j.cmd))
+        .then([answer = j.answer](entity_reply& r) { (*answer)(r); },
+              [answer = j.answer](caf::error& e) {
+                auto r = entity_reply::fail(actors::failure_from(e));
+                (*answer)(r);
+              });
+    } else {
+      self->request(target, caf::infinite, std::move(j.cmd))
+        .then([rp = j.rp](entity_reply& r) mutable { rp.deliver(std::move(r)); },
+              [rp = j.rp](caf::error& e) mutable { rp.deliver(entity_reply::fail(actors::failure_from(e))); });
+    }
     return true;
   }
   const member* owner = idx >= 0 ? &table->members[static_cast<std::size_t>(idx)] : nullptr;
@@ -152,29 +211,38 @@ bool attempt(link_actor* self, std::uint64_t id, job& j) {
   const auto& cfg = s.st->cfg();
   if (link->in_flight->load() >= cfg.cluster_peer_max_in_flight) {
     count(self, "overloaded", j);
-    j.rp.deliver(unavailable("too many requests in flight to node " + owner->node_name + "; retry"));
+    deliver(j, unavailable("too many requests in flight to node " + owner->node_name + "; retry"));
     return true;
   }
-  v1::ClusterEnvelope env;
-  env.set_request_id(j.cmd.meta.request_id);
+  auto command = actors::to_wire(j.key, j.cmd).SerializeAsString();
+  if (command.size() > command_max_bytes) {
+    deliver(j, entity_reply::fail(actors::fail(errc::invalid, "the request is too large to forward")));
+    return true;
+  }
+  auto& o = s.out[owner->incarnation];
+  o.gateway = link->gateway; // the newest connection's
+  auto* env = o.batch.add_commands();
+  env->set_job(id);
+  env->set_request_id(j.cmd.meta.request_id);
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(j.deadline - now);
-  env.set_deadline_unix_ms(protocol::now_us() / 1000 + left.count());
-  env.set_shard(j.shard);
-  env.set_epoch_seen(table->epoch[j.shard]);
-  env.set_to_incarnation(owner->incarnation);
-  env.set_from_incarnation(s.st->me().incarnation);
-  env.set_command(actors::to_wire(j.key, j.cmd).SerializeAsString());
-  auto bytes = env.SerializeAsString();
-  if (bytes.size() > 1024 * 1024) {
-    j.rp.deliver(entity_reply::fail(actors::fail(errc::invalid, "the request is too large to forward")));
-    return true;
-  }
+  env->set_deadline_unix_ms(protocol::now_us() / 1000 + left.count());
+  env->set_shard(j.shard);
+  env->set_epoch_seen(table->epoch[j.shard]);
+  env->set_to_incarnation(owner->incarnation);
+  env->set_from_incarnation(s.st->me().incarnation);
+  o.bytes += command.size() + 128;
+  env->set_command(std::move(command));
   link->in_flight->fetch_add(1);
   j.in_flight = link->in_flight;
   j.owner_name = owner->node_name;
   j.sent = true;
   j.wake = now + std::min(left, cfg.cluster_forward_timeout);
-  self->send(link->gateway, fwd_atom::value, id, std::move(bytes));
+  if (o.batch.commands_size() >= batch_max_commands || o.bytes >= batch_max_bytes) {
+    send_batch(self, o);
+  } else if (!s.flushing) {
+    s.flushing = true;
+    self->send(self, flush_atom::value);
+  }
   ensure_ticking(self);
   return false;
 }
@@ -186,23 +254,17 @@ void run(link_actor* self, std::uint64_t id) {
     jobs.erase(it);
 }
 
-/// The owner's answer to job `id`; true when the job is done with.
-bool answered(link_actor* self, job& j, const std::string& reply) {
+/// The owner's answer to its job `j`; true when the job is done with.
+bool answered(link_actor* self, job& j, v1::ClusterReply& r) {
   auto& s = self->state;
   j.in_flight->fetch_sub(1);
   j.sent = false;
-  v1::ClusterReply r;
-  if (!r.ParseFromString(reply)) {
-    count(self, "error", j);
-    j.rp.deliver(entity_reply::fail(actors::fail(errc::internal, "a malformed reply from node " + j.owner_name)));
-    return true;
-  }
   switch (r.status()) {
     case v1::ClusterReply::OK: {
       v1::EntityReply w;
       w.ParseFromString(r.reply());
       count(self, "ok", j);
-      j.rp.deliver(actors::from_wire(w));
+      deliver(j, actors::from_wire(w));
       return true;
     }
     case v1::ClusterReply::MOVED:
@@ -218,12 +280,12 @@ bool answered(link_actor* self, job& j, const std::string& reply) {
       return false;
     case v1::ClusterReply::EXPIRED:
       count(self, "expired", j);
-      j.rp.deliver(unavailable("the request's deadline passed before its owner could start it; retry"));
+      deliver(j, unavailable("the request's deadline passed before its owner could start it; retry"));
       return true;
     default:
       count(self, "refused", j);
       log::warn("cluster: a forwarded command was refused", {{"peer", j.owner_name}, {"detail", r.detail()}});
-      j.rp.deliver(unavailable("node " + j.owner_name + " refused the command; retry"));
+      deliver(j, unavailable("node " + j.owner_name + " refused the command; retry"));
       return true;
   }
 }
@@ -245,8 +307,26 @@ bool overdue(link_actor* self, job& j) {
                           " (the owner of this tenant) did not answer; retry with the same "
                           "Idempotency-Key");
   f.outcome_unknown = true;
-  j.rp.deliver(entity_reply::fail(std::move(f)));
+  deliver(j, entity_reply::fail(std::move(f)));
   return true;
+}
+
+void start(link_actor* self, entity_key key, command cmd, caf::response_promise rp,
+           std::shared_ptr<actors::answer_once> answer) {
+  auto& s = self->state;
+  auto id = s.next_id++;
+  job j;
+  j.rp = std::move(rp);
+  j.answer = std::move(answer);
+  j.shard = rc::shard_of(key.tenant_id);
+  j.key = std::move(key);
+  j.known_new = cmd.new_id;
+  j.cmd = std::move(cmd);
+  j.started = clock::now();
+  j.deadline = j.started + s.st->cfg().request_timeout - std::chrono::milliseconds(100);
+  auto it = s.jobs.emplace(id, std::move(j)).first;
+  if (attempt(self, id, it->second))
+    s.jobs.erase(it);
 }
 
 caf::behavior link_behavior(link_actor* self, std::shared_ptr<shared_state> st,
@@ -255,30 +335,28 @@ caf::behavior link_behavior(link_actor* self, std::shared_ptr<shared_state> st,
   self->state.local = std::move(local);
   return {
     [self](entity_key& key, command& cmd) -> caf::result<entity_reply> {
-      auto& s = self->state;
-      auto id = s.next_id++;
-      job j;
-      j.rp = self->make_response_promise<entity_reply>();
-      auto rp = j.rp;
-      j.shard = rc::shard_of(key.tenant_id);
-      j.key = std::move(key);
-      j.known_new = cmd.new_id;
-      j.cmd = std::move(cmd);
-      j.started = clock::now();
-      j.deadline = j.started + s.st->cfg().request_timeout - std::chrono::milliseconds(100);
-      auto it = s.jobs.emplace(id, std::move(j)).first;
-      if (attempt(self, id, it->second))
-        s.jobs.erase(it);
+      auto rp = self->make_response_promise<entity_reply>();
+      start(self, std::move(key), std::move(cmd), rp, nullptr);
       return rp;
     },
-    [self](fwd_reply_atom, std::uint64_t id, const std::string& reply) {
+    [self](keyed_call& c) { start(self, std::move(c.key), std::move(c.cmd), {}, std::move(c.answer)); },
+    [self](fwd_reply_atom, const std::string& bytes) {
+      v1::ClusterReplyBatch batch;
+      if (!batch.ParseFromString(bytes)) {
+        // Its jobs are answered as overdue (unknown outcome) at their time.
+        log::warn("cluster: a malformed reply batch from a peer");
+        return;
+      }
       auto& jobs = self->state.jobs;
-      auto it = jobs.find(id);
-      if (it == jobs.end() || !it->second.sent)
-        return; // answered late: its deadline went by
-      if (answered(self, it->second, reply))
-        jobs.erase(it);
+      for (auto& r : *batch.mutable_replies()) {
+        auto it = jobs.find(r.job());
+        if (it == jobs.end() || !it->second.sent)
+          continue; // answered late: its deadline went by
+        if (answered(self, it->second, r))
+          jobs.erase(it);
+      }
     },
+    [self](flush_atom) { flush(self); },
     [self](tick_atom) {
       auto& s = self->state;
       auto now = clock::now();

@@ -165,35 +165,39 @@ void api_core::call_entity(const std::shared_ptr<call>& c, entity_key key, comma
   cmd.inject_crash = opts.fault_injection && c->req.fault == "crash";
   if (opts.fault_injection && c->req.fault.starts_with("stall="))
     cmd.inject_stall_ms = std::atoi(c->req.fault.c_str() + 6);
+  // The target is looked up here (the directory is thread-safe): a command
+  // for a tenant owned by another node goes straight to its cluster link,
+  // which answers through the callback, without a hop through a bridge.
+  auto target = ctx.entities->target_of(key, false);
+  if (!target.to) {
+    c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"), c->req.request_id));
+    return;
+  }
+  std::function<void(entity_reply&)> on_reply = [c, next = std::move(next), pass_errors, change](entity_reply& r) {
+    if (r.error && r.error->outcome_unknown && change)
+      c->outcome_unknown = true;
+    if (r.error && !pass_errors)
+      c->respond(api::failure_response(*r.error, c->req.request_id));
+    else
+      next(r);
+  };
+  if (target.keyed) {
+    auto answer = std::make_shared<answer_once>(
+      [c, on_reply = std::move(on_reply)](entity_reply& r) { guarded(c, [&] { on_reply(r); }); });
+    caf::anon_send(target.to, keyed_call{std::move(key), std::move(cmd), std::move(answer)});
+    return;
+  }
   bridges.post(c,
-               [c, key = std::move(key), cmd = std::move(cmd), next = std::move(next), pass_errors, change,
-                timeout = opts.request_timeout, entities = ctx.entities](caf::event_based_actor* self) mutable {
-                 auto target = entities->target_of(key, false);
-                 if (!target.to) {
-                   c->respond(api::failure_response(actors::fail(errc::unavailable, "the node is shutting down"),
-                                                    c->req.request_id));
-                   return;
-                 }
-                 std::function<void(entity_reply&)> on_reply = [c, next, pass_errors, change](entity_reply& r) {
-                   if (r.error && r.error->outcome_unknown && change)
-                     c->outcome_unknown = true;
-                   if (r.error && !pass_errors)
-                     c->respond(api::failure_response(*r.error, c->req.request_id));
-                   else
-                     next(r);
-                 };
+               [c, to = std::move(target.to), cmd = std::move(cmd), on_reply = std::move(on_reply), change,
+                timeout = opts.request_timeout](caf::event_based_actor* self) mutable {
                  std::function<void(const caf::error&)> on_error = [c, change](const caf::error& err) {
                    auto f = failure_from(err);
                    if (f.outcome_unknown && change)
                      c->outcome_unknown = true;
                    c->respond(api::failure_response(f, c->req.request_id));
                  };
-                 if (target.keyed)
-                   bridge_pool::request<entity_reply>(self, c, target.to, timeout, std::move(on_reply),
-                                                      std::move(on_error), std::move(key), std::move(cmd));
-                 else
-                   bridge_pool::request<entity_reply>(self, c, target.to, timeout, std::move(on_reply),
-                                                      std::move(on_error), std::move(cmd));
+                 bridge_pool::request<entity_reply>(self, c, to, timeout, std::move(on_reply), std::move(on_error),
+                                                    std::move(cmd));
                });
 }
 

@@ -16,7 +16,9 @@
 #include <caf/actor_addr.hpp>
 #include <caf/fwd.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <utility>
 
 #include "colony/actors/messages.hpp"
 #include "colony/actors/ports/store_port.hpp"
@@ -39,9 +41,10 @@ public:
   [[nodiscard]] caf::actor route(const entity_key& key) { return route(key, false); }
   /// Where a caller that knows the key sends a command: `to` takes the
   /// `command` alone (an entity's activation), or, when `keyed`, the pair
-  /// `(entity_key, command)`: an actor serving many keys, such as the
-  /// cluster's link to the other nodes, which saves an actor per request.
-  /// Either answers with one entity_reply. The same counting as route().
+  /// `(entity_key, command)` or a keyed_call: an actor serving many keys,
+  /// such as the cluster's link to the other nodes, which saves an actor
+  /// per request. Either answers with one entity_reply. The same counting
+  /// as route().
   struct target {
     caf::actor to;
     bool keyed = false;
@@ -60,6 +63,42 @@ public:
   virtual void crashed(const entity_key& key, const caf::actor_addr& self, const std::string& reason) = 0;
   /// An entity got an error message nobody waited for; it carries on.
   virtual void stray_error(const entity_key& key, const std::string& error) = 0;
+};
+
+/// A command for a keyed target (entity_router::target's `keyed`) from a
+/// caller that is not an actor and waits for no reply message, such as an
+/// HTTP io thread: the target calls `answer` once, from its own thread. The
+/// copies of a keyed_call share one answer_once; if the message is dropped
+/// (its target has ended) the last copy answers 503, so the caller always
+/// gets an answer.
+class answer_once {
+public:
+  explicit answer_once(std::function<void(entity_reply&)> fn) : fn_(std::move(fn)) {}
+  answer_once(const answer_once&) = delete;
+  answer_once& operator=(const answer_once&) = delete;
+  ~answer_once() {
+    if (!fn_)
+      return;
+    try {
+      auto r = entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
+      fn_(r);
+    } catch (...) { // NOLINT(bugprone-empty-catch): a destructor throws nothing
+    }
+  }
+  /// The first call answers; later ones do nothing.
+  void operator()(entity_reply& r) {
+    if (auto fn = std::exchange(fn_, nullptr))
+      fn(r);
+  }
+
+private:
+  std::function<void(entity_reply&)> fn_;
+};
+
+struct keyed_call {
+  entity_key key;
+  command cmd;
+  std::shared_ptr<answer_once> answer;
 };
 
 /// What every entity actor of a node shares. Immutable once built.
@@ -83,3 +122,5 @@ struct entity_env {
 [[nodiscard]] failure failure_from(const caf::error& err);
 
 } // namespace colony::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::keyed_call)
