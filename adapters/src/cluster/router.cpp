@@ -84,6 +84,7 @@ struct job {
   int moved = 0;
   std::shared_ptr<std::atomic<int>> in_flight; // of the peer it was sent to
   std::string owner_name;
+  std::string owner_incarnation; // the one it was sent to
 };
 
 /// A link: the forwarding of many keys' commands (the router spreads shards
@@ -235,6 +236,7 @@ bool attempt(link_actor* self, std::uint64_t id, job& j) {
   link->in_flight->fetch_add(1);
   j.in_flight = link->in_flight;
   j.owner_name = owner->node_name;
+  j.owner_incarnation = owner->incarnation;
   j.sent = true;
   j.wake = now + std::min(left, cfg.cluster_forward_timeout);
   if (o.batch.commands_size() >= batch_max_commands || o.bytes >= batch_max_bytes) {
@@ -329,6 +331,15 @@ void start(link_actor* self, entity_key key, command cmd, caf::response_promise 
     s.jobs.erase(it);
 }
 
+/// The member `j` was sent to has been declared dead: its answer will not
+/// come, so a read is retried now rather than at its forward timeout, and a
+/// write gets its unknown outcome now. (A live owner that handed the shard
+/// on still answers: the command's result, or MOVED.)
+bool gone(const routing& table, const job& j) {
+  const auto* m = table.find(j.owner_incarnation);
+  return m == nullptr || m->state == status::dead;
+}
+
 caf::behavior link_behavior(link_actor* self, std::shared_ptr<shared_state> st,
                             std::shared_ptr<actors::entity_router> local) {
   self->state.st = std::move(st);
@@ -360,9 +371,12 @@ caf::behavior link_behavior(link_actor* self, std::shared_ptr<shared_state> st,
     [self](tick_atom) {
       auto& s = self->state;
       auto now = clock::now();
+      auto table = s.st->table();
       std::vector<std::uint64_t> due;
       for (auto it = s.jobs.begin(); it != s.jobs.end();) {
         auto& j = it->second;
+        if (j.sent && now < j.wake && gone(*table, j)) // no answer will come: as overdue, now
+          j.wake = now;
         if (now < j.wake) {
           ++it;
         } else if (j.sent && overdue(self, j)) {
