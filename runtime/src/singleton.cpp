@@ -11,4 +11,18 @@ public:
 
 std::shared_ptr<singleton> single_node_singleton() { return std::make_shared<single_node>(); }
 
+bool chore_seam::granted(std::string_view chore) {
+  std::shared_ptr<singleton> policy;
+  {
+    std::lock_guard lock{mu_};
+    policy = policy_;
+  }
+  return policy->granted(chore);
+}
+
+void chore_seam::use(std::shared_ptr<singleton> policy) {
+  std::lock_guard lock{mu_};
+  policy_ = std::move(policy);
+}
+
 } // namespace colony::runtime

@@ -152,6 +152,131 @@ class AnyNode(ClusterCase):
         return values
 
 
+class Feed(ClusterCase):
+    def test_the_feed_never_skips_or_repeats_an_event_while_three_nodes_commit(self):
+        tenants = [self.c.new_tenant(k=1, owner=o)["id"] for o in (1, 2, 3)]
+        for t in tenants:
+            status, _, doc = self.c.request(1, "PATCH", f"/v1/tenants/{t}", {"plan": "enterprise"})
+            self.assertEqual(status, 200, doc)
+        stop, done_writing = threading.Event(), threading.Event()
+        problems = []
+
+        def writer(k, j):  # through node k, to every tenant: local commits and forwards
+            i = 0
+            while not stop.is_set():
+                t = tenants[i % 3]
+                status, _, doc = self.c.request(k, "POST", f"/v1/tenants/{t}/users",
+                                                {"email": f"f{k}-{j}-{i}@example.com", "name": "F"})
+                if status not in (201, 503):
+                    problems.append((status, doc))
+                i += 1
+
+        def reader(path, seen):  # tails the feed through the nodes in turn until the writers are done and it is caught up
+            after, k, empty_after_done = 0, 1, 0
+            while empty_after_done < 2:
+                status, _, page = self.c.request(k, "GET", f"{path}?after={after}&limit=500")
+                if status != 200:
+                    problems.append((path, status, page))
+                    return
+                for item in page["data"]:
+                    seen.append((item["position"], item["event"]["id"], item["event"]["tenantId"]))
+                after = page.get("nextAfter", after)
+                if not page["data"] and done_writing.is_set():
+                    empty_after_done += 1
+                k = k % 3 + 1
+        everything, one = [], []
+        writers = [threading.Thread(target=writer, args=(k, j)) for k in (1, 2, 3) for j in range(2)]
+        readers = [threading.Thread(target=reader, args=("/v1/events", everything)),
+                   threading.Thread(target=reader, args=(f"/v1/tenants/{tenants[1]}/events", one))]
+        for th in writers + readers:
+            th.start()
+        time.sleep(8)
+        stop.set()
+        for th in writers:
+            th.join()
+        done_writing.set()
+        for th in readers:
+            th.join(timeout=60)
+        self.assertEqual(problems, [])
+        ids = ",".join(f"'{t}'" for t in tenants)
+        committed = {r[0] for r in psql(f"SELECT event_id FROM outbox WHERE tenant_id IN ({ids})")}
+        self.assertGreater(len(committed), 300)  # the three nodes did write concurrently
+        for seen, want in ((everything, committed),
+                           (one, {r[0] for r in psql(f"SELECT event_id FROM outbox WHERE tenant_id = '{tenants[1]}'")})):
+            positions = [p for p, _, _ in seen]
+            self.assertEqual(positions, sorted(set(positions)), "positions out of order or repeated")
+            got = [i for _, i, t in seen if t in tenants]
+            self.assertEqual(len(got), len(set(got)), "an event was read twice")
+            self.assertEqual(set(got), want, f"{len(want - set(got))} committed events never read")
+        print(f"\nfeed: {len(committed)} events committed by three nodes, each read once, in position order",
+              flush=True)
+
+
+class Chores(ClusterCase):
+    def holders(self, chore):
+        """The live nodes whose log says they run `chore` now."""
+        out = []
+        for k in (1, 2, 3):
+            if not self.c.alive(k):
+                continue
+            runs = False
+            for line in self.c.log(k).splitlines():
+                if line.endswith(f"chore={chore}") and "runs a chore" in line:
+                    runs = "no longer runs" not in line
+            if runs:
+                out.append(k)
+        return out
+
+    def wait_one_holder(self, chore, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.holders(chore)) != 1:
+            time.sleep(0.2)
+        self.assertEqual(len(self.holders(chore)), 1, f"{chore}: {self.holders(chore)}")
+        return self.holders(chore)[0]
+
+    def tenant_once_served(self, k, owner):
+        """A new tenant on `owner`, created through k once the dead node's shards are claimed."""
+        deadline = time.time() + 15
+        while True:
+            try:
+                return self.c.new_tenant(k=k, owner=owner)["id"]
+            except AssertionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def expire_trials(self, tenants, via):
+        soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1)) + "Z"
+        for t in tenants:
+            status, _, doc = self.c.request(via, "PATCH", f"/v1/tenants/{t}", {"trialEndsAt": soon})
+            self.assertEqual(status, 200, doc)
+        deadline = time.time() + 15
+        pending = set(tenants)
+        while pending and time.time() < deadline:
+            for t in list(pending):
+                status, _, doc = self.c.request(via, "GET", f"/v1/tenants/{t}")
+                if status == 200 and doc["status"] == "suspended":
+                    pending.discard(t)
+            time.sleep(0.2)
+        self.assertEqual(pending, set(), "trial timers that did not fire")
+        for t in tenants:  # one firing: one suspension
+            types = [r[0] for r in psql(f"SELECT type FROM outbox WHERE tenant_id = '{t}' ORDER BY seq")]
+            self.assertEqual(types.count("tenant.suspended"), 1, types)
+
+    def test_each_chore_runs_on_one_node_and_moves_when_it_dies(self):
+        timers = self.wait_one_holder("timers")
+        webhooks = self.wait_one_holder("webhooks")
+        # Trial timers of tenants owned by every node fire once, from the
+        # one node that polls, each forwarded to its tenant's owner.
+        self.expire_trials([self.c.new_tenant(k=1, owner=o)["id"] for o in (1, 2, 3)], via=1)
+        self.c.signal(timers, signal.SIGKILL)
+        survivor = 1 if timers != 1 else 2
+        after = self.wait_one_holder("timers", timeout=20)
+        self.assertNotEqual(after, timers)
+        self.expire_trials([self.tenant_once_served(survivor, o) for o in (1, 2, 3) if o != timers], via=survivor)
+        print(f"\nchores: timers on node{timers}, then node{after}; webhooks on node{webhooks}", flush=True)
+
+
 class KillOwner(ClusterCase):
     def test_kill_9_of_an_owner_under_write_load(self):
         victim = 2

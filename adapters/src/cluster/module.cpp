@@ -7,6 +7,8 @@
 // right before them. See docs/clustering.md.
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "colony/adapters/cluster.hpp"
@@ -120,6 +122,34 @@ runtime::readiness_line line_of(const shared_state& st) {
   }
   return {'-', "cluster: unknown state"};
 }
+
+/// Chores on a cluster: each is the work of the node that owns its shard
+/// (shard_of("chore:<name>")) while that node serves. A claim or hand-off of
+/// the shard moves the chore; a node that stops serving (fenced, draining)
+/// stops its chores at their next round. Logs each change, which the tests
+/// and operators read.
+class cluster_chores final : public runtime::singleton {
+public:
+  explicit cluster_chores(std::shared_ptr<shared_state> st) : st_(std::move(st)) {}
+
+  bool granted(std::string_view chore) override {
+    std::string name{chore};
+    bool mine = st_->serving() && st_->table()->owned_here(rc::shard_of("chore:" + name));
+    std::lock_guard lock{mu_};
+    auto it = held_.try_emplace(name, false).first;
+    if (it->second != mine) {
+      it->second = mine;
+      log::info(mine ? "cluster: this node runs a chore" : "cluster: this node no longer runs a chore",
+                {{"chore", name}});
+    }
+    return mine;
+  }
+
+private:
+  std::shared_ptr<shared_state> st_;
+  std::mutex mu_;
+  std::map<std::string, bool> held_;
+};
 
 class cluster_module_impl final : public runtime::module {
 public:
@@ -277,6 +307,7 @@ public:
     auto router = make_cluster_router(node.sys, st_, local_.router, links_);
     dispatcher_ = spawn_dispatcher(node.sys, router, cfg.request_timeout);
     node.entities = runtime::entity_registry{dispatcher_, router};
+    node.chores->use(std::make_shared<cluster_chores>(st_));
     node.provide<rc::cluster_service>(std::make_shared<service_impl>(node.sys, st_, manager_));
     node.readiness->add([st = st_] { return line_of(*st); });
     start_watchdog();

@@ -112,7 +112,13 @@ std::vector<loaded> pg_backend::load_many(const std::vector<entity_key>& keys) {
   });
 }
 
+void pg_backend::order_outbox(pqxx::transaction_base& t) {
+  if (fence_) // the key: "colony" in ASCII, the outbox's commit order
+    t.exec("SELECT pg_advisory_xact_lock(109330211761785)");
+}
+
 std::vector<bool> pg_backend::fenced(pqxx::transaction_base& t, const std::vector<change>& batch) {
+  order_outbox(t); // first: every commit of a batch takes it (the fence's row locks come after)
   std::vector<bool> ok(batch.size(), true);
   if (!fence_ || !fence_->armed())
     return ok;

@@ -308,6 +308,13 @@ private:
   /// while a claim is pending waits for it and then sees the new owner.
   /// All true when the fence is off (one node).
   std::vector<bool> fenced(pqxx::transaction_base& t, const std::vector<change>& batch);
+  /// On a cluster, before a transaction that may write outbox rows: takes
+  /// the outbox lock (a transaction-level advisory lock), so the positions
+  /// (outbox.seq, drawn at insert) of concurrent writers are drawn and
+  /// committed in one order and a reader never sees position n+1 while n
+  /// may still commit (docs/events.md). One writer per node already holds
+  /// that order: nothing is taken without a cluster.
+  void order_outbox(pqxx::transaction_base& t);
 
   std::string dsn_;
   std::shared_ptr<const runtime::cluster::write_fence> fence_;

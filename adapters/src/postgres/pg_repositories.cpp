@@ -280,6 +280,7 @@ actors::user_data pg_backend::user_data(const user_data_op& op) {
       w.commit();
       return out;
     }
+    order_outbox(w); // the tombstone below is an outbox row
     auto rows = w.exec_params("SELECT event_id, payload, type FROM outbox WHERE tenant_id = $1 AND aggregate_kind = "
                               "'user' AND aggregate_id = $2 FOR UPDATE",
                               op.tenant_id, op.user_id);

@@ -65,8 +65,8 @@ struct node_context {
   caf::actor_system& sys;
   const node_config& cfg;
   std::string version;
-  std::shared_ptr<runtime::metrics> metrics;                   // metrics module; may stay null
-  std::shared_ptr<singleton> chores = single_node_singleton(); // who may run node-wide chores
+  std::shared_ptr<runtime::metrics> metrics;                           // metrics module; may stay null
+  std::shared_ptr<chore_seam> chores = std::make_shared<chore_seam>(); // who may run node-wide chores
   std::shared_ptr<readiness_board> readiness = std::make_shared<readiness_board>();
   actors::store_port store; // store module
   // The cluster write fence the store checks in every entity commit: the

@@ -1,12 +1,15 @@
 // Chores one node of a cluster runs at a time: the timer poller ("timers"),
 // the outbox relay ("relay") and the webhook notifier ("webhooks") ask this
 // seam before each round of work, and do nothing while it is not granted.
-// On one node it always grants; the cluster (docs/architecture.md, "Next")
-// replaces it by per-shard ownership fenced by an epoch, so two nodes never
-// publish the same outbox rows or fire the same timer.
+// On one node it always grants. On a cluster the cluster module puts its
+// policy behind the node's seam (chore_seam): a chore is granted to the
+// node that owns the chore's shard (shard_of("chore:<name>")) while it
+// serves, so its failover and hand-off are a shard's, fenced by the epoch
+// (docs/clustering.md, "Chores").
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string_view>
 
 namespace colony::runtime {
@@ -20,5 +23,18 @@ public:
 
 /// The single-node seam: every chore is this node's.
 [[nodiscard]] std::shared_ptr<singleton> single_node_singleton();
+
+/// The node's seam (node_context::chores): grants as its policy says. A
+/// module that starts later (the cluster) replaces the policy, and the
+/// services that took the seam before see the change.
+class chore_seam final : public singleton {
+public:
+  [[nodiscard]] bool granted(std::string_view chore) override;
+  void use(std::shared_ptr<singleton> policy);
+
+private:
+  std::mutex mu_;
+  std::shared_ptr<singleton> policy_ = single_node_singleton();
+};
 
 } // namespace colony::runtime
