@@ -70,9 +70,8 @@ entity_reply unavailable(std::string why) {
 struct job {
   entity_key key;
   command cmd;
-  // Who waits: a response promise (an actor's request), or the answer of a
-  // keyed_call (an HTTP io thread).
-  caf::response_promise rp;
+  // Who waits: the answer of a keyed_call (an HTTP io thread), or an
+  // actor's response promise wrapped in one.
   std::shared_ptr<actors::answer_once> answer;
   std::uint32_t shard = 0;
   bool known_new = false;
@@ -112,12 +111,7 @@ using link_actor = caf::stateful_actor<link_state>;
 
 constexpr auto link_tick = std::chrono::milliseconds(20);
 
-void deliver(job& j, entity_reply r) {
-  if (j.answer)
-    (*j.answer)(r);
-  else
-    j.rp.deliver(std::move(r));
-}
+void deliver(job& j, entity_reply r) { (*j.answer)(r); }
 
 void count(link_actor* self, const char* outcome, const job& j) {
   if (auto* m = self->state.st->metrics()) {
@@ -187,18 +181,12 @@ bool attempt(link_actor* self, std::uint64_t id, job& j) {
       deliver(j, unavailable("the node is shutting down"));
       return true;
     }
-    if (j.answer) {
-      self->request(target, caf::infinite, std::move(j.cmd))
-        .then([answer = j.answer](entity_reply& r) { (*answer)(r); },
-              [answer = j.answer](caf::error& e) {
-                auto r = entity_reply::fail(actors::failure_from(e));
-                (*answer)(r);
-              });
-    } else {
-      self->request(target, caf::infinite, std::move(j.cmd))
-        .then([rp = j.rp](entity_reply& r) mutable { rp.deliver(std::move(r)); },
-              [rp = j.rp](caf::error& e) mutable { rp.deliver(entity_reply::fail(actors::failure_from(e))); });
-    }
+    self->request(target, caf::infinite, std::move(j.cmd))
+      .then([answer = j.answer](entity_reply& r) { (*answer)(r); },
+            [answer = j.answer](caf::error& e) {
+              auto r = entity_reply::fail(actors::failure_from(e));
+              (*answer)(r);
+            });
     return true;
   }
   const member* owner = idx >= 0 ? &table->members[static_cast<std::size_t>(idx)] : nullptr;
@@ -313,12 +301,10 @@ bool overdue(link_actor* self, job& j) {
   return true;
 }
 
-void start(link_actor* self, entity_key key, command cmd, caf::response_promise rp,
-           std::shared_ptr<actors::answer_once> answer) {
+void start(link_actor* self, entity_key key, command cmd, std::shared_ptr<actors::answer_once> answer) {
   auto& s = self->state;
   auto id = s.next_id++;
   job j;
-  j.rp = std::move(rp);
   j.answer = std::move(answer);
   j.shard = rc::shard_of(key.tenant_id);
   j.key = std::move(key);
@@ -347,10 +333,11 @@ caf::behavior link_behavior(link_actor* self, std::shared_ptr<shared_state> st,
   return {
     [self](entity_key& key, command& cmd) -> caf::result<entity_reply> {
       auto rp = self->make_response_promise<entity_reply>();
-      start(self, std::move(key), std::move(cmd), rp, nullptr);
+      start(self, std::move(key), std::move(cmd),
+            std::make_shared<actors::answer_once>([rp](entity_reply& r) mutable { rp.deliver(std::move(r)); }));
       return rp;
     },
-    [self](keyed_call& c) { start(self, std::move(c.key), std::move(c.cmd), {}, std::move(c.answer)); },
+    [self](keyed_call& c) { start(self, std::move(c.key), std::move(c.cmd), std::move(c.answer)); },
     [self](fwd_reply_atom, const std::string& bytes) {
       v1::ClusterReplyBatch batch;
       if (!batch.ParseFromString(bytes)) {
