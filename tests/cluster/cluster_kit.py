@@ -182,12 +182,119 @@ class Cluster:
         assert status == 200, (status, doc)
         return doc
 
-    def new_tenant(self, k=1, owner=None, attempts=200):
+    def new_tenant(self, k=1, owner=None, attempts=200, plan=None):
         """A tenant created through node k; with `owner`, one whose shard node `owner` owns."""
         for _ in range(attempts):
-            status, _, t = self.request(k, "POST", "/v1/tenants",
-                                        {"name": "T", "slug": "c-" + uuid.uuid4().hex[:12]})
+            body = {"name": "T", "slug": "c-" + uuid.uuid4().hex[:12]}
+            if plan:
+                body["plan"] = plan
+            status, _, t = self.request(k, "POST", "/v1/tenants", body)
             assert status == 201, (status, t)
             if owner is None or self.owner(t["id"], k)["owner"] == f"node{owner}":
                 return t
         raise AssertionError(f"no tenant landed on node{owner}")
+
+
+class Load:
+    """Steady reads and writes through every node, as clients behind a load
+    balancer: each operation goes to the next node in turn; a refused
+    connection moves it to another node, a 503 (or an unknown outcome) is
+    retried after Retry-After with the same Idempotency-Key, for up to
+    `patience` seconds. Writes create users (one key and one e-mail each);
+    reads get a tenant. Records every operation's latency (retries included)
+    and outcome."""
+
+    def __init__(self, cluster, tenants, threads=6, patience=30, pause=0.02):
+        import threading
+        self.c, self.tenants, self.patience, self.pause = cluster, list(tenants), patience, pause
+        self.lock = threading.Lock()
+        self.stop_flag = threading.Event()
+        self.samples = []  # (start time, seconds, kind)
+        self.failures = []  # (kind, status, body)
+        self.acked = []  # (tenant id, user id, email, key)
+        self.retries = 0
+        self.threads = [threading.Thread(target=self._run_thread, args=(i,), daemon=True) for i in range(threads)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join()
+
+    def _attempt(self, k, method, path, body, headers):
+        try:
+            return self.c.request(k, method, path, body, headers, timeout=10)
+        except OSError as e:
+            return 0, {}, str(e)
+
+    def _op(self, i, n, k):
+        tid = self.tenants[(i * 7919 + n) % len(self.tenants)]
+        write = n % 2 == 0
+        key, email = str(uuid.uuid4()), f"u{i}-{n}-{uuid.uuid4().hex[:6]}@example.com"
+        t0 = time.time()
+        deadline = t0 + self.patience
+        nodes = list(range(1, self.c.n + 1))
+        while True:
+            if write:
+                status, hdrs, doc = self._attempt(k, "POST", f"/v1/tenants/{tid}/users",
+                                                  {"email": email, "name": "load"}, {"Idempotency-Key": key})
+                done = status == 201
+            else:
+                status, hdrs, doc = self._attempt(k, "GET", f"/v1/tenants/{tid}", None, None)
+                done = status == 200
+            if done:
+                with self.lock:
+                    self.samples.append((t0, time.time() - t0, "write" if write else "read"))
+                    if write:
+                        self.acked.append((tid, doc["id"], email, key))
+                return
+            in_use = status == 409 and "idempotency-key-in-use" in str(doc)
+            if status not in (0, 503) and not in_use or time.time() > deadline:
+                with self.lock:
+                    self.failures.append(("write" if write else "read", status, str(doc)[:300]))
+                return
+            with self.lock:
+                self.retries += 1
+            if status == 0:  # the node is down: the balancer sends the retry elsewhere
+                k = nodes[(nodes.index(k) + 1) % len(nodes)]
+                time.sleep(0.05)
+            else:
+                try:
+                    time.sleep(min(float(hdrs.get("Retry-After", "0.2")), 1.0))
+                except ValueError:
+                    time.sleep(0.2)
+
+    def _run_thread(self, i):
+        n = 0
+        while not self.stop_flag.is_set():
+            self._op(i, n, 1 + (i + n) % self.c.n)
+            n += 1
+            time.sleep(self.pause)
+
+    def latencies(self, since=0.0, until=float("inf")):
+        with self.lock:
+            return sorted(s for t, s, _ in self.samples if since <= t < until)
+
+    @staticmethod
+    def p99(xs):
+        return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else float("nan")
+
+    def check_in_postgres(self):
+        """Every acknowledged creation is in PostgreSQL once, under its tenant
+        and e-mail; no key created two users. Returns the number checked."""
+        with self.lock:
+            acked = list(self.acked)
+        if not acked:
+            return 0
+        emails = ",".join(f"'{e}'" for _, _, e, _ in acked)
+        rows = psql(f"SELECT tenant_id, id, email_lc FROM users WHERE email_lc IN ({emails})")
+        assert sorted(rows) == sorted([t, u, e] for t, u, e, _ in acked), "acknowledged users missing or duplicated"
+        return len(acked)
+
+
+def shard_epochs(cluster_name):
+    return {int(s): int(e) for s, e in psql(f"SELECT shard_id, epoch FROM shard_owner WHERE cluster_id = '{cluster_name}'")}

@@ -205,6 +205,54 @@ void maybe_activate(manager_actor* self, std::shared_ptr<routing>& r) {
   r = s.db->read();
 }
 
+/// An operator's drain or undrain of this node, as its row in the table
+/// says: the node's state follows (a SIGTERM drain is never undone). True if
+/// it changed.
+bool follow_own_row(manager_actor* self, const routing& r) {
+  auto& s = self->state;
+  if (r.self < 0 || s.stopping)
+    return false;
+  auto row = r.members[static_cast<std::size_t>(r.self)].state;
+  auto now = s.st->state.load();
+  if (now == status::active && row == status::draining) {
+    s.st->state = status::draining;
+    log::info("cluster: an operator drains this node; its shards go to the other members");
+    return true;
+  }
+  if (now == status::draining && row == status::active) {
+    s.st->state = status::active;
+    log::info("cluster: an operator undrained this node; it takes its shards back");
+    return true;
+  }
+  return false;
+}
+
+/// Claims and hand-offs run while the node is active, or drained by an
+/// operator (then it only hands off: it is no candidate).
+bool may_rebalance(const manager_state& s) {
+  auto now = s.st->state.load();
+  return !s.stopping && (now == status::active || now == status::draining);
+}
+
+/// Hand-offs remain after a round's budget: another round in 100 ms.
+void again_soon(manager_actor* self, bool more) {
+  auto& s = self->state;
+  if (more && !s.rebalance_pending) {
+    s.rebalance_pending = true;
+    self->delayed_send(self, std::chrono::milliseconds(100), rebalance_atom::value);
+  }
+}
+
+/// Reads the tables and publishes them; an operator's drain or undrain of
+/// this node starts its hand-offs now.
+void reread(manager_actor* self) {
+  auto& s = self->state;
+  auto r = s.db->read();
+  bool more = follow_own_row(self, *r) && may_rebalance(s) && rebalance(self, r, false);
+  publish(self, r);
+  again_soon(self, more);
+}
+
 void round(manager_actor* self) {
   auto& s = self->state;
   if (!s.db->connected())
@@ -225,14 +273,12 @@ void round(manager_actor* self) {
     });
   auto r = s.db->read();
   maybe_activate(self, r);
+  follow_own_row(self, *r);
   bool more = false;
-  if (s.st->state.load() == status::active)
+  if (may_rebalance(s))
     more = rebalance(self, r, false);
   publish(self, r);
-  if (more && !s.rebalance_pending) {
-    s.rebalance_pending = true;
-    self->delayed_send(self, std::chrono::milliseconds(100), rebalance_atom::value);
-  }
+  again_soon(self, more);
 }
 
 caf::behavior manager(manager_actor* self, std::shared_ptr<shared_state> st, std::unique_ptr<membership_table>* db,
@@ -254,16 +300,13 @@ caf::behavior manager(manager_actor* self, std::shared_ptr<shared_state> st, std
     [self](rebalance_atom) {
       auto& s = self->state;
       s.rebalance_pending = false;
-      if (s.stopping || s.st->state.load() != status::active)
+      if (!may_rebalance(s))
         return;
       guarded("a rebalance", [&] {
         auto r = s.db->read();
         bool more = rebalance(self, r, false);
         publish(self, r);
-        if (more) {
-          s.rebalance_pending = true;
-          self->delayed_send(self, std::chrono::milliseconds(100), rebalance_atom::value);
-        }
+        again_soon(self, more);
       });
     },
     [self](suspect_atom, const std::string& incarnation) {
@@ -291,7 +334,7 @@ caf::behavior manager(manager_actor* self, std::shared_ptr<shared_state> st, std
       s.last_refresh = now;
       guarded("a refresh", [&] {
         if (s.db->connected())
-          publish(self, s.db->read());
+          reread(self);
       });
     },
     [self](force_atom, std::uint32_t shard) -> std::int64_t {
@@ -303,6 +346,28 @@ caf::behavior manager(manager_actor* self, std::shared_ptr<shared_state> st, std
       });
       return epoch;
     },
+    [self](op_drain_atom, const std::string& node_name, bool on) -> drain_outcome {
+      // An operator's drain or undrain of any member, written here; the
+      // member follows at once (a refresh) or at its next round.
+      auto& s = self->state;
+      drain_outcome out;
+      out.code = 503;
+      out.error = "the membership table cannot be reached right now";
+      if (s.stopping)
+        return out;
+      guarded("a drain request", [&] {
+        if (!s.db->connected())
+          s.db->connect();
+        out = s.db->set_drain(node_name, on);
+        if (!out.error.empty() || out.code == 200)
+          return;
+        if (out.incarnation != s.st->me().incarnation)
+          if (auto link = s.st->link(out.incarnation))
+            self->send(link->gateway, refresh_atom::value);
+        reread(self);
+      });
+      return out;
+    },
     [self](drain_atom) -> bool {
       // SIGTERM: draining (others stop choosing this node), every shard to
       // its next owner, then "left".
@@ -313,7 +378,9 @@ caf::behavior manager(manager_actor* self, std::shared_ptr<shared_state> st, std
         auto sent = steady_ns();
         if (s.db->renew())
           s.st->renewed_sent_ns = sent;
-        if (s.st->state.load() == status::active || s.st->state.load() == status::joining) {
+        // Also when an operator drained it already: the row loses the
+        // operator's reason, so no undrain can bring back a node that stops.
+        if (s.st->state.load() != status::dead) {
           s.db->set_status(status::draining);
           s.st->state = status::draining;
         }

@@ -260,6 +260,61 @@ int membership_table::release_all() {
   return static_cast<int>(r.affected_rows());
 }
 
+drain_outcome membership_table::set_drain(const std::string& node_name, bool on) {
+  drain_outcome out;
+  pqxx::work w{conn_->c};
+  lock_version(w, me_.cluster);
+  auto row = w.exec_params("SELECT incarnation::text, status, coalesce(dead_reason, '') "
+                           "FROM cluster_member WHERE cluster_id = $1 AND node_name = $2 AND status < 4",
+                           me_.cluster, node_name);
+  if (row.empty()) {
+    out.code = 404;
+    out.error = "no live member is named '" + node_name + "'";
+    return out;
+  }
+  out.incarnation = row[0][0].as<std::string>();
+  auto st = static_cast<status>(row[0][1].as<int>());
+  auto reason = row[0][2].as<std::string>();
+  out.status = to_string(st);
+  if (on) {
+    if (st == status::draining)
+      return out; // already
+    if (st != status::active) {
+      out.code = 409;
+      out.error = "member '" + node_name + "' is " + out.status + ", not active";
+      return out;
+    }
+    auto others = w.exec_params("SELECT count(*) FROM cluster_member WHERE cluster_id = $1 AND status = 2 "
+                                "AND lease_until > now() AND incarnation <> $2::uuid",
+                                me_.cluster, out.incarnation)[0][0]
+                    .as<int>();
+    if (others == 0) {
+      out.code = 409;
+      out.error = "member '" + node_name + "' is the last active member: its shards would have nowhere to go";
+      return out;
+    }
+  } else {
+    if (st == status::active) {
+      out.code = 200;
+      return out; // nothing to undo
+    }
+    if (st != status::draining || reason != drain_requested) {
+      out.code = 409;
+      out.error = "member '" + node_name + "' is " + out.status + (st == status::draining ? " to stop" : "") +
+        ", which an undrain cannot undo";
+      return out;
+    }
+  }
+  w.exec_params("UPDATE cluster_member SET status = $3::smallint, dead_reason = nullif($4, '') "
+                "WHERE cluster_id = $1 AND incarnation = $2::uuid",
+                me_.cluster, out.incarnation, static_cast<int>(on ? status::draining : status::active),
+                std::string{on ? drain_requested : ""});
+  bump_version(w, me_.cluster);
+  w.commit();
+  out.status = to_string(on ? status::draining : status::active);
+  return out;
+}
+
 std::int64_t membership_table::force_claim(std::uint32_t shard) {
   pqxx::work w{conn_->c};
   auto r = w.exec_params("UPDATE shard_owner SET owner = $2::uuid, epoch = epoch + 1, changed_at = now() "

@@ -16,6 +16,19 @@
 
 namespace colony::adapters::cluster {
 
+/// What an operator's drain or undrain found: `error` is empty when it was
+/// done (or there was nothing to do); else `code` is the HTTP status.
+struct drain_outcome {
+  int code = 202;
+  std::string error;
+  std::string incarnation; // of the member
+  std::string status;      // its status afterwards
+};
+
+/// The reason a draining member carries when an operator asked for it
+/// (a SIGTERM drain carries none, and cannot be undone).
+inline constexpr const char* drain_requested = "drain requested";
+
 class membership_table {
 public:
   membership_table(std::string dsn, self_info me, const runtime::node_config& cfg);
@@ -50,6 +63,11 @@ public:
   std::vector<std::uint32_t> hand_off(const std::vector<std::uint32_t>& shards, const std::string& to);
   /// Leaves every shard of this incarnation unowned (a last node draining).
   int release_all();
+  /// An operator's drain (`on`) or undrain of the live member named
+  /// `node_name`: active -> draining (reason "drain requested") or back.
+  /// The member's own manager sees it at its next read and hands its shards
+  /// off (or lets them come back). Never drains the last active member.
+  drain_outcome set_drain(const std::string& node_name, bool on);
   /// Test hook: takes `shard` whatever its owner (a forced double activation).
   std::int64_t force_claim(std::uint32_t shard);
 

@@ -56,6 +56,18 @@ public:
     return epoch;
   }
 
+  rc::drain_result drain(std::string_view node_name, bool on) override {
+    rc::drain_result out{503, "the membership manager did not answer in time", {}};
+    caf::scoped_actor self{sys_};
+    self->request(manager_, std::chrono::seconds(10), op_drain_atom::value, std::string{node_name}, on)
+      .receive(
+        [&](drain_outcome& o) {
+          out = {o.code, std::move(o.error), std::move(o.status)};
+        },
+        [](caf::error&) {});
+    return out;
+  }
+
   rc::cluster_view view() const override {
     auto t = st_->table();
     rc::cluster_view v;
@@ -78,7 +90,10 @@ public:
       mv.http = m.http;
       mv.lease_ms = m.lease_ms;
       mv.shards = owned[i];
-      mv.dead_reason = m.dead_reason;
+      if (m.state == status::dead)
+        mv.dead_reason = m.dead_reason;
+      if (m.state == status::draining)
+        mv.drained_by = m.dead_reason == drain_requested ? "operator" : "shutdown";
       mv.connected = static_cast<int>(i) == t->self || st_->connected(m.incarnation);
       v.members.push_back(std::move(mv));
     }

@@ -8,6 +8,7 @@
 //   the local directory or forwards to the owner's gateway.
 #pragma once
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 #include <memory>
@@ -25,6 +26,8 @@ using tick_atom = caf::atom_constant<caf::atom("cl_tick")>;
 using rebalance_atom = caf::atom_constant<caf::atom("cl_rebal")>;
 using suspect_atom = caf::atom_constant<caf::atom("cl_suspect")>;
 using drain_atom = caf::atom_constant<caf::atom("cl_drain")>;
+/// (op_drain_atom, node name, on) to the manager: an operator's drain or undrain.
+using op_drain_atom = caf::atom_constant<caf::atom("cl_opdrn")>;
 using force_atom = caf::atom_constant<caf::atom("cl_force")>;
 using view_atom = caf::atom_constant<caf::atom("cl_view")>;
 using hello_atom = caf::atom_constant<caf::atom("cl_hello")>;
@@ -72,3 +75,6 @@ std::string check_hello(const shared_state& st, const std::string& bytes, std::s
                         std::string* incarnation);
 
 } // namespace colony::adapters::cluster
+
+// Local messages only (never across nodes).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::adapters::cluster::drain_outcome)

@@ -6,6 +6,7 @@
 #include "../core.hpp"
 
 #include <caf/all.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "colony/runtime/cluster.hpp"
@@ -35,16 +36,16 @@ void cluster_view(api_core& a, std::shared_ptr<call> c) {
   auto v = a.ctx.cluster->view();
   auto members = nlohmann::json::array();
   for (const auto& m : v.members)
-    members.push_back(
-      {{"nodeName", m.node_name},
-       {"incarnation", m.incarnation},
-       {"status", m.status},
-       {"address", m.address},
-       {"http", m.http},
-       {"leaseRemainingMs", m.lease_ms},
-       {"shards", m.shards},
-       {"connected", m.connected},
-       {"deadReason", m.dead_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.dead_reason)}});
+    members.push_back({{"nodeName", m.node_name},
+                       {"incarnation", m.incarnation},
+                       {"status", m.status},
+                       {"address", m.address},
+                       {"http", m.http},
+                       {"leaseRemainingMs", m.lease_ms},
+                       {"shards", m.shards},
+                       {"connected", m.connected},
+                       {"deadReason", m.dead_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.dead_reason)},
+                       {"drainedBy", m.drained_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.drained_by)}});
   doc = {{"clusterName", v.cluster_name}, {"clustering", true}, {"answeredBy", v.node_name},
          {"incarnation", v.incarnation},  {"status", v.status}, {"version", v.version},
          {"members", std::move(members)}};
@@ -66,6 +67,39 @@ void placement(api_core& a, std::shared_ptr<call> c) {
              {"epoch", p.epoch}};
     }
     c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
+  });
+}
+
+// POST /v1/cluster/members/{nodeName}/drain and .../undrain (platform): an
+// operator moves a node's shards to the other active members without
+// stopping it (202), or lets them come back. The answer is the member's
+// status; GET /v1/cluster shows its shard count fall to 0.
+void drain(api_core& a, std::shared_ptr<call> c, bool on) {
+  auto name = c->path["nodeName"];
+  if (!a.ctx.cluster) {
+    c->respond(api::problem(409, "not-clustered", "Clustering is off",
+                            "this node runs alone (no cluster-listen): there is nothing to drain to",
+                            c->req.request_id));
+    return;
+  }
+  auto cluster = a.ctx.cluster;
+  a.bridges.post_blocking(c, [c, name, on, cluster](caf::event_based_actor*) {
+    auto r = cluster->drain(name, on);
+    if (!r.error.empty()) {
+      static const std::map<int, std::pair<const char*, const char*>> kinds{
+        {404, {"member-not-found", "No such member"}},
+        {409, {"member-state-conflict", "Member state conflict"}},
+        {503, {"cluster-unavailable", "Cluster unavailable"}}};
+      auto it = kinds.find(r.code);
+      auto [type, title] = it != kinds.end() ? it->second : std::pair{"internal-error", "Internal error"};
+      auto resp = api::problem(r.code, type, title, r.error, c->req.request_id);
+      if (r.code == 503)
+        resp.headers.emplace_back("Retry-After", "1");
+      c->respond(std::move(resp));
+      return;
+    }
+    nlohmann::json doc{{"nodeName", name}, {"status", r.status}};
+    c->respond(json(r.code, doc.dump(-1, ' ', false, replace_invalid)));
   });
 }
 
@@ -92,6 +126,10 @@ void add_cluster_routes(router& r) {
   using p = permission;
   r.add("GET", "/v1/cluster", p::platform, cluster_view);
   r.add("GET", "/v1/cluster/placement/{tenantId}", p::platform, placement);
+  r.add("POST", "/v1/cluster/members/{nodeName}/drain", p::platform,
+        [](api_core& a, std::shared_ptr<call> c) { drain(a, std::move(c), true); });
+  r.add("POST", "/v1/cluster/members/{nodeName}/undrain", p::platform,
+        [](api_core& a, std::shared_ptr<call> c) { drain(a, std::move(c), false); });
   r.add("POST", "/v1/cluster/debug/claim/{tenantId}", p::platform, force_claim);
 }
 

@@ -74,6 +74,7 @@ struct member_view {
   std::int64_t lease_ms = 0; // lease left by the database clock at the last read (negative: expired)
   std::int64_t shards = 0;   // shards it owns
   std::string dead_reason;
+  std::string drained_by; // draining: "operator" (POST .../drain) or "shutdown" (SIGTERM)
   bool connected = false; // this node has a live connection to it (always true for itself)
 };
 
@@ -93,6 +94,14 @@ struct placement_view {
   std::int64_t epoch = 0;
 };
 
+/// What a drain or undrain request did: `code` is the HTTP status (202 done,
+/// 200 nothing to do, else an error with `error` saying why).
+struct drain_result {
+  int code = 202;
+  std::string error;
+  std::string status; // the member's status afterwards
+};
+
 /// The node's name: node-name, else the host name (X-Colony-Node, placement).
 [[nodiscard]] std::string node_name_of(const std::string& configured);
 
@@ -102,6 +111,9 @@ public:
   virtual ~cluster_service() = default;
   [[nodiscard]] virtual cluster_view view() const = 0;
   [[nodiscard]] virtual placement_view placement(std::string_view tenant_id) const = 0;
+  /// An operator drains (`on`) or undrains the live member `node_name`: its
+  /// shards go to the other active members (or come back). Blocks.
+  virtual drain_result drain(std::string_view node_name, bool on) = 0;
   /// Test hook (debug.fault-injection): this node claims the tenant's shard
   /// whatever its owner. Returns the new epoch (0: refused). Blocks.
   virtual std::int64_t force_claim(std::string_view tenant_id) = 0;
