@@ -631,6 +631,38 @@ class Drain(ClusterCase):
         self.assertLess(time.time() - t0, 15)
 
 
+class Revocation(ClusterCase):
+    # A long cache TTL: only the broadcast can end the key on the other nodes in time.
+    extra = ("--auth.api-key-cache-ttl", "60s")
+
+    def test_a_key_revoked_through_one_node_stops_working_on_every_node_within_a_second(self):
+        t = self.c.new_tenant(k=1, owner=3)
+        base = f"/v1/tenants/{t['id']}"
+        status, _, created = self.c.request(1, "POST", base + "/api-keys", {"name": "ci", "roles": ["admin"]})
+        self.assertEqual(status, 201, created)
+        key = {"Authorization": "Bearer " + created["key"]}
+        for k in (1, 2, 3):  # each node looks it up and caches it
+            for _ in range(3):
+                self.assertEqual(self.c.request(k, "GET", base, headers=key)[0], 200)
+        status, _, _ = self.c.request(1, "DELETE", f"{base}/api-keys/{created['id']}")
+        self.assertEqual(status, 204)
+        t0 = time.time()
+        ended = {}
+        while len(ended) < 3 and time.time() - t0 < 5:
+            for k in (1, 2, 3):
+                if k not in ended and self.c.request(k, "GET", base, headers=key)[0] == 401:
+                    ended[k] = time.time() - t0
+            time.sleep(0.02)
+        print(f"\nrevoked key refused after {ended} s", flush=True)
+        self.assertEqual(sorted(ended), [1, 2, 3])
+        self.assertLess(max(ended.values()), 1.0)
+        # A new key still works everywhere (the broadcast ended only the revoked one).
+        status, _, other = self.c.request(2, "POST", base + "/api-keys", {"roles": ["viewer"]})
+        self.assertEqual(status, 201, other)
+        for k in (1, 2, 3):
+            self.assertEqual(self.c.request(k, "GET", base, headers={"Authorization": "Bearer " + other["key"]})[0], 200)
+
+
 class Handshake(ClusterCase):
     nodes = 2
     extra = ("--cluster.secret", "right-secret", "--cluster.join-timeout", "3s")

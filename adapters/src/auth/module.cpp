@@ -118,8 +118,8 @@ public:
                     }));
     r.add(m,
           opt::duration("auth.api-key-cache-ttl",
-                        "how long a node trusts an API key it looked up (revocations through this node apply at "
-                        "once)",
+                        "how long a node trusts an API key it looked up (a revocation applies at once, on a "
+                        "cluster on every connected member; this bounds it for the others)",
                         std::chrono::milliseconds(0), std::chrono::minutes(10), &node_config::auth_api_key_cache_ttl));
   }
 

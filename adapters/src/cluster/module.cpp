@@ -43,8 +43,16 @@ std::optional<std::string> empty_or_host_port(node_config&, const std::string& v
 
 class service_impl final : public rc::cluster_service {
 public:
-  service_impl(caf::actor_system& sys, std::shared_ptr<shared_state> st, caf::actor manager)
-    : sys_(sys), st_(std::move(st)), manager_(std::move(manager)) {}
+  service_impl(caf::actor_system& sys, std::shared_ptr<shared_state> st, caf::actor manager, caf::actor peers)
+    : sys_(sys), st_(std::move(st)), manager_(std::move(manager)), peers_(std::move(peers)) {}
+
+  void broadcast(std::string topic, std::string payload) override {
+    caf::anon_send(peers_, bcast_atom::value, std::move(topic), std::move(payload));
+  }
+  std::uint64_t subscribe(std::string topic, std::function<void(const std::string&)> fn) override {
+    return st_->subscribe(std::move(topic), std::move(fn));
+  }
+  void unsubscribe(std::uint64_t id) override { st_->unsubscribe(id); }
 
   std::int64_t force_claim(std::string_view tenant_id) override {
     if (!st_->cfg().fault_injection)
@@ -116,6 +124,7 @@ private:
   caf::actor_system& sys_;
   std::shared_ptr<shared_state> st_;
   caf::actor manager_;
+  caf::actor peers_;
 };
 
 runtime::readiness_line line_of(const shared_state& st) {
@@ -323,7 +332,7 @@ public:
     dispatcher_ = spawn_dispatcher(node.sys, router, cfg.request_timeout);
     node.entities = runtime::entity_registry{dispatcher_, router};
     node.chores->use(std::make_shared<cluster_chores>(st_));
-    node.provide<rc::cluster_service>(std::make_shared<service_impl>(node.sys, st_, manager_));
+    node.provide<rc::cluster_service>(std::make_shared<service_impl>(node.sys, st_, manager_, peers_));
     node.readiness->add([st = st_] { return line_of(*st); });
     start_watchdog();
     log::info("cluster: joining",

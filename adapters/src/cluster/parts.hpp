@@ -28,6 +28,9 @@ using suspect_atom = caf::atom_constant<caf::atom("cl_suspect")>;
 using drain_atom = caf::atom_constant<caf::atom("cl_drain")>;
 /// (op_drain_atom, node name, on) to the manager: an operator's drain or undrain.
 using op_drain_atom = caf::atom_constant<caf::atom("cl_opdrn")>;
+/// (bcast_atom, topic, payload): to the peer manager, which sends it to
+/// every connected member's gateway, which hands it to its subscribers.
+using bcast_atom = caf::atom_constant<caf::atom("cl_bcast")>;
 using force_atom = caf::atom_constant<caf::atom("cl_force")>;
 using view_atom = caf::atom_constant<caf::atom("cl_view")>;
 using hello_atom = caf::atom_constant<caf::atom("cl_hello")>;

@@ -256,6 +256,11 @@ caf::behavior peers(peers_actor* self, std::shared_ptr<shared_state> st) {
   return {
     [self](manager_atom, caf::actor& m) { self->state.manager = std::move(m); },
     [self](view_atom, const std::shared_ptr<const routing>& r) { on_view(self, r); },
+    [self](bcast_atom, const std::string& topic, const std::string& payload) {
+      // Sent by an actor of this node, so each gateway knows the sender.
+      for (auto& g : self->state.st->gateways())
+        self->send(g, bcast_atom::value, topic, payload);
+    },
     [self](tick_atom) {
       probe_all(self);
       self->delayed_send(self, self->state.st->cfg().cluster_probe_interval, tick_atom::value);
@@ -370,6 +375,10 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
   self->state.local = std::move(local);
   return {
     [self](manager_atom, caf::actor& m) { self->state.manager = std::move(m); },
+    [self](bcast_atom, const std::string& topic, const std::string& payload) {
+      if (known_sender(self))
+        self->state.st->deliver(topic, payload);
+    },
     [self](refresh_atom) {
       if (known_sender(self) && self->state.manager)
         self->send(self->state.manager, refresh_atom::value);

@@ -11,6 +11,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -118,6 +119,31 @@ public:
     return links_.contains(incarnation);
   }
 
+  /// Broadcast subscribers (cluster_service::subscribe).
+  std::uint64_t subscribe(std::string topic, std::function<void(const std::string&)> fn) {
+    std::lock_guard lock{subs_mu_};
+    subs_.push_back({++last_sub_, std::move(topic), std::move(fn)});
+    return last_sub_;
+  }
+  void unsubscribe(std::uint64_t id) {
+    std::lock_guard lock{subs_mu_}; // waits for a delivery in progress
+    std::erase_if(subs_, [id](const subscriber& s) { return s.id == id; });
+  }
+  void deliver(const std::string& topic, const std::string& payload) {
+    std::lock_guard lock{subs_mu_};
+    for (const auto& s : subs_)
+      if (s.topic == topic)
+        s.fn(payload);
+  }
+  /// The gateways of every connected member.
+  [[nodiscard]] std::vector<caf::actor> gateways() const {
+    std::lock_guard lock{mu_};
+    std::vector<caf::actor> out;
+    for (const auto& [inc, l] : links_)
+      out.push_back(l.gateway);
+    return out;
+  }
+
   /// The node's state as it serves: joining until active, then active,
   /// draining after SIGTERM; `fenced` once its lease may have run out.
   std::atomic<status> state{status::joining};
@@ -148,6 +174,14 @@ private:
   std::shared_ptr<const routing> routing_;
   std::unordered_map<std::string, peer_link> links_;
   caf::actor manager_;
+  struct subscriber {
+    std::uint64_t id;
+    std::string topic;
+    std::function<void(const std::string&)> fn;
+  };
+  std::mutex subs_mu_;
+  std::vector<subscriber> subs_;
+  std::uint64_t last_sub_ = 0;
 };
 
 [[nodiscard]] inline std::int64_t steady_ns() {

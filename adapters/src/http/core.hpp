@@ -123,6 +123,8 @@ struct api_core {
   std::mutex keys_mu;
   std::unordered_map<std::string, cached_key> keys; // API key id → row, for api_key_cache_ttl
   std::atomic<std::uint64_t> revocations{0};        // a lookup that raced a revocation is not cached
+  static constexpr const char* revoked_topic = "api-key-revoked";
+  std::uint64_t revoked_sub = 0;
   actors::rate_limiter limiter;
   std::unique_ptr<api_meter> meter;
   std::unique_ptr<audit_trail> audit;
@@ -175,6 +177,8 @@ struct api_core {
   void with_api_key(const std::shared_ptr<call>& c, std::string token, std::function<void()> next);
   /// A revoked key stops working at once on this node.
   void forget_api_key(const std::string& key_id);
+  /// ... and on every other member (a broadcast; their cache TTL is the fallback).
+  void revoke_everywhere(const std::string& key_id);
 
   // -- tenant scope (pipeline/tenant_scope.cpp) --------------------------------
   /// Answers 404 or 403 unless the caller may use the route on tenant `id`.

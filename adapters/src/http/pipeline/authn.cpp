@@ -141,6 +141,12 @@ void api_core::with_api_key(const std::shared_ptr<call>& c, std::string token, s
     api_key_atom::value, std::move(op));
 }
 
+void api_core::revoke_everywhere(const std::string& key_id) {
+  forget_api_key(key_id);
+  if (ctx.cluster)
+    ctx.cluster->broadcast(revoked_topic, key_id);
+}
+
 void api_core::forget_api_key(const std::string& key_id) {
   std::lock_guard lock{keys_mu};
   revocations.fetch_add(1);

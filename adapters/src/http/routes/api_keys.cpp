@@ -131,7 +131,7 @@ void revoke_key(api_core& a, const std::shared_ptr<call>& c, const std::string& 
     op.now_us = protocol::now_us();
     op.audit.push_back(audit_of(*c, tid, "api_key.revoked", "api_key:" + kid, "success", 204, {}));
     api_key_store(a, c, std::move(op), [&a, c, kid](api_key_result& r) {
-      a.forget_api_key(kid); // stops working at once on this node
+      a.revoke_everywhere(kid); // stops working at once here, and within a moment on every node
       if (r.status == store_status::not_found)
         a.fail(c, 404, "not-found", "Not found", "no active API key " + kid + " in this tenant");
       else

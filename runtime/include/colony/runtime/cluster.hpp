@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -114,6 +115,16 @@ public:
   /// An operator drains (`on`) or undrains the live member `node_name`: its
   /// shards go to the other active members (or come back). Blocks.
   virtual drain_result drain(std::string_view node_name, bool on) = 0;
+  /// Sends (topic, payload) to every connected member, which hands it to its
+  /// subscribers of `topic` (not to this node's: the caller acts locally).
+  /// Best effort: a member not connected right now misses it, so what
+  /// relies on it keeps a time-bounded fallback (a cache TTL).
+  virtual void broadcast(std::string topic, std::string payload) = 0;
+  /// Calls `fn(payload)` for every broadcast of `topic` from another member
+  /// (on a cluster thread) until unsubscribed. Returns the subscription.
+  virtual std::uint64_t subscribe(std::string topic, std::function<void(const std::string&)> fn) = 0;
+  /// Ends a subscription; returns once no call of it is running.
+  virtual void unsubscribe(std::uint64_t id) = 0;
   /// Test hook (debug.fault-injection): this node claims the tenant's shard
   /// whatever its owner. Returns the new epoch (0: refused). Blocks.
   virtual std::int64_t force_claim(std::string_view tenant_id) = 0;
