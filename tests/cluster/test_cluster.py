@@ -663,6 +663,100 @@ class Revocation(ClusterCase):
             self.assertEqual(self.c.request(k, "GET", base, headers={"Authorization": "Bearer " + other["key"]})[0], 200)
 
 
+class Limits(ClusterCase):
+    """Rate limits and the monthly quota hold cluster-wide: each tenant's
+    buckets and meter are its owner's, whichever node a call reaches."""
+    PLANS = """[colony.plans]
+free = { max-users = 5, requests-per-second = 20, burst = 40 }
+metered = { api-calls-per-month = 60, requests-per-second = 1000, burst = 1000 }
+"""
+
+    def setUp(self):
+        import tempfile
+        self.conf_dir = tempfile.mkdtemp(prefix="colony-limits-")
+        conf = os.path.join(self.conf_dir, "colony.conf")
+        with open(conf, "w") as f:
+            f.write(self.PLANS)
+        self.c = Cluster(3, ("--config", conf, "--ratelimit.credential-percent", "50", "--quota.flush-interval", "200ms"))
+        self.c.wait_converged()
+
+    def keys(self, tid, n):
+        out = []
+        for _ in range(n):
+            status, _, k = self.c.request(1, "POST", f"/v1/tenants/{tid}/api-keys", {"roles": ["admin"]})
+            self.assertEqual(status, 201, k)
+            out.append({"Authorization": "Bearer " + k["key"]})
+        return out
+
+    def hammer(self, tid, keys, seconds=10, per_node=3, until=None):
+        """GETs of the tenant through all three nodes; (answers by status, by node), the duration."""
+        counts, lock, stop = {}, threading.Lock(), threading.Event()
+
+        def run(k, i):
+            n = 0
+            while not stop.is_set():
+                status, _, doc = self.c.request(k, "GET", f"/v1/tenants/{tid}", headers=keys[(i + n) % len(keys)])
+                kind = status if status != 429 else doc["type"].rsplit("/", 1)[-1]
+                with lock:
+                    counts[(kind, k)] = counts.get((kind, k), 0) + 1
+                n += 1
+
+        threads = [threading.Thread(target=run, args=(k, i)) for k in (1, 2, 3) for i in range(per_node)]
+        t0 = time.time()
+        for t in threads:
+            t.start()
+        deadline = t0 + seconds
+        while time.time() < deadline and not (until and until(counts)):
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+        return counts, time.time() - t0
+
+    def check_rate(self, counts, took, rate, burst):
+        allowed = sum(n for (kind, _), n in counts.items() if kind == 200)
+        limited = sum(n for (kind, _), n in counts.items() if kind == "rate-limited")
+        expected = burst + rate * took
+        print(f"\n{allowed} allowed, {limited} limited in {took:.1f} s; expected {expected:.0f}; "
+              f"by node {sorted((k, n) for (kind, k), n in counts.items() if kind == 200)}", flush=True)
+        self.assertEqual(set(kind for kind, _ in counts), {200, "rate-limited"})
+        self.assertGreater(limited, allowed)  # offered well above the rate
+        self.assertTrue(all(counts.get((200, k), 0) > 0 for k in (1, 2, 3)))  # every node let some through
+        self.assertLessEqual(abs(allowed - expected), 0.1 * expected, counts)
+
+    def test_one_credential_gets_its_share_of_the_rate_across_three_nodes(self):
+        tid = self.c.new_tenant(k=1, owner=2)["id"]
+        counts, took = self.hammer(tid, self.keys(tid, 1))
+        self.check_rate(counts, took, rate=10, burst=20)  # 50 % of 20/s and of 40
+
+    def test_a_tenant_gets_its_plan_rate_across_three_nodes_and_three_credentials(self):
+        tid = self.c.new_tenant(k=1, owner=3)["id"]
+        counts, took = self.hammer(tid, self.keys(tid, 3))
+        self.check_rate(counts, took, rate=20, burst=40)  # each credential alone would allow 10/s + 20
+
+    def test_the_monthly_quota_is_counted_once_across_three_nodes(self):
+        status, _, t = self.c.request(1, "POST", "/v1/tenants", {"name": "Q", "slug": "q-" + uuid.uuid4().hex[:10],
+                                                                 "plan": "metered"})
+        self.assertEqual(status, 201, t)
+        keys = self.keys(t["id"], 1)
+
+        def all_refused(counts):
+            return all(counts.get(("quota-exceeded", k), 0) >= 3 for k in (1, 2, 3))
+
+        counts, _ = self.hammer(t["id"], keys, seconds=30, per_node=2, until=all_refused)
+        allowed = sum(n for (kind, _), n in counts.items() if kind == 200)
+        print(f"\nquota 60: {allowed} allowed, by node {sorted(counts.items(), key=str)}", flush=True)
+        self.assertTrue(all_refused(counts), counts)
+        self.assertEqual(allowed, 60)
+        status, _, usage = self.c.request(2, "GET", f"/v1/tenants/{t['id']}/usage")
+        self.assertEqual(status, 200, usage)
+        deadline = time.time() + 5  # the meter writes in batches
+        while usage["usage"]["apiCallsThisMonth"] < 60 and time.time() < deadline:
+            time.sleep(0.2)
+            usage = self.c.request(2, "GET", f"/v1/tenants/{t['id']}/usage")[2]
+        self.assertEqual(usage["usage"]["apiCallsThisMonth"], 60)
+
+
 class Handshake(ClusterCase):
     nodes = 2
     extra = ("--cluster.secret", "right-secret", "--cluster.join-timeout", "3s")

@@ -42,3 +42,22 @@ TEST_CASE("memory stays bounded: full buckets are forgotten first") {
     rl.take("new-" + std::to_string(i), 10, 5, t);
   CHECK_FALSE(rl.take("busy", 0.001, 5, t).allowed);
 }
+
+TEST_CASE("a token given back can be taken again, never beyond the burst") {
+  rate_limiter rl;
+  auto t0 = rate_limiter::clock::time_point{} + 1h;
+  CHECK(rl.take("k", 1, 2, t0).allowed);
+  CHECK(rl.take("k", 1, 2, t0).allowed);
+  CHECK_FALSE(rl.take("k", 1, 2, t0).allowed);
+  rl.give_back("k");
+  CHECK(rl.take("k", 1, 2, t0).allowed);
+  CHECK_FALSE(rl.take("k", 1, 2, t0).allowed);
+  rl.give_back("k");
+  rl.give_back("k");
+  rl.give_back("k"); // capped at the burst
+  CHECK(rl.take("k", 1, 2, t0).remaining == 1);
+  CHECK(rl.take("k", 1, 2, t0).remaining == 0);
+  CHECK_FALSE(rl.take("k", 1, 2, t0).allowed);
+  rl.give_back("unknown"); // no bucket: nothing happens
+  CHECK(rl.take("unknown", 1, 2, t0).remaining == 1);
+}

@@ -47,4 +47,11 @@ rate_limiter::result rate_limiter::take(std::string_view key, double rate, doubl
   return r;
 }
 
+void rate_limiter::give_back(std::string_view key) {
+  auto& s = shards_[std::hash<std::string_view>{}(key) % shards];
+  std::lock_guard lock{s.mu};
+  if (auto it = s.buckets.find(std::string{key}); it != s.buckets.end())
+    it->second.tokens = std::min(it->second.burst, it->second.tokens + 1.0);
+}
+
 } // namespace colony::actors

@@ -43,8 +43,9 @@ std::optional<std::string> empty_or_host_port(node_config&, const std::string& v
 
 class service_impl final : public rc::cluster_service {
 public:
-  service_impl(caf::actor_system& sys, std::shared_ptr<shared_state> st, caf::actor manager, caf::actor peers)
-    : sys_(sys), st_(std::move(st)), manager_(std::move(manager)), peers_(std::move(peers)) {}
+  service_impl(caf::actor_system& sys, std::shared_ptr<shared_state> st, caf::actor manager, caf::actor peers,
+               caf::actor asker)
+    : sys_(sys), st_(std::move(st)), manager_(std::move(manager)), peers_(std::move(peers)), asker_(std::move(asker)) {}
 
   void broadcast(std::string topic, std::string payload) override {
     caf::anon_send(peers_, bcast_atom::value, std::move(topic), std::move(payload));
@@ -53,6 +54,30 @@ public:
     return st_->subscribe(std::move(topic), std::move(fn));
   }
   void unsubscribe(std::uint64_t id) override { st_->unsubscribe(id); }
+  std::uint64_t serve(std::string topic,
+                      std::function<void(const std::string&, std::function<void(std::string)>)> fn) override {
+    return st_->serve(std::move(topic), std::move(fn));
+  }
+
+  bool owned_here(std::string_view tenant_id) const override {
+    return st_->table()->owned_here(rc::shard_of(tenant_id));
+  }
+
+  void ask_owner(std::string tenant_id, std::string topic, std::string payload, std::chrono::milliseconds timeout,
+                 std::function<void(std::optional<std::string>)> answer) override {
+    auto t = st_->table();
+    auto idx = t->owner[rc::shard_of(tenant_id)];
+    std::optional<peer_link> link;
+    if (idx >= 0 && idx != t->self)
+      link = st_->link(t->members[static_cast<std::size_t>(idx)].incarnation);
+    if (!link) {
+      answer(std::nullopt);
+      return;
+    }
+    auto job = std::make_shared<ask_job>(
+      ask_job{link->gateway, std::move(topic), std::move(tenant_id), std::move(payload), timeout, std::move(answer)});
+    caf::anon_send(asker_, std::move(job));
+  }
 
   std::int64_t force_claim(std::string_view tenant_id) override {
     if (!st_->cfg().fault_injection)
@@ -125,6 +150,7 @@ private:
   std::shared_ptr<shared_state> st_;
   caf::actor manager_;
   caf::actor peers_;
+  caf::actor asker_;
 };
 
 runtime::readiness_line line_of(const shared_state& st) {
@@ -323,6 +349,7 @@ public:
     st_->renewed_sent_ns = steady_ns();
     node.fence->arm(me.cluster, me.incarnation);
     peers_ = spawn_peers(node.sys, st_);
+    asker_ = spawn_asker(node.sys);
     manager_ = spawn_manager(node.sys, st_, std::move(db), peers_, local_);
     caf::anon_send(peers_, manager_atom::value, manager_);
     caf::anon_send(gateway_, manager_atom::value, manager_);
@@ -332,7 +359,7 @@ public:
     dispatcher_ = spawn_dispatcher(node.sys, router, cfg.request_timeout);
     node.entities = runtime::entity_registry{dispatcher_, router};
     node.chores->use(std::make_shared<cluster_chores>(st_));
-    node.provide<rc::cluster_service>(std::make_shared<service_impl>(node.sys, st_, manager_, peers_));
+    node.provide<rc::cluster_service>(std::make_shared<service_impl>(node.sys, st_, manager_, peers_, asker_));
     node.readiness->add([st = st_] { return line_of(*st); });
     start_watchdog();
     log::info("cluster: joining",
@@ -366,7 +393,7 @@ public:
     node.sys.middleman().unpublish(gateway_, port_);
     st_->clear_links();
     st_->set_manager(nullptr);
-    for (auto* a : {&dispatcher_, &gateway_, &peers_, &manager_}) {
+    for (auto* a : {&dispatcher_, &gateway_, &peers_, &manager_, &asker_}) {
       caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
       *a = nullptr;
     }
@@ -410,7 +437,7 @@ private:
 
   std::shared_ptr<shared_state> st_;
   runtime::entity_registry local_;
-  caf::actor gateway_, peers_, manager_, dispatcher_;
+  caf::actor gateway_, peers_, manager_, dispatcher_, asker_;
   std::vector<caf::actor> links_;
   std::uint16_t port_ = 0;
   std::thread watchdog_;

@@ -31,6 +31,9 @@ using op_drain_atom = caf::atom_constant<caf::atom("cl_opdrn")>;
 /// (bcast_atom, topic, payload): to the peer manager, which sends it to
 /// every connected member's gateway, which hands it to its subscribers.
 using bcast_atom = caf::atom_constant<caf::atom("cl_bcast")>;
+/// (ask_atom, topic, tenant id, payload) -> string to an owner's gateway
+/// (cluster_service::ask_owner); an empty answer: not served or not owned there.
+using ask_atom = caf::atom_constant<caf::atom("cl_ask")>;
 using force_atom = caf::atom_constant<caf::atom("cl_force")>;
 using view_atom = caf::atom_constant<caf::atom("cl_view")>;
 using hello_atom = caf::atom_constant<caf::atom("cl_hello")>;
@@ -71,6 +74,16 @@ std::shared_ptr<actors::entity_router> make_cluster_router(caf::actor_system& sy
 caf::actor spawn_dispatcher(caf::actor_system& sys, std::shared_ptr<actors::entity_router> router,
                             std::chrono::milliseconds timeout);
 
+/// The actor that sends ask_owner requests and hands back their answers.
+caf::actor spawn_asker(caf::actor_system& sys);
+/// What the asker gets: the owner's gateway, the request, where the answer goes.
+struct ask_job {
+  caf::actor gateway;
+  std::string topic, tenant, payload;
+  std::chrono::milliseconds timeout;
+  std::function<void(std::optional<std::string>)> answer;
+};
+
 /// A hello of this node (with its proof when a secret is configured), and
 /// the check of a peer's: empty when fine, else why not.
 std::string make_hello(const shared_state& st);
@@ -81,3 +94,4 @@ std::string check_hello(const shared_state& st, const std::string& bytes, std::s
 
 // Local messages only (never across nodes).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::adapters::cluster::drain_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<colony::adapters::cluster::ask_job>)

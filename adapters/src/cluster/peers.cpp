@@ -379,6 +379,16 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
       if (known_sender(self))
         self->state.st->deliver(topic, payload);
     },
+    [self](ask_atom, const std::string& topic, const std::string& tenant,
+           const std::string& payload) -> caf::result<std::string> {
+      auto& s = self->state;
+      if (!known_sender(self) || !s.st->table()->owned_here(rc::shard_of(tenant)) || !s.st->serving())
+        return std::string{};
+      auto rp = self->make_response_promise<std::string>();
+      if (!s.st->handle(topic, payload, [rp](std::string answer) mutable { rp.deliver(std::move(answer)); }))
+        return std::string{};
+      return rp;
+    },
     [self](refresh_atom) {
       if (known_sender(self) && self->state.manager)
         self->send(self->state.manager, refresh_atom::value);
@@ -463,6 +473,21 @@ std::string check_hello(const shared_state& st, const std::string& bytes, std::s
 
 caf::actor spawn_peers(caf::actor_system& sys, std::shared_ptr<shared_state> st) {
   return sys.spawn(peers, std::move(st));
+}
+
+caf::actor spawn_asker(caf::actor_system& sys) {
+  return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [self](const std::shared_ptr<ask_job>& job) {
+        self->request(job->gateway, job->timeout, ask_atom::value, job->topic, job->tenant, job->payload)
+          .then(
+            [job](const std::string& answer) {
+              job->answer(answer.empty() ? std::nullopt : std::optional<std::string>{answer});
+            },
+            [job](caf::error&) { job->answer(std::nullopt); });
+      },
+    };
+  });
 }
 
 caf::actor spawn_cluster_gateway(caf::actor_system& sys, std::shared_ptr<shared_state> st,

@@ -122,7 +122,7 @@ public:
   /// Broadcast subscribers (cluster_service::subscribe).
   std::uint64_t subscribe(std::string topic, std::function<void(const std::string&)> fn) {
     std::lock_guard lock{subs_mu_};
-    subs_.push_back({++last_sub_, std::move(topic), std::move(fn)});
+    subs_.push_back({++last_sub_, std::move(topic), std::move(fn), nullptr});
     return last_sub_;
   }
   void unsubscribe(std::uint64_t id) {
@@ -132,8 +132,24 @@ public:
   void deliver(const std::string& topic, const std::string& payload) {
     std::lock_guard lock{subs_mu_};
     for (const auto& s : subs_)
-      if (s.topic == topic)
+      if (s.topic == topic && s.fn)
         s.fn(payload);
+  }
+  using served_fn = std::function<void(const std::string&, std::function<void(std::string)>)>;
+  std::uint64_t serve(std::string topic, served_fn fn) {
+    std::lock_guard lock{subs_mu_};
+    subs_.push_back({++last_sub_, std::move(topic), nullptr, std::move(fn)});
+    return last_sub_;
+  }
+  /// Runs the handler served for `topic` (false: none).
+  bool handle(const std::string& topic, const std::string& payload, std::function<void(std::string)> reply) {
+    std::lock_guard lock{subs_mu_};
+    for (const auto& s : subs_)
+      if (s.topic == topic && s.served) {
+        s.served(payload, std::move(reply));
+        return true;
+      }
+    return false;
   }
   /// The gateways of every connected member.
   [[nodiscard]] std::vector<caf::actor> gateways() const {
@@ -178,6 +194,7 @@ private:
     std::uint64_t id;
     std::string topic;
     std::function<void(const std::string&)> fn;
+    served_fn served;
   };
   std::mutex subs_mu_;
   std::vector<subscriber> subs_;

@@ -104,13 +104,20 @@ api_core::api_core(caf::actor_system& s, const http_options& o, api_context c)
   add_all_routes(routes);
   meter = std::make_unique<api_meter>(s, ctx.store, ctx.metering_interval);
   audit = std::make_unique<audit_trail>(s, ctx.store, std::chrono::milliseconds(200));
-  if (ctx.cluster) // a key revoked through another node stops working here too
+  if (ctx.cluster) { // a key revoked through another node stops working here too
     revoked_sub = ctx.cluster->subscribe(revoked_topic, [this](const std::string& kid) { forget_api_key(kid); });
+    limits_sub =
+      ctx.cluster->serve(limits_topic, [this](const std::string& payload, std::function<void(std::string)> reply) {
+        serve_limits(payload, std::move(reply));
+      });
+  }
 }
 
 api_core::~api_core() {
-  if (ctx.cluster)
+  if (ctx.cluster) {
     ctx.cluster->unsubscribe(revoked_sub);
+    ctx.cluster->unsubscribe(limits_sub);
+  }
 }
 
 void api_core::fail(const std::shared_ptr<call>& c, int status, std::string_view type, std::string_view title,

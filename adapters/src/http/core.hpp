@@ -125,6 +125,8 @@ struct api_core {
   std::atomic<std::uint64_t> revocations{0};        // a lookup that raced a revocation is not cached
   static constexpr const char* revoked_topic = "api-key-revoked";
   std::uint64_t revoked_sub = 0;
+  static constexpr const char* limits_topic = "limits";
+  std::uint64_t limits_sub = 0;
   actors::rate_limiter limiter;
   std::unique_ptr<api_meter> meter;
   std::unique_ptr<audit_trail> audit;
@@ -193,6 +195,9 @@ struct api_core {
 
   // -- limits (pipeline/limits.cpp) -------------------------------------------
   void rate_limited(const std::shared_ptr<call>& c, const std::string& tid, std::function<void()> next);
+  void limit_here(const std::shared_ptr<call>& c, std::function<void()> next);
+  void limit_at_owner(const std::shared_ptr<call>& c, std::function<void()> next);
+  void serve_limits(const std::string& payload, std::function<void(std::string)> reply);
   void metered(const std::shared_ptr<call>& c, const std::string& tid, const std::string& plan,
                std::function<void()> next, bool first_try);
   void load_usage(const std::shared_ptr<call>& c, const std::string& tid, const std::string& month,

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -125,6 +126,20 @@ public:
   virtual std::uint64_t subscribe(std::string topic, std::function<void(const std::string&)> fn) = 0;
   /// Ends a subscription; returns once no call of it is running.
   virtual void unsubscribe(std::uint64_t id) = 0;
+  /// True if this node owns the tenant's shard right now (by its table).
+  [[nodiscard]] virtual bool owned_here(std::string_view tenant_id) const = 0;
+  /// Asks the tenant's owner node to handle (topic, payload) with what it
+  /// serves for `topic`; `answer` gets its answer, or nullopt if there is no
+  /// other owner to ask (it is this node, none, not connected), it does not
+  /// serve the topic or own the shard any more, or it did not answer within
+  /// `timeout`. Never blocks; `answer` runs once, on a cluster thread.
+  virtual void ask_owner(std::string tenant_id, std::string topic, std::string payload,
+                         std::chrono::milliseconds timeout, std::function<void(std::optional<std::string>)> answer) = 0;
+  /// What this node answers to ask_owner(…, topic, …) from another member,
+  /// for tenants it owns: `fn(payload, reply)` calls reply once, from any
+  /// thread. Returns the registration (unsubscribe ends it).
+  virtual std::uint64_t serve(std::string topic,
+                              std::function<void(const std::string&, std::function<void(std::string)>)> fn) = 0;
   /// Test hook (debug.fault-injection): this node claims the tenant's shard
   /// whatever its owner. Returns the new epoch (0: refused). Blocks.
   virtual std::int64_t force_claim(std::string_view tenant_id) = 0;

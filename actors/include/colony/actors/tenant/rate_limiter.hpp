@@ -30,6 +30,9 @@ public:
 
   /// Takes one token from the bucket `key` (created full).
   result take(std::string_view key, double rate, double burst, clock::time_point now);
+  /// Returns the token a take() of `key` got (the request was refused by
+  /// another bucket, so it costs this one nothing).
+  void give_back(std::string_view key);
 
 private:
   struct bucket {
