@@ -10,8 +10,10 @@ PROTO_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "protocol", "pro
 
 
 class KafkaMock:
-    def __init__(self, brokers=3, topics=()):
+    def __init__(self, brokers=3, topics=(), partitions=None):
         args = [KAFKA_MOCK, "--brokers", str(brokers)]
+        if partitions:
+            args += ["--partitions", str(partitions)]
         for t in topics:
             args += ["--topic", t]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -92,6 +94,14 @@ def produce(bootstrap, topic, key, value, headers=()):
         for h in headers:
             args += ["-H", h]
         subprocess.run(args + [f.name], check=True, timeout=30, capture_output=True)
+
+
+def produce_many(bootstrap, topic, messages):
+    """(key, value) pairs of one-line text, produced by one kcat in order."""
+    lines = "".join(f"{k}\t{v}\n" for k, v in messages)
+    assert all("\t" not in k and "\n" not in v and "\t" not in v for k, v in messages)
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-K", "\t"], input=lines.encode(), check=True,
+                   timeout=60, capture_output=True)
 
 
 def encode_command(text):

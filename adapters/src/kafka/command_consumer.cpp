@@ -135,17 +135,40 @@ struct consumer {
     return c;
   }
 
+  /// Eager rebalances (assign, revoke) as librdkafka hands them over;
+  /// logged, so an operator (and the tests) can see who holds what.
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void*) {
+    std::string list;
+    for (int i = 0; parts != nullptr && i < parts->cnt; ++i)
+      list += (list.empty() ? "" : ",") + std::to_string(parts->elems[i].partition);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      rd_kafka_assign(rk, parts);
+      log::info("kafka: command partitions assigned", {{"partitions", list}});
+    } else {
+      rd_kafka_assign(rk, nullptr);
+      log::info("kafka: command partitions revoked", {{"partitions", list}});
+    }
+  }
+
   void open() {
     char err[512];
-    auto* cc = conf({{"bootstrap.servers", o.brokers},
-                     {"group.id", o.group_id},
-                     {"client.id", "colonyd"},
-                     {"enable.auto.commit", "false"},
-                     {"auto.offset.reset", "earliest"},
-                     // A node that died is noticed within 10 s (librdkafka's default is 45 s).
-                     {"session.timeout.ms", "10000"},
-                     {"heartbeat.interval.ms", "1000"},
-                     {"log_level", "3"}});
+    std::vector<std::pair<const char*, std::string>> kv{
+      {"bootstrap.servers", o.brokers},
+      {"group.id", o.group_id},
+      {"client.id", "colonyd"},
+      {"enable.auto.commit", "false"},
+      {"auto.offset.reset", "earliest"},
+      // Eager assignment only: librdkafka 2.0's cooperative-sticky has known
+      // bugs (lost or doubly-owned partitions) fixed in later releases.
+      {"partition.assignment.strategy", "roundrobin"},
+      // A node that died is noticed within 10 s (librdkafka's default is 45 s).
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "1000"},
+      {"log_level", "3"}};
+    if (!o.instance_id.empty())
+      kv.emplace_back("group.instance.id", o.instance_id);
+    auto* cc = conf(kv);
+    rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
     if (rk == nullptr) {
       rd_kafka_conf_destroy(cc);

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "colony/adapters/kafka.hpp"
+#include "colony/runtime/cluster.hpp"
 #include "colony/protocol/time.hpp"
 
 namespace colony::adapters {
@@ -119,10 +120,13 @@ public:
     o.dlq_topic = cfg.kafka_dlq_topic;
     o.attempts = cfg.kafka_command_attempts;
     o.request_timeout = cfg.request_timeout;
+    if (!cfg.cluster_listen.empty()) // node names are unique in a cluster (the membership table sees to it)
+      o.instance_id = "colony-" + runtime::cluster::node_name_of(cfg.node_name);
     actor_ = spawn_command_consumer(node.sys, node.entities.actor, node.store, o);
     log::info("command consumer on",
               {{"topic", cfg.kafka_commands_topic},
                {"group", cfg.kafka_group_id},
+               {"instance", o.instance_id},
                {"results", cfg.kafka_results_topic},
                {"dlq", cfg.kafka_dlq_topic}});
   }

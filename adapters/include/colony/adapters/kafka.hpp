@@ -67,6 +67,10 @@ struct command_consumer_options {
   std::string dlq_topic = "colony.commands.dlq.v1";
   int attempts = 3; // tries of a command that fails transiently
   std::chrono::milliseconds request_timeout{10'000};
+  /// Non-empty: static group membership (KIP-345) under this id (the node
+  /// name on a cluster), so a node restarted within the session timeout
+  /// gets its partitions back without a rebalance of the others.
+  std::string instance_id;
 };
 
 /// Starts the command consumer: reads colony.v1.Command messages (protobuf
