@@ -298,3 +298,14 @@ class Load:
 
 def shard_epochs(cluster_name):
     return {int(s): int(e) for s, e in psql(f"SELECT shard_id, epoch FROM shard_owner WHERE cluster_id = '{cluster_name}'")}
+
+
+def wait_for(what, pred, timeout, interval=0.2):
+    """pred()'s first truthy value within `timeout` s; AssertionError naming `what` otherwise."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout} s: {what}")

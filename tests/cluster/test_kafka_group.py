@@ -16,7 +16,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 from kafka_support import KafkaMock, consume, produce_many  # noqa: E402
 
-from cluster_kit import Cluster, psql  # noqa: E402
+from cluster_kit import Cluster, psql, wait_for  # noqa: E402
 
 COMMANDS = "colony.commands.v1"
 RESULTS = "colony.command-results.v1"
@@ -47,13 +47,7 @@ class KafkaGroup(unittest.TestCase):
         self.kafka.stop()
 
     def wait(self, what, pred, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = pred()
-            if got:
-                return got
-            time.sleep(0.3)
-        self.fail(f"not within {timeout} s: {what}")
+        return wait_for(what, pred, timeout)
 
     def held(self, nodes):
         return {k: assignments(self.c.log(k)) for k in nodes}
@@ -82,14 +76,19 @@ class KafkaGroup(unittest.TestCase):
             return res if all(i in res for i in ids) else None
         return self.wait(f"results of {len(ids)} commands", got, timeout)
 
+    def apply_new_batch(self, n, tag):
+        """n user creations for 9 new tenants (3 per owner), all applied: (tenants, batch)."""
+        tenants = [self.c.new_tenant(k=1, owner=o, plan="enterprise")["id"] for o in (1, 2, 3) for _ in range(3)]
+        batch = self.commands(tenants, n, tag)
+        produce_many(self.kafka.bootstrap, COMMANDS, batch)
+        ids = [json.loads(v)["commandId"] for _, v in batch]
+        res = self.results(ids, 60)
+        self.assertTrue(all(res[i][0]["status"] == "ok" for i in ids), res)
+        return tenants, batch
+
     def test_every_node_consumes_forwards_to_owners_and_a_killed_node_loses_no_command(self):
         first = self.wait("the group spreads the partitions over three nodes", lambda: self.spread((1, 2, 3)), 60)
-        tenants = [self.c.new_tenant(k=1, owner=o, plan="enterprise")["id"] for o in (1, 2, 3) for _ in range(3)]
-        batch1 = self.commands(tenants, 45, "a")
-        produce_many(self.kafka.bootstrap, COMMANDS, batch1)
-        ids1 = [json.loads(v)["commandId"] for _, v in batch1]
-        res = self.results(ids1, 60)
-        self.assertTrue(all(res[i][0]["status"] == "ok" for i in ids1), res)
+        tenants, batch1 = self.apply_new_batch(45, "a")
         # Consumed by the partition's holder, applied at the tenant's owner:
         # with 3 nodes most commands cross nodes.
         holder = {p: k for k, ps in first.items() for p in ps}
@@ -132,13 +131,7 @@ class KafkaGroup(unittest.TestCase):
         after = self.wait("the group spreads the partitions again", lambda: self.spread((1, 2, 3)), 30)
         took = time.time() - t0
         self.assertIn("instance=colony-node3", self.c.log(3))
-        # And it consumes: a command on each partition is applied.
-        tenants = [self.c.new_tenant(k=1, owner=o, plan="enterprise")["id"] for o in (1, 2, 3) for _ in range(3)]
-        batch = self.commands(tenants, 18, "r")
-        produce_many(self.kafka.bootstrap, COMMANDS, batch)
-        ids = [json.loads(v)["commandId"] for _, v in batch]
-        res = self.results(ids, 60)
-        self.assertTrue(all(res[i][0]["status"] == "ok" for i in ids), res)
+        self.apply_new_batch(18, "r")  # and it consumes
         print(f"\nnode3 consumed again {took:.1f} s after its SIGTERM; assignment {after}", flush=True)
 
 

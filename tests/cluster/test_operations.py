@@ -8,7 +8,7 @@ import signal
 import time
 import unittest
 
-from cluster_kit import Cluster, Load, shard_epochs
+from cluster_kit import Cluster, Load, shard_epochs, wait_for
 
 DRAIN_TARGET_S = 25
 
@@ -26,13 +26,7 @@ class OperationsCase(unittest.TestCase):
         self.c.stop()
 
     def wait(self, what, pred, timeout):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got = pred()
-            if got:
-                return got
-            time.sleep(0.2)
-        self.fail(f"not within {timeout} s: {what}")
+        return wait_for(what, pred, timeout)
 
     def tenants(self, per_node=3):
         # enterprise: no user limit, so every write can be acknowledged
