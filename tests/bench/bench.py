@@ -238,6 +238,162 @@ def cluster_figures(colonyd, work, dsn, key, a, add, started):
         started.remove(nd)
 
 
+class BenchCluster:
+    """Nodes of one cluster as tests/cluster's load generator sees them:
+    request(k, ...) to node k (1-based) with the platform key."""
+
+    def __init__(self, nodes, key):
+        self.nodes, self.key = nodes, key
+
+    @property
+    def n(self):
+        return len(self.nodes)
+
+    def request(self, k, method, path, body=None, headers=None, timeout=20):
+        import http.client
+        nd = self.nodes[k - 1]
+        conn = http.client.HTTPConnection("127.0.0.1", nd.port, timeout=timeout)
+        h = {"Authorization": "Bearer " + self.key}
+        h.update(headers or {})
+        data = None
+        if body is not None:
+            data, h["Content-Type"] = json.dumps(body).encode(), "application/json"
+        try:
+            conn.request(method, path, body=data, headers=h)
+            resp = conn.getresponse()
+            payload = resp.read()
+            doc = json.loads(payload) if payload and resp.getheader("Content-Type", "").endswith("json") else None
+            return resp.status, dict(resp.getheaders()), doc
+        finally:
+            conn.close()
+
+
+def paced(cluster, path, key, rate, seconds, threads=4):
+    """GETs of `path` at `rate` per second in all, spread over the nodes, with
+    tenant credential `key`: (latencies of the 200s, other statuses by count)."""
+    import threading
+    lat, other, lock = [], {}, threading.Lock()
+    t_end = time.time() + seconds
+
+    def run(i):
+        gap, nxt, n = threads / rate, time.time() + i * (1 / rate), 0
+        while nxt < t_end:
+            time.sleep(max(0.0, nxt - time.time()))
+            t0 = time.time()
+            try:
+                status = cluster.request(1 + (i + n) % cluster.n, "GET", path, headers={"Authorization": "Bearer " + key},
+                                         timeout=10)[0]
+            except OSError:
+                status = 0
+            with lock:
+                if status == 200:
+                    lat.append(time.time() - t0)
+                else:
+                    other[status] = other.get(status, 0) + 1
+            nxt += gap
+            n += 1
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sorted(lat), other
+
+
+def p99(xs):
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else None
+
+
+def operations_figures(colonyd, work, dsn, key, a, add, started):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
+    from cluster_kit import Load
+
+    # 11: a rolling restart of three nodes under reads and writes through all of
+    # them (clients retrying 503 with the same Idempotency-Key, moving to another
+    # node when one refuses connections): failed requests, p99 during vs before.
+    name = "bench11-" + os.urandom(3).hex()
+    ports = [free_port() for _ in range(3)]
+
+    def node(i):
+        extra = ["--cluster-listen", f"127.0.0.1:{ports[i]}", "--cluster-name", name, "--node-name", f"node{i + 1}"]
+        return Colonyd(colonyd, work, dsn, extra, (), key)
+
+    nodes = [node(i) for i in range(3)]
+    started.extend(nodes)
+    nodes[0].converged(3)
+    bc = BenchCluster(nodes, key)
+    tenants = [nodes[0].tenant() for _ in range(9)]
+    steady_s = 2 if a.smoke else 10
+    load = Load(bc, tenants, threads=6).start()
+    try:
+        time.sleep(steady_s)
+        before_end = time.time()
+        drains = []
+        for i in range(3):
+            old = nodes[i]
+            drains.append(old.stop())
+            started.remove(old)
+            nodes[i] = node(i)
+            started.append(nodes[i])
+            nodes[(i + 1) % 3].converged(3)
+        time.sleep(1)
+        during_end = time.time()
+    finally:
+        load.stop()
+    before = load.latencies(until=before_end)
+    during = load.latencies(since=before_end, until=during_end)
+    fails = len(load.failures)
+    add(11, "rolling restart of 3 nodes under load: failed requests", fails, None, "requests", "0 failed",
+        fails == 0, {"operations": len(load.samples), "retries": load.retries, "failures": load.failures[:5],
+                     "acknowledged_writes": len(load.acked), "p99_before_ms": (p99(before) or 0) * 1000,
+                     "p99_during_ms": (p99(during) or 0) * 1000, "drain_and_exit_s": drains,
+                     "p99_during_over_before": (p99(during) / p99(before)) if before and during else None})
+    for nd in nodes:
+        nd.stop()
+        started.remove(nd)
+
+    # 12: noisy neighbour: a victim tenant's p99 (paced GETs well under its
+    # plan's rate) while another tenant floods the cluster at 10x its plan's
+    # rate, against the victim alone; alternating.
+    nodes = cluster_nodes(colonyd, work, dsn, key, 3, "bench12-" + os.urandom(3).hex())
+    started.extend(nodes)
+    bc = BenchCluster(nodes, key)
+
+    def tenant_with_key(plan):
+        slug = "nn-" + os.urandom(4).hex()
+        _, body = http("POST", nodes[0].base + "/v1/tenants", {"slug": slug, "name": "N", "plan": plan}, key)
+        tid = json.loads(body)["id"]
+        _, body = http("POST", f"{nodes[0].base}/v1/tenants/{tid}/api-keys", {"roles": ["admin"]}, key)
+        return tid, json.loads(body)["key"]
+
+    victim, vkey = tenant_with_key("pro")  # 500/s
+    flood, fkey = tenant_with_key("free")  # 20/s: flooded at 200/s
+    seconds = 2 if a.smoke else max(5.0, a.seconds / 2)
+    paced(bc, f"/v1/tenants/{victim}", vkey, 50, 1)  # warm-up
+    alone, noisy, flood_stats = [], [], []
+    import threading
+    for _ in range(1 if a.smoke else 2):
+        lat, other = paced(bc, f"/v1/tenants/{victim}", vkey, 50, seconds)
+        alone.append((p99(lat), other))
+        out = {}
+        th = threading.Thread(target=lambda: out.update(r=paced(bc, f"/v1/tenants/{flood}", fkey, 200, seconds, 8)))
+        th.start()
+        lat, other = paced(bc, f"/v1/tenants/{victim}", vkey, 50, seconds)
+        th.join()
+        noisy.append((p99(lat), other))
+        flood_stats.append({"ok": len(out["r"][0]), "other": out["r"][1]})
+    with_flood = max(x[0] for x in noisy)
+    without = max(x[0] for x in alone)
+    add(12, "noisy neighbour: victim p99 with a tenant flooding at 10x", with_flood * 1000, without * 1000, "ms p99",
+        "<= 1.5x the victim alone", with_flood <= 1.5 * without,
+        {"victim_alone": alone, "victim_with_flood": noisy, "flood": flood_stats,
+         "victim_rate": 50, "flood_rate": 200, "flood_plan_rate": 20})
+    for nd in nodes:
+        nd.stop()
+        started.remove(nd)
+
+
 class Nginx:
     """nginx answering a fixed JSON body, the reference for GET."""
 
@@ -409,7 +565,7 @@ def main():
     ap.add_argument("--users", type=int, default=1_000_000, help="user actors activated for the memory figure")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--build-type", default=os.environ.get("COLONY_BENCH_BUILD_TYPE", "Release"))
-    ap.add_argument("--only-cluster", action="store_true", help="figures 8 to 10 only")
+    ap.add_argument("--only-cluster", action="store_true", help="figures 8 to 12 only")
     a = ap.parse_args()
     if a.smoke:
         a.seconds, a.connections, a.users = 1, 8, 2000
@@ -437,7 +593,8 @@ def main():
             pg_key = pgnode.key
             pgnode.stop()
             cluster_figures(colonyd, work, dsn, pg_key, a, add, started)
-            return report_of(a, results, colonyd, expected=3)
+            operations_figures(colonyd, work, dsn, pg_key, a, add, started)
+            return report_of(a, results, colonyd, expected=5)
 
         # 1 and 7: GET one user from a live actor vs nginx with a body of the same size.
         node = Colonyd(colonyd, work)
@@ -543,6 +700,7 @@ def main():
 
         # 8, 9, 10: the cluster (PostgreSQL, nodes of one cluster on loopback).
         cluster_figures(colonyd, work, dsn, pg_key, a, add, started)
+        operations_figures(colonyd, work, dsn, pg_key, a, add, started)
     finally:
         for s in started:
             try:
@@ -551,7 +709,7 @@ def main():
                 pass
         subprocess.run([PG_FIXTURE, "stop", pg_state], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    return report_of(a, results, colonyd, expected=10)
+    return report_of(a, results, colonyd, expected=12)
 
 
 def report_of(a, results, colonyd, expected):
