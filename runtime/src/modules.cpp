@@ -68,6 +68,7 @@ public:
   void start(node_context& node) override {
     timer_options o;
     o.owner = node.chores;
+    o.metrics = node.metrics;
     o.poll_interval = node.cfg.timer_poll_interval;
     actor_ = spawn_timer_service(node.sys, node.store, node.entities.actor, o);
   }

@@ -20,6 +20,15 @@ bool chore_seam::granted(std::string_view chore) {
   return policy->granted(chore);
 }
 
+std::optional<std::vector<std::int32_t>> chore_seam::shards() {
+  std::shared_ptr<singleton> policy;
+  {
+    std::lock_guard lock{mu_};
+    policy = policy_;
+  }
+  return policy->shards();
+}
+
 void chore_seam::use(std::shared_ptr<singleton> policy) {
   std::lock_guard lock{mu_};
   policy_ = std::move(policy);

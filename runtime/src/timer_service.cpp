@@ -60,6 +60,8 @@ void fire(self_ptr self, const timer_row& t) {
       [self, t](entity_reply& r) {
         // A refusal (e.g. the tenant is gone) is final; only outages retry.
         bool transient = r.error && (r.error->code == errc::unavailable || r.error->code == errc::internal);
+        if (auto& m = self->state.opts.metrics; m && !transient)
+          m->count("colony_timers_fired_total", "Durable timers this node fired and its entity handled", {});
         finish(self, t, !transient);
       },
       [self, t](caf::error&) { finish(self, t, false); });
@@ -75,13 +77,26 @@ caf::behavior timer_service(self_ptr self, actors::store_port store, caf::actor 
     [self](tick_atom) {
       auto& st = self->state;
       self->delayed_send(self, st.opts.poll_interval, tick_atom::value);
-      if (st.polling || (st.opts.owner && !st.opts.owner->granted("timers")))
+      if (st.polling)
         return;
+      // Per owned shard on a cluster (each owner fires its tenants' timers,
+      // so a dead node's fire on its shards' new owners); the holder of the
+      // "timers" chore also fires the timers set before they had a shard.
+      timer_scope scope;
+      if (st.opts.owner) {
+        if (auto mine = st.opts.owner->shards()) {
+          scope.all = false;
+          scope.shards = std::move(*mine);
+        }
+        scope.unsharded = !scope.all && st.opts.owner->granted("timers");
+        if (!scope.all && scope.shards.empty() && !scope.unsharded)
+          return;
+      }
       st.polling = true;
       // Not before the store is ready (and migrated): no noise at start or during an outage.
       self->request(st.store, std::chrono::seconds(10), health_atom::value)
         .then(
-          [self](store_health& h) {
+          [self, scope = std::move(scope)](store_health& h) mutable {
             auto& s = self->state;
             if (!h.ready) {
               s.polling = false;
@@ -89,7 +104,7 @@ caf::behavior timer_service(self_ptr self, actors::store_port store, caf::actor 
             }
             self
               ->request(s.store, std::chrono::seconds(10), timers_atom::value, protocol::now_us(),
-                        static_cast<std::int32_t>(s.opts.batch))
+                        static_cast<std::int32_t>(s.opts.batch), std::move(scope))
               .then(
                 [self](timer_page& page) {
                   self->state.polling = false;

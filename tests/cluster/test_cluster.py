@@ -212,7 +212,7 @@ class Feed(ClusterCase):
               flush=True)
 
 
-class Chores(ClusterCase):
+class ChoreHelpers:
     killed = ()
 
     def holders(self, chore):
@@ -265,11 +265,13 @@ class Chores(ClusterCase):
             types = [r[0] for r in psql(f"SELECT type FROM outbox WHERE tenant_id = '{t}' ORDER BY seq")]
             self.assertEqual(types.count("tenant.suspended"), 1, types)
 
+
+class Chores(ChoreHelpers, ClusterCase):
     def test_each_chore_runs_on_one_node_and_moves_when_it_dies(self):
         timers = self.wait_one_holder("timers")
         webhooks = self.wait_one_holder("webhooks")
-        # Trial timers of tenants owned by every node fire once, from the
-        # one node that polls, each forwarded to its tenant's owner.
+        # Trial timers of tenants owned by every node fire once (each at
+        # its owner; the timers chore holder fires the unsharded ones).
         self.expire_trials([self.c.new_tenant(k=1, owner=o)["id"] for o in (1, 2, 3)], via=1)
         self.c.signal(timers, signal.SIGKILL)
         self.killed = (timers,)
@@ -278,6 +280,54 @@ class Chores(ClusterCase):
         self.assertNotEqual(after, timers)
         self.expire_trials([self.tenant_once_served(survivor, o) for o in (1, 2, 3) if o != timers], via=survivor)
         print(f"\nchores: timers on node{timers}, then node{after}; webhooks on node{webhooks}", flush=True)
+
+
+class Timers(ChoreHelpers, ClusterCase):
+    """Durable timers per owned shard: each owner fires its own tenants'
+    timers; a dead node's fire on its shards' new owners."""
+
+    def fired(self):
+        out = {}
+        for k in (1, 2, 3):
+            if k in self.killed:
+                continue
+            conn = http.client.HTTPConnection("127.0.0.1", self.c.port(k), timeout=10)
+            conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + ROOT})
+            body = conn.getresponse().read().decode()
+            conn.close()
+            out[k] = sum(float(line.split()[-1]) for line in body.splitlines()
+                         if line.startswith("colony_timers_fired_total"))
+        return out
+
+    def test_each_owner_fires_its_tenants_timers_and_a_dead_nodes_fire_on_the_new_owners(self):
+        before = self.fired()
+        self.expire_trials([self.c.new_tenant(k=1, owner=o)["id"] for o in (1, 2, 3) for _ in range(2)], via=1)
+        after = self.fired()
+        self.assertEqual({k: after[k] - before[k] for k in after}, {1: 2, 2: 2, 3: 2})  # at the owners, once
+        # Timers of node2's tenants, due in 6 s; node2 dies before they are.
+        doomed = [self.c.new_tenant(k=1, owner=2)["id"] for _ in range(3)]
+        soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 6)) + "Z"
+        for t in doomed:
+            status, _, doc = self.c.request(1, "PATCH", f"/v1/tenants/{t}", {"trialEndsAt": soon})
+            self.assertEqual(status, 200, doc)
+        before = self.fired()
+        self.c.signal(2, signal.SIGKILL)
+        self.killed = (2,)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            done = [t for t in doomed if (self.c.request(1, "GET", f"/v1/tenants/{t}")[2] or {}).get("status")
+                    == "suspended"]
+            if len(done) == len(doomed):
+                break
+            time.sleep(0.3)
+        self.assertEqual(len(done), len(doomed), "timers of the dead node's tenants did not fire")
+        after = self.fired()
+        self.assertEqual(sum(after[k] - before[k] for k in after), len(doomed))  # on nodes 1 and 3, once each
+        new_owners = {self.c.owner(t)["owner"] for t in doomed}
+        self.assertTrue(new_owners <= {"node1", "node3"}, new_owners)
+        for t in doomed:
+            types = [r[0] for r in psql(f"SELECT type FROM outbox WHERE tenant_id = '{t}' ORDER BY seq")]
+            self.assertEqual(types.count("tenant.suspended"), 1, types)
 
 
 class KillOwner(ClusterCase):

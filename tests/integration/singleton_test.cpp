@@ -1,5 +1,6 @@
-// The singleton seam (runtime/singleton.hpp): the timer service does no work
-// while its chore is not granted to this node, and catches up once it is.
+// The singleton seam (runtime/singleton.hpp): the timer service fires the
+// timers of the shards this node owns (as a cluster node would), none while
+// it owns none, and catches up once it owns them.
 #include <atomic>
 
 #include "colony/actors/entities.hpp"
@@ -16,15 +17,18 @@ class switchable final : public runtime::singleton {
 public:
   std::atomic<bool> on{false};
   std::atomic<int> asked{0};
-  bool granted(std::string_view chore) override {
-    if (chore == "timers")
-      ++asked;
-    return on.load();
+  bool granted(std::string_view) override { return on.load(); }
+  std::optional<std::vector<std::int32_t>> shards() override {
+    ++asked;
+    std::vector<std::int32_t> out;
+    for (std::int32_t s = 0; on.load() && s < 4096; ++s)
+      out.push_back(s);
+    return out;
   }
 };
 } // namespace
 
-TEST_CASE("timers fire only on the node that holds the timers chore", "[singleton][timers]") {
+TEST_CASE("timers fire only on the node that owns their shard", "[singleton][timers]") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   adapters::store_options o;
@@ -74,10 +78,10 @@ TEST_CASE("timers fire only on the node that holds the timers chore", "[singleto
   REQUIRE(created);
   REQUIRE(status(id) == "trial");
 
-  // Not granted: the due timer waits, however long.
+  // No shard owned: the due timer waits, however long.
   REQUIRE(test::eventually([&] { return owner->asked.load() >= 10; }));
   CHECK(status(id) == "trial");
-  // Granted: the next poll fires it.
+  // Its shard owned: the next poll fires it.
   owner->on = true;
   CHECK(test::eventually([&] { return status(id) == "suspended"; }));
 

@@ -4,6 +4,10 @@
 #include <set>
 #include <sqlite3.h>
 
+#include <algorithm>
+
+#include "colony/runtime/cluster.hpp"
+
 #include "colony/v1/event.pb.h"
 #include "colony/v1/tenant.pb.h"
 #include "colony/v1/user.pb.h"
@@ -68,11 +72,11 @@ struct fixture {
       .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
     return out;
   }
-  timer_page due(std::int64_t now) {
+  timer_page due(std::int64_t now, timer_scope scope = {}) {
     timer_page out;
     out.status = store_status::error;
     (*self)
-      ->request(store, std::chrono::seconds(10), timers_atom::value, now, std::int32_t{1000})
+      ->request(store, std::chrono::seconds(10), timers_atom::value, now, std::int32_t{1000}, std::move(scope))
       .receive([&](timer_page& p) { out = p; }, [](caf::error&) {});
     return out;
   }
@@ -565,6 +569,16 @@ TEST_CASE_METHOD(fixture, "store: timers are set with their change, found when d
   CHECK(found[0].id == "trial:" + tid);
   CHECK(found[0].kind == "trial_expiry");
   CHECK(found[0].attempts == 0);
+  if (test::store_spec().starts_with("postgres")) { // per owned shard (SQLite is one node's: it fires all)
+    auto shard = static_cast<std::int32_t>(runtime::cluster::shard_of(tid));
+    auto in = [&](timer_scope s) {
+      auto rows = due(base + 1000, std::move(s)).rows;
+      return std::count_if(rows.begin(), rows.end(), [&](const timer_row& r) { return r.tenant_id == tid; });
+    };
+    CHECK(in({false, {shard}, false}) == 1);
+    CHECK(in({false, {(shard + 1) % 4096, (shard + 2) % 4096}, false}) == 0);
+    CHECK(in({false, {}, true}) == 0); // it has a shard: not for the holder of the unsharded ones
+  }
 
   // A refused change sets no timer.
   auto dup = tenant_insert(protocol::new_uuid_v7(), slug_for(tid));

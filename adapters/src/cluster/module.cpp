@@ -195,6 +195,18 @@ public:
     return mine;
   }
 
+  /// The shards this node owns while it serves (none otherwise).
+  std::optional<std::vector<std::int32_t>> shards() override {
+    std::vector<std::int32_t> out;
+    if (!st_->serving())
+      return out;
+    auto t = st_->table();
+    for (std::uint32_t s = 0; s < rc::shard_count; ++s)
+      if (t->owned_here(s))
+        out.push_back(static_cast<std::int32_t>(s));
+    return out;
+  }
+
 private:
   std::shared_ptr<shared_state> st_;
   std::mutex mu_;

@@ -290,12 +290,17 @@ outbox_backlog pg_backend::backlog() {
   });
 }
 
-timer_page pg_backend::due_timers(std::int64_t now_us, std::int32_t limit) {
+timer_page pg_backend::due_timers(std::int64_t now_us, std::int32_t limit, const actors::timer_scope& scope) {
   return guard([&] {
     pqxx::nontransaction n{*conn_};
+    std::string shards = "{";
+    for (std::size_t i = 0; i < scope.shards.size(); ++i)
+      shards += (i ? "," : "") + std::to_string(scope.shards[i]);
+    shards += "}";
     auto r = n.exec_params("SELECT id, kind, tenant_id, target_id, due_us, attempts, payload FROM timers "
-                           "WHERE due_us <= $1 ORDER BY due_us LIMIT $2",
-                           now_us, limit);
+                           "WHERE due_us <= $1 AND ($3 OR shard = ANY($4::int[]) OR ($5 AND shard IS NULL)) "
+                           "ORDER BY due_us LIMIT $2",
+                           now_us, limit, scope.all, shards, scope.unsharded);
     timer_page page;
     for (const auto& row : r)
       page.rows.push_back(timer_row{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),

@@ -65,7 +65,7 @@ public:
 
   outbox_backlog backlog() override;
 
-  timer_page due_timers(std::int64_t now_us, std::int32_t limit) override;
+  timer_page due_timers(std::int64_t now_us, std::int32_t limit, const actors::timer_scope& scope) override;
 
   void timer_done(const std::string& id, std::int64_t due_us) override;
 
@@ -251,11 +251,12 @@ private:
                     "ON CONFLICT (system, external_id) DO UPDATE SET tenant_id = excluded.tenant_id",
                     system, id, r.tenant_id);
     for (const auto& tm : ch.timers)
-      t.exec_params("INSERT INTO timers (id, kind, tenant_id, target_id, due_us, attempts, payload) "
-                    "VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, "
+      t.exec_params("INSERT INTO timers (id, kind, tenant_id, target_id, due_us, attempts, payload, shard) "
+                    "VALUES ($1, $2, $3, $4, $5, 0, $6, $7) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, "
                     "tenant_id = excluded.tenant_id, target_id = excluded.target_id, due_us = excluded.due_us, "
-                    "attempts = 0, payload = excluded.payload",
-                    tm.id, tm.kind, tm.tenant_id, tm.target_id, tm.due_us, tm.payload);
+                    "attempts = 0, payload = excluded.payload, shard = excluded.shard",
+                    tm.id, tm.kind, tm.tenant_id, tm.target_id, tm.due_us, tm.payload,
+                    static_cast<std::int32_t>(runtime::cluster::shard_of(tm.tenant_id)));
     write_audit(t, ch.audit);
     return o;
   }

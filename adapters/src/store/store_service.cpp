@@ -183,8 +183,8 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
       });
     },
     [self](backlog_atom) { return guarded<outbox_backlog>(self, [&](backend& b) { return b.backlog(); }); },
-    [self](timers_atom, std::int64_t now, std::int32_t limit) {
-      return guarded<timer_page>(self, [&](backend& b) { return b.due_timers(now, limit); });
+    [self](timers_atom, std::int64_t now, std::int32_t limit, const timer_scope& scope) {
+      return guarded<timer_page>(self, [&](backend& b) { return b.due_timers(now, limit, scope); });
     },
     [self](timer_done_atom, const std::string& id, std::int64_t due) {
       return guarded<commit_outcome>(self, [&](backend& b) {
@@ -463,8 +463,8 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     [self, reader](backlog_atom) -> caf::result<outbox_backlog> {
       return self->delegate(reader(), backlog_atom::value);
     },
-    [self, reader](timers_atom, std::int64_t now, std::int32_t limit) -> caf::result<timer_page> {
-      return self->delegate(reader(), timers_atom::value, now, limit);
+    [self, reader](timers_atom, std::int64_t now, std::int32_t limit, timer_scope& scope) -> caf::result<timer_page> {
+      return self->delegate(reader(), timers_atom::value, now, limit, std::move(scope));
     },
     [self](timer_done_atom, std::string& id, std::int64_t due) -> caf::result<commit_outcome> {
       return self->delegate(self->state.writer, timer_done_atom::value, std::move(id), due);

@@ -8,7 +8,10 @@
 // (docs/clustering.md, "Chores").
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 #include <mutex>
 #include <string_view>
 
@@ -19,6 +22,9 @@ public:
   virtual ~singleton() = default;
   /// May this node do `chore` now?
   [[nodiscard]] virtual bool granted(std::string_view chore) = 0;
+  /// The shards whose per-shard work (timers) is this node's now; nullopt:
+  /// all of it (one node).
+  [[nodiscard]] virtual std::optional<std::vector<std::int32_t>> shards() { return std::nullopt; }
 };
 
 /// The single-node seam: every chore is this node's.
@@ -30,6 +36,7 @@ public:
 class chore_seam final : public singleton {
 public:
   [[nodiscard]] bool granted(std::string_view chore) override;
+  [[nodiscard]] std::optional<std::vector<std::int32_t>> shards() override;
   void use(std::shared_ptr<singleton> policy);
 
 private:

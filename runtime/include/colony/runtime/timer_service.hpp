@@ -9,6 +9,7 @@
 
 #include <memory>
 
+#include "colony/runtime/metrics.hpp"
 #include "colony/runtime/singleton.hpp"
 
 #include <caf/actor.hpp>
@@ -22,7 +23,10 @@ namespace colony::runtime {
 struct timer_options {
   std::chrono::milliseconds poll_interval{1000};
   int batch = 100;
-  std::shared_ptr<singleton> owner = single_node_singleton(); // polls only while "timers" is granted
+  /// Whose timers: on a cluster those of the shards it owns (plus the
+  /// unsharded ones of before, while "timers" is granted); alone, all.
+  std::shared_ptr<singleton> owner = single_node_singleton();
+  std::shared_ptr<runtime::metrics> metrics; // colony_timers_fired_total; may be null
 };
 
 /// Stop it with actors::stop_atom.
