@@ -250,22 +250,8 @@ class BenchCluster:
         return len(self.nodes)
 
     def request(self, k, method, path, body=None, headers=None, timeout=20):
-        import http.client
-        nd = self.nodes[k - 1]
-        conn = http.client.HTTPConnection("127.0.0.1", nd.port, timeout=timeout)
-        h = {"Authorization": "Bearer " + self.key}
-        h.update(headers or {})
-        data = None
-        if body is not None:
-            data, h["Content-Type"] = json.dumps(body).encode(), "application/json"
-        try:
-            conn.request(method, path, body=data, headers=h)
-            resp = conn.getresponse()
-            payload = resp.read()
-            doc = json.loads(payload) if payload and resp.getheader("Content-Type", "").endswith("json") else None
-            return resp.status, dict(resp.getheaders()), doc
-        finally:
-            conn.close()
+        from cluster_kit import request_at
+        return request_at(self.nodes[k - 1].port, self.key, method, path, body, headers, timeout)
 
 
 def paced(cluster, path, key, rate, seconds, threads=4):

@@ -65,6 +65,25 @@ def _free_base(count):
     raise RuntimeError("no free ports")
 
 
+def request_at(port, key, method, path, body=None, headers=None, timeout=20):
+    """One HTTP exchange with a node on loopback as `key`: (status, headers, JSON body or None)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = {"Authorization": "Bearer " + key}
+    h.update(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    try:
+        conn.request(method, path, body=data, headers=h)
+        resp = conn.getresponse()
+        payload = resp.read()
+        doc = json.loads(payload) if payload and resp.getheader("Content-Type", "").endswith("json") else None
+        return resp.status, dict(resp.getheaders()), doc
+    finally:
+        conn.close()
+
+
 class Cluster:
     def __init__(self, n=3, extra=()):
         self.n = n
@@ -124,21 +143,7 @@ class Cluster:
         self._run("stop", self.dir)
 
     def request(self, k, method, path, body=None, headers=None, timeout=20):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port(k), timeout=timeout)
-        h = {"Authorization": "Bearer " + ROOT}
-        h.update(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=h)
-            resp = conn.getresponse()
-            payload = resp.read()
-            doc = json.loads(payload) if payload and resp.getheader("Content-Type", "").endswith("json") else None
-            return resp.status, dict(resp.getheaders()), doc
-        finally:
-            conn.close()
+        return request_at(self.port(k), ROOT, method, path, body, headers, timeout)
 
     def view(self, k):
         status, _, doc = self.request(k, "GET", "/v1/cluster")
