@@ -45,8 +45,15 @@ PY
 start_node() { # K DIR
   local k=$1 dir=$2
   mkdir -p "$dir/node$k"
+  # Every node of a cluster seals webhook secrets under one key (the hello
+  # refuses a peer with another): made once per cluster directory, unless
+  # COLONY_SECRETS_KEY is set.
+  if [ -z "${COLONY_SECRETS_KEY:-}" ]; then
+    [ -s "$dir/secrets-key" ] || (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/secrets-key")
+    COLONY_SECRETS_KEY=$(cat "$dir/secrets-key")
+  fi
   # shellcheck disable=SC2086
-  "$COLONYD" --listen "127.0.0.1:$((HTTP_BASE + k))" --cluster-listen "127.0.0.1:$((CLUSTER_BASE + k))" \
+  COLONY_SECRETS_KEY="$COLONY_SECRETS_KEY" "$COLONYD" --listen "127.0.0.1:$((HTTP_BASE + k))" --cluster-listen "127.0.0.1:$((CLUSTER_BASE + k))" \
     --cluster-name "$CLUSTER_NAME" --node-name "node$k" --data-dir "$dir/node$k" --store "$(store_of "$dir")" \
     ${COLONYD_ARGS:-} >>"$dir/node$k.log" 2>&1 &
   echo $! >"$dir/node$k.pid"

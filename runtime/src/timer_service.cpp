@@ -82,7 +82,7 @@ caf::behavior timer_service(self_ptr self, actors::store_port store, caf::actor 
       // Per owned shard on a cluster (each owner fires its tenants' timers,
       // so a dead node's fire on its shards' new owners); the holder of the
       // "timers" chore also fires the timers set before they had a shard.
-      timer_scope scope;
+      shard_scope scope;
       if (st.opts.owner) {
         if (auto mine = st.opts.owner->shards()) {
           scope.all = false;

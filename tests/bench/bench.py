@@ -90,12 +90,14 @@ class Colonyd:
         return json.loads(body)["owner"]
 
     def converged(self, n, timeout=60):
-        """Until this node sees n active members owning all shards, unchanged for a second."""
+        """Until this node sees n active members owning all shards, each where
+        the placement rule puts it, unchanged for a second."""
         deadline, last, stable = time.time() + timeout, None, 0
         while time.time() < deadline:
             _, body = http("GET", f"{self.base}/v1/cluster", key=self.key)
-            live = [(m["nodeName"], m["shards"]) for m in json.loads(body)["members"] if m["status"] == "active"]
-            ok = len(live) == n and sum(c for _, c in live) == 4096
+            view = json.loads(body)
+            live = [(m["nodeName"], m["shards"]) for m in view["members"] if m["status"] == "active"]
+            ok = len(live) == n and sum(c for _, c in live) == 4096 and view["shardsMoving"] == 0
             stable = stable + 1 if ok and live == last else 0
             last = live
             if stable >= 3:
@@ -108,11 +110,14 @@ def cluster_nodes(colonyd, work, dsn, key, n, name, prefixes=None):
     """n nodes of one cluster on `dsn`, whose platform key is `key`."""
     nodes = []
     for i in range(n):
-        extra = ["--cluster-listen", f"127.0.0.1:{free_port()}", "--cluster-name", name, "--node-name", f"node{i + 1}"]
+        extra = ["--cluster-listen", f"127.0.0.1:{free_port()}", "--cluster-name", name, "--node-name", f"node{i + 1}", *CLUSTER_KEY]
         nodes.append(Colonyd(colonyd, work, dsn, extra, prefixes[i] if prefixes else (), key))
     nodes[0].converged(n)
     return nodes
 
+
+# One secrets-key for every clustered node (the hello refuses a peer with another).
+CLUSTER_KEY = ("--secrets-key", os.urandom(32).hex())
 
 GET_MANY = """
 local paths = {%s}
@@ -291,9 +296,24 @@ def p99(xs):
     return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else None
 
 
+def under_load(cluster, tenants, steady_s, change):
+    """`change()` under tests/cluster's load generator (6 clients), after
+    steady_s of steady load: (load, latencies before, during, its result)."""
+    from cluster_kit import Load
+    load = Load(cluster, tenants, threads=6).start()
+    try:
+        time.sleep(steady_s)
+        before_end = time.time()
+        out = change()
+        time.sleep(1)
+        during_end = time.time()
+    finally:
+        load.stop()
+    return load, load.latencies(until=before_end), load.latencies(since=before_end, until=during_end), out
+
+
 def operations_figures(colonyd, work, dsn, key, a, add, started):
     sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
-    from cluster_kit import Load
 
     # 11: a rolling restart of three nodes under reads and writes through all of
     # them (clients retrying 503 with the same Idempotency-Key, moving to another
@@ -302,7 +322,7 @@ def operations_figures(colonyd, work, dsn, key, a, add, started):
     ports = [free_port() for _ in range(3)]
 
     def node(i):
-        extra = ["--cluster-listen", f"127.0.0.1:{ports[i]}", "--cluster-name", name, "--node-name", f"node{i + 1}"]
+        extra = ["--cluster-listen", f"127.0.0.1:{ports[i]}", "--cluster-name", name, "--node-name", f"node{i + 1}", *CLUSTER_KEY]
         return Colonyd(colonyd, work, dsn, extra, (), key)
 
     nodes = [node(i) for i in range(3)]
@@ -311,10 +331,8 @@ def operations_figures(colonyd, work, dsn, key, a, add, started):
     bc = BenchCluster(nodes, key)
     tenants = [nodes[0].tenant() for _ in range(9)]
     steady_s = 2 if a.smoke else 10
-    load = Load(bc, tenants, threads=6).start()
-    try:
-        time.sleep(steady_s)
-        before_end = time.time()
+
+    def restart_each():
         drains = []
         for i in range(3):
             old = nodes[i]
@@ -323,12 +341,9 @@ def operations_figures(colonyd, work, dsn, key, a, add, started):
             nodes[i] = node(i)
             started.append(nodes[i])
             nodes[(i + 1) % 3].converged(3)
-        time.sleep(1)
-        during_end = time.time()
-    finally:
-        load.stop()
-    before = load.latencies(until=before_end)
-    during = load.latencies(since=before_end, until=during_end)
+        return drains
+
+    load, before, during, drains = under_load(bc, tenants, steady_s, restart_each)
     fails = len(load.failures)
     add(11, "rolling restart of 3 nodes under load: failed requests", fails, None, "requests", "0 failed",
         fails == 0, {"operations": len(load.samples), "retries": load.retries, "failures": load.failures[:5],
@@ -375,6 +390,35 @@ def operations_figures(colonyd, work, dsn, key, a, add, started):
         "<= 1.5x the victim alone", with_flood <= 1.5 * without,
         {"victim_alone": alone, "victim_with_flood": noisy, "flood": flood_stats,
          "victim_rate": 50, "flood_rate": 200, "flood_plan_rate": 20})
+    for nd in nodes:
+        nd.stop()
+        started.remove(nd)
+
+    # 13: scale-out 3 -> 4 under the load of figure 11: p99 while the newcomer
+    # takes its quarter of the shards against p99 before; converged within 60 s.
+    name = "bench13-" + os.urandom(3).hex()
+    nodes = cluster_nodes(colonyd, work, dsn, key, 3, name)
+    started.extend(nodes)
+    bc = BenchCluster(nodes, key)
+    tenants = [nodes[0].tenant() for _ in range(9)]
+
+    def add_fourth():
+        t0 = time.time()
+        extra = ["--cluster-listen", f"127.0.0.1:{free_port()}", "--cluster-name", name, "--node-name", "node4",
+                 *CLUSTER_KEY]
+        newcomer = Colonyd(colonyd, work, dsn, extra, (), key)
+        started.append(newcomer)
+        nodes.append(newcomer)  # the load sends to it from now on
+        nodes[0].converged(4)
+        return time.time() - t0
+
+    load, before, during, converged_s = under_load(bc, tenants, steady_s, add_fourth)
+    ratio = p99(during) / p99(before) if before and during else None
+    add(13, "scale-out 3 -> 4 under load: p99 while shards move", (p99(during) or 0) * 1000,
+        (p99(before) or 0) * 1000, "ms p99", "< 3x before, 0 failed, converged <= 60 s",
+        ratio is not None and ratio < 3 and not load.failures and converged_s <= 60,
+        {"operations": len(load.samples), "retries": load.retries, "failures": load.failures[:5],
+         "converged_s": converged_s, "p99_during_over_before": ratio})
     for nd in nodes:
         nd.stop()
         started.remove(nd)
@@ -580,7 +624,7 @@ def main():
             pgnode.stop()
             cluster_figures(colonyd, work, dsn, pg_key, a, add, started)
             operations_figures(colonyd, work, dsn, pg_key, a, add, started)
-            return report_of(a, results, colonyd, expected=5)
+            return report_of(a, results, colonyd, expected=6)
 
         # 1 and 7: GET one user from a live actor vs nginx with a body of the same size.
         node = Colonyd(colonyd, work)
@@ -695,7 +739,7 @@ def main():
                 pass
         subprocess.run([PG_FIXTURE, "stop", pg_state], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    return report_of(a, results, colonyd, expected=12)
+    return report_of(a, results, colonyd, expected=13)
 
 
 def report_of(a, results, colonyd, expected):

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import uuid
 
 ROOT_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -171,13 +172,13 @@ class Cluster:
                         ok = False
                     if sum(m["shards"] for m in live) != 4096:
                         ok = False
-                    # balanced: hand-offs to a newcomer are done
-                    if any(abs(m["shards"] - 4096 / len(live)) > 4096 / len(live) / 4 for m in live):
+                    # balanced: every member owns what the placement rule gives it
+                    if v["shardsMoving"] != 0 or any(m["shards"] != m["targetShards"] for m in live):
                         ok = False
                 counts = sorted((m["nodeName"], m["incarnation"], m["shards"]) for v in views for m in v["members"])
                 stable = stable + 1 if ok and counts == last else 0
                 last = counts
-                if stable >= 3:  # unchanged for ~1 s: no hand-off round left
+                if stable >= 2:  # and every node's view agrees twice in a row
                     return views[0]
             time.sleep(0.3)
         raise AssertionError("the cluster did not converge: " + json.dumps(views)[:2000])
@@ -198,6 +199,21 @@ class Cluster:
             if owner is None or self.owner(t["id"], k)["owner"] == f"node{owner}":
                 return t
         raise AssertionError(f"no tenant landed on node{owner}")
+
+
+class ClusterCase(unittest.TestCase):
+    nodes = 3
+    extra = ()
+
+    def setUp(self):
+        self.c = Cluster(self.nodes, self.extra)
+        self.c.wait_converged()
+
+    def tearDown(self):
+        self.c.stop()
+
+    def node_of(self, tenant_id):
+        return int(self.c.owner(tenant_id)["owner"].removeprefix("node"))
 
 
 class Load:
@@ -290,7 +306,8 @@ class Load:
 
     def check_in_postgres(self):
         """Every acknowledged creation is in PostgreSQL once, under its tenant
-        and e-mail; no key created two users. Returns the number checked."""
+        and e-mail; no key created two users; the outbox holds the design's
+        invariants (check_outbox). Returns the number checked."""
         with self.lock:
             acked = list(self.acked)
         if not acked:
@@ -298,11 +315,88 @@ class Load:
         emails = ",".join(f"'{e}'" for _, _, e, _ in acked)
         rows = psql(f"SELECT tenant_id, id, email_lc FROM users WHERE email_lc IN ({emails})")
         assert sorted(rows) == sorted([t, u, e] for t, u, e, _ in acked), "acknowledged users missing or duplicated"
+        assert check_outbox(self.tenants) >= len(acked)
         return len(acked)
 
 
 def shard_epochs(cluster_name):
     return {int(s): int(e) for s, e in psql(f"SELECT shard_id, epoch FROM shard_owner WHERE cluster_id = '{cluster_name}'")}
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix(z):
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _hash64(text):
+    h = 0xCBF29CE484222325
+    for c in text.encode():
+        h = ((h ^ c) * 0x100000001B3) & _M64
+    return _mix(h)
+
+
+def hrw_owners(names):
+    """The placement rule written again from docs/clustering.md (rendezvous
+    hashing over the node names): shard -> the name that wins it."""
+    keys = {n: _hash64(n) for n in names}
+    return {s: max(names, key=lambda n: _mix(keys[n] ^ ((s * 0x9E3779B97F4A7C15) & _M64))) for s in range(4096)}
+
+
+def shard_of(tenant_id):
+    return _hash64(tenant_id) % 4096
+
+
+def check_outbox(tenants):
+    """The invariants of design/cluster.md over the events the tenants'
+    commits left in the outbox, in commit order (seq): per aggregate, its
+    versions start at 1 and go up by one (several events of one change share
+    its version); per shard, the ownership epochs the fence wrote never go
+    back, so no node committed under an ownership after a newer one began
+    (a zombie, or an owner after a hand-off). Returns the events checked."""
+    ids = ",".join(f"'{t}'" for t in tenants)
+    rows = psql("SELECT tenant_id, aggregate_kind, aggregate_id, aggregate_version, coalesce(shard_epoch, -1), seq "
+                f"FROM outbox WHERE tenant_id IN ({ids}) AND aggregate_version > 0 ORDER BY seq")
+    versions, epochs = {}, {}
+    for tid, kind, agg, version, epoch, seq in rows:
+        version, epoch = int(version), int(epoch)
+        assert epoch > 0, f"event {seq} committed on a cluster without an epoch"
+        last = versions.get((kind, agg), 0)
+        assert version in (last, last + 1), f"{kind} {agg}: version {version} after {last} (event {seq})"
+        versions[(kind, agg)] = version
+        shard = shard_of(tid)
+        assert epoch >= epochs.get(shard, 0), f"shard {shard}: epoch {epoch} after {epochs[shard]} (event {seq})"
+        epochs[shard] = epoch
+    return len(rows)
+
+
+def shard_owners(cluster_name):
+    """shard -> the node name the shard table names as its owner."""
+    return {int(s): n for s, n in psql(
+        "SELECT o.shard_id, m.node_name FROM shard_owner o JOIN cluster_member m "
+        f"ON m.cluster_id = o.cluster_id AND m.incarnation = o.owner WHERE o.cluster_id = '{cluster_name}'")}
+
+
+def metric(cluster, k, family, labels=""):
+    """The sum of node k's samples of `family` whose labels contain `labels`."""
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.port(k), timeout=10)
+    try:
+        conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + ROOT})
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        assert resp.status == 200, resp.status
+    finally:
+        conn.close()
+    total = 0.0
+    for line in body.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name == family and labels in line:
+            total += float(line.split()[-1])
+    return total
 
 
 def wait_for(what, pred, timeout, interval=0.2):

@@ -16,11 +16,12 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 from kafka_support import KafkaMock, consume, produce_many  # noqa: E402
 
-from cluster_kit import Cluster, psql, wait_for  # noqa: E402
+from cluster_kit import Cluster, check_outbox, psql, wait_for  # noqa: E402
 
 COMMANDS = "colony.commands.v1"
 RESULTS = "colony.command-results.v1"
 DLQ = "colony.commands.dlq.v1"
+EVENTS = "colony.events.v1"
 PARTITIONS = 6
 
 
@@ -34,7 +35,7 @@ def assignments(log):
 
 class KafkaGroup(unittest.TestCase):
     def setUp(self):
-        self.kafka = KafkaMock(brokers=1, topics=[COMMANDS, RESULTS, DLQ], partitions=PARTITIONS)
+        self.kafka = KafkaMock(brokers=1, topics=[COMMANDS, RESULTS, DLQ, EVENTS], partitions=PARTITIONS)
         try:
             self.c = Cluster(3, ("--kafka-brokers", self.kafka.bootstrap))
             self.c.wait_converged()
@@ -76,6 +77,29 @@ class KafkaGroup(unittest.TestCase):
             return res if all(i in res for i in ids) else None
         return self.wait(f"results of {len(ids)} commands", got, timeout)
 
+    def check_events(self, tenants, timeout=60):
+        """Every event the tenants' commits left in the outbox is in the events
+        topic (at least once, by ce_id), under its aggregate's key, and each
+        key's events first arrive in the outbox's commit order, while the
+        relay moved with its chore. Returns the number of events."""
+        ids = ",".join(f"'{t}'" for t in tenants)
+        rows = psql(f"SELECT event_id, aggregate_id FROM outbox WHERE tenant_id IN ({ids}) ORDER BY seq")
+        order = {e: (i, agg) for i, (e, agg) in enumerate(rows)}
+
+        def all_there():
+            recs = consume(self.kafka.bootstrap, EVENTS)
+            return recs if {r["headers"].get("ce_id") for r in recs} >= set(order) else None
+        recs = self.wait(f"all {len(order)} events in {EVENTS}", all_there, timeout)
+        firsts = {}
+        for r in sorted(recs, key=lambda r: (r["partition"], r["offset"])):
+            e = r["headers"].get("ce_id")
+            if e in order:
+                self.assertEqual(r["key"], order[e][1])
+                firsts.setdefault(r["key"], {}).setdefault(e, order[e][0])
+        for key, seen in firsts.items():
+            self.assertEqual(list(seen.values()), sorted(seen.values()), f"events of {key} out of order")
+        return len(order)
+
     def apply_new_batch(self, n, tag):
         """n user creations for 9 new tenants (3 per owner), all applied: (tenants, batch)."""
         tenants = [self.c.new_tenant(k=1, owner=o, plan="enterprise")["id"] for o in (1, 2, 3) for _ in range(3)]
@@ -112,8 +136,11 @@ class KafkaGroup(unittest.TestCase):
         self.assertEqual(len(rows), 90)  # every command applied ...
         self.assertTrue(all(r[1] == "1" for r in rows), rows)  # ... once
         self.assertEqual(consume(self.kafka.bootstrap, DLQ), [])
+        self.assertGreaterEqual(check_outbox(tenants), 90)
+        events = self.check_events(tenants)
         print(f"\nassignment at start {first}; {crossed} of 45 commands consumed on another node than their "
-              f"tenant's owner; after the kill {self.held((1, 3))}", flush=True)
+              f"tenant's owner; after the kill {self.held((1, 3))}; {events} events in Kafka in per-key order",
+              flush=True)
 
     def test_a_restarted_node_rejoins_the_group_under_its_instance_id_and_consumes_again(self):
         # Static membership: the restarted node joins under the same

@@ -1,16 +1,18 @@
 """Operating a cluster of three nodes under load (docs/clustering.md,
-"Operations"): an operator's drain and undrain, and a rolling restart.
+"Operations"): an operator's drain and undrain, a rolling restart, and a
+scale-out to four nodes.
 Clients retry a 503 after Retry-After with the same Idempotency-Key and go
 to another node when one refuses connections, as behind a load balancer;
 at the end every acknowledged write is checked in PostgreSQL."""
-import os
 import signal
 import time
 import unittest
 
-from cluster_kit import Cluster, Load, shard_epochs, wait_for
+from cluster_kit import Cluster, Load, hrw_owners, psql, shard_epochs, shard_owners, wait_for
 
 DRAIN_TARGET_S = 25
+SCALE_OUT_TARGET_S = 60
+HANDOFF_MAX = 64  # cluster.handoff-max's default
 
 
 def shards_of(view):
@@ -47,13 +49,15 @@ class OperatorDrain(OperationsCase):
             self.assertEqual((status, doc), (202, {"nodeName": "node2", "status": "draining"}))
 
             def drained():
-                m = [m for m in self.c.view(3)["members"] if m["nodeName"] == "node2"][0]
-                return m if m["shards"] == 0 else None
+                v = self.c.view(3)
+                m = [m for m in v["members"] if m["nodeName"] == "node2"][0]
+                return m if (m["shards"], m["targetShards"], v["shardsMoving"]) == (0, 0, 0) else None
 
             m = self.wait("node2 hands off every shard", drained, DRAIN_TARGET_S)
             took = time.time() - t0
             self.assertEqual((m["status"], m["drainedBy"], m["deadReason"]), ("draining", "operator", None))
             self.assertTrue(self.c.alive(2))
+            self.assertEqual(shard_owners(self.c.name), hrw_owners(["node1", "node3"]))
             epochs = shard_epochs(self.c.name)
             moved = [s for s in epochs0 if epochs[s] != epochs0[s]]
             self.assertEqual(len(moved), mine)  # only node2's shards moved, once each
@@ -139,6 +143,51 @@ class RollingRestart(OperationsCase):
         self.assertGreater(load.check_in_postgres(), 50)
         for k in (1, 2, 3):  # each node is a new incarnation, serving its own shards again
             self.assertEqual(len([m for m in self.c.view(k)["members"] if m["status"] == "active"]), 3)
+
+
+class ScaleOut(OperationsCase):
+    def test_a_fourth_node_under_load_takes_exactly_its_share_in_bounded_rounds(self):
+        tenants = self.tenants()
+        owners0, epochs0 = shard_owners(self.c.name), shard_epochs(self.c.name)
+        self.assertEqual(owners0, hrw_owners(["node1", "node2", "node3"]))
+        load = Load(self.c, tenants).start()
+        try:
+            time.sleep(6)
+            steady_until = t0 = time.time()
+            self.c.n = 4  # the launcher starts node4 on the spare ports; the load sends to it once it answers
+            self.c.restart(4)
+            self.c.wait_converged(timeout=SCALE_OUT_TARGET_S)
+            took = time.time() - t0
+            time.sleep(2)
+            done_at = time.time()
+        finally:
+            load.stop()
+        owners1, epochs1 = shard_owners(self.c.name), shard_epochs(self.c.name)
+        # Exactly the shards HRW gives the newcomer moved, to it, once each; no other shard moved.
+        want = hrw_owners(["node1", "node2", "node3", "node4"])
+        self.assertEqual(owners1, want)
+        moved = sorted(s for s in owners0 if owners1[s] != owners0[s])
+        self.assertEqual(moved, sorted(s for s in want if want[s] == "node4"))
+        self.assertEqual({s: epochs1[s] - epochs0[s] for s in epochs0}, {s: int(s in moved) for s in epochs0})
+        self.assertLessEqual(len(moved), 4096 / 4 * 1.05)
+        self.assertGreaterEqual(len(moved), 4096 / 4 * 0.95)
+        # No more than cluster.handoff-max shards per hand-off (each one transaction: one changed_at).
+        rounds = psql("SELECT changed_at, count(*) FROM shard_owner WHERE cluster_id = "
+                      f"'{self.c.name}' AND shard_id = ANY('{{{','.join(map(str, moved))}}}') GROUP BY changed_at")
+        biggest = max(int(n) for _, n in rounds)
+        steady = load.latencies(until=steady_until)
+        during = load.latencies(since=steady_until, until=done_at)
+        print(f"\nscale-out 3 -> 4: {len(moved)} shards in {len(rounds)} hand-offs of at most {biggest}, converged "
+              f"in {took:.1f} s; {len(load.samples)} operations, {load.retries} retries, {len(load.failures)} failed; "
+              f"p99 {Load.p99(steady) * 1000:.0f} ms before, {Load.p99(during) * 1000:.0f} ms while moving", flush=True)
+        self.assertLessEqual(biggest, HANDOFF_MAX)
+        self.assertEqual(load.failures[:5], [])
+        self.assertGreater(len(during), 100)
+        self.assertLess(Load.p99(during), 3 * Load.p99(steady))
+        self.assertGreater(load.check_in_postgres(), 20)
+        for tid in tenants:  # every tenant answers through the newcomer
+            status, hdrs, doc = self.c.request(4, "PATCH", f"/v1/tenants/{tid}", {"name": "scaled"})
+            self.assertEqual(status, 200, doc)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ sys.path.insert(0, HERE)
 import cluster_kit  # noqa: E402
 from cluster_kit import AUDIENCE, ISSUER, SECRET, psql  # noqa: E402
 
+SECRETS_KEY = os.urandom(32).hex()  # one for the cluster: the hello refuses a peer with another
+
 PG_FIXTURE = os.path.join(cluster_kit.ROOT_DIR, "tests", "support", "pg_fixture.sh")
 BRIDGE = "10.77.0.254"
 
@@ -68,7 +70,8 @@ class Node:
             ["ip", "netns", "exec", f"n{i}", os.environ["COLONYD"], "--listen", f"{self.addr}:8080",
              "--cluster-listen", f"{self.addr}:7100", "--cluster-name", name, "--node-name", f"node{i}",
              "--data-dir", os.path.join(workdir, f"node{i}"), "--store", store,
-             "--auth-jwt-hs256-secret", SECRET, "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE],
+             "--auth-jwt-hs256-secret", SECRET, "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE,
+             "--secrets-key", SECRETS_KEY],
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def request(self, method, path, body=None, timeout=20):

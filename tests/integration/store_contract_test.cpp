@@ -15,22 +15,7 @@ using namespace colony::actors;
 
 namespace {
 
-struct fixture {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  store_port store;
-  std::unique_ptr<caf::scoped_actor> self;
-
-  fixture() {
-    sys = std::make_unique<caf::actor_system>(cfg);
-    adapters::store_options o;
-    o.spec = test::store_spec();
-    store = adapters::spawn_store(*sys, o);
-    self = std::make_unique<caf::scoped_actor>(*sys);
-    test::await_ready(*sys, store);
-  }
-  ~fixture() { caf::anon_send_exit(store, caf::exit_reason::user_shutdown); }
-
+struct fixture : test::store_fixture {
   commit_outcome commit(change ch) {
     commit_outcome out{store_status::error, {}, "no answer"};
     (*self)
@@ -69,7 +54,7 @@ struct fixture {
       .receive([&](commit_outcome& o) { out = o; }, [](caf::error&) {});
     return out;
   }
-  timer_page due(std::int64_t now, timer_scope scope = {}) {
+  timer_page due(std::int64_t now, shard_scope scope = {}) {
     timer_page out;
     out.status = store_status::error;
     (*self)
@@ -553,7 +538,7 @@ TEST_CASE_METHOD(fixture, "store: timers are set with their change, found when d
   auto t = tenant_insert(tid, slug_for(tid));
   t.timers.push_back(timer_row{"trial:" + tid, "trial_expiry", tid, tid, base + 1000, 0, {}});
   REQUIRE(commit(t).status == store_status::ok);
-  auto mine = [&](std::int64_t now, timer_scope scope = {}) {
+  auto mine = [&](std::int64_t now, shard_scope scope = {}) {
     std::vector<timer_row> out;
     for (auto& r : due(now, std::move(scope)).rows)
       if (r.tenant_id == tid)

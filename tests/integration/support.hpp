@@ -58,4 +58,24 @@ inline void await_ready(caf::actor_system& sys, const actors::store_port& store)
   REQUIRE(ok);
 }
 
+/// A store service on the store under test, and an actor to ask it.
+struct store_fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  actors::store_port store;
+  std::unique_ptr<caf::scoped_actor> self;
+
+  store_fixture() {
+    sys = std::make_unique<caf::actor_system>(cfg);
+    adapters::store_options o;
+    o.spec = store_spec();
+    store = adapters::spawn_store(*sys, o);
+    self = std::make_unique<caf::scoped_actor>(*sys);
+    await_ready(*sys, store);
+  }
+  ~store_fixture() { caf::anon_send_exit(store, caf::exit_reason::user_shutdown); }
+  store_fixture(const store_fixture&) = delete;
+  store_fixture& operator=(const store_fixture&) = delete;
+};
+
 } // namespace colony::test

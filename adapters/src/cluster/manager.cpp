@@ -61,6 +61,11 @@ void metrics_of(const shared_state& st, const routing& r) {
   for (auto o : r.owner)
     owned += r.self >= 0 && o == r.self;
   m->gauge("colony_cluster_shards_owned", "Shards this node owns", {}, owned);
+  auto t = r.placement_targets();
+  m->gauge("colony_cluster_shards_moving", "Shards not yet on the member the placement rule names (this node's view)",
+           {}, static_cast<double>(t.moving));
+  m->gauge("colony_cluster_shards_unowned", "Shards without a live owner (this node's view)", {},
+           static_cast<double>(t.unowned));
   m->gauge("colony_cluster_view_version", "Version of the membership view this node last read", {},
            static_cast<double>(r.version));
 }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "colony/adapters/cluster.hpp"
+#include "colony/adapters/secrets.hpp"
 #include "colony/protocol/time.hpp"
 #include "parts.hpp"
 
@@ -113,6 +114,9 @@ public:
     for (auto o : t->owner)
       if (o >= 0)
         ++owned[static_cast<std::size_t>(o)];
+    auto targets = t->placement_targets();
+    v.shards_moving = targets.moving;
+    v.shards_unowned = targets.unowned;
     for (std::size_t i = 0; i < t->members.size(); ++i) {
       const auto& m = t->members[i];
       rc::member_view mv;
@@ -123,6 +127,7 @@ public:
       mv.http = m.http;
       mv.lease_ms = m.lease_ms;
       mv.shards = owned[i];
+      mv.target_shards = targets.per_member[i];
       if (m.state == status::dead)
         mv.dead_reason = m.dead_reason;
       if (m.state == status::draining)
@@ -327,6 +332,8 @@ public:
     host_port(me.advertise, &adv_host, &adv_port);
     me.http = cfg.listen;
     me.generation = protocol::now_us() / 1000;
+    if (auto box = node.find<const secret_box>())
+      me.secrets_key_id = box->key_id();
     st_ = std::make_shared<shared_state>(me, cfg, node.metrics);
 
     auto db = std::make_unique<membership_table>(cfg.store, me, cfg);

@@ -447,6 +447,7 @@ std::string make_hello(const shared_state& st) {
   h.set_incarnation(st.me().incarnation);
   h.set_wire_version(wire_version);
   h.set_nonce(protocol::new_uuid_v7());
+  h.set_secrets_key_id(st.me().secrets_key_id);
   if (!st.cfg().cluster_secret.empty())
     h.set_proof(proof_of(st.cfg().cluster_secret, proof_text(h)));
   return h.SerializeAsString();
@@ -466,6 +467,10 @@ std::string check_hello(const shared_state& st, const std::string& bytes, std::s
     if (h.proof().size() != want.size() || CRYPTO_memcmp(h.proof().data(), want.data(), want.size()) != 0)
       return "the peer's hello has no valid proof of the cluster secret";
   }
+  if (!h.secrets_key_id().empty() && !st.me().secrets_key_id.empty() && h.secrets_key_id() != st.me().secrets_key_id)
+    return "the peer " + h.node_name() + " has another secrets-key (id " + h.secrets_key_id() + ", here " +
+      st.me().secrets_key_id +
+      "): every node of a cluster must seal and open webhook secrets under the same key (COLONY_SECRETS_KEY)";
   *node_name = h.node_name();
   *incarnation = h.incarnation();
   return {};

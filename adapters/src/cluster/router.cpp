@@ -39,6 +39,31 @@ const member* routing::find(const std::string& incarnation) const {
   return nullptr;
 }
 
+routing::targets routing::placement_targets() const {
+  targets t;
+  t.per_member.assign(members.size(), 0);
+  std::vector<std::size_t> index; // candidate -> member
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < members.size(); ++i)
+    if (members[i].state == status::active && members[i].lease_ms > 0) {
+      names.push_back(members[i].node_name);
+      index.push_back(i);
+    }
+  for (std::uint32_t shard = 0; shard < rc::shard_count; ++shard) {
+    auto o = owner[shard];
+    t.unowned += o < 0 || members[static_cast<std::size_t>(o)].state == status::dead;
+    auto best = rc::hrw_owner(shard, names);
+    if (!best) {
+      ++t.moving;
+      continue;
+    }
+    auto want = index[*best];
+    ++t.per_member[want];
+    t.moving += owner[shard] != static_cast<std::int16_t>(want);
+  }
+  return t;
+}
+
 void shared_state::patch(std::uint32_t shard, const std::string& owner_incarnation, std::int64_t epoch) {
   std::lock_guard lock{mu_};
   if (shard >= rc::shard_count || epoch <= routing_->epoch[shard])

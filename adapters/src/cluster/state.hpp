@@ -54,6 +54,16 @@ struct routing {
 
   [[nodiscard]] const member* find(const std::string& incarnation) const;
   [[nodiscard]] bool owned_here(std::uint32_t shard) const { return self >= 0 && owner[shard] == self; }
+
+  /// Where the placement rule (HRW over the active members with a lease)
+  /// puts the shards: a count per member (indexed as `members`), and how
+  /// many are not there yet (on another member, or unowned).
+  struct targets {
+    std::vector<std::int64_t> per_member;
+    std::int64_t moving = 0;
+    std::int64_t unowned = 0;
+  };
+  [[nodiscard]] targets placement_targets() const;
 };
 
 struct self_info {
@@ -63,6 +73,7 @@ struct self_info {
   std::string advertise; // host:port
   std::string http;
   std::int64_t generation = 0;
+  std::string secrets_key_id; // of the secrets-key webhook secrets are sealed under (empty: none)
 };
 
 /// A connected peer: its gateway and the requests in flight to it.

@@ -3,6 +3,7 @@
 #include "routes/groups.hpp"
 
 #include <algorithm>
+#include <thread>
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
@@ -108,7 +109,11 @@ api_core::api_core(caf::actor_system& s, const http_options& o, api_context c)
     revoked_sub = ctx.cluster->subscribe(revoked_topic, [this](const std::string& kid) { forget_api_key(kid); });
     limits_sub =
       ctx.cluster->serve(limits_topic, [this](const std::string& payload, std::function<void(std::string)> reply) {
-        serve_limits(payload, std::move(reply));
+        ++serving; // the continuations use this api_core: it outlives them
+        serve_limits(payload, [this, reply = std::move(reply)](std::string answer) {
+          reply(std::move(answer));
+          --serving;
+        });
       });
   }
 }
@@ -117,6 +122,13 @@ api_core::~api_core() {
   if (ctx.cluster) {
     ctx.cluster->unsubscribe(revoked_sub);
     ctx.cluster->unsubscribe(limits_sub);
+    // No new checks now; the running ones end within the store's request
+    // time-out (10 s) at the latest.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(12);
+    while (serving.load() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (serving.load() > 0)
+      log::warn("limit checks for other nodes still running at shutdown", {{"checks", serving.load()}});
   }
 }
 

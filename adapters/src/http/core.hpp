@@ -127,6 +127,7 @@ struct api_core {
   std::uint64_t revoked_sub = 0;
   static constexpr const char* limits_topic = "limits";
   std::uint64_t limits_sub = 0;
+  std::atomic<int> serving{0}; // limit checks asked by other nodes still running here (the destructor waits)
   actors::rate_limiter limiter;
   std::unique_ptr<api_meter> meter;
   std::unique_ptr<audit_trail> audit;

@@ -117,27 +117,27 @@ void pg_backend::order_outbox(pqxx::transaction_base& t) {
     t.exec("SELECT pg_advisory_xact_lock(109330211761785)");
 }
 
-std::vector<bool> pg_backend::fenced(pqxx::transaction_base& t, const std::vector<change>& batch) {
+std::vector<fence_pass> pg_backend::fenced(pqxx::transaction_base& t, const std::vector<change>& batch) {
   order_outbox(t); // first: every commit of a batch takes it (the fence's row locks come after)
-  std::vector<bool> ok(batch.size(), true);
+  std::vector<fence_pass> out(batch.size());
   if (!fence_ || !fence_->armed())
-    return ok;
-  std::vector<std::uint32_t> shards(batch.size());
-  std::string wanted = "{";
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    shards[i] = runtime::cluster::shard_of(batch[i].row.tenant_id);
-    wanted += (i ? "," : "") + std::to_string(shards[i]);
-  }
-  wanted += "}";
-  auto r = t.exec_params("SELECT shard_id FROM shard_owner WHERE cluster_id = $1 AND owner = $2::uuid "
-                         "AND shard_id = ANY($3::int[]) FOR SHARE",
-                         fence_->cluster(), fence_->incarnation(), wanted);
-  std::vector<bool> owned(runtime::cluster::shard_count, false);
-  for (const auto& row : r)
-    owned[row[0].as<std::uint32_t>() % runtime::cluster::shard_count] = true;
+    return out;
+  std::vector<std::int32_t> shards(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i)
-    ok[i] = owned[shards[i]];
-  return ok;
+    shards[i] = static_cast<std::int32_t>(runtime::cluster::shard_of(batch[i].row.tenant_id));
+  auto r = t.exec_params("SELECT shard_id, epoch FROM shard_owner WHERE cluster_id = $1 AND owner = $2::uuid "
+                         "AND shard_id = ANY($3::int[]) FOR SHARE",
+                         fence_->cluster(), fence_->incarnation(), int_array(shards));
+  std::unordered_map<std::int32_t, std::int64_t> owned;
+  for (const auto& row : r)
+    owned[row[0].as<std::int32_t>()] = row[1].as<std::int64_t>();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto it = owned.find(shards[i]);
+    out[i].ok = it != owned.end();
+    if (out[i].ok)
+      out[i].epoch = it->second;
+  }
+  return out;
 }
 
 std::vector<commit_outcome> pg_backend::commit(const std::vector<change>& batch) {
@@ -151,8 +151,8 @@ std::vector<commit_outcome> pg_backend::commit(const std::vector<change>& batch)
       try {
         pqxx::work w{*conn_};
         auto allowed = fenced(w, batch);
-        if (std::all_of(allowed.begin(), allowed.end(), [](bool b) { return b; })) {
-          copy_user_inserts(w, batch);
+        if (std::all_of(allowed.begin(), allowed.end(), [](const fence_pass& f) { return f.ok; })) {
+          copy_user_inserts(w, batch, allowed);
           w.commit();
           return std::vector<commit_outcome>(batch.size());
         }
@@ -167,7 +167,7 @@ std::vector<commit_outcome> pg_backend::commit(const std::vector<change>& batch)
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& ch = batch[i];
       commit_outcome o;
-      if (!allowed[i]) { // another node owns the shard: nothing of this change is written
+      if (!allowed[i].ok) { // another node owns the shard: nothing of this change is written
         o.status = store_status::moved;
         o.detail = "shard " + std::to_string(runtime::cluster::shard_of(ch.row.tenant_id)) + " is not owned here";
         out.push_back(std::move(o));
@@ -181,7 +181,7 @@ std::vector<commit_outcome> pg_backend::commit(const std::vector<change>& batch)
         if (!ch.message_key.empty()) // first: a redelivery is a duplicate, whatever else it would hit
           w.exec_params("INSERT INTO processed_messages (message_key, applied_us) VALUES ($1, $2)", ch.message_key,
                         protocol::now_us());
-        o = apply(w, ch);
+        o = apply(w, ch, allowed[i].epoch);
         if (o.status == store_status::ok && !ch.idempotency_scope.empty())
           w.exec_params("UPDATE idempotency_keys SET state = 'committed', ref_kind = $2, ref_tenant = $3, "
                         "ref_id = $4 WHERE scope = $1 AND state = 'running'",
@@ -290,13 +290,10 @@ outbox_backlog pg_backend::backlog() {
   });
 }
 
-timer_page pg_backend::due_timers(std::int64_t now_us, std::int32_t limit, const actors::timer_scope& scope) {
+timer_page pg_backend::due_timers(std::int64_t now_us, std::int32_t limit, const actors::shard_scope& scope) {
   return guard([&] {
     pqxx::nontransaction n{*conn_};
-    std::string shards = "{";
-    for (std::size_t i = 0; i < scope.shards.size(); ++i)
-      shards += (i ? "," : "") + std::to_string(scope.shards[i]);
-    shards += "}";
+    auto shards = int_array(scope.shards);
     auto r = n.exec_params("SELECT id, kind, tenant_id, target_id, due_us, attempts, payload FROM timers "
                            "WHERE due_us <= $1 AND ($3 OR shard = ANY($4::int[]) OR ($5 AND shard IS NULL)) "
                            "ORDER BY due_us LIMIT $2",

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <pqxx/pqxx>
 #include <unordered_map>
 
@@ -19,6 +20,22 @@
 namespace colony::adapters::store::pg {
 
 using namespace actors;
+
+/// A PostgreSQL int[] literal ("{1,2,3}") for a $n::int[] parameter.
+inline std::string int_array(const std::vector<std::int32_t>& xs) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    out += (i ? "," : "") + std::to_string(xs[i]);
+  return out + "}";
+}
+
+/// What the cluster fence says of one change: whether it may commit, and
+/// the epoch of its shard's ownership it commits under (none on one node;
+/// written with its events, outbox.shard_epoch).
+struct fence_pass {
+  bool ok = true;
+  std::optional<std::int64_t> epoch;
+};
 
 class pg_backend final : public backend {
 public:
@@ -65,7 +82,7 @@ public:
 
   outbox_backlog backlog() override;
 
-  timer_page due_timers(std::int64_t now_us, std::int32_t limit, const actors::timer_scope& scope) override;
+  timer_page due_timers(std::int64_t now_us, std::int32_t limit, const actors::shard_scope& scope) override;
 
   void timer_done(const std::string& id, std::int64_t due_us) override;
 
@@ -124,7 +141,7 @@ private:
   /// (docs/performance.md). A violated constraint surfaces from a COPY as from
   /// an INSERT (pqxx::integrity_constraint_violation), and the caller falls
   /// back to one change at a time.
-  static void copy_user_inserts(pqxx::work& w, const std::vector<change>& batch) {
+  static void copy_user_inserts(pqxx::work& w, const std::vector<change>& batch, const std::vector<fence_pass>& fence) {
     auto now = protocol::now_us();
     std::map<std::string, int> seats;
     bool events = false, audit = false;
@@ -145,11 +162,11 @@ private:
     if (events) {
       pqxx::stream_to outbox{w, "outbox",
                              std::vector<std::string>{"event_id", "type", "tenant_id", "aggregate_kind", "aggregate_id",
-                                                      "aggregate_version", "created_us", "payload"}};
-      for (const auto& ch : batch)
-        for (const auto& ev : ch.events)
-          outbox << std::make_tuple(ev.id, ev.type, ch.row.tenant_id, std::string{"user"}, ch.row.id, ch.row.version,
-                                    now, bytea_hex(ev.payload));
+                                                      "aggregate_version", "created_us", "payload", "shard_epoch"}};
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        for (const auto& ev : batch[i].events)
+          outbox << std::make_tuple(ev.id, ev.type, batch[i].row.tenant_id, std::string{"user"}, batch[i].row.id,
+                                    batch[i].row.version, now, bytea_hex(ev.payload), fence[i].epoch);
       outbox.complete();
     }
     if (audit) {
@@ -192,7 +209,7 @@ private:
     return o;
   }
 
-  commit_outcome apply(pqxx::transaction_base& t, const change& ch) {
+  commit_outcome apply(pqxx::transaction_base& t, const change& ch, std::optional<std::int64_t> epoch) {
     commit_outcome o;
     const auto& r = ch.row;
     pqxx::binarystring state{r.state};
@@ -243,8 +260,8 @@ private:
     for (const auto& ev : ch.events) {
       pqxx::binarystring payload{ev.payload};
       t.exec_params("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, "
-                    "aggregate_version, created_us, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    ev.id, ev.type, r.tenant_id, std::string{to_string(ch.kind)}, r.id, version, now, payload);
+                    "aggregate_version, created_us, payload, shard_epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    ev.id, ev.type, r.tenant_id, std::string{to_string(ch.kind)}, r.id, version, now, payload, epoch);
     }
     for (const auto& [system, id] : ch.external_ids)
       t.exec_params("INSERT INTO external_ids (system, external_id, tenant_id) VALUES ($1, $2, $3) "
@@ -308,7 +325,7 @@ private:
   /// hand-off of one of them waits for this transaction, and a check made
   /// while a claim is pending waits for it and then sees the new owner.
   /// All true when the fence is off (one node).
-  std::vector<bool> fenced(pqxx::transaction_base& t, const std::vector<change>& batch);
+  std::vector<fence_pass> fenced(pqxx::transaction_base& t, const std::vector<change>& batch);
   /// On a cluster, before a transaction that may write outbox rows: takes
   /// the outbox lock (a transaction-level advisory lock), so the positions
   /// (outbox.seq, drawn at insert) of concurrent writers are drawn and

@@ -165,10 +165,10 @@ webhook_result pg_backend::webhooks(const webhook_op& op) {
         pqxx::work w{*conn_};
         for (const auto& d : op.deliveries)
           w.exec_params("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_id, event_type, body, "
-                        "status, attempts, next_attempt_us, created_us, updated_us) VALUES ($1, $2, $3, $4, $5, $6, "
-                        "'pending', 0, $7, $8, $8) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+                        "status, attempts, next_attempt_us, created_us, updated_us, shard) VALUES ($1, $2, $3, $4, "
+                        "$5, $6, 'pending', 0, $7, $8, $8, $9) ON CONFLICT (endpoint_id, event_id) DO NOTHING",
                         d.id, d.endpoint_id, d.tenant_id, d.event_id, d.event_type, d.body, d.next_attempt_us,
-                        d.created_us);
+                        d.created_us, static_cast<std::int32_t>(runtime::cluster::shard_of(d.tenant_id)));
         w.exec_params("INSERT INTO outbox_cursors (name, position) VALUES ($1, $2) "
                       "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
                       op.cursor, op.position);
@@ -176,12 +176,19 @@ webhook_result pg_backend::webhooks(const webhook_op& op) {
         break;
       }
       case k::due: {
-        pqxx::nontransaction n{*conn_};
-        auto r = n.exec_params("SELECT " + cols +
-                                 ", e.url, e.secret FROM webhook_deliveries d JOIN "
-                                 "webhook_endpoints e ON e.id = d.endpoint_id WHERE d.status = 'pending' AND "
-                                 "d.next_attempt_us <= $1 ORDER BY d.next_attempt_us LIMIT $2",
-                               op.now_us, op.limit);
+        // Claimed in one statement: a delivery another node is attempting
+        // (its lease not over) is not due here, whichever node owns its
+        // shard now; one whose node died is due again when the lease ends.
+        pqxx::work w{*conn_};
+        auto r = w.exec_params("WITH due AS (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND "
+                               "next_attempt_us <= $1 AND ($3 OR shard = ANY($4::int[]) OR ($5 AND shard IS NULL)) "
+                               "ORDER BY next_attempt_us LIMIT $2 FOR UPDATE SKIP LOCKED) "
+                               "UPDATE webhook_deliveries d SET next_attempt_us = $6 FROM due, webhook_endpoints e "
+                               "WHERE d.id = due.id AND e.id = d.endpoint_id RETURNING " +
+                                 cols + ", e.url, e.secret",
+                               op.now_us, op.limit, op.scope.all, int_array(op.scope.shards), op.scope.unsharded,
+                               std::max(op.lease_us, op.now_us));
+        w.commit();
         for (const auto& row : r) {
           auto d = delivery_of(row);
           d.url = row[13].as<std::string>();
@@ -194,7 +201,7 @@ webhook_result pg_backend::webhooks(const webhook_op& op) {
         pqxx::work w{*conn_};
         for (const auto& d : op.deliveries)
           w.exec_params("UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_us = $3, "
-                        "last_status = $4, last_error = $5, updated_us = $6 WHERE id = $7",
+                        "last_status = $4, last_error = $5, updated_us = $6 WHERE id = $7 AND status = 'pending'",
                         d.status, d.attempts, d.next_attempt_us, d.last_status, d.last_error, d.updated_us, d.id);
         w.commit();
         break;

@@ -23,4 +23,9 @@ std::string timestamped_signature(std::string_view secret, std::int64_t t, std::
   return out;
 }
 
+std::string secret_box::key_id() const {
+  std::string_view key{reinterpret_cast<const char*>(key_.data()), key_.size()};
+  return timestamped_signature(key, 0, "colony secrets-key id").substr(0, 16);
+}
+
 } // namespace colony::adapters

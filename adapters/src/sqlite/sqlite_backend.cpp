@@ -191,7 +191,7 @@ outbox_backlog sqlite_backend::backlog() {
 }
 
 // SQLite is one node's store (clustering refuses it): every timer is its own.
-timer_page sqlite_backend::due_timers(std::int64_t now_us, std::int32_t limit, const actors::timer_scope&) {
+timer_page sqlite_backend::due_timers(std::int64_t now_us, std::int32_t limit, const actors::shard_scope&) {
   auto st = prepare("SELECT id, kind, tenant_id, target_id, due_us, attempts, payload FROM timers "
                     "WHERE due_us <= ?1 ORDER BY due_us LIMIT ?2");
   st.bind(1, now_us).bind(2, static_cast<std::int64_t>(limit));

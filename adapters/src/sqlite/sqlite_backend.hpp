@@ -116,7 +116,7 @@ public:
 
   outbox_backlog backlog() override;
 
-  timer_page due_timers(std::int64_t now_us, std::int32_t limit, const actors::timer_scope& scope) override;
+  timer_page due_timers(std::int64_t now_us, std::int32_t limit, const actors::shard_scope& scope) override;
 
   void timer_done(const std::string& id, std::int64_t due_us) override;
 

@@ -1,5 +1,7 @@
 #include "sqlite_backend.hpp"
 
+#include <algorithm>
+
 namespace colony::adapters::store::lite {
 
 api_usage_result sqlite_backend::api_usage(const api_usage_op& op) {
@@ -201,25 +203,33 @@ webhook_result sqlite_backend::webhooks(const webhook_op& op) {
       });
       break;
     }
-    case k::due: {
-      auto q = prepare("SELECT " + cols +
-                       ", e.url, e.secret FROM webhook_deliveries d JOIN webhook_endpoints e "
-                       "ON e.id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_us <= ?1 "
-                       "ORDER BY d.next_attempt_us LIMIT ?2");
-      q.bind(1, op.now_us).bind(2, static_cast<std::int64_t>(op.limit));
-      while (q.step()) {
-        auto d = delivery_of(q);
-        d.url = q.text(13);
-        d.secret = q.text(14);
-        out.deliveries.push_back(std::move(d));
-      }
+    case k::due: { // one node: every shard is its own; claimed as on PostgreSQL
+      write_transaction([&] {
+        auto q = prepare("SELECT " + cols +
+                         ", e.url, e.secret FROM webhook_deliveries d JOIN webhook_endpoints e "
+                         "ON e.id = d.endpoint_id WHERE d.status = 'pending' AND d.next_attempt_us <= ?1 "
+                         "ORDER BY d.next_attempt_us LIMIT ?2");
+        q.bind(1, op.now_us).bind(2, static_cast<std::int64_t>(op.limit));
+        while (q.step()) {
+          auto d = delivery_of(q);
+          d.url = q.text(13);
+          d.secret = q.text(14);
+          d.next_attempt_us = std::max(op.lease_us, op.now_us);
+          out.deliveries.push_back(std::move(d));
+        }
+        for (const auto& d : out.deliveries)
+          prepare("UPDATE webhook_deliveries SET next_attempt_us = ?1 WHERE id = ?2")
+            .bind(1, d.next_attempt_us)
+            .bind(2, d.id)
+            .step();
+      });
       break;
     }
     case k::record: {
       write_transaction([&] {
         for (const auto& d : op.deliveries)
           prepare("UPDATE webhook_deliveries SET status = ?1, attempts = ?2, next_attempt_us = ?3, last_status = ?4, "
-                  "last_error = ?5, updated_us = ?6 WHERE id = ?7")
+                  "last_error = ?5, updated_us = ?6 WHERE id = ?7 AND status = 'pending'")
             .bind(1, d.status)
             .bind(2, static_cast<std::int64_t>(d.attempts))
             .bind(3, d.next_attempt_us)

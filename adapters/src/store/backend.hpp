@@ -59,7 +59,7 @@ public:
 class timer_repository {
 public:
   virtual ~timer_repository() = default;
-  virtual actors::timer_page due_timers(std::int64_t now_us, std::int32_t limit, const actors::timer_scope& scope) = 0;
+  virtual actors::timer_page due_timers(std::int64_t now_us, std::int32_t limit, const actors::shard_scope& scope) = 0;
   /// Deletes the timer if it is still due at `due_us` (not moved meanwhile).
   virtual void timer_done(const std::string& id, std::int64_t due_us) = 0;
   virtual void timer_retry(const std::string& id, std::int64_t due_us, std::int32_t attempts) = 0;

@@ -183,7 +183,7 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
       });
     },
     [self](backlog_atom) { return guarded<outbox_backlog>(self, [&](backend& b) { return b.backlog(); }); },
-    [self](timers_atom, std::int64_t now, std::int32_t limit, const timer_scope& scope) {
+    [self](timers_atom, std::int64_t now, std::int32_t limit, const shard_scope& scope) {
       return guarded<timer_page>(self, [&](backend& b) { return b.due_timers(now, limit, scope); });
     },
     [self](timer_done_atom, const std::string& id, std::int64_t due) {
@@ -418,8 +418,8 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self, reader](webhook_atom, webhook_op& op) -> caf::result<webhook_result> {
       using k = webhook_op::kind;
-      bool write =
-        op.what == k::create_endpoint || op.what == k::delete_endpoint || op.what == k::enqueue || op.what == k::record;
+      bool write = op.what == k::create_endpoint || op.what == k::delete_endpoint || op.what == k::enqueue ||
+        op.what == k::record || op.what == k::due; // due claims what it returns
       if (write)
         return self->delegate(self->state.writer, webhook_atom::value, std::move(op));
       return self->delegate(reader(), webhook_atom::value, std::move(op));
@@ -463,7 +463,7 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     [self, reader](backlog_atom) -> caf::result<outbox_backlog> {
       return self->delegate(reader(), backlog_atom::value);
     },
-    [self, reader](timers_atom, std::int64_t now, std::int32_t limit, timer_scope& scope) -> caf::result<timer_page> {
+    [self, reader](timers_atom, std::int64_t now, std::int32_t limit, shard_scope& scope) -> caf::result<timer_page> {
       return self->delegate(reader(), timers_atom::value, now, limit, std::move(scope));
     },
     [self](timer_done_atom, std::string& id, std::int64_t due) -> caf::result<commit_outcome> {

@@ -48,6 +48,7 @@ public:
     o.ca_file = cfg.webhook_ca_file;
     o.allow_private_targets = cfg.webhook_allow_private_targets;
     o.secrets = node.find<const secret_box>();
+    o.metrics = node.metrics;
     actor_ = spawn_webhook_notifier(node.sys, node.store, o);
   }
 

@@ -38,6 +38,9 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 
 constexpr const char* cursor_name = "webhooks";
+/// A claimed delivery is due again this long after its attempt's timeout
+/// (when the node that claimed it did not record the attempt: it died).
+constexpr std::chrono::seconds claim_margin{2};
 
 struct attempt_result {
   std::string delivery_id;
@@ -218,13 +221,30 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
   std::mt19937_64 rng{std::random_device{}()};
 
   for (;;) {
-    if (o.owner && !o.owner->granted("webhooks") && in_flight.empty()) {
+    // The fan-out is the "webhooks" chore's (one reader of the outbox, one
+    // cursor); deliveries are sent by the owner of their tenant's shard on a
+    // cluster (a dead node's are due again on the new owners when their
+    // claim runs out), and the chore's holder sends those written before
+    // deliveries had a shard.
+    bool fan_out = !o.owner || o.owner->granted("webhooks");
+    shard_scope scope;
+    if (o.owner) {
+      if (auto mine = o.owner->shards()) {
+        scope.all = false;
+        scope.shards = std::move(*mine);
+      }
+      scope.unsharded = !scope.all && fan_out;
+    }
+    bool sends = scope.all || !scope.shards.empty() || scope.unsharded;
+    if (!fan_out && !sends && in_flight.empty()) {
       if (stopped(o.poll_interval))
         break;
       continue;
     }
     // 1. Fan out new events to matching endpoints (with the new read position, atomically).
-    if (!position) {
+    if (!fan_out)
+      position.reset(); // read again when granted: another node moved it meanwhile
+    if (fan_out && !position) {
       webhook_op op;
       op.what = webhook_op::kind::read_cursor;
       op.cursor = cursor_name;
@@ -232,7 +252,7 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
       if (r.status == store_status::ok)
         position = r.position;
     }
-    if (position) {
+    if (fan_out && position) {
       event_page page;
       page.status = store_status::unavailable;
       self->request(store, timeout, events_atom::value, event_query{{}, *position, 200, false})
@@ -302,6 +322,13 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
         d.updated_us = now;
         std::uniform_real_distribution<double> jitter(0.0, 1.0);
         auto next = after_attempt(f.error.empty(), d.attempts, o.max_attempts, o.retry_base, jitter(rng), now);
+        if (o.metrics)
+          o.metrics->count("colony_webhook_attempts_total",
+                           "Webhook delivery attempts this node made, by outcome (delivered, retry, dead)",
+                           {{"outcome",
+                             next.what == delivery_next::state::delivered ? "delivered"
+                               : next.what == delivery_next::state::dead  ? "dead"
+                                                                          : "retry"}});
         if (next.what == delivery_next::state::delivered) {
           d.status = "delivered";
         } else if (next.what == delivery_next::state::dead) {
@@ -318,12 +345,16 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
         log::warn("webhook results not recorded; those deliveries are retried");
     }
 
-    // 3. Start due deliveries, concurrently.
-    if (static_cast<int>(in_flight.size()) < o.max_in_flight) {
+    // 3. Claim due deliveries (until the attempt's timeout and a margin
+    // are over) and start them, concurrently.
+    if (sends && static_cast<int>(in_flight.size()) < o.max_in_flight) {
       webhook_op due;
       due.what = webhook_op::kind::due;
       due.now_us = protocol::now_us();
-      due.limit = o.max_in_flight;
+      due.limit = o.max_in_flight - static_cast<int>(in_flight.size());
+      due.scope = std::move(scope);
+      due.lease_us =
+        due.now_us + std::chrono::duration_cast<std::chrono::microseconds>(o.timeout + claim_margin).count();
       auto r = ask(due);
       for (auto& d : r.deliveries) {
         if (in_flight.contains(d.id) || static_cast<int>(in_flight.size()) >= o.max_in_flight)

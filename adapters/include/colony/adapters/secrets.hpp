@@ -36,6 +36,9 @@ public:
   /// (stored before sealing existed) is returned as it is; nullopt if it does
   /// not open under this key (another key, or tampered with).
   [[nodiscard]] std::optional<std::string> open(std::string_view stored) const;
+  /// 16 hex digits that name the key without revealing it (an HMAC of a
+  /// fixed text under it): the nodes of a cluster compare theirs at the hello.
+  [[nodiscard]] std::string key_id() const;
 
 private:
   std::array<unsigned char, 32> key_;

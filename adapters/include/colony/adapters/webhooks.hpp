@@ -27,7 +27,8 @@ struct webhook_options {
   bool allow_private_targets = false; // deliver to loopback, private, link-local addresses too (tests)
   std::shared_ptr<const secret_box> secrets; // opens the endpoints' sealed secrets; null: stored as they are
   std::shared_ptr<runtime::singleton> owner =
-    runtime::single_node_singleton(); // works only while "webhooks" is granted
+    runtime::single_node_singleton();        // fans out while "webhooks" is granted; sends for owner->shards()
+  std::shared_ptr<runtime::metrics> metrics; // colony_webhook_attempts_total; may be null
 };
 
 /// An endpoint URL Colony can deliver to (protocol/url.hpp parses it).

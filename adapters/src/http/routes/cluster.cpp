@@ -29,7 +29,10 @@ void cluster_view(api_core& a, std::shared_ptr<call> c) {
             nlohmann::json::array({{{"nodeName", a.opts.node_name},
                                     {"status", "active"},
                                     {"http", a.opts.host + ":" + std::to_string(a.opts.port)},
-                                    {"shards", runtime::cluster::shard_count}}})}};
+                                    {"shards", runtime::cluster::shard_count},
+                                    {"targetShards", runtime::cluster::shard_count}}})},
+           {"shardsMoving", 0},
+           {"shardsUnowned", 0}};
     c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
     return;
   }
@@ -43,11 +46,18 @@ void cluster_view(api_core& a, std::shared_ptr<call> c) {
                        {"http", m.http},
                        {"leaseRemainingMs", m.lease_ms},
                        {"shards", m.shards},
+                       {"targetShards", m.target_shards},
                        {"connected", m.connected},
                        {"deadReason", m.dead_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.dead_reason)},
                        {"drainedBy", m.drained_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.drained_by)}});
-  doc = {{"clusterName", v.cluster_name}, {"clustering", true}, {"answeredBy", v.node_name},
-         {"incarnation", v.incarnation},  {"status", v.status}, {"version", v.version},
+  doc = {{"clusterName", v.cluster_name},
+         {"clustering", true},
+         {"answeredBy", v.node_name},
+         {"incarnation", v.incarnation},
+         {"status", v.status},
+         {"version", v.version},
+         {"shardsMoving", v.shards_moving},
+         {"shardsUnowned", v.shards_unowned},
          {"members", std::move(members)}};
   c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
 }

@@ -70,11 +70,12 @@ private:
 struct member_view {
   std::string node_name;
   std::string incarnation;
-  std::string status;        // joining | active | draining | dead
-  std::string address;       // cluster address host:port
-  std::string http;          // HTTP address host:port
-  std::int64_t lease_ms = 0; // lease left by the database clock at the last read (negative: expired)
-  std::int64_t shards = 0;   // shards it owns
+  std::string status;             // joining | active | draining | dead
+  std::string address;            // cluster address host:port
+  std::string http;               // HTTP address host:port
+  std::int64_t lease_ms = 0;      // lease left by the database clock at the last read (negative: expired)
+  std::int64_t shards = 0;        // shards it owns
+  std::int64_t target_shards = 0; // shards the placement rule gives it (0 unless active)
   std::string dead_reason;
   std::string drained_by; // draining: "operator" (POST .../drain) or "shutdown" (SIGTERM)
   bool connected = false; // this node has a live connection to it (always true for itself)
@@ -86,6 +87,8 @@ struct cluster_view {
   std::string incarnation;
   std::string status;
   std::int64_t version = 0;
+  std::int64_t shards_moving = 0;   // shards not yet on the member the placement rule names
+  std::int64_t shards_unowned = 0;  // shards without a live owner
   std::vector<member_view> members; // live ones, then the most recent dead ones
 };
 

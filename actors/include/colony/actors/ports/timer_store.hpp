@@ -11,6 +11,7 @@
 
 #include "colony/actors/messages.hpp"
 #include "colony/actors/ports/entity_store.hpp"
+#include "colony/actors/ports/shard_scope.hpp"
 
 namespace colony::actors {
 
@@ -20,20 +21,11 @@ struct timer_page {
   std::string detail;
 };
 
-/// Whose due timers a poll wants: every one (one node), or those of
-/// `shards` and, if `unsharded`, those written before timers had a shard.
-struct timer_scope {
-  bool all = true;
-  std::vector<std::int32_t> shards;
-  bool unsharded = false;
-};
-
 using timer_store =
-  caf::typed_actor<caf::replies_to<timers_atom, std::int64_t, std::int32_t, timer_scope>::with<timer_page>,
+  caf::typed_actor<caf::replies_to<timers_atom, std::int64_t, std::int32_t, shard_scope>::with<timer_page>,
                    caf::replies_to<timer_done_atom, std::string, std::int64_t>::with<commit_outcome>,
                    caf::replies_to<timer_retry_atom, std::string, std::int64_t, std::int32_t>::with<commit_outcome>>;
 
 } // namespace colony::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::timer_page)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::timer_scope)

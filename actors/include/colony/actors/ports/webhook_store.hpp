@@ -11,6 +11,7 @@
 #include "colony/actors/messages.hpp"
 #include "colony/actors/ports/store_common.hpp"
 #include "colony/actors/ports/idempotency_store.hpp"
+#include "colony/actors/ports/shard_scope.hpp"
 
 namespace colony::actors {
 
@@ -52,7 +53,9 @@ struct webhook_op {
     delete_endpoint, // tenant_id, endpoint_id (its pending deliveries die)
     read_cursor,     // cursor → position
     enqueue,         // deliveries + cursor/position, in one transaction
-    due,             // now_us, limit → pending deliveries due, with url and secret
+    due,             // now_us, limit, scope, lease_us → pending deliveries due (with url and secret),
+                     // claimed: not due again before lease_us unless recorded
+
     record,          // deliveries (status, attempts, next_attempt_us, last_*)
     list_deliveries, // tenant_id, endpoint_id, after (delivery id), limit
   } what = kind::list_endpoints;
@@ -65,6 +68,8 @@ struct webhook_op {
   std::vector<webhook_delivery> deliveries;
   std::int64_t now_us = 0;
   int limit = 100;
+  shard_scope scope;         // due: whose deliveries (the shards this node owns on a cluster)
+  std::int64_t lease_us = 0; // due: a claimed delivery's next_attempt_us until its attempt is recorded
   std::string after;
   std::vector<audit_record> audit; // create/delete_endpoint: written in the same transaction
 };
