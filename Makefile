@@ -11,7 +11,8 @@ export CCACHE_BASEDIR := $(CURDIR)
 # Everything the build, the node and the tests need, as Debian 12 packages.
 DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev libsqlite3-dev \
         libprotobuf-dev protobuf-compiler libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev \
-        catch2 libjemalloc-dev libssl-dev openssl clang libclang-rt-14-dev librdkafka-dev kcat wrk nginx-light gnuplot-nox postgresql-15 postgresql-client-15 iproute2 util-linux python3 curl clang-format clang-tidy
+        catch2 libjemalloc-dev libssl-dev openssl clang libclang-rt-14-dev librdkafka-dev kcat wrk nginx-light gnuplot-nox postgresql-15 postgresql-client-15 iproute2 util-linux python3 curl clang-format clang-tidy \
+        libcli11-dev libncurses-dev tmux chromium fonts-dejavu-core
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -25,13 +26,15 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# Node.js tooling of the tests (the OpenAPI validator), from the committed lock file.
+# Node.js tooling of the tests (the OpenAPI validator, playwright-core for the console's
+# browser tests against Debian's chromium), from the committed lock files.
 node-deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 	  echo "installing Debian packages: nodejs npm"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
 	@cd tests/openapi && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 
 build: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCOLONY_WERROR=ON -DCOLONY_SANITIZE=$(SANITIZE) >/dev/null

@@ -1,8 +1,11 @@
 #include "colony/runtime/entity_registry.hpp"
+#include "colony/runtime/introspection.hpp"
 
 #include "colony/actors/kinds.hpp"
 
+#include <algorithm>
 #include <array>
+#include <deque>
 #include <chrono>
 #include <atomic>
 #include <caf/all.hpp>
@@ -160,6 +163,7 @@ public:
       sh.emplace(n, slot{fresh, 1, clock::now()});
     }
     ++stats_.activations;
+    ++per_kind(stats_.kind_activations, key.kind);
     count_live(key.kind, +1);
     if (m_)
       m_->entity_activated(key.kind);
@@ -179,6 +183,7 @@ public:
       sh.erase(n);
     }
     ++stats_.passivations;
+    ++per_kind(stats_.kind_passivations, key.kind);
     count_live(key.kind, -1);
     if (m_)
       m_->entity_passivated(key.kind);
@@ -226,6 +231,8 @@ public:
     }
     count_live(key.kind, -1);
     ++stats_.crashes;
+    ++per_kind(stats_.kind_crashes, key.kind);
+    remember_crash(key, reason);
     if (m_)
       m_->entity_crashed(key.kind);
     log::error("entity crashed; it will be re-activated by its next message",
@@ -252,13 +259,9 @@ public:
         }
       }
       for (auto it = sh.odd.begin(); it != sh.odd.end();) {
-        // "kind/<tenant id>/<id>"
-        auto first = it->first.find('/');
-        auto second = first == std::string::npos ? first : it->first.find('/', first + 1);
-        auto tenant = second == std::string::npos ? std::string{} : it->first.substr(first + 1, second - first - 1);
+        auto [kind, tenant] = split_text_key(it->first);
         if (pred(tenant)) {
-          gone.emplace_back(it->first.starts_with("tenant/") ? entity_kind::tenant : entity_kind::user,
-                            std::move(it->second.actor));
+          gone.emplace_back(kind, std::move(it->second.actor));
           it = sh.odd.erase(it);
         } else {
           ++it;
@@ -270,12 +273,100 @@ public:
     // its answer, or "moved" from the fence), since release() finds it gone.
     for (auto& [kind, a] : gone) {
       ++stats_.passivations;
+      ++per_kind(stats_.kind_passivations, kind);
       count_live(kind, -1);
       if (m_)
         m_->entity_passivated(kind);
       caf::anon_send(a, actors::idle_atom::value);
     }
     return gone.size();
+  }
+
+  census take_census(std::size_t limit) const {
+    census c;
+    for (const auto& k : actors::builtin_kinds().all()) {
+      auto i = static_cast<std::size_t>(k.kind) % actors::max_kinds;
+      c.kinds.push_back({k.kind, stats_.live[i].load(), stats_.kind_activations[i].load(),
+                         stats_.kind_passivations[i].load(), stats_.kind_crashes[i].load()});
+    }
+    // Tenants by their packed ids (16 bytes), counted shard by shard; the
+    // few keys kept as text by their tenant id; merged by id at the end.
+    std::unordered_map<std::string, tenant_live> packed_ids, text_ids;
+    for (auto& sh : shards_) {
+      std::lock_guard lock{sh.mu};
+      for (const auto& [k, _] : sh.live) {
+        auto& t = packed_ids[std::string(reinterpret_cast<const char*>(k.b.data() + 1), 16)];
+        ++t.total;
+        ++t.by_kind[k.b[0] % actors::max_kinds];
+      }
+      for (const auto& [text, _] : sh.odd) {
+        auto [kind, tenant] = split_text_key(text);
+        auto& t = text_ids[tenant];
+        ++t.total;
+        ++t.by_kind[static_cast<std::size_t>(kind) % actors::max_kinds];
+      }
+    }
+    for (auto& [bytes, t] : packed_ids) {
+      auto& into = text_ids[unpack_uuid(reinterpret_cast<const std::uint8_t*>(bytes.data()))];
+      into.total += t.total;
+      for (std::size_t i = 0; i < actors::max_kinds; ++i)
+        into.by_kind[i] += t.by_kind[i];
+    }
+    c.tenants_live = static_cast<std::int64_t>(text_ids.size());
+    std::vector<tenant_live> all;
+    all.reserve(text_ids.size());
+    for (auto& [id, t] : text_ids) {
+      t.tenant_id = id;
+      all.push_back(std::move(t));
+    }
+    auto n = std::min(limit, all.size());
+    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(),
+                      [](const tenant_live& a, const tenant_live& b) {
+                        return a.total != b.total ? a.total > b.total : a.tenant_id < b.tenant_id;
+                      });
+    all.resize(n);
+    c.top_tenants = std::move(all);
+    return c;
+  }
+
+  tenant_live tenant_census(const std::string& tenant_id) const {
+    tenant_live t;
+    t.tenant_id = tenant_id;
+    std::uint8_t want[16];
+    bool packed_id = pack_uuid(tenant_id, want);
+    for (auto& sh : shards_) {
+      std::lock_guard lock{sh.mu};
+      if (packed_id)
+        for (const auto& [k, _] : sh.live)
+          if (std::equal(want, want + 16, k.b.data() + 1)) {
+            ++t.total;
+            ++t.by_kind[k.b[0] % actors::max_kinds];
+          }
+      for (const auto& [text, _] : sh.odd) {
+        auto [kind, tenant] = split_text_key(text);
+        if (tenant == tenant_id) {
+          ++t.total;
+          ++t.by_kind[static_cast<std::size_t>(kind) % actors::max_kinds];
+        }
+      }
+    }
+    return t;
+  }
+
+  std::optional<entity_probe> probe(const entity_key& key) const {
+    name n{key};
+    auto& sh = shard_of(n);
+    std::lock_guard lock{sh.mu};
+    const auto* s = sh.find(n);
+    if (s == nullptr)
+      return std::nullopt;
+    return entity_probe{s->forwarded,
+                        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - s->last_routed).count()};
+  }
+
+  std::vector<crash_record> recent_crashes() const {
+    std::lock_guard lock{crash_mu_};
+    return {crashes_.rbegin(), crashes_.rend()};
   }
 
   /// Node shutdown: every commit has been answered, so entities can go.
@@ -294,7 +385,30 @@ public:
 private:
   static constexpr std::size_t shard_count = 32;
 
-  shard& shard_of(const name& n) { return shards_[n.hash() % shard_count]; }
+  shard& shard_of(const name& n) const { return shards_[n.hash() % shard_count]; }
+
+  static std::atomic<std::int64_t>& per_kind(std::array<std::atomic<std::int64_t>, actors::max_kinds>& a,
+                                             entity_kind kind) {
+    return a[static_cast<std::size_t>(kind) % actors::max_kinds];
+  }
+
+  /// "kind/<tenant id>/<id>" (entity_key::str()) → (kind, tenant id).
+  static std::pair<entity_kind, std::string> split_text_key(const std::string& text) {
+    auto first = text.find('/');
+    auto second = first == std::string::npos ? first : text.find('/', first + 1);
+    auto tenant = second == std::string::npos ? std::string{} : text.substr(first + 1, second - first - 1);
+    return {text.starts_with("tenant/") ? entity_kind::tenant : entity_kind::user, std::move(tenant)};
+  }
+
+  void remember_crash(const entity_key& key, const std::string& reason) {
+    auto now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+    std::lock_guard lock{crash_mu_};
+    if (crashes_.size() == crash_ring)
+      crashes_.pop_front();
+    crashes_.push_back({key.kind, key.tenant_id, key.id, reason.substr(0, 512), now});
+  }
 
   void count_live(entity_kind kind, int delta) {
     auto& n = stats_.live[static_cast<std::size_t>(kind) % actors::max_kinds];
@@ -306,13 +420,16 @@ private:
   struct counters {
     std::array<std::atomic<std::int64_t>, actors::max_kinds> live{}; // by kind id
     std::atomic<std::int64_t> activations{0}, passivations{0}, crashes{0};
+    std::array<std::atomic<std::int64_t>, actors::max_kinds> kind_activations{}, kind_passivations{}, kind_crashes{};
   };
 
   caf::actor_system& sys_;
   std::shared_ptr<metrics> m_;
   std::shared_ptr<const actors::entity_env> env_;
-  std::array<shard, shard_count> shards_;
+  mutable std::array<shard, shard_count> shards_;
   counters stats_;
+  mutable std::mutex crash_mu_;
+  std::deque<crash_record> crashes_; // the last crash_ring, oldest first
   std::atomic<bool> stopped_{false};
 };
 
@@ -352,6 +469,19 @@ caf::behavior registry(caf::stateful_actor<registry_state>* self, std::shared_pt
 
 std::size_t evict_where(const entity_registry& r, const std::function<bool(const std::string&)>& tenant_pred) {
   return static_cast<directory&>(*r.router).evict_where(tenant_pred);
+}
+
+namespace {
+const directory& dir_of(const std::shared_ptr<actors::entity_router>& r) { return static_cast<const directory&>(*r); }
+} // namespace
+
+census local_entities::take_census(std::size_t limit) const { return dir_of(dir_).take_census(limit); }
+tenant_live local_entities::tenant_census(const std::string& tenant_id) const {
+  return dir_of(dir_).tenant_census(tenant_id);
+}
+std::vector<crash_record> local_entities::recent_crashes() const { return dir_of(dir_).recent_crashes(); }
+std::optional<entity_probe> local_entities::probe(const actors::entity_key& key) const {
+  return dir_of(dir_).probe(key);
 }
 
 void stop_entity_registry(const entity_registry& r) {

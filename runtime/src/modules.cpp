@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "colony/runtime/module.hpp"
+#include "colony/runtime/introspection.hpp"
 #include "colony/runtime/timer_service.hpp"
 
 namespace colony::runtime {
@@ -46,6 +47,9 @@ public:
     env.store_timeout = node.cfg.request_timeout;
     env.fault_injection = node.cfg.fault_injection;
     node.entities = spawn_entity_registry(node.sys, env, node.metrics);
+    // The directory itself, for introspection, whatever the cluster module
+    // puts in front of node.entities later.
+    node.provide(std::make_shared<const local_entities>(local_entities{node.entities.router}));
   }
 
   void stop(node_context& node, std::chrono::steady_clock::time_point) override {

@@ -195,6 +195,30 @@ class OpenApiConformance(unittest.TestCase):
         x("GET", "/v1/audit-log", "/v1/audit-log?limit=5", who=root)
         x("GET", "/v1/audit-log", "/v1/audit-log", who=roles["owner"])
 
+        # The introspection API (console, colonyctl).
+        x("GET", "/v1/admin/nodes", "/v1/admin/nodes", who=root)
+        x("GET", "/v1/admin/nodes", "/v1/admin/nodes", who=roles["owner"])
+        x("GET", "/v1/admin/actors", "/v1/admin/actors?top=5", who=root)
+        x("GET", "/v1/admin/actors", "/v1/admin/actors?top=0", who=root)
+        x("GET", "/v1/admin/crashes", "/v1/admin/crashes", who=root)
+        x("GET", "/v1/admin/crashes", "/v1/admin/crashes?limit=99", who=root)
+        x("GET", "/v1/admin/tenants/{tenantId}", f"/v1/admin/tenants/{tid}", who=root)
+        x("GET", "/v1/admin/tenants/{tenantId}", f"/v1/admin/tenants/{uuid.uuid4()}", who=root)
+        A = "/v1/admin/actors/{kind}/{actorId}"
+        x("GET", A, f"/v1/admin/actors/tenant/{tid}", who=root)
+        x("GET", A, f"/v1/admin/actors/user/{uuid.uuid4()}?tenantId={tid}", who=root)
+        x("GET", A, f"/v1/admin/actors/user/{uuid.uuid4()}", who=root)
+
+        # The console's session (its stream never ends: the browser test reads it).
+        CS = "/console/session"
+        x("GET", CS, CS, label="no session")
+        x("POST", CS, CS, {"token": root})
+        x("POST", CS, CS, {"token": ""}, label="empty")
+        x("POST", CS, CS, {"token": "ck_nope"}, label="unknown")
+        x("POST", CS, CS, {"token": roles["owner"]}, label="tenant credential")
+        x("POST", CS, CS, {"token": root}, headers={"Origin": "https://evil.example"}, label="origin")
+        x("DELETE", CS, CS)
+
         # Stripe.
         S = "/v1/billing/webhooks/stripe"
         ev = json.dumps({"id": "evt_" + uuid.uuid4().hex, "type": "customer.subscription.updated",

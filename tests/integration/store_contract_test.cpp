@@ -502,6 +502,16 @@ TEST_CASE_METHOD(fixture, "store: the outbox holds exactly the events of committ
   REQUIRE(rest.rows.size() == 1);
   CHECK(rest.rows[0].position == page.rows[1].position);
   CHECK(events(event_query{tid, 0, 1, false}).rows.size() == 1);
+  // The latest: the last `limit`, in position order (the console's tail starts there).
+  auto last = events(event_query{tid, 0, 1, false, true});
+  REQUIRE(last.rows.size() == 1);
+  CHECK(last.rows[0].position == page.rows[1].position);
+  auto both = events(event_query{tid, 0, 5, false, true});
+  REQUIRE(both.rows.size() == 2);
+  CHECK(both.rows[0].position == page.rows[0].position);
+  auto newest = events(event_query{"", 0, 1, false, true});
+  REQUIRE(newest.rows.size() == 1);
+  CHECK(newest.rows[0].position >= page.rows[1].position);
 
   // The all-tenants feed has them too, at the same positions.
   auto all = events(event_query{"", page.rows[0].position - 1, 1000, false});

@@ -80,6 +80,53 @@ public:
     caf::anon_send(asker_, std::move(job));
   }
 
+  void ask_members(std::string topic, std::string payload, std::chrono::milliseconds timeout,
+                   std::function<void(std::vector<rc::cluster_service::member_answer>)> done) override {
+    using answer_t = rc::cluster_service::member_answer;
+    struct gather {
+      std::mutex mu;
+      std::vector<answer_t> answers;
+      std::size_t left = 0;
+      std::function<void(std::vector<answer_t>)> done;
+    };
+    auto g = std::make_shared<gather>();
+    g->done = std::move(done);
+    auto t = st_->table();
+    std::vector<std::pair<std::size_t, peer_link>> asks;
+    for (std::size_t i = 0; i < t->members.size(); ++i) {
+      const auto& m = t->members[i];
+      if (static_cast<int>(i) == t->self || m.state == status::dead)
+        continue;
+      g->answers.push_back({m.node_name, std::nullopt, {}});
+      if (auto link = st_->link(m.incarnation))
+        asks.emplace_back(g->answers.size() - 1, std::move(*link));
+      else
+        g->answers.back().why = "not connected";
+    }
+    g->left = asks.size();
+    if (asks.empty()) {
+      g->done(std::move(g->answers));
+      return;
+    }
+    for (auto& [slot, link] : asks) {
+      auto job = std::make_shared<ask_job>(
+        ask_job{link.gateway, topic, {}, payload, timeout, [g, slot](std::optional<std::string> a) {
+                  std::unique_lock lock{g->mu};
+                  auto& into = g->answers[slot];
+                  if (a)
+                    into.answer = std::move(a);
+                  else
+                    into.why = "no answer (timed out, or not serving it)";
+                  if (--g->left > 0)
+                    return;
+                  auto all = std::move(g->answers);
+                  lock.unlock();
+                  g->done(std::move(all));
+                }});
+      caf::anon_send(asker_, std::move(job));
+    }
+  }
+
   std::int64_t force_claim(std::string_view tenant_id) override {
     if (!st_->cfg().fault_injection)
       return 0;

@@ -34,6 +34,9 @@ using bcast_atom = caf::atom_constant<caf::atom("cl_bcast")>;
 /// (ask_atom, topic, tenant id, payload) -> string to an owner's gateway
 /// (cluster_service::ask_owner); an empty answer: not served or not owned there.
 using ask_atom = caf::atom_constant<caf::atom("cl_ask")>;
+/// (ask_node_atom, topic, payload) -> string to any member's gateway
+/// (cluster_service::ask_members): what it serves for topic, about itself.
+using ask_node_atom = caf::atom_constant<caf::atom("cl_askn")>;
 using force_atom = caf::atom_constant<caf::atom("cl_force")>;
 using view_atom = caf::atom_constant<caf::atom("cl_view")>;
 using hello_atom = caf::atom_constant<caf::atom("cl_hello")>;
@@ -79,7 +82,7 @@ caf::actor spawn_asker(caf::actor_system& sys);
 /// What the asker gets: the owner's gateway, the request, where the answer goes.
 struct ask_job {
   caf::actor gateway;
-  std::string topic, tenant, payload;
+  std::string topic, tenant, payload; // tenant empty: ask_node_atom (about the node, not a tenant)
   std::chrono::milliseconds timeout;
   std::function<void(std::optional<std::string>)> answer;
 };

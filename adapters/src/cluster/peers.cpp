@@ -389,6 +389,15 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<shared_state> st,
         return std::string{};
       return rp;
     },
+    [self](ask_node_atom, const std::string& topic, const std::string& payload) -> caf::result<std::string> {
+      auto& s = self->state;
+      if (!known_sender(self) || !s.st->serving())
+        return std::string{};
+      auto rp = self->make_response_promise<std::string>();
+      if (!s.st->handle(topic, payload, [rp](std::string answer) mutable { rp.deliver(std::move(answer)); }))
+        return std::string{};
+      return rp;
+    },
     [self](refresh_atom) {
       if (known_sender(self) && self->state.manager)
         self->send(self->state.manager, refresh_atom::value);
@@ -481,18 +490,25 @@ caf::actor spawn_peers(caf::actor_system& sys, std::shared_ptr<shared_state> st)
 }
 
 caf::actor spawn_asker(caf::actor_system& sys) {
-  return sys.spawn([](caf::event_based_actor* self) -> caf::behavior {
-    return {
-      [self](const std::shared_ptr<ask_job>& job) {
-        self->request(job->gateway, job->timeout, ask_atom::value, job->topic, job->tenant, job->payload)
-          .then(
-            [job](const std::string& answer) {
-              job->answer(answer.empty() ? std::nullopt : std::optional<std::string>{answer});
-            },
-            [job](caf::error&) { job->answer(std::nullopt); });
-      },
-    };
-  });
+  // The int is not used: CAF 0.17 spawns a function actor without arguments
+  // by dereferencing a null shared_ptr<tuple<>> (UBSan reports it; bridge.cpp).
+  return sys.spawn(
+    [](caf::event_based_actor* self, int) -> caf::behavior {
+      return {
+        [self](const std::shared_ptr<ask_job>& job) {
+          auto ok = [job](const std::string& answer) {
+            job->answer(answer.empty() ? std::nullopt : std::optional<std::string>{answer});
+          };
+          auto failed = [job](caf::error&) { job->answer(std::nullopt); };
+          if (job->tenant.empty())
+            self->request(job->gateway, job->timeout, ask_node_atom::value, job->topic, job->payload).then(ok, failed);
+          else
+            self->request(job->gateway, job->timeout, ask_atom::value, job->topic, job->tenant, job->payload)
+              .then(ok, failed);
+        },
+      };
+    },
+    0);
 }
 
 caf::actor spawn_cluster_gateway(caf::actor_system& sys, std::shared_ptr<shared_state> st,

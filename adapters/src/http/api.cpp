@@ -4,6 +4,7 @@
 // the CORS headers. The steps live in pipeline/, the handlers in routes/.
 #include "api.hpp"
 #include "core.hpp"
+#include "console.hpp"
 #include "params.hpp"
 #include "pipeline/cors.hpp"
 #include "pipeline/fault_injection.hpp"
@@ -36,6 +37,8 @@ void api_core::dispatch(std::shared_ptr<call> c) {
   auto path = target.substr(0, qpos);
   if (qpos != std::string_view::npos)
     c->query = parse_query(target.substr(qpos + 1));
+  if (serve_console_page(c, path))
+    return;
   auto segs = split_path(path);
   std::vector<std::string> methods; // of routes whose path matches, for 405
   if (const auto* r = routes.match(c->req.method, segs, methods)) {
@@ -96,6 +99,8 @@ api::api(caf::actor_system& sys, const http_options& opts, api_context ctx)
 }
 
 api::~api() = default;
+
+void api::set_bound_port(std::uint16_t port) { impl_->opts.port = port; }
 
 void api::flush(std::chrono::milliseconds timeout) {
   impl_->meter->flush_now(timeout);

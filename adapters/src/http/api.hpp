@@ -6,6 +6,7 @@
 #include <atomic>
 #include <optional>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,7 +32,23 @@ struct api_request {
   std::string cors_headers;     // Access-Control-Request-Headers (preflight)
   std::string authorization;    // Authorization
   std::string client_addr;      // the peer's IP address
+  std::string cookie;           // Cookie (the console's session)
+  std::string host;             // Host (the console checks Origin against it)
+  std::string accept_encoding;  // Accept-Encoding (gzip for the console's files)
+  std::string last_event_id;    // Last-Event-ID (an EventSource resuming)
   std::string body;
+};
+
+/// A streamed answer (Server-Sent Events): after the head (no
+/// Content-Length; the stream ends with the connection) the server asks it,
+/// on the connection's thread about every 250 ms, what to send. pull() must
+/// not block. The server ends the stream when pull() says so, when the
+/// client goes, or when the node shuts down.
+class stream_source {
+public:
+  virtual ~stream_source() = default;
+  /// Bytes to send now (empty: nothing yet), or nullopt: the stream ends.
+  virtual std::optional<std::string> pull() = 0;
 };
 
 struct api_response {
@@ -39,8 +56,9 @@ struct api_response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string route = "unmatched"; // the route template, for logs and metrics
-  std::string problem_type;        // a problem+json answer: its type ("forbidden"), for the refusal audit
+  std::string route = "unmatched";       // the route template, for logs and metrics
+  std::string problem_type;              // a problem+json answer: its type ("forbidden"), for the refusal audit
+  std::shared_ptr<stream_source> stream; // set: the body is this stream, after `body` (usually empty)
 };
 
 using responder = std::function<void(api_response)>;
@@ -54,6 +72,9 @@ public:
   static std::vector<route_info> routes();
   /// Makes /readyz answer 503 (shutting down).
   void set_draining() { draining_ = true; }
+  /// The port the server bound (`--listen …:0` picks one): what this node
+  /// says it serves on. Called once, before the first request.
+  void set_bound_port(std::uint16_t port);
   /// Stores the metered API calls and the audit records not yet written (at shutdown).
   void flush(std::chrono::milliseconds timeout);
   /// Ends the bridge actors and waits (at most `timeout`) until they are

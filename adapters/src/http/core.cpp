@@ -52,7 +52,7 @@ api_response created(const nlohmann::json& doc, const std::string& location) {
   return r;
 }
 
-api_response no_content() { return api_response{204, "", "", {}, {}, {}}; }
+api_response no_content() { return api_response{204, "", "", {}, {}, {}, {}}; }
 
 api_response entity_response(const entity_reply& r, int status) {
   auto resp = json(status, r.entity ? protocol::to_json(*r.entity) : protocol::bytes_to_json(r.type, *r.bytes));
@@ -62,7 +62,7 @@ api_response entity_response(const entity_reply& r, int status) {
 
 api_response read_response(const call& c, const entity_reply& r) {
   if (none_match_hits(c.req.if_none_match, r.version)) {
-    api_response resp{304, "", "", {}, {}, {}};
+    api_response resp{304, "", "", {}, {}, {}, {}};
     resp.headers.emplace_back("ETag", "\"" + std::to_string(r.version) + "\"");
     return resp;
   }
@@ -103,6 +103,9 @@ api_response internal_error(const call& c) {
 api_core::api_core(caf::actor_system& s, const http_options& o, api_context c)
   : sys(s), opts(o), ctx(std::move(c)), bridges(s, o.threads) {
   add_all_routes(routes);
+  started_us = protocol::now_us();
+  sessions = std::make_unique<console_sessions>(ctx.secrets);
+  hub = std::make_unique<console_hub>(*this);
   meter = std::make_unique<api_meter>(s, ctx.store, ctx.metering_interval);
   audit = std::make_unique<audit_trail>(s, ctx.store, std::chrono::milliseconds(200));
   if (ctx.cluster) { // a key revoked through another node stops working here too
@@ -115,6 +118,7 @@ api_core::api_core(caf::actor_system& s, const http_options& o, api_context c)
           --serving;
         });
       });
+    serve_admin_topics(*this);
   }
 }
 
@@ -122,6 +126,8 @@ api_core::~api_core() {
   if (ctx.cluster) {
     ctx.cluster->unsubscribe(revoked_sub);
     ctx.cluster->unsubscribe(limits_sub);
+    for (auto id : admin_subs)
+      ctx.cluster->unsubscribe(id);
     // No new checks now; the running ones end within the store's request
     // time-out (10 s) at the latest.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(12);

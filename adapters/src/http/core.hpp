@@ -30,6 +30,7 @@
 #include "api.hpp"
 #include "audit_trail.hpp"
 #include "bridge.hpp"
+#include "console.hpp"
 #include "metering.hpp"
 #include "colony/actors/tenant/rate_limiter.hpp"
 #include "router.hpp"
@@ -127,7 +128,9 @@ struct api_core {
   std::uint64_t revoked_sub = 0;
   static constexpr const char* limits_topic = "limits";
   std::uint64_t limits_sub = 0;
-  std::atomic<int> serving{0}; // limit checks asked by other nodes still running here (the destructor waits)
+  std::atomic<int> serving{0};           // limit checks asked by other nodes still running here (the destructor waits)
+  std::vector<std::uint64_t> admin_subs; // what this node answers other members' GET /v1/admin/* (routes/admin.cpp)
+  std::int64_t started_us = 0;           // when the API started (uptime)
   actors::rate_limiter limiter;
   std::unique_ptr<api_meter> meter;
   std::unique_ptr<audit_trail> audit;
@@ -137,6 +140,7 @@ struct api_core {
   };
   std::mutex plans_mu;
   std::unordered_map<std::string, cached_plan> tenant_plans; // tenant id → plan, for rate limits
+  std::unique_ptr<console_sessions> sessions;                // the console's sign-ins (console.hpp)
 
   // -- answers (core.cpp) ------------------------------------------------------
   void fail(const std::shared_ptr<call>& c, int status, std::string_view type, std::string_view title,
@@ -222,6 +226,9 @@ struct api_core {
 
   // -- dispatch (api.cpp) ------------------------------------------------------
   void dispatch(std::shared_ptr<call> c);
+
+  // Last, so it goes first: its sampler thread uses the members above.
+  std::unique_ptr<console_hub> hub; // the console's live streams (console.hpp)
 };
 
 // -- templates -----------------------------------------------------------------

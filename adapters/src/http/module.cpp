@@ -137,6 +137,7 @@ public:
     ctx.metering_interval = cfg.quota_flush_interval;
     ctx.secrets = node.find<const secret_box>();
     ctx.cluster = node.find<runtime::cluster::cluster_service>();
+    ctx.local = node.find<const runtime::local_entities>();
     server_ = std::make_unique<http_server>(node.sys, o, std::move(ctx));
     try {
       server_->start();

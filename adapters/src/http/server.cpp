@@ -49,6 +49,7 @@ struct http_server::impl {
   std::vector<std::thread> threads;
   std::atomic<int> in_flight{0};
   std::atomic<int> connections{0};
+  std::atomic<int> streams{0}; // streamed answers running (not in flight: they end when closing)
   std::atomic<bool> closing{false};
   std::uint16_t bound_port = 0;
 
@@ -193,6 +194,10 @@ private:
     areq.cors_headers = std::string{req[bhttp::field::access_control_request_headers]};
     areq.authorization = std::string{req[bhttp::field::authorization]};
     areq.client_addr = client_;
+    areq.cookie = std::string{req[bhttp::field::cookie]};
+    areq.host = std::string{req[bhttp::field::host]};
+    areq.accept_encoding = std::string{req[bhttp::field::accept_encoding]};
+    areq.last_event_id = std::string{req["Last-Event-ID"]};
     areq.body = std::move(req.body());
     keep_alive_ = req.keep_alive() && !srv_.closing.load();
     version_ = req.version();
@@ -268,7 +273,8 @@ private:
   void write(http::api_response r) {
     status_ = r.status;
     route_ = std::move(r.route);
-    bool keep = keep_alive_ && !srv_.closing.load();
+    stream_src_ = std::move(r.stream);
+    bool keep = keep_alive_ && !srv_.closing.load() && !stream_src_;
     // No body, and no Content-Length, for 1xx, 204 and 304 (RFC 9110 8.6).
     bool bodyless = r.status / 100 == 1 || r.status == 204 || r.status == 304;
     fields_.clear();
@@ -305,7 +311,7 @@ private:
     else if (version_ < 11 && keep)
       set("Connection", "keep-alive");
     std::array<char, 24> length{};
-    if (!bodyless) {
+    if (!bodyless && !stream_src_) {
       auto [end, ec] = std::to_chars(length.data(), length.data() + length.size(), r.body.size());
       set("Content-Length", std::string_view(length.data(), static_cast<std::size_t>(end - length.data())));
     }
@@ -335,6 +341,7 @@ private:
 
   void on_write(beast::error_code ec, bool keep) {
     std::string{}.swap(body_); // an idle connection keeps no answer
+    auto streaming = std::move(stream_src_);
     auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     --srv_.in_flight;
     if (srv_.metrics)
@@ -350,11 +357,79 @@ private:
       linger();
       return;
     }
+    if (!ec && streaming && !head_) {
+      stream_src_ = std::move(streaming);
+      ++srv_.streams;
+      watch();
+      pump();
+      return;
+    }
     if (ec || !keep) {
       close();
       return;
     }
     read();
+  }
+
+  // -- a streamed answer (Server-Sent Events) ------------------------------------
+  // The head is out and the request counted; from here the connection only
+  // sends what the source has, every pump_period, until the source ends, the
+  // client goes (watch() sees the read side close) or the node shuts down.
+  static constexpr auto pump_period = std::chrono::milliseconds(250);
+
+  void pump() {
+    if (client_gone_ || srv_.closing.load()) {
+      end_stream();
+      return;
+    }
+    auto next = stream_src_->pull();
+    if (!next) {
+      end_stream();
+      return;
+    }
+    if (next->empty()) {
+      timer_.expires_after(pump_period);
+      timer_.async_wait([self = this->shared_from_this()](beast::error_code) { self->pump(); });
+      return;
+    }
+    body_ = std::move(*next);
+    lowest().expires_after(srv_.opts.read_timeout); // a client that stops reading is cut off
+    net::async_write(stream_, net::buffer(body_), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->lowest().expires_never();
+      if (ec) {
+        self->client_gone_ = true;
+        self->end_stream();
+        return;
+      }
+      self->timer_.expires_after(pump_period);
+      self->timer_.async_wait([self](beast::error_code) { self->pump(); });
+    });
+  }
+
+  /// A streamed answer's client sends nothing more; a read that ends means it went.
+  void watch() {
+    stream_.async_read_some(net::buffer(discard_),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) {
+                                self->client_gone_ = true;
+                                self->timer_.cancel();
+                                return;
+                              }
+                              self->watch();
+                            });
+  }
+
+  void end_stream() {
+    if (!stream_src_)
+      return;
+    stream_src_.reset();
+    --srv_.streams;
+    timer_.cancel();
+    // No close_notify: watch()'s read is still pending, and a TLS shutdown
+    // would read concurrently with it. The stream ends with the connection.
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
   }
 
   // After answering a request whose body was not read (413, 431, 400), the
@@ -418,6 +493,11 @@ private:
   std::vector<std::pair<std::string_view, std::string_view>> fields_; // of the answer being built
   std::string out_;                                                   // the head of the answer being written
   std::string body_;                                                  // and its body
+  std::shared_ptr<http::stream_source> stream_src_;                   // a streamed answer's source
+  bool client_gone_ = false;
+  net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>,
+                            http_server::impl::io_executor>
+    timer_{stream_.get_executor()};
 };
 
 } // namespace
@@ -484,6 +564,7 @@ void http_server::start() {
     throw std::runtime_error("cannot listen on " + d.opts.host + ":" + std::to_string(d.opts.port) + ": " +
                              ec.message());
   d.bound_port = d.acceptor.local_endpoint().port();
+  d.api.set_bound_port(d.bound_port);
   d.accept();
   for (auto& ioc : d.iocs)
     d.threads.emplace_back([&ioc = *ioc] { ioc.run(); });

@@ -253,6 +253,14 @@ event_page pg_backend::events(const event_query& q) {
       r = n.exec_params("SELECT seq, payload FROM outbox WHERE published_us IS NULL AND seq > $1 ORDER BY seq "
                         "LIMIT $2",
                         q.after, q.limit);
+    else if (q.latest && q.tenant_id.empty())
+      r = n.exec_params("SELECT seq, payload FROM (SELECT seq, payload FROM outbox ORDER BY seq DESC LIMIT $1) t "
+                        "ORDER BY seq",
+                        q.limit);
+    else if (q.latest)
+      r = n.exec_params("SELECT seq, payload FROM (SELECT seq, payload FROM outbox WHERE tenant_id = $2 ORDER BY seq "
+                        "DESC LIMIT $1) t ORDER BY seq",
+                        q.limit, q.tenant_id);
     else if (q.tenant_id.empty())
       r = n.exec_params("SELECT seq, payload FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2", q.after, q.limit);
     else

@@ -159,6 +159,19 @@ std::string sqlite_backend::resolve_slug(const std::string& slug) {
 }
 
 event_page sqlite_backend::events(const event_query& q) {
+  if (q.latest && !q.unpublished_only) {
+    auto st = q.tenant_id.empty()
+      ? prepare("SELECT seq, payload FROM (SELECT seq, payload FROM outbox ORDER BY seq DESC LIMIT ?1) ORDER BY seq")
+      : prepare("SELECT seq, payload FROM (SELECT seq, payload FROM outbox WHERE tenant_id = ?2 ORDER BY seq DESC "
+                "LIMIT ?1) ORDER BY seq");
+    st.bind(1, static_cast<std::int64_t>(q.limit));
+    if (!q.tenant_id.empty())
+      st.bind(2, q.tenant_id);
+    event_page page;
+    while (st.step())
+      page.rows.push_back(event_row{st.integer(0), st.text(1)});
+    return page;
+  }
   stmt st = q.unpublished_only
     ? prepare("SELECT seq, payload FROM outbox WHERE published_us IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2")
     : q.tenant_id.empty()

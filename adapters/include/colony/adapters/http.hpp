@@ -21,6 +21,7 @@
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/adapters/secrets.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
+#include "colony/runtime/introspection.hpp"
 #include "colony/runtime/metrics.hpp"
 #include "colony/runtime/module.hpp"
 
@@ -67,6 +68,7 @@ struct api_context {
   std::chrono::milliseconds metering_interval{2'000}; // metered API calls are written this often
   std::shared_ptr<const secret_box> secrets;          // seals webhook secrets at rest; null: stored as they are (tests)
   std::shared_ptr<runtime::cluster::cluster_service> cluster; // null: one node
+  std::shared_ptr<const runtime::local_entities> local;       // this node's directory (GET /v1/admin/*); may be null
 };
 
 /// One route of the API, for documentation checks.

@@ -50,6 +50,11 @@ void api_core::unauthorized(const std::shared_ptr<call>& c, const std::string& e
 
 /// Finds out who calls (c->who), then runs `next`; answers 401 otherwise.
 void api_core::authenticate(const std::shared_ptr<call>& c, std::function<void()> next) {
+  // The console's session (an HttpOnly cookie) stands for its credential on
+  // reads only: a cookie never authorizes a change (docs/console.md).
+  if (c->req.authorization.empty() && !c->req.cookie.empty() && (c->req.method == "GET" || c->req.method == "HEAD"))
+    if (auto cred = sessions->credential(console_sessions::value_in(c->req.cookie)))
+      c->req.authorization = "Bearer " + *cred;
   std::string_view h = c->req.authorization;
   if (h.empty()) {
     unauthorized(c, {}, {});

@@ -28,7 +28,7 @@ std::optional<api_response> cors_preflight(const api_request& req, const router&
   std::string allow;
   for (const auto& m : methods)
     allow += (allow.empty() ? "" : ", ") + m + (m == "GET" ? ", HEAD" : "");
-  api_response r{204, "", "", {}, "cors-preflight", {}};
+  api_response r{204, "", "", {}, "cors-preflight", {}, {}};
   r.headers = {{"Access-Control-Allow-Origin", req.origin},
                {"Vary", "Origin"},
                {"Access-Control-Allow-Methods", allow},

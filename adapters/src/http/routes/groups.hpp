@@ -5,6 +5,10 @@
 
 #include "../router.hpp"
 
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+
 namespace colony::adapters::http {
 
 void add_ops_routes(router& r);     // livez, readyz, metrics, openapi.json
@@ -17,6 +21,16 @@ void add_webhook_routes(router& r); // outbound webhook endpoints and deliveries
 void add_api_key_routes(router& r); // API keys
 void add_audit_routes(router& r);   // the audit logs
 void add_cluster_routes(router& r); // the cluster view and placement
+void add_admin_routes(router& r);   // the introspection API (console, colonyctl)
+void add_console_routes(router& r); // the console's session and live stream
+
+/// What this node answers other members gathering GET /v1/admin/* (routes/admin.cpp).
+void serve_admin_topics(api_core& a);
+/// The documents of GET /v1/admin/nodes, /actors?top= and /crashes?limit=,
+/// gathered from every member; `done` runs once, on any thread.
+void admin_nodes(api_core& a, std::function<void(nlohmann::json)> done);
+void admin_actors(api_core& a, std::int64_t top, std::function<void(nlohmann::json)> done);
+void admin_crashes(api_core& a, std::int64_t limit, std::function<void(nlohmann::json)> done);
 
 inline void add_all_routes(router& r) {
   add_ops_routes(r);
@@ -29,6 +43,8 @@ inline void add_all_routes(router& r) {
   add_api_key_routes(r);
   add_audit_routes(r);
   add_cluster_routes(r);
+  add_admin_routes(r);
+  add_console_routes(r);
 }
 
 } // namespace colony::adapters::http

@@ -143,6 +143,19 @@ public:
   /// thread. Returns the registration (unsubscribe ends it).
   virtual std::uint64_t serve(std::string topic,
                               std::function<void(const std::string&, std::function<void(std::string)>)> fn) = 0;
+  /// One member's answer to ask_members: `answer` empty if it gave none
+  /// (`why` says: not connected, timed out, not serving the topic).
+  struct member_answer {
+    std::string node_name;
+    std::optional<std::string> answer;
+    std::string why;
+  };
+  /// Asks every other live member (joining, active, draining) what it
+  /// serves for `topic` (serve()), all at once; `done` gets one entry per
+  /// member asked, once each has answered or `timeout` passed. Never
+  /// blocks; `done` runs once, on any thread (at once if nobody is asked).
+  virtual void ask_members(std::string topic, std::string payload, std::chrono::milliseconds timeout,
+                           std::function<void(std::vector<member_answer>)> done) = 0;
   /// Test hook (debug.fault-injection): this node claims the tenant's shard
   /// whatever its owner. Returns the new epoch (0: refused). Blocks.
   virtual std::int64_t force_claim(std::string_view tenant_id) = 0;

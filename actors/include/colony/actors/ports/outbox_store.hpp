@@ -23,6 +23,7 @@ struct event_query {
   std::int64_t after = 0;
   int limit = 100;
   bool unpublished_only = false; // the relay's view: not yet acknowledged by Kafka
+  bool latest = false;           // the last `limit` events (in position order); `after` is ignored
 };
 
 struct event_row {

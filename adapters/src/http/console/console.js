@@ -1,0 +1,304 @@
+// The Colony console: a single page over the node's /v1/admin/* API
+// (docs/console.md). Plain ES module, no framework, no build step. One
+// Server-Sent Events stream per tab (/v1/admin/stream): the node pushes a
+// snapshot every second while someone watches, and the event tail on the
+// events view. The session is an HttpOnly cookie the node sets at sign-in; no
+// credential is ever kept where scripts can read it.
+
+const view = document.getElementById("view");
+const statusLine = document.getElementById("status");
+const signout = document.getElementById("signout");
+let stream = null;          // the snapshot stream of this tab
+let tail = null;            // the event tail's stream (events view only)
+let lastSnapshot = null;
+let previousSnapshot = null;
+let render = () => {};      // the current view's redraw on a new snapshot
+
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const num = (n) => (n === null || n === undefined ? "-" : Number(n).toLocaleString("en-US"));
+const ago = (s) => (s >= 86400 ? `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h` : s >= 3600 ? `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m${s % 60}s` : `${s}s`);
+const table = (head, rows, id) => `<table${id ? ` id="${id}"` : ""}><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows.join("") || `<tr><td colspan="${head.length}" class="muted">none</td></tr>`}</tbody></table>`;
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json", ...(options.headers || {}) }, ...options });
+  if (res.status === 401) { showSignIn(); throw new Error("signed out"); }
+  const body = res.headers.get("Content-Type")?.includes("json") ? await res.json() : null;
+  if (!res.ok) throw Object.assign(new Error(body?.detail || `HTTP ${res.status}`), { status: res.status, body });
+  return body;
+}
+
+function partial(doc) {
+  if (!doc?.partial) return "";
+  return `<div class="banner" data-partial>Partial answer: no answer from ${doc.unanswered.map((u) => `<b>${esc(u.nodeName)}</b> (${esc(u.reason)})`).join(", ")}.</div>`;
+}
+
+// -- sign-in -------------------------------------------------------------------------
+
+function showSignIn(message) {
+  closeStreams();
+  signout.hidden = true;
+  statusLine.textContent = "";
+  view.innerHTML = `<h1>Sign in</h1>
+    <form class="signin" id="signin">
+      <label for="token">Platform credential (API key or token)</label>
+      <input id="token" type="password" autocomplete="off" required>
+      <button type="submit">Sign in</button>
+      <p class="bad" id="signin-error">${esc(message || "")}</p>
+      <p class="muted">The node keeps the session in an HttpOnly cookie; the credential is not stored in this browser.</p>
+    </form>`;
+  document.getElementById("signin").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const token = document.getElementById("token").value.trim();
+    const res = await fetch("/console/session", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token }) });
+    if (res.status === 204) { route(); return; }
+    const doc = await res.json().catch(() => ({}));
+    document.getElementById("signin-error").textContent = doc.detail || `HTTP ${res.status}`;
+  });
+}
+
+signout.addEventListener("click", async () => {
+  await fetch("/console/session", { method: "DELETE", credentials: "same-origin" });
+  showSignIn("Signed out.");
+});
+
+// -- the snapshot stream ------------------------------------------------------------
+
+function closeStreams() {
+  stream?.close(); stream = null;
+  tail?.close(); tail = null;
+}
+
+function openStream() {
+  if (stream) return;
+  stream = new EventSource("/v1/admin/stream", { withCredentials: true });
+  stream.addEventListener("snapshot", (e) => {
+    previousSnapshot = lastSnapshot;
+    lastSnapshot = JSON.parse(e.data);
+    statusLine.textContent = `live · answered by ${lastSnapshot.nodes?.answeredBy ?? "?"} · ${new Date(lastSnapshot.at).toLocaleTimeString()}`;
+    statusLine.className = lastSnapshot.nodes?.partial ? "warn" : "muted";
+    render();
+  });
+  stream.addEventListener("error", () => {
+    statusLine.textContent = "reconnecting…";
+    statusLine.className = "warn";
+  });
+}
+
+// -- views ------------------------------------------------------------------------------
+
+function clusterView() {
+  render = () => {
+    const n = lastSnapshot?.nodes;
+    if (!n) return;
+    const rows = n.nodes.map((m) => `<tr data-node="${esc(m.nodeName)}">
+      <td>${esc(m.nodeName)}</td><td class="${m.status === "active" ? "ok" : m.status === "dead" ? "bad" : "warn"}">${esc(m.status)}</td>
+      <td>${esc(m.version ?? "-")}</td><td>${m.uptimeSeconds !== undefined ? ago(m.uptimeSeconds) : "-"}</td>
+      <td class="num">${m.leaseRemainingMs === null ? "-" : num(m.leaseRemainingMs) + " ms"}</td>
+      <td class="num">${num(m.shards)}</td><td class="num">${num(m.targetShards)}</td>
+      <td class="num" data-live-actors>${num(m.liveActors)}</td><td>${m.answered ? "yes" : '<span class="bad">no</span>'}</td></tr>`);
+    const live = n.nodes.filter((m) => m.status !== "dead");
+    view.innerHTML = `<h1>Cluster</h1>
+      <div class="cards">
+        <div class="card">nodes<b id="node-count">${live.length}</b></div>
+        <div class="card">live actors<b id="live-total">${num(live.reduce((s, m) => s + (m.liveActors || 0), 0))}</b></div>
+        <div class="card">answered by<b id="answered-by">${esc(n.answeredBy)}</b></div>
+      </div>
+      ${n.membershipAgrees ? "" : '<div class="banner" id="disagree">The members disagree about who is active.</div>'}
+      ${partial(n)}
+      ${table(["node", "status", "version", "uptime", "lease", "shards", "target", "live actors", "answered"], rows, "nodes")}`;
+  };
+  render();
+}
+
+function rate(kind, field) {
+  const a = previousSnapshot?.actors?.kinds?.find((k) => k.kind === kind);
+  const b = lastSnapshot?.actors?.kinds?.find((k) => k.kind === kind);
+  if (!a || !b) return "-";
+  const secs = (Date.parse(lastSnapshot.at) - Date.parse(previousSnapshot.at)) / 1000;
+  return secs > 0 ? `${((b[field] - a[field]) / secs).toFixed(1)}/s` : "-";
+}
+
+function actorsView() {
+  render = () => {
+    const a = lastSnapshot?.actors;
+    if (!a) return;
+    const kinds = a.kinds.map((k) => `<tr data-kind="${esc(k.kind)}"><td>${esc(k.kind)}</td><td class="num" data-live>${num(k.live)}</td>
+      <td class="num">${num(k.activations)}</td><td class="num">${rate(k.kind, "activations")}</td>
+      <td class="num">${num(k.passivations)}</td><td class="num">${rate(k.kind, "passivations")}</td>
+      <td class="num">${num(k.crashes)}</td><td class="num">${rate(k.kind, "crashes")}</td>
+      <td>${Object.entries(k.byNode).map(([node, v]) => `${esc(node)}: ${num(v.live)}`).join(", ")}</td></tr>`);
+    const tenants = a.topTenants.map((t) => `<tr><td><a href="/console/tenants/${encodeURIComponent(t.tenantId)}">${esc(t.tenantId)}</a></td>
+      <td class="num">${num(t.live)}</td><td>${Object.entries(t.byKind).filter(([, v]) => v).map(([k, v]) => `${esc(k)} ${num(v)}`).join(", ")}</td><td>${t.nodes.map(esc).join(", ")}</td></tr>`);
+    const crashes = (lastSnapshot.crashes?.data || []).map((c) => `<tr><td>${esc(c.at)}</td><td>${esc(c.node)}</td>
+      <td><a href="/console/actors/${encodeURIComponent(c.kind)}/${encodeURIComponent(c.id)}?tenant=${encodeURIComponent(c.tenantId)}">${esc(c.kind)}/${esc(c.id)}</a></td>
+      <td>${esc(c.reason)}</td></tr>`);
+    view.innerHTML = `<h1>Actors</h1>${partial(a)}
+      ${table(["kind", "live", "activations", "/s", "passivations", "/s", "crashes", "/s", "live by node"], kinds, "kinds")}
+      <h2>Top tenants by live actors <span class="muted">(${num(a.tenantsLive)} tenants live)</span></h2>
+      ${table(["tenant", "live", "by kind", "nodes"], tenants, "top-tenants")}
+      <h2>Last crashes</h2>${table(["at", "node", "actor", "reason"], crashes, "crashes")}`;
+  };
+  render();
+}
+
+function tenantView(id) {
+  let busy = false;
+  render = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const t = await api(`/v1/admin/tenants/${encodeURIComponent(id)}`);
+      const u = t.usage?.usage || {}, l = t.usage?.limits || {};
+      const usage = [["users", u.users, l.maxUsers], ["API calls this month", u.apiCallsThisMonth, l.apiCallsPerMonth],
+        ["storage MB", u.storageMb, l.storageMb], ["AI requests this month", u.aiRequestsThisMonth, l.aiRequestsPerMonth],
+        ["plugins", u.plugins, l.maxPlugins], ["requests per second", null, l.requestsPerSecond]]
+        .map(([k, used, limit]) => `<tr><td>${esc(k)}</td><td class="num">${num(used ?? 0)}</td><td class="num">${num(limit)}</td></tr>`);
+      view.innerHTML = `<h1>Tenant <span id="tenant-id">${esc(t.tenantId)}</span></h1>${partial(t)}
+        <div class="cards">
+          <div class="card">owner node<b id="tenant-owner">${esc(t.placement.owner ?? "unowned")}</b></div>
+          <div class="card">shard<b>${num(t.placement.shard)}</b></div>
+          <div class="card">live actors<b id="tenant-live">${num(t.liveActors.total)}</b></div>
+          <div class="card">plan<b id="tenant-plan">${esc(t.usage?.plan ?? "-")}</b></div>
+        </div>
+        <h2>Live actors</h2>${table(["kind", "live"], Object.entries(t.liveActors.byKind).map(([k, v]) => `<tr data-kind="${esc(k)}"><td>${esc(k)}</td><td class="num">${num(v)}</td></tr>`), "tenant-kinds")}
+        <h2>Usage against the plan</h2>${table(["", "used", "limit"], usage, "tenant-usage")}
+        <p><a href="/console/actors/tenant/${encodeURIComponent(t.tenantId)}">The tenant's actor</a> ·
+           <a href="/console/events?tenant=${encodeURIComponent(t.tenantId)}">its events</a></p>`;
+    } catch (e) {
+      if (e.message !== "signed out") view.innerHTML = `<h1>Tenant ${esc(id)}</h1><p class="bad" id="error">${esc(e.message)}</p>`;
+    } finally {
+      busy = false;
+    }
+  };
+  render();
+}
+
+function actorView(kind, id, tenant) {
+  let busy = false;
+  render = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const q = tenant ? `?tenantId=${encodeURIComponent(tenant)}` : "";
+      const a = await api(`/v1/admin/actors/${encodeURIComponent(kind)}/${encodeURIComponent(id)}${q}`);
+      view.innerHTML = `<h1>Actor ${esc(a.kind)}/<span id="actor-id">${esc(a.id)}</span></h1>
+        <div class="cards">
+          <div class="card">tenant<b><a href="/console/tenants/${encodeURIComponent(a.tenantId)}">${esc(a.tenantId.slice(0, 8))}…</a></b></div>
+          <div class="card">owner node<b id="actor-owner">${esc(a.placement.owner ?? "unowned")}</b></div>
+          <div class="card">live<b id="actor-live">${a.live ? "yes" : "no"}</b></div>
+          <div class="card">commands routed<b>${num(a.commandsRouted)}</b></div>
+          <div class="card">idle<b>${a.live ? num(a.idleMs) + " ms" : "-"}</b></div>
+        </div>
+        <h2>State${a.stateTruncated ? " (truncated)" : ""}</h2>
+        <pre id="actor-state">${a.live ? esc(typeof a.state === "string" ? a.state : JSON.stringify(a.state, null, 2)) : "not live: nothing to show (inspecting does not activate it)"}</pre>`;
+    } catch (e) {
+      if (e.message !== "signed out") view.innerHTML = `<h1>Actor ${esc(kind)}/${esc(id)}</h1><p class="bad" id="error">${esc(e.message)}</p>`;
+    } finally {
+      busy = false;
+    }
+  };
+  render();
+}
+
+function eventsView(params) {
+  let lastId = null, paused = false, dropped = 0, shown = 0;
+  const rows = [];
+  const maxRows = 200;
+  view.innerHTML = `<h1>Events</h1>
+    <form class="toolbar" id="tail-filter">
+      <input id="tail-tenant" placeholder="tenant id" value="${esc(params.get("tenant") || "")}">
+      <input id="tail-type" placeholder="type, e.g. user.created" value="${esc(params.get("type") || "")}">
+      <button type="submit">Filter</button>
+      <button type="button" id="tail-pause">Pause</button>
+      <span>shown <b id="tail-count">0</b></span>
+      <span>dropped <b id="tail-dropped">0</b></span>
+      <span id="tail-state" class="muted"></span>
+    </form>
+    <table id="tail"><thead><tr><th>position</th><th>time</th><th>type</th><th>tenant</th><th>aggregate</th></tr></thead><tbody></tbody></table>`;
+  const body = view.querySelector("#tail tbody");
+  const open = () => {
+    tail?.close();
+    const q = new URLSearchParams({ events: "1" });
+    if (params.get("tenant")) q.set("tenant", params.get("tenant"));
+    if (params.get("type")) q.set("type", params.get("type"));
+    if (lastId !== null) q.set("after", lastId); // resume where this tab stopped (a reconnect sends Last-Event-ID itself)
+    tail = new EventSource(`/v1/admin/stream?${q}`, { withCredentials: true });
+    tail.addEventListener("event", (e) => {
+      lastId = e.lastEventId;
+      const item = JSON.parse(e.data);
+      const ev = item.event || {};
+      rows.unshift(`<tr data-position="${item.position}"><td class="num">${item.position}</td><td>${esc(ev.occurredAt || "")}</td><td>${esc(ev.type || "")}</td>
+        <td><a href="/console/tenants/${encodeURIComponent(ev.tenantId || "")}">${esc((ev.tenantId || "").slice(0, 8))}</a></td><td>${esc(ev.aggregateId || "")}</td></tr>`);
+      if (rows.length > maxRows) rows.length = maxRows;
+      shown++;
+      body.innerHTML = rows.join("");
+      document.getElementById("tail-count").textContent = shown;
+    });
+    tail.addEventListener("dropped", (e) => {
+      dropped += JSON.parse(e.data).dropped;
+      document.getElementById("tail-dropped").textContent = dropped;
+    });
+    tail.addEventListener("open", () => { document.getElementById("tail-state").textContent = "live"; });
+    tail.addEventListener("error", () => { document.getElementById("tail-state").textContent = "reconnecting…"; });
+  };
+  document.getElementById("tail-pause").addEventListener("click", (e) => {
+    paused = !paused;
+    e.target.textContent = paused ? "Resume" : "Pause";
+    if (paused) { tail?.close(); tail = null; document.getElementById("tail-state").textContent = "paused"; } else open();
+  });
+  document.getElementById("tail-filter").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    const t = document.getElementById("tail-tenant").value.trim(), ty = document.getElementById("tail-type").value.trim();
+    if (t) q.set("tenant", t);
+    if (ty) q.set("type", ty);
+    navigate(`/console/events${q.toString() ? "?" + q : ""}`);
+  });
+  render = () => {};
+  open();
+}
+
+// -- routing -----------------------------------------------------------------------
+
+function navigate(path) {
+  history.pushState(null, "", path);
+  route();
+}
+
+async function route() {
+  const path = location.pathname.replace(/\/+$/, "") || "/console";
+  const params = new URLSearchParams(location.search);
+  try {
+    const s = await fetch("/console/session", { credentials: "same-origin" });
+    if (s.status !== 200 || !(await s.json()).signedIn) { showSignIn(); return; }
+  } catch {
+    showSignIn("The node does not answer.");
+    return;
+  }
+  signout.hidden = false;
+  tail?.close(); tail = null;
+  openStream();
+  const parts = path.split("/").slice(2).map(decodeURIComponent); // after "/console"
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === (parts[0] || "cluster") && parts.length <= 1);
+  if (parts.length === 0) clusterView();
+  else if (parts[0] === "actors" && parts.length === 1) actorsView();
+  else if (parts[0] === "actors" && parts.length === 3) actorView(parts[1], parts[2], params.get("tenant"));
+  else if (parts[0] === "tenants" && parts.length === 2) tenantView(parts[1]);
+  else if (parts[0] === "events" && parts.length === 1) eventsView(params);
+  else { render = () => {}; view.innerHTML = `<h1>Not found</h1><p>No view at ${esc(path)}. <a href="/console">The cluster</a>.</p>`; }
+}
+
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a");
+  if (a && a.getAttribute("href")?.startsWith("/console") && !e.metaKey && !e.ctrlKey && e.button === 0) {
+    e.preventDefault();
+    navigate(a.getAttribute("href"));
+  }
+});
+document.getElementById("lookup").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const v = document.getElementById("lookup-tenant").value.trim();
+  if (v) navigate(`/console/tenants/${encodeURIComponent(v)}`);
+});
+window.addEventListener("popstate", route);
+route();

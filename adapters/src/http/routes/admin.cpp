@@ -1,0 +1,479 @@
+// GET /v1/admin/* (platform): the introspection API under the console and
+// colonyctl (docs/console.md). Cluster-wide answers are gathered by the
+// answering node from every other live member (cluster_service::ask_members,
+// each member answering what it serves for an admin.* topic about itself);
+// every such answer names the node that answered and the members that did
+// not ("partial"). Everything is computed when asked and bounded (top-N,
+// the last crashes, one actor by its exact key): a node nobody watches does
+// no work for these.
+#include "groups.hpp"
+#include "../core.hpp"
+
+#include <algorithm>
+#include <caf/all.hpp>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "colony/actors/kinds.hpp"
+#include "colony/protocol/time.hpp"
+#include "colony/runtime/cluster.hpp"
+#include "colony/runtime/introspection.hpp"
+
+namespace colony::adapters::http {
+
+using namespace actors;
+using access::permission;
+using njson = nlohmann::json;
+
+namespace {
+
+constexpr auto gather_timeout = std::chrono::milliseconds(2000);
+constexpr std::size_t state_cap = 16 * 1024; // bytes of an actor's state snapshot
+
+const char* kind_name(entity_kind k) {
+  const auto* spec = builtin_kinds().find(k);
+  return spec != nullptr ? spec->name.c_str() : "unknown";
+}
+
+std::optional<entity_kind> kind_named(std::string_view name) {
+  for (const auto& k : builtin_kinds().all())
+    if (k.name == name)
+      return k.kind;
+  return std::nullopt;
+}
+
+/// j[key] if it is an object, else an empty one (never a temporary: safe to iterate).
+const njson& object_at(const njson& j, const char* key) {
+  static const njson empty = njson::object();
+  auto it = j.find(key);
+  return it != j.end() && it->is_object() ? *it : empty;
+}
+
+std::string dump(const njson& j) { return j.dump(-1, ' ', false, replace_invalid); }
+
+// -- what each node answers about itself ------------------------------------------
+
+njson node_self(const api_core& a) {
+  njson doc{{"nodeName", a.opts.node_name},
+            {"version", a.ctx.version},
+            {"startedAt", protocol::format_rfc3339(a.started_us)},
+            {"uptimeSeconds", (protocol::now_us() - a.started_us) / 1'000'000},
+            {"http", a.opts.host + ":" + std::to_string(a.opts.port)}};
+  std::int64_t live = 0;
+  if (a.ctx.local)
+    for (const auto& k : a.ctx.local->take_census(0).kinds)
+      live += k.live;
+  doc["liveActors"] = live;
+  if (a.ctx.cluster) {
+    auto v = a.ctx.cluster->view();
+    auto active = njson::array();
+    for (const auto& m : v.members)
+      if (m.status == "active")
+        active.push_back(m.node_name);
+    std::sort(active.begin(), active.end());
+    doc["membershipVersion"] = v.version;
+    doc["activeMembers"] = std::move(active);
+  }
+  return doc;
+}
+
+njson node_census(const api_core& a, std::size_t top) {
+  njson doc{{"nodeName", a.opts.node_name}, {"kinds", njson::array()}, {"topTenants", njson::array()}};
+  if (!a.ctx.local)
+    return doc;
+  auto c = a.ctx.local->take_census(top);
+  for (const auto& k : c.kinds)
+    doc["kinds"].push_back({{"kind", kind_name(k.kind)},
+                            {"live", k.live},
+                            {"activations", k.activations},
+                            {"passivations", k.passivations},
+                            {"crashes", k.crashes}});
+  for (const auto& t : c.top_tenants) {
+    njson by = njson::object();
+    for (const auto& k : builtin_kinds().all())
+      by[k.name] = t.by_kind[static_cast<std::size_t>(k.kind) % max_kinds];
+    doc["topTenants"].push_back({{"tenantId", t.tenant_id}, {"live", t.total}, {"byKind", std::move(by)}});
+  }
+  doc["tenantsLive"] = c.tenants_live;
+  return doc;
+}
+
+njson node_crashes(const api_core& a) {
+  auto out = njson::array();
+  if (a.ctx.local)
+    for (const auto& r : a.ctx.local->recent_crashes())
+      out.push_back({{"kind", kind_name(r.kind)},
+                     {"tenantId", r.tenant_id},
+                     {"id", r.id},
+                     {"reason", r.reason},
+                     {"node", a.opts.node_name},
+                     {"at", protocol::format_rfc3339(r.at_ms * 1000)}});
+  return out;
+}
+
+njson tenant_here(const api_core& a, const std::string& tenant_id) {
+  njson doc{{"nodeName", a.opts.node_name}, {"live", 0}, {"byKind", njson::object()}};
+  if (!a.ctx.local)
+    return doc;
+  auto t = a.ctx.local->tenant_census(tenant_id);
+  doc["live"] = t.total;
+  for (const auto& k : builtin_kinds().all())
+    doc["byKind"][k.name] = t.by_kind[static_cast<std::size_t>(k.kind) % max_kinds];
+  return doc;
+}
+
+/// "kind\ttenant\tid" → this node's view of that activation.
+njson probe_here(const api_core& a, const std::string& payload) {
+  njson doc{{"nodeName", a.opts.node_name}, {"live", false}};
+  auto t1 = payload.find('\t');
+  auto t2 = t1 == std::string::npos ? t1 : payload.find('\t', t1 + 1);
+  if (t2 == std::string::npos || !a.ctx.local)
+    return doc;
+  auto kind = kind_named(payload.substr(0, t1));
+  if (!kind)
+    return doc;
+  auto p = a.ctx.local->probe(entity_key{*kind, payload.substr(t1 + 1, t2 - t1 - 1), payload.substr(t2 + 1)});
+  if (p) {
+    doc["live"] = true;
+    doc["commandsRouted"] = p->routed;
+    doc["idleMs"] = p->idle_ms;
+  }
+  return doc;
+}
+
+// -- gathering ----------------------------------------------------------------------
+
+struct gathered {
+  std::vector<njson> answers;        // this node's first
+  njson unanswered = njson::array(); // [{nodeName, reason}]
+};
+
+/// This node's `local` answer plus every other live member's answer to
+/// `topic`, then `merge` (on any thread).
+void gather(api_core& a, std::string topic, std::string payload, njson local, std::function<void(gathered)> merge) {
+  gathered g;
+  g.answers.push_back(std::move(local));
+  if (!a.ctx.cluster) {
+    merge(std::move(g));
+    return;
+  }
+  a.ctx.cluster->ask_members(
+    std::move(topic), std::move(payload), gather_timeout,
+    [g = std::move(g),
+     merge = std::move(merge)](std::vector<runtime::cluster::cluster_service::member_answer> all) mutable {
+      for (auto& m : all) {
+        njson parsed = m.answer ? njson::parse(*m.answer, nullptr, false) : njson();
+        if (parsed.is_discarded() || parsed.is_null())
+          g.unanswered.push_back({{"nodeName", m.node_name}, {"reason", m.answer ? "unreadable answer" : m.why}});
+        else
+          g.answers.push_back(std::move(parsed));
+      }
+      merge(std::move(g));
+    });
+}
+
+njson envelope(const api_core& a, const gathered& g) {
+  return {{"answeredBy", a.opts.node_name}, {"partial", !g.unanswered.empty()}, {"unanswered", g.unanswered}};
+}
+
+} // namespace
+
+// -- the gathered documents (also the console's snapshot) -----------------------------
+
+void admin_nodes(api_core& a, std::function<void(njson)> done) {
+  njson members = njson::array();
+  if (a.ctx.cluster)
+    for (const auto& m : a.ctx.cluster->view().members)
+      members.push_back({{"nodeName", m.node_name},
+                         {"status", m.status},
+                         {"leaseRemainingMs", m.lease_ms},
+                         {"shards", m.shards},
+                         {"targetShards", m.target_shards},
+                         {"connected", m.connected}});
+  else
+    members.push_back({{"nodeName", a.opts.node_name},
+                       {"status", "active"},
+                       {"leaseRemainingMs", nullptr},
+                       {"shards", runtime::cluster::shard_count},
+                       {"targetShards", runtime::cluster::shard_count},
+                       {"connected", true}});
+  auto base = envelope(a, {});
+  gather(a, "admin.node", {}, node_self(a), [done, base, members](gathered g) mutable {
+    std::map<std::string, njson> by_name;
+    for (auto& n : g.answers)
+      if (n.contains("nodeName") && n["nodeName"].is_string()) {
+        // The name first: the right side of `=` is evaluated (moved from) before the left.
+        auto name = n["nodeName"].get<std::string>();
+        by_name[name] = std::move(n);
+      }
+    // Members that disagree about who is active (a view not yet refreshed,
+    // or a partition): the answering node's view is the reference.
+    const njson* reference = nullptr;
+    if (auto it = by_name.find(base["answeredBy"].get<std::string>()); it != by_name.end())
+      reference = &it->second;
+    bool agree = true;
+    auto out = njson::array();
+    for (auto& m : members) {
+      auto name = m["nodeName"].get<std::string>();
+      // A dead incarnation of a restarted node shares its name: only live members answer.
+      auto it = m["status"] == "dead" ? by_name.end() : by_name.find(name);
+      m["answered"] = it != by_name.end();
+      if (it != by_name.end()) {
+        for (auto& [k, v] : it->second.items())
+          if (k != "nodeName")
+            m[k] = v;
+        if (reference != nullptr && m.contains("activeMembers") && reference->contains("activeMembers") &&
+            m["activeMembers"] != (*reference)["activeMembers"])
+          agree = false;
+      }
+      out.push_back(std::move(m));
+    }
+    base["partial"] = !g.unanswered.empty();
+    base["unanswered"] = g.unanswered;
+    base["membershipAgrees"] = agree;
+    base["nodes"] = std::move(out);
+    done(std::move(base));
+  });
+}
+
+void admin_actors(api_core& a, std::int64_t top, std::function<void(njson)> done) {
+  auto base = envelope(a, {});
+  gather(a, "admin.census", std::to_string(top), node_census(a, static_cast<std::size_t>(top)),
+         [done, base, top](gathered g) mutable {
+           std::map<std::string, njson> kinds; // kind → totals with byNode
+           std::map<std::string, njson> tenants;
+           std::int64_t tenants_live = 0;
+           for (const auto& n : g.answers) {
+             auto node = n.value("nodeName", std::string{});
+             tenants_live += n.value("tenantsLive", std::int64_t{0});
+             for (const auto& k : n.value("kinds", njson::array())) {
+               auto name = k.value("kind", std::string{});
+               auto& into = kinds[name];
+               if (into.is_null())
+                 into = {{"kind", name},      {"live", 0},    {"activations", 0},
+                         {"passivations", 0}, {"crashes", 0}, {"byNode", njson::object()}};
+               for (const char* f : {"live", "activations", "passivations", "crashes"})
+                 into[f] = into[f].get<std::int64_t>() + k.value(f, std::int64_t{0});
+               into["byNode"][node] = {{"live", k.value("live", std::int64_t{0})},
+                                       {"activations", k.value("activations", std::int64_t{0})},
+                                       {"passivations", k.value("passivations", std::int64_t{0})},
+                                       {"crashes", k.value("crashes", std::int64_t{0})}};
+             }
+             for (const auto& t : n.value("topTenants", njson::array())) {
+               auto id = t.value("tenantId", std::string{});
+               auto& into = tenants[id];
+               if (into.is_null())
+                 into = {{"tenantId", id}, {"live", 0}, {"byKind", njson::object()}, {"nodes", njson::array()}};
+               into["live"] = into["live"].get<std::int64_t>() + t.value("live", std::int64_t{0});
+               for (const auto& [k, v] : object_at(t, "byKind").items())
+                 into["byKind"][k] = into["byKind"].value(k, std::int64_t{0}) + v.get<std::int64_t>();
+               into["nodes"].push_back(node);
+             }
+           }
+           auto kinds_out = njson::array();
+           for (auto& [_, k] : kinds)
+             kinds_out.push_back(std::move(k));
+           std::vector<njson> tops;
+           for (auto& [_, t] : tenants)
+             tops.push_back(std::move(t));
+           std::sort(tops.begin(), tops.end(), [](const njson& x, const njson& y) {
+             auto lx = x["live"].get<std::int64_t>(), ly = y["live"].get<std::int64_t>();
+             return lx != ly ? lx > ly : x["tenantId"].get<std::string>() < y["tenantId"].get<std::string>();
+           });
+           if (tops.size() > static_cast<std::size_t>(top))
+             tops.resize(static_cast<std::size_t>(top));
+           base["partial"] = !g.unanswered.empty();
+           base["unanswered"] = g.unanswered;
+           base["kinds"] = std::move(kinds_out);
+           base["topTenants"] = tops;
+           base["tenantsLive"] = tenants_live;
+           done(std::move(base));
+         });
+}
+
+void admin_crashes(api_core& a, std::int64_t limit, std::function<void(njson)> done) {
+  auto base = envelope(a, {});
+  gather(a, "admin.crashes", {}, {{"nodeName", a.opts.node_name}, {"crashes", node_crashes(a)}},
+         [done, base, limit](gathered g) mutable {
+           std::vector<njson> all;
+           for (auto& n : g.answers)
+             for (auto& r : n.value("crashes", njson::array()))
+               all.push_back(std::move(r));
+           std::sort(all.begin(), all.end(), [](const njson& x, const njson& y) {
+             return x.value("at", std::string{}) > y.value("at", std::string{});
+           });
+           if (all.size() > static_cast<std::size_t>(limit))
+             all.resize(static_cast<std::size_t>(limit));
+           base["partial"] = !g.unanswered.empty();
+           base["unanswered"] = g.unanswered;
+           base["data"] = all;
+           done(std::move(base));
+         });
+}
+
+namespace {
+
+void nodes(api_core& a, std::shared_ptr<call> c) {
+  admin_nodes(a, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
+}
+
+void actors_census(api_core& a, std::shared_ptr<call> c) {
+  std::int64_t top = 10;
+  if (a.int_param<std::int64_t>(c, "top", 1, 100, top))
+    admin_actors(a, top, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
+}
+
+void crashes(api_core& a, std::shared_ptr<call> c) {
+  std::int64_t limit = 20;
+  if (a.int_param<std::int64_t>(c, "limit", 1, static_cast<std::int64_t>(runtime::crash_ring), limit))
+    admin_crashes(a, limit, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
+}
+
+njson placement_of(const api_core& a, const std::string& tid) {
+  if (!a.ctx.cluster)
+    return {{"shard", runtime::cluster::shard_of(tid)}, {"owner", a.opts.node_name}, {"epoch", 0}};
+  auto p = a.ctx.cluster->placement(tid);
+  return {{"shard", p.shard}, {"owner", p.owner.empty() ? njson(nullptr) : njson(p.owner)}, {"epoch", p.epoch}};
+}
+
+void tenant_page(api_core& a, std::shared_ptr<call> c) {
+  a.with_existing_tenant(c, [&a, c](std::string tid) {
+    auto placement = placement_of(a, tid);
+    auto base = envelope(a, {});
+    gather(a, "admin.tenant", tid, tenant_here(a, tid), [&a, c, tid, base, placement](gathered g) mutable {
+      njson by_node = njson::object();
+      njson by_kind = njson::object();
+      std::int64_t live = 0;
+      for (const auto& n : g.answers) {
+        auto l = n.value("live", std::int64_t{0});
+        live += l;
+        if (l > 0)
+          by_node[n.value("nodeName", std::string{})] = l;
+        for (const auto& [k, v] : object_at(n, "byKind").items())
+          by_kind[k] = by_kind.value(k, std::int64_t{0}) + v.get<std::int64_t>();
+      }
+      base["partial"] = !g.unanswered.empty();
+      base["unanswered"] = g.unanswered;
+      base["tenantId"] = tid;
+      base["placement"] = placement;
+      base["liveActors"] = {{"total", live}, {"byKind", by_kind}, {"byNode", by_node}};
+      // Usage against the plan's limits: the tenant's own read (it counts
+      // its users and the API calls metered this month).
+      a.with_month_usage(c, tid, [&a, c, tid, base](std::int64_t now, std::int64_t metered) mutable {
+        command cmd;
+        cmd.what = op::usage;
+        a.call_entity(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd),
+                      [c, base, now, metered](entity_reply& r) mutable {
+                        auto usage = njson::parse(entity_response(r, 200).body, nullptr, false);
+                        if (!usage.is_discarded()) {
+                          usage["monthApiCallsMetered"] = metered;
+                          usage["asOf"] = protocol::format_rfc3339(now);
+                          base["usage"] = std::move(usage);
+                        }
+                        c->respond(http::json(200, dump(base)));
+                      });
+      });
+    });
+  });
+}
+
+void actor_page(api_core& a, std::shared_ptr<call> c) {
+  auto kind = kind_named(c->path["kind"]);
+  if (!kind) {
+    std::string names;
+    for (const auto& k : builtin_kinds().all())
+      names += (names.empty() ? "" : ", ") + k.name;
+    a.invalid_param(c, "kind", "must be one of " + names);
+    return;
+  }
+  auto id = c->path["actorId"];
+  std::string tid = *kind == entity_kind::tenant ? id : c->query["tenantId"];
+  if (tid.empty()) {
+    a.invalid_param(c, "tenantId", "is required for a " + c->path["kind"] + " actor (its tenant's id)");
+    return;
+  }
+  if (tid.size() > 64 || id.size() > 64) {
+    a.invalid_param(c, tid.size() > 64 ? "tenantId" : "actorId", "is longer than 64 characters");
+    return;
+  }
+  auto key = entity_key{*kind, tid, id};
+  auto payload = c->path["kind"] + "\t" + tid + "\t" + id;
+  njson doc{{"answeredBy", a.opts.node_name},
+            {"kind", c->path["kind"]},
+            {"id", id},
+            {"tenantId", tid},
+            {"placement", placement_of(a, tid)}};
+  auto answer = [&a, c, key, doc](njson probe) mutable {
+    doc["live"] = probe.value("live", false);
+    doc["node"] = probe.contains("nodeName") ? probe["nodeName"] : njson(nullptr);
+    if (!doc["live"].get<bool>()) {
+      doc["state"] = nullptr;
+      c->respond(http::json(200, dump(doc)));
+      return;
+    }
+    doc["commandsRouted"] = probe.value("commandsRouted", std::uint64_t{0});
+    doc["idleMs"] = probe.value("idleMs", std::int64_t{0});
+    // Live: its state as it answers a read (which keeps it live a little longer).
+    command cmd;
+    cmd.what = op::get;
+    a.call_entity(
+      c, key, std::move(cmd),
+      [c, doc](entity_reply& r) mutable {
+        auto body = entity_response(r, 200).body;
+        doc["stateTruncated"] = body.size() > state_cap;
+        doc["state"] = body.size() > state_cap ? njson(body.substr(0, state_cap)) : njson::parse(body, nullptr, false);
+        c->respond(http::json(200, dump(doc)));
+      },
+      true);
+  };
+  // The owner's directory is the one that knows.
+  if (!a.ctx.cluster || a.ctx.cluster->owned_here(tid)) {
+    answer(probe_here(a, payload));
+    return;
+  }
+  a.ctx.cluster->ask_owner(
+    tid, "admin.probe", payload, gather_timeout, [c, answer](std::optional<std::string> reply) mutable {
+      auto probe = reply ? njson::parse(*reply, nullptr, false) : njson();
+      if (probe.is_discarded() || probe.is_null()) {
+        auto r = api::problem(503, "owner-unavailable", "Owner unavailable",
+                              "the tenant's owner node did not answer; retry", c->req.request_id);
+        r.headers.emplace_back("Retry-After", "1");
+        c->respond(std::move(r));
+        return;
+      }
+      answer(std::move(probe));
+    });
+}
+
+} // namespace
+
+void serve_admin_topics(api_core& a) {
+  if (!a.ctx.cluster)
+    return;
+  auto& cl = *a.ctx.cluster;
+  using reply_fn = std::function<void(std::string)>;
+  a.admin_subs.push_back(
+    cl.serve("admin.node", [&a](const std::string&, reply_fn reply) { reply(dump(node_self(a))); }));
+  a.admin_subs.push_back(cl.serve("admin.census", [&a](const std::string& p, reply_fn reply) {
+    auto top = std::clamp<std::size_t>(static_cast<std::size_t>(std::atoi(p.c_str())), 1, 100);
+    reply(dump(node_census(a, top)));
+  }));
+  a.admin_subs.push_back(cl.serve("admin.crashes", [&a](const std::string&, reply_fn reply) {
+    reply(dump(njson{{"nodeName", a.opts.node_name}, {"crashes", node_crashes(a)}}));
+  }));
+  a.admin_subs.push_back(
+    cl.serve("admin.tenant", [&a](const std::string& p, reply_fn reply) { reply(dump(tenant_here(a, p))); }));
+  a.admin_subs.push_back(
+    cl.serve("admin.probe", [&a](const std::string& p, reply_fn reply) { reply(dump(probe_here(a, p))); }));
+}
+
+void add_admin_routes(router& r) {
+  using p = permission;
+  r.add("GET", "/v1/admin/nodes", p::platform, nodes);
+  r.add("GET", "/v1/admin/actors", p::platform, actors_census);
+  r.add("GET", "/v1/admin/crashes", p::platform, crashes);
+  r.add("GET", "/v1/admin/tenants/{tenantId}", p::platform, tenant_page);
+  r.add("GET", "/v1/admin/actors/{kind}/{actorId}", p::platform, actor_page);
+}
+
+} // namespace colony::adapters::http

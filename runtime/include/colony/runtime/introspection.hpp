@@ -1,0 +1,83 @@
+// What the console and colonyctl read of one node's entities
+// (docs/console.md): computed from the directory when somebody asks, never
+// sampled in the background, so a node nobody watches does no work for them
+// beyond the counters the directory keeps anyway (one atomic add per
+// activation, passivation and crash; nothing per message).
+//
+// A census walks the directory's shards one lock at a time (each held for
+// 1/32 of the walk): about 30 ms for a million live entities, paid only by
+// the asking request. Answers are bounded: the top `limit` tenants, the last
+// `crash_ring` crashes, one entity by its exact key; never a list of every
+// activation.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "colony/actors/kinds.hpp"
+#include "colony/runtime/entity_registry.hpp"
+
+namespace colony::runtime {
+
+/// Per kind, since the node started.
+struct kind_counts {
+  actors::entity_kind kind{};
+  std::int64_t live = 0;
+  std::int64_t activations = 0;
+  std::int64_t passivations = 0;
+  std::int64_t crashes = 0;
+};
+
+/// One tenant's live activations by kind id (index = entity_kind).
+struct tenant_live {
+  std::string tenant_id;
+  std::int64_t total = 0;
+  std::array<std::int64_t, actors::max_kinds> by_kind{};
+};
+
+struct census {
+  std::vector<kind_counts> kinds;       // every registered kind
+  std::vector<tenant_live> top_tenants; // most live activations first, at most the limit asked for
+  std::int64_t tenants_live = 0;        // tenants with at least one live activation
+};
+
+/// One crash: the entity's handler threw and the activation ended.
+struct crash_record {
+  actors::entity_kind kind{};
+  std::string tenant_id;
+  std::string id;
+  std::string reason;
+  std::int64_t at_ms = 0; // wall clock, Unix milliseconds
+};
+
+inline constexpr std::size_t crash_ring = 64;
+
+/// One activation, by its exact key.
+struct entity_probe {
+  std::uint64_t routed = 0; // commands handed to this activation
+  std::int64_t idle_ms = 0; // since the last one
+};
+
+/// The node's own directory, whatever routes in front of it (the cluster
+/// router): the entities module provides it (node.find<const local_entities>()).
+class local_entities {
+public:
+  explicit local_entities(std::shared_ptr<actors::entity_router> directory) : dir_(std::move(directory)) {}
+  /// Counts per kind and the top `limit` tenants by live activations.
+  [[nodiscard]] census take_census(std::size_t limit) const;
+  /// One tenant's live activations (tenant_id set, zero counts if none).
+  [[nodiscard]] tenant_live tenant_census(const std::string& tenant_id) const;
+  /// The last crashes, newest first (at most crash_ring).
+  [[nodiscard]] std::vector<crash_record> recent_crashes() const;
+  /// The activation of `key` on this node, if it is live.
+  [[nodiscard]] std::optional<entity_probe> probe(const actors::entity_key& key) const;
+
+private:
+  std::shared_ptr<actors::entity_router> dir_; // spawn_entity_registry's directory
+};
+
+} // namespace colony::runtime

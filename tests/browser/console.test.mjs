@@ -1,0 +1,211 @@
+// The console in a real browser: Debian's chromium driven by playwright-core
+// (from the lock file; no browser download), against a real colonyd on
+// loopback (docs/console.md, "Tests"). Every view is visited; any console
+// error, page error or failed request fails the test; a screenshot of each
+// view is kept under $COLONY_ARTIFACTS (build/console-shots by default).
+//
+//   COLONYD=build/bin/colonyd node tests/browser/console.test.mjs
+import { chromium } from "playwright-core";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import assert from "node:assert/strict";
+
+const COLONYD = process.env.COLONYD || "build/bin/colonyd";
+const SHOTS = process.env.COLONY_ARTIFACTS || "build/console-shots";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "colony-console-"));
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "colony-console-profile-"));
+let node = null;
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// Starts colonyd on `port` (the same one again after a restart: the page's origin must not change).
+async function startNode(port) {
+  const log = fs.openSync(path.join(dataDir, "colonyd.log"), "a");
+  node = spawn(COLONYD, ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--store", "sqlite:",
+    "--debug.fault-injection", "true"], { stdio: ["ignore", log, log] });
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    if (node.exitCode !== null) throw new Error("colonyd exited early:\n" + fs.readFileSync(path.join(dataDir, "colonyd.log"), "utf8"));
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (r.status === 200) return;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("colonyd not ready");
+}
+
+async function stopNode() {
+  if (!node || node.exitCode !== null) return;
+  const done = new Promise((r) => node.once("exit", r));
+  node.kill("SIGTERM");
+  await done;
+}
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+let browser = null;
+let failed = false;
+try {
+  await startNode(port);
+  const key = fs.readFileSync(path.join(dataDir, "admin.key"), "utf8").trim();
+  const call = async (method, p, body) => {
+    const r = await fetch(base + p, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+    const doc = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
+    return { status: r.status, doc, headers: r.headers };
+  };
+
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 800 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  const page = browser.pages()[0] ?? await browser.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e}`));
+  let restarting = false; // while the node restarts, its streams' reconnects are refused: expected
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (restarting && m.location()?.url?.includes("/v1/admin/stream")) return;
+    problems.push(`console error: ${m.text()} (${m.location()?.url})`);
+  });
+  page.on("requestfailed", (r) => {
+    // An EventSource the test itself ends (navigation, the node's restart) is not a failure of the page.
+    if (!r.url().includes("/v1/admin/stream")) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400 && !(r.url().endsWith("/console/session") && r.status() === 401))
+      problems.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
+  const shot = (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const step = (name) => console.log(`ok - ${name}`);
+
+  // The page: strict CSP, small, no credential in any URL.
+  const index = await fetch(`${base}/console`, { headers: { "Accept-Encoding": "gzip" } });
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get("content-security-policy"), /default-src 'self'; script-src 'self'/);
+  let firstLoad = 0;
+  for (const f of ["/console", "/console/assets/console.js", "/console/assets/console.css"]) {
+    const r = await fetch(base + f, { headers: { "Accept-Encoding": "gzip" } });
+    assert.equal(r.status, 200, f);
+    firstLoad += Number(r.headers.get("content-length"));
+  }
+  assert.ok(firstLoad < 100 * 1024, `first load ${firstLoad} bytes gzipped`);
+  step(`first load ${firstLoad} bytes gzipped, CSP set`);
+
+  // Sign in.
+  await page.goto(`${base}/console`);
+  await page.waitForSelector("#signin");
+  await shot("signin");
+  await page.fill("#token", key);
+  await page.click("#signin button[type=submit]");
+  await page.waitForSelector("#nodes tr[data-node]");
+  const cookies = await browser.cookies(base);
+  const session = cookies.find((c) => c.name === "colony_console");
+  assert.ok(session, "a session cookie");
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, "Strict");
+  assert.ok(!session.value.includes(key), "the cookie does not carry the key in the clear");
+  assert.equal(await page.evaluate(() => document.cookie.includes("colony_console")), false);
+  assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0);
+  for (const r of [page.url()]) assert.ok(!r.includes(key));
+  step("signed in; the session is an HttpOnly SameSite=Strict cookie, nothing in storage");
+
+  // The cluster view lists the node; a reload keeps the session.
+  const nodeName = (await call("GET", "/v1/admin/nodes")).doc.answeredBy;
+  assert.equal(await page.textContent("#nodes tr[data-node] td"), nodeName);
+  await page.reload();
+  await page.waitForSelector(`#nodes tr[data-node="${nodeName}"]`);
+  await shot("cluster");
+  step("cluster view lists the node, and survives a reload");
+
+  // Creating users through the API raises the live count on the page, without a reload.
+  const before = Number((await page.textContent("#live-total")).replace(/,/g, ""));
+  const t = (await call("POST", "/v1/tenants", { slug: "web-" + Date.now(), name: "Web" })).doc;
+  const users = [];
+  for (let i = 0; i < 3; i++) users.push((await call("POST", `/v1/tenants/${t.id}/users`, { email: `w${i}@example.com`, name: `W${i}` })).doc);
+  await page.waitForFunction((n) => Number(document.querySelector("#live-total").textContent.replace(/,/g, "")) >= n, before + 4, { timeout: 10000 });
+  step(`live actors rose from ${before} to ${before + 4}+ without a reload`);
+
+  // The actors view.
+  await page.click('#nav a[data-view="actors"]');
+  await page.waitForSelector('#kinds tr[data-kind="user"]');
+  await page.waitForFunction(() => Number(document.querySelector('#kinds tr[data-kind="user"] [data-live]').textContent) >= 3);
+  assert.ok((await page.textContent("#top-tenants")).includes(t.id));
+  await shot("actors");
+  step("actors view: by kind, and the tenant among the top tenants");
+
+  // The tenant's deep link, pasted.
+  await page.goto(`${base}/console/tenants/${t.slug}`);
+  await page.waitForSelector("#tenant-id");
+  assert.equal(await page.textContent("#tenant-id"), t.id);
+  assert.equal(await page.textContent("#tenant-owner"), nodeName);
+  assert.equal(await page.textContent("#tenant-live"), "4");
+  assert.match(await page.textContent("#tenant-usage"), /users\s*3/);
+  await shot("tenant");
+  step("tenant deep link: owner, live actors, usage");
+
+  // The actor's deep link.
+  await page.goto(`${base}/console/actors/user/${users[0].id}?tenant=${t.id}`);
+  await page.waitForSelector("#actor-live");
+  assert.equal(await page.textContent("#actor-live"), "yes");
+  assert.equal(await page.textContent("#actor-owner"), nodeName);
+  assert.ok((await page.textContent("#actor-state")).includes("w0@example.com"));
+  await shot("actor");
+  step("actor deep link: live, its node, its state");
+
+  // The live event tail: a new event within 2 s, and again after the node restarts.
+  await page.goto(`${base}/console/events?tenant=${t.id}`);
+  await page.waitForSelector("#tail");
+  const u4 = (await call("POST", `/v1/tenants/${t.id}/users`, { email: "late@example.com", name: "Late" })).doc;
+  const seenAt = Date.now();
+  await page.waitForFunction(() => [...document.querySelectorAll("#tail tbody tr")].some((r) => r.textContent.includes("user.created")), null, { timeout: 2000 });
+  step(`event tail: a new event shown within ${Date.now() - seenAt} ms`);
+  const positionsBefore = await page.$$eval("#tail tbody tr", (rows) => rows.map((r) => Number(r.dataset.position)));
+  await shot("events");
+  restarting = true;
+  await stopNode();
+  await startNode(port);
+  await call("POST", `/v1/tenants/${t.id}/users`, { email: "after@example.com", name: "After" });
+  await page.waitForFunction((n) => document.querySelectorAll("#tail tbody tr").length > n, positionsBefore.length, { timeout: 20000 });
+  restarting = false;
+  const positionsAfter = await page.$$eval("#tail tbody tr", (rows) => rows.map((r) => Number(r.dataset.position)));
+  assert.equal(new Set(positionsAfter).size, positionsAfter.length, "no event shown twice after the resume");
+  assert.ok(Math.max(...positionsAfter) > Math.max(...positionsBefore));
+  step("event tail resumed after the node restarted, nothing repeated");
+  void u4;
+
+  // Every view once more, after the restart: still signed in, no errors.
+  for (const v of ["/console", "/console/actors", `/console/tenants/${t.id}`, "/console/nowhere"]) {
+    await page.goto(base + v);
+    await page.waitForSelector("main h1");
+  }
+  step("every view loads after the restart with the same session");
+
+  assert.deepEqual(problems, [], problems.join("\n"));
+  step("no console errors, page errors or failed requests");
+} catch (e) {
+  failed = true;
+  console.error(e);
+  const log = path.join(dataDir, "colonyd.log");
+  if (fs.existsSync(log)) console.error(fs.readFileSync(log, "utf8").slice(-4000));
+} finally {
+  await browser?.close().catch(() => {});
+  await stopNode().catch(() => {});
+  fs.rmSync(profile, { recursive: true, force: true });
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

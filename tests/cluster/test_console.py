@@ -1,0 +1,102 @@
+"""The introspection API gathered across three nodes (docs/console.md): every
+answer names the node that answered, counts what each node holds, finds an
+actor on its owner through any node, and says "partial" (and colonyctl exits
+3) when a member does not answer."""
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+from cluster_kit import ROOT, ClusterCase
+
+COLONYCTL = os.environ.get("COLONYCTL", os.path.join(os.path.dirname(os.environ["COLONYD"]), "colonyctl"))
+
+
+class Console(ClusterCase):
+    def users(self, k, tid, n):
+        ids = []
+        for i in range(n):
+            status, _, doc = self.c.request(k, "POST", f"/v1/tenants/{tid}/users",
+                                            {"email": f"c{i}-{uuid.uuid4().hex[:6]}@example.com", "name": "C"})
+            self.assertEqual(status, 201, doc)
+            ids.append(doc["id"])
+        return ids
+
+    def ctl(self, k, *args):
+        env = dict(os.environ, COLONY_URL=f"http://127.0.0.1:{self.c.port(k)}", COLONY_TOKEN=ROOT)
+        return subprocess.run([COLONYCTL, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    def test_gathered_answers(self):
+        status, _, doc = self.c.request(2, "GET", "/v1/admin/nodes")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["answeredBy"], "node2")
+        self.assertFalse(doc["partial"], doc)
+        self.assertTrue(doc["membershipAgrees"], doc)
+        nodes = {n["nodeName"]: n for n in doc["nodes"] if n["status"] != "dead"}
+        self.assertEqual(sorted(nodes), ["node1", "node2", "node3"])
+        for name, n in nodes.items():
+            self.assertTrue(n["answered"], n)
+            self.assertEqual(n["status"], "active")
+            self.assertEqual(n["activeMembers"], ["node1", "node2", "node3"])
+            self.assertEqual(n["http"], f"127.0.0.1:{self.c.port(int(name[-1]))}")
+            self.assertGreater(n["leaseRemainingMs"], 0)
+        self.assertEqual(sum(n["shards"] for n in nodes.values()), 4096)
+        self.assertEqual(len({n["version"] for n in nodes.values()}), 1)
+
+        # One tenant per owner, 2 users each, created through node 1.
+        tenants = {o: self.c.new_tenant(k=1, owner=o)["id"] for o in (1, 2, 3)}
+        users = {o: self.users(1, t, 2) for o, t in tenants.items()}
+        status, _, census = self.c.request(3, "GET", "/v1/admin/actors?top=100")
+        self.assertEqual(status, 200, census)
+        self.assertFalse(census["partial"])
+        top = {t["tenantId"]: t for t in census["topTenants"]}
+        for o, t in tenants.items():
+            self.assertEqual(top[t]["nodes"], [f"node{o}"], top[t])
+            self.assertEqual(top[t]["byKind"], {"tenant": 1, "user": 2})
+        user = {k["kind"]: k for k in census["kinds"]}["user"]
+        self.assertEqual(sum(v["live"] for v in user["byNode"].values()), user["live"])
+        self.assertEqual(sorted(user["byNode"]), ["node1", "node2", "node3"])
+        for o in (1, 2, 3):
+            self.assertGreaterEqual(user["byNode"][f"node{o}"]["live"], 2)
+
+        # The tenant page and an actor, through a node that does not own them.
+        t, uid = tenants[2], users[2][0]
+        status, _, page = self.c.request(1, "GET", f"/v1/admin/tenants/{t}")
+        self.assertEqual(status, 200, page)
+        self.assertEqual(page["placement"]["owner"], "node2")
+        self.assertEqual(page["liveActors"]["byNode"], {"node2": 3})
+        self.assertEqual(page["usage"]["usage"]["users"], 2)
+        status, _, actor = self.c.request(3, "GET", f"/v1/admin/actors/user/{uid}?tenantId={t}")
+        self.assertEqual(status, 200, actor)
+        self.assertEqual(actor["answeredBy"], "node3")
+        self.assertTrue(actor["live"], actor)
+        self.assertEqual(actor["node"], "node2")
+        self.assertEqual(actor["state"]["id"], uid)
+        p = self.ctl(3, "actor", "show", "user", uid, "--tenant", t, "-o", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["node"], "node2")
+
+        # A member that does not answer: the others' answers, marked partial.
+        self.c.signal(3, signal.SIGSTOP)
+        try:
+            started = time.time()
+            status, _, doc = self.c.request(1, "GET", "/v1/admin/nodes")
+            took = time.time() - started
+            self.assertEqual(status, 200, doc)
+            self.assertTrue(doc["partial"], doc)
+            self.assertEqual([u["nodeName"] for u in doc["unanswered"]], ["node3"])
+            self.assertLess(took, 5, "a silent member must not hold the answer past the gather timeout")
+            answered = {n["nodeName"]: n["answered"] for n in doc["nodes"] if n["status"] != "dead"}
+            self.assertEqual(answered, {"node1": True, "node2": True, "node3": False})
+            p = self.ctl(1, "nodes")
+            self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+            self.assertIn("partial answer: no answer from node3", p.stdout)
+            status, _, census = self.c.request(2, "GET", "/v1/admin/actors")
+            self.assertEqual(status, 200, census)
+            self.assertTrue(census["partial"])
+            self.assertNotIn("node3", {k["kind"]: k for k in census["kinds"]}["user"]["byNode"])
+        finally:
+            self.c.signal(3, signal.SIGCONT)
+        print(f"\nconsole: 3 nodes gathered; a frozen member reported partial after {took:.1f} s", flush=True)

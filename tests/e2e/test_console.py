@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""The introspection API (GET /v1/admin/*) and colonyctl against one real
+node: what each endpoint counts after real requests, its bounds and errors,
+and every colonyctl command with -o json and -o table, its exit codes, and
+`top` in a terminal (tmux), its screen read back.
+
+Environment: colony_testkit/env.py; COLONYCTL names the CLI (default next to
+COLONYD)."""
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from colony_testkit import COLONYD, NodeCase, token, wait_until  # noqa: E402
+
+COLONYCTL = os.environ.get("COLONYCTL", os.path.join(os.path.dirname(COLONYD), "colonyctl"))
+
+
+class AdminApi(NodeCase):
+    def users(self, tid, n):
+        ids = []
+        for i in range(n):
+            status, _, doc = self.node.json("POST", f"/v1/tenants/{tid}/users",
+                                            {"email": f"u{i}-{uuid.uuid4().hex[:6]}@example.com", "name": f"U{i}"})
+            self.assertEqual(status, 201, doc)
+            ids.append(doc["id"])
+        return ids
+
+    def census(self, top=100):
+        status, _, doc = self.node.json("GET", f"/v1/admin/actors?top={top}")
+        self.assertEqual(status, 200, doc)
+        return doc
+
+    def test_nodes(self):
+        status, hdrs, doc = self.node.json("GET", "/v1/admin/nodes")
+        self.assertEqual(status, 200, doc)
+        self.assertFalse(doc["partial"])
+        self.assertEqual(doc["unanswered"], [])
+        self.assertTrue(doc["membershipAgrees"])
+        [n] = doc["nodes"]
+        self.assertEqual(n["nodeName"], doc["answeredBy"])
+        self.assertEqual(n["nodeName"], hdrs["X-Colony-Node"])
+        self.assertTrue(n["answered"])
+        self.assertEqual(n["status"], "active")
+        self.assertEqual(n["shards"], 4096)
+        self.assertEqual(n["http"], f"127.0.0.1:{self.node.port}")
+        self.assertGreaterEqual(n["uptimeSeconds"], 0)
+        self.assertRegex(n["version"], r"^\d+\.\d+")
+
+    def test_live_actors_by_kind_and_tenant(self):
+        before = self.census()
+        t = self.tenant()
+        self.users(t["id"], 3)
+        doc = self.census()
+        kinds = {k["kind"]: k for k in doc["kinds"]}
+        old = {k["kind"]: k for k in before["kinds"]}
+        self.assertEqual(kinds["user"]["activations"] - old["user"]["activations"], 3)
+        self.assertEqual(kinds["user"]["live"] - old["user"]["live"], 3)
+        self.assertGreaterEqual(kinds["tenant"]["live"], 1)
+        node = doc["answeredBy"]
+        self.assertEqual(kinds["user"]["byNode"][node]["live"], kinds["user"]["live"])
+        [mine] = [x for x in doc["topTenants"] if x["tenantId"] == t["id"]]
+        self.assertEqual(mine["byKind"], {"tenant": 1, "user": 3})
+        self.assertEqual(mine["live"], 4)
+        self.assertEqual(mine["nodes"], [node])
+        # Bounded: top=1 lists one tenant, the busiest.
+        self.users(t["id"], 2)
+        one = self.census(top=1)
+        self.assertEqual(len(one["topTenants"]), 1)
+        self.assertGreaterEqual(one["topTenants"][0]["live"], 6)
+        self.assertGreaterEqual(one["tenantsLive"], 1)
+        for bad in ("0", "101", "x"):
+            self.assertProblem(self.node.json("GET", f"/v1/admin/actors?top={bad}"), 400)
+
+    def test_crashes_are_listed_with_their_reason(self):
+        t = self.tenant()
+        self.assertProblem(self.node.json("GET", f"/v1/tenants/{t['id']}", headers={"X-Colony-Fault": "crash"}), 500)
+        status, _, doc = self.node.json("GET", "/v1/admin/crashes?limit=5")
+        self.assertEqual(status, 200, doc)
+        self.assertFalse(doc["partial"])
+        mine = [c for c in doc["data"] if c["tenantId"] == t["id"]]
+        self.assertEqual(len(mine), 1, doc)
+        self.assertEqual(mine[0]["kind"], "tenant")
+        self.assertEqual(mine[0]["id"], t["id"])
+        self.assertEqual(mine[0]["node"], doc["answeredBy"])
+        self.assertTrue(mine[0]["reason"])
+        self.assertLessEqual(len(doc["data"]), 5)
+        census = {k["kind"]: k for k in self.census()["kinds"]}
+        self.assertGreaterEqual(census["tenant"]["crashes"], 1)
+        self.assertProblem(self.node.json("GET", "/v1/admin/crashes?limit=65"), 400)
+
+    def test_tenant_page(self):
+        t = self.tenant(plan="pro")
+        self.users(t["id"], 2)
+        for ref in (t["id"], t["slug"]):
+            status, _, doc = self.node.json("GET", f"/v1/admin/tenants/{ref}")
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(doc["tenantId"], t["id"])
+            self.assertEqual(doc["placement"]["owner"], doc["answeredBy"])
+            self.assertEqual(doc["liveActors"]["total"], 3)
+            self.assertEqual(doc["liveActors"]["byKind"], {"tenant": 1, "user": 2})
+            self.assertEqual(doc["liveActors"]["byNode"], {doc["answeredBy"]: 3})
+            self.assertEqual(doc["usage"]["plan"], "pro")
+            self.assertEqual(doc["usage"]["usage"]["users"], 2)
+            self.assertIn("maxUsers", doc["usage"]["limits"])
+        self.assertProblem(self.node.json("GET", f"/v1/admin/tenants/{uuid.uuid4()}"), 404)
+
+    def test_actor_page(self):
+        t = self.tenant()
+        [uid] = self.users(t["id"], 1)
+        status, _, doc = self.node.json("GET", f"/v1/admin/actors/user/{uid}?tenantId={t['id']}")
+        self.assertEqual(status, 200, doc)
+        self.assertTrue(doc["live"])
+        self.assertEqual(doc["node"], doc["answeredBy"])
+        self.assertGreaterEqual(doc["commandsRouted"], 1)
+        self.assertGreaterEqual(doc["idleMs"], 0)
+        self.assertEqual(doc["state"]["id"], uid)
+        self.assertFalse(doc["stateTruncated"])
+        status, _, doc = self.node.json("GET", f"/v1/admin/actors/tenant/{t['id']}")
+        self.assertEqual(status, 200, doc)
+        self.assertTrue(doc["live"])
+        self.assertEqual(doc["state"]["slug"], t["slug"])
+        # Not live: said so, and the inspection does not activate it.
+        ghost = str(uuid.uuid4())
+        status, _, doc = self.node.json("GET", f"/v1/admin/actors/user/{ghost}?tenantId={t['id']}")
+        self.assertEqual(status, 200, doc)
+        self.assertFalse(doc["live"])
+        self.assertIsNone(doc["state"])
+        self.assertProblem(self.node.json("GET", f"/v1/admin/actors/user/{uid}"), 400)
+        self.assertProblem(self.node.json("GET", f"/v1/admin/actors/plugin/{uid}?tenantId={t['id']}"), 400)
+        self.assertProblem(self.node.json("GET", f"/v1/admin/actors/tenant/{'x' * 65}"), 400)
+
+    def test_platform_credentials_only(self):
+        t = self.tenant()
+        owner = token(tenant=t["id"], roles=["owner"])
+        for path in ("/v1/admin/nodes", "/v1/admin/actors", "/v1/admin/crashes", f"/v1/admin/tenants/{t['id']}",
+                     f"/v1/admin/actors/tenant/{t['id']}"):
+            self.assertProblem(self.node.json("GET", path, auth=False), 401)
+            status = self.node.json("GET", path, auth=owner)[0]
+            self.assertIn(status, (401, 403, 404), path)
+
+
+class Colonyctl(NodeCase):
+    def ctl(self, *args, env=None, expect=0):
+        e = dict(os.environ, COLONY_URL=f"http://127.0.0.1:{self.node.port}", COLONY_TOKEN=self.node.admin_key)
+        e.update(env or {})
+        p = subprocess.run([COLONYCTL, *args], capture_output=True, text=True, env=e, timeout=60)
+        self.assertEqual(p.returncode, expect, f"colonyctl {' '.join(args)}: {p.stdout}\n{p.stderr}")
+        return p
+
+    def test_every_command_as_json_and_table(self):
+        t = self.tenant()
+        status, _, u = self.node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": "c@example.com", "name": "C"})
+        self.assertEqual(status, 201, u)
+        nodes = json.loads(self.ctl("nodes", "-o", "json").stdout)
+        self.assertEqual(len(nodes["nodes"]), 1)
+        name = nodes["answeredBy"]
+        table = self.ctl("nodes").stdout
+        self.assertIn("NODE", table)
+        self.assertIn(name, table)
+        self.assertIn("active", table)
+        shards = json.loads(self.ctl("shards", "-o", "json").stdout)
+        self.assertEqual(shards["members"][0]["shards"], 4096)
+        self.assertIn("4096", self.ctl("shards").stdout)
+        actors = json.loads(self.ctl("actors", "top", "-n", "100", "-o", "json").stdout)
+        self.assertIn(t["id"], [x["tenantId"] for x in actors["topTenants"]])
+        self.assertIn(t["id"], self.ctl("actors", "top", "--top", "100").stdout)
+        shown = json.loads(self.ctl("tenant", "show", t["slug"], "-o", "json").stdout)
+        self.assertEqual(shown["tenantId"], t["id"])
+        self.assertEqual(shown["liveActors"]["byKind"]["user"], 1)
+        text = self.ctl("tenant", "show", t["id"]).stdout
+        self.assertIn(name, text)
+        self.assertIn("users", text)
+        actor = json.loads(self.ctl("actor", "show", "user", u["id"], "--tenant", t["id"], "-o", "json").stdout)
+        self.assertTrue(actor["live"])
+        self.assertEqual(actor["state"]["email"], "c@example.com")
+        self.assertIn("c@example.com", self.ctl("actor", "show", "user", u["id"], "--tenant", t["id"]).stdout)
+        self.node.json("GET", f"/v1/tenants/{t['id']}", headers={"X-Colony-Fault": "crash"})
+        crashes = json.loads(self.ctl("crashes", "-o", "json").stdout)
+        self.assertIn(t["id"], [c["tenantId"] for c in crashes["data"]])
+        self.assertIn(t["id"], self.ctl("crashes").stdout)
+
+    def test_exit_codes(self):
+        self.ctl("--version")
+        self.assertIn("nodes", self.ctl("--help").stdout)
+        self.ctl(expect=2)                                   # no command
+        self.ctl("nodes", "-o", "yaml", expect=2)            # bad option value
+        self.ctl("frobnicate", expect=2)                     # unknown command
+        self.ctl("nodes", env={"COLONY_URL": "ftp://x"}, expect=2)
+        self.ctl("drain", "somebody", expect=2)              # a change without --yes
+        self.ctl("tenant", "show", str(uuid.uuid4()), expect=4)
+        p = self.ctl("nodes", env={"COLONY_TOKEN": "wrong"}, expect=1)
+        self.assertIn("401", p.stderr)
+        p = self.ctl("drain", "somebody", "--yes", expect=1)  # a single node has nobody to drain to
+        self.assertIn("409", p.stderr)
+        # Nobody listening: port 1 on loopback refuses.
+        p = self.ctl("nodes", "--timeout", "2", env={"COLONY_URL": "http://127.0.0.1:1"}, expect=1)
+        self.assertIn("connecting", p.stderr)
+
+    def test_top_in_a_terminal(self):
+        session = "colonyctl-top-" + uuid.uuid4().hex[:8]
+        env = f"COLONY_URL=http://127.0.0.1:{self.node.port} COLONY_TOKEN={self.node.admin_key}"
+        socket = os.path.join(self.dir, "tmux.sock")
+        tmux = ["tmux", "-S", socket]
+        subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+                        f"env {env} {COLONYCTL} top --interval 0.5; echo EXITED $?; sleep 30"], check=True)
+        try:
+            def screen():
+                return subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True,
+                                      text=True).stdout
+            wait_until(lambda: "ACT/S" in screen() and "/s" in screen().split("ACT/S", 1)[1], timeout=20,
+                       what="top showing rates")
+            s = screen()
+            self.assertIn("colonyctl top", s)
+            self.assertIn("NODE", s)
+            self.assertIn("KIND", s)
+            self.assertIn("tenant", s)
+            subprocess.run([*tmux, "send-keys", "-t", session, "q"], check=True)
+            wait_until(lambda: "EXITED 0" in screen(), timeout=10, what="top to quit on q")
+        finally:
+            subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
