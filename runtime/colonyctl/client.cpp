@@ -75,32 +75,58 @@ void step(net::io_context& ioc, const char* what, Start start) {
   ioc.restart();
   if (result == beast::error::timeout)
     throw transport_error(std::string{what} + ": timed out");
-  if (result && result != net::ssl::error::stream_truncated)
+  // need_buffer: a streamed body filled the piece given to it (not an error).
+  if (result && result != net::ssl::error::stream_truncated && result != http::error::need_buffer)
     throw transport_error(std::string{what} + ": " + result.message());
 }
 
 template <class Stream>
 reply exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& lowest, std::chrono::milliseconds timeout,
-               http::request<http::string_body>& req) {
+               http::request<http::string_body>& req, const chunk_sink* sink, std::chrono::milliseconds idle) {
   lowest.expires_after(timeout);
   step(ioc, "sending the request", [&](auto done) { http::async_write(stream, req, done); });
   beast::flat_buffer buf;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024 * 1024);
+  http::response_parser<http::empty_body> head;
+  head.body_limit(64 * 1024 * 1024);
   lowest.expires_after(timeout);
-  step(ioc, "reading the answer", [&](auto done) { http::async_read(stream, buf, parser, done); });
-  auto& res = parser.get();
+  step(ioc, "reading the answer", [&](auto done) { http::async_read_header(stream, buf, head, done); });
   reply r;
-  r.status = static_cast<int>(res.result_int());
-  r.content_type = std::string(res[http::field::content_type]);
-  r.retry_after = std::string(res[http::field::retry_after]);
-  r.body = std::move(res.body());
+  r.status = static_cast<int>(head.get().result_int());
+  r.content_type = std::string(head.get()[http::field::content_type]);
+  r.retry_after = std::string(head.get()[http::field::retry_after]);
+  if (sink != nullptr && r.status == 200) {
+    http::response_parser<http::buffer_body> body{std::move(head)};
+    char piece[8192];
+    while (!body.is_done()) {
+      body.get().body().data = piece;
+      body.get().body().size = sizeof piece;
+      lowest.expires_after(idle);
+      step(ioc, "reading the stream", [&](auto done) { http::async_read_some(stream, buf, body, done); });
+      auto got = sizeof piece - body.get().body().size;
+      if (got > 0 && !(*sink)(std::string_view{piece, got}))
+        break;
+    }
+    return r;
+  }
+  http::response_parser<http::string_body> whole{std::move(head)};
+  lowest.expires_after(timeout);
+  step(ioc, "reading the answer", [&](auto done) { http::async_read(stream, buf, whole, done); });
+  r.body = std::move(whole.get().body());
   return r;
 }
 
 } // namespace
 
 reply client::request(const std::string& method, const std::string& target, const std::string& body) const {
+  return run(method, target, body, nullptr, timeout_);
+}
+
+reply client::stream(const std::string& target, const chunk_sink& sink, std::chrono::milliseconds idle) const {
+  return run("GET", target, {}, &sink, idle);
+}
+
+reply client::run(const std::string& method, const std::string& target, const std::string& body, const chunk_sink* sink,
+                  std::chrono::milliseconds idle) const {
   net::io_context ioc;
   tcp::resolver resolver{ioc};
   beast::error_code ec;
@@ -110,7 +136,7 @@ reply client::request(const std::string& method, const std::string& target, cons
   http::request<http::string_body> req{http::string_to_verb(method), ep_.prefix + target, 11};
   req.set(http::field::host, ep_.host + ":" + ep_.port);
   req.set(http::field::user_agent, "colonyctl");
-  req.set(http::field::accept, "application/json");
+  req.set(http::field::accept, sink != nullptr ? "text/event-stream" : "application/json");
   if (!token_.empty())
     req.set(http::field::authorization, "Bearer " + token_);
   if (!body.empty() || method == "POST") {
@@ -123,7 +149,7 @@ reply client::request(const std::string& method, const std::string& target, cons
     beast::tcp_stream stream{ioc};
     stream.expires_after(timeout_);
     step(ioc, ("connecting to " + where).c_str(), [&](auto done) { stream.async_connect(addrs, done); });
-    auto r = exchange(ioc, stream, stream, timeout_, req);
+    auto r = exchange(ioc, stream, stream, timeout_, req, sink, idle);
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);
     return r;
   }
@@ -146,7 +172,7 @@ reply client::request(const std::string& method, const std::string& target, cons
   step(ioc, ("connecting to " + where).c_str(), [&](auto done) { lowest.async_connect(addrs, done); });
   lowest.expires_after(timeout_);
   step(ioc, "the TLS handshake", [&](auto done) { stream.async_handshake(net::ssl::stream_base::client, done); });
-  return exchange(ioc, stream, lowest, timeout_, req);
+  return exchange(ioc, stream, lowest, timeout_, req, sink, idle);
 }
 
 } // namespace colony::ctl

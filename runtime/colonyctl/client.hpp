@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -33,15 +34,26 @@ struct transport_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Receives a streamed body piece by piece (as it arrives); false stops reading.
+using chunk_sink = std::function<bool(std::string_view)>;
+
 class client {
 public:
   client(endpoint ep, std::string token, std::string cacert, std::chrono::milliseconds timeout)
     : ep_(std::move(ep)), token_(std::move(token)), cacert_(std::move(cacert)), timeout_(timeout) {}
   /// One request; throws transport_error.
   [[nodiscard]] reply request(const std::string& method, const std::string& target, const std::string& body = {}) const;
+  /// GET a streamed answer (text/event-stream): a 200's body goes to `sink`
+  /// as it arrives, until the node ends it or `sink` says stop; any other
+  /// answer comes back whole, as from request(). Between two pieces the
+  /// node may be silent for `idle` (it sends a comment every 15 s).
+  [[nodiscard]] reply stream(const std::string& target, const chunk_sink& sink,
+                             std::chrono::milliseconds idle = std::chrono::seconds(45)) const;
   [[nodiscard]] const endpoint& where() const { return ep_; }
 
 private:
+  reply run(const std::string& method, const std::string& target, const std::string& body, const chunk_sink* sink,
+            std::chrono::milliseconds idle) const;
   endpoint ep_;
   std::string token_;
   std::string cacert_;

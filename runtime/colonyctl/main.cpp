@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client.hpp"
+#include "tail.hpp"
 #include "top.hpp"
 #include "views.hpp"
 
@@ -128,6 +129,16 @@ int main(int argc, char** argv) {
   auto* undrain = app.add_subcommand("undrain", "let a drained node take its shards back");
   undrain->add_option("node", node_name, "the member's node name")->required();
   undrain->add_flag("--yes", yes, "really do it");
+  auto* events = app.add_subcommand("events", "the committed events");
+  events->require_subcommand(1);
+  colony::ctl::tail_options tail;
+  auto* events_tail = events->add_subcommand(
+    "tail", "the latest events, then each new one as it commits (^C stops; -o json: one per line)");
+  events_tail->add_option("--tenant", tail.tenant, "only this tenant's (its id or slug)");
+  events_tail->add_option("--type", tail.type, "only this type, e.g. user.created");
+  events_tail->add_option("--count", tail.count, "stop after this many")->check(CLI::Range(1, 1000000));
+  events_tail->add_option("--after", tail.after, "start after this feed position (instead of the latest events)")
+    ->check(CLI::NonNegativeNumber);
   double interval = 2;
   auto* top = app.add_subcommand("top", "a live full-screen view of the cluster (q quits)");
   top->add_option("-i,--interval", interval, "seconds between samples")->check(CLI::Range(0.5, 60.0));
@@ -175,6 +186,15 @@ int main(int argc, char** argv) {
     }
     return run(cl, o, "POST", "/v1/cluster/members/" + encode(node_name) + (*drain ? "/drain" : "/undrain"),
                status_view);
+  }
+  if (*events_tail) {
+    tail.json = o.output == "json";
+    try {
+      return run_events_tail(cl, tail);
+    } catch (const colony::ctl::transport_error& e) {
+      std::cerr << "colonyctl: " << e.what() << "\n";
+      return exit_failed;
+    }
   }
   if (*top)
     return run_top(cl, std::chrono::milliseconds(static_cast<std::int64_t>(interval * 1000)));

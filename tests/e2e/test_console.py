@@ -201,6 +201,47 @@ class Colonyctl(NodeCase):
         p = self.ctl("nodes", "--timeout", "2", env={"COLONY_URL": "http://127.0.0.1:1"}, expect=1)
         self.assertIn("connecting", p.stderr)
 
+    def test_events_tail(self):
+        t = self.tenant()
+        other = self.tenant()
+        emails = []
+        for i in range(2):
+            emails.append(f"tail{i}-{uuid.uuid4().hex[:6]}@example.com")
+            status, _, doc = self.node.json("POST", f"/v1/tenants/{t['id']}/users", {"email": emails[-1], "name": "T"})
+            self.assertEqual(status, 201, doc)
+        self.node.json("POST", f"/v1/tenants/{other['id']}/users", {"email": "o@example.com", "name": "O"})
+        # The latest events, filtered on the node by tenant (by slug here) and type.
+        lines = self.ctl("events", "tail", "--tenant", t["slug"], "--type", "user.created", "--count", "2",
+                         "-o", "json").stdout.splitlines()
+        got = [json.loads(x) for x in lines]
+        self.assertEqual([g["event"]["userChanged"]["state"]["email"] for g in got], emails)
+        self.assertEqual({g["event"]["tenantId"] for g in got}, {t["id"]})
+        self.assertLess(got[0]["position"], got[1]["position"])
+        table = self.ctl("events", "tail", "--tenant", t["id"], "--count", "1").stdout
+        self.assertIn("POSITION", table.splitlines()[0])
+        self.assertIn("tenant.created", table)
+        # Following: started after the last position, it prints the next event as it commits.
+        last = got[1]["position"]
+        e = dict(os.environ, COLONY_URL=f"http://127.0.0.1:{self.node.port}", COLONY_TOKEN=self.node.admin_key)
+        follow = subprocess.Popen([COLONYCTL, "events", "tail", "--tenant", t["id"], "--after", str(last),
+                                   "--count", "1", "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=e)
+        try:
+            time.sleep(0.5)
+            self.assertIsNone(follow.poll(), "the tail must wait for a new event")
+            status, _, u = self.node.json("PATCH", f"/v1/tenants/{t['id']}", {"name": "tailed"})
+            self.assertEqual(status, 200, u)
+            out, err = follow.communicate(timeout=10)
+        finally:
+            if follow.poll() is None:
+                follow.kill()
+        self.assertEqual(follow.returncode, 0, err)
+        [new] = [json.loads(x) for x in out.splitlines()]
+        self.assertEqual(new["event"]["type"], "tenant.updated")
+        self.assertGreater(new["position"], last)
+        self.ctl("events", "tail", "--tenant", str(uuid.uuid4()), "--count", "1", expect=4)
+        self.ctl("events", "tail", "--count", "0", expect=2)
+
     def test_top_in_a_terminal(self):
         session = "colonyctl-top-" + uuid.uuid4().hex[:8]
         env = f"COLONY_URL=http://127.0.0.1:{self.node.port} COLONY_TOKEN={self.node.admin_key}"
