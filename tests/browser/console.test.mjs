@@ -5,31 +5,18 @@
 // view is kept under $COLONY_ARTIFACTS (build/console-shots by default).
 //
 //   COLONYD=build/bin/colonyd node tests/browser/console.test.mjs
-import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import assert from "node:assert/strict";
+import { caller, freePort, launch, shotter, step, watch } from "./kit.mjs";
 
 const COLONYD = process.env.COLONYD || "build/bin/colonyd";
-const SHOTS = process.env.COLONY_ARTIFACTS || "build/console-shots";
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-fs.mkdirSync(SHOTS, { recursive: true });
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "colony-console-"));
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "colony-console-profile-"));
 let node = null;
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Starts colonyd on `port` (the same one again after a restart: the page's origin must not change).
 async function startNode(port) {
@@ -62,36 +49,13 @@ let failed = false;
 try {
   await startNode(port);
   const key = fs.readFileSync(path.join(dataDir, "admin.key"), "utf8").trim();
-  const call = async (method, p, body) => {
-    const r = await fetch(base + p, { method, headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
-    const doc = r.headers.get("content-type")?.includes("json") ? await r.json() : null;
-    return { status: r.status, doc, headers: r.headers };
-  };
+  const call = caller(base, key);
 
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 800 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch(profile);
   const page = browser.pages()[0] ?? await browser.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e}`));
   let restarting = false; // while the node restarts, its streams' reconnects are refused: expected
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    if (restarting && m.location()?.url?.includes("/v1/admin/stream")) return;
-    problems.push(`console error: ${m.text()} (${m.location()?.url})`);
-  });
-  page.on("requestfailed", (r) => {
-    // An EventSource the test itself ends (navigation, the node's restart) is not a failure of the page.
-    if (!r.url().includes("/v1/admin/stream")) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
-  });
-  page.on("response", (r) => {
-    if (r.status() >= 400 && !(r.url().endsWith("/console/session") && r.status() === 401))
-      problems.push(`HTTP ${r.status()} for ${r.url()}`);
-  });
-  const shot = (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-  const step = (name) => console.log(`ok - ${name}`);
+  const problems = watch(page, () => restarting);
+  const shot = shotter(page);
 
   // The page: strict CSP, small, no credential in any URL.
   const index = await fetch(`${base}/console`, { headers: { "Accept-Encoding": "gzip" } });
