@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
   auto* crashes = app.add_subcommand("crashes", "the last entity crashes of every node");
   std::int64_t crash_limit = 20;
   crashes->add_option("-n,--limit", crash_limit, "how many")->check(CLI::Range(1, 64));
+  auto* stores = app.add_subcommand(
+    "stores", "per node: store commits and latency, outbox backlog, Kafka brokers and lag, webhooks");
   auto* tenant = app.add_subcommand("tenant", "one tenant");
   tenant->require_subcommand(1);
   std::string tenant_id;
@@ -172,6 +174,8 @@ int main(int argc, char** argv) {
     return run(cl, o, "GET", "/v1/admin/actors?top=" + std::to_string(top_n), actors_view_once);
   if (*crashes)
     return run(cl, o, "GET", "/v1/admin/crashes?limit=" + std::to_string(crash_limit), crashes_view);
+  if (*stores)
+    return run(cl, o, "GET", "/v1/admin/stores", stores_view);
   if (*tenant_show)
     return run(cl, o, "GET", "/v1/admin/tenants/" + encode(tenant_id), tenant_view);
   if (*actor_show)

@@ -158,6 +158,52 @@ std::vector<std::string> crashes_view(const njson& doc) {
   return out;
 }
 
+namespace {
+
+/// Seconds as milliseconds ("0.84 ms"), "-" for null.
+std::string ms(const njson& seconds) {
+  if (!seconds.is_number())
+    return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f ms", seconds.get<double>() * 1000);
+  return buf;
+}
+
+} // namespace
+
+std::vector<std::string> stores_view(const njson& doc) {
+  const auto& totals = object_at(doc, "totals");
+  char oldest[32];
+  std::snprintf(oldest, sizeof oldest, "%.1f s", totals.value("outboxOldestAgeSeconds", 0.0));
+  std::vector<std::string> out{"store " + cell(doc.value("store", njson())) + "; outbox backlog " +
+                               cell(totals.value("outboxBacklog", njson(0))) + ", oldest " + oldest +
+                               "; consumer lag " + cell(totals.value("consumerLag", njson(0))) +
+                               " (quantiles since each node started)"};
+  table t({"NODE", "COMMITS", "P50", "P99", "BATCH", "OUTBOX", "PUBLISHED", "KAFKA", "LAG", "WEBHOOKS"});
+  for (const auto& n : doc.value("nodes", njson::array())) {
+    const auto& commit = object_at(object_at(n, "store"), "commitSeconds");
+    const auto& batch = object_at(object_at(n, "store"), "batchSize");
+    const auto& outbox = object_at(n, "outbox");
+    const auto& kafka = object_at(n, "kafka");
+    auto batches = batch.value("count", std::int64_t{0});
+    char mean[32] = "-";
+    if (batches > 0)
+      std::snprintf(mean, sizeof mean, "%.1f", batch.value("sum", 0.0) / static_cast<double>(batches));
+    std::string hooks;
+    for (const auto& [k, v] : object_at(object_at(n, "webhooks"), "attempts").items())
+      hooks += (hooks.empty() ? "" : " ") + k + "=" + v.dump();
+    auto configured = kafka.value("configured", false);
+    t.row({cell(n.value("nodeName", njson())), cell(commit.value("count", njson(0))), ms(commit.value("p50", njson())),
+           ms(commit.value("p99", njson())), mean, cell(outbox.value("backlog", njson(0))),
+           cell(outbox.value("published", njson(0))),
+           !configured ? "off" : (kafka.value("brokersUp", false) ? "up" : "down"),
+           configured ? cell(kafka.value("consumerLagTotal", njson(0))) : "-", hooks});
+  }
+  append(out, t.lines());
+  append(out, partial_note(doc));
+  return out;
+}
+
 std::vector<std::string> tenant_view(const njson& doc) {
   std::vector<std::string> out;
   const auto& p = doc.value("placement", njson::object());

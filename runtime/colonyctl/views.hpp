@@ -36,6 +36,7 @@ private:
                                                    bool show_rates = false);
 [[nodiscard]] std::vector<std::string> crashes_view(const nlohmann::json& doc);
 [[nodiscard]] std::vector<std::string> tenant_view(const nlohmann::json& doc);
+[[nodiscard]] std::vector<std::string> stores_view(const nlohmann::json& doc);
 [[nodiscard]] std::vector<std::string> actor_view(const nlohmann::json& doc);
 /// "partial: node2 (not connected)" lines of a gathered answer; empty if complete.
 [[nodiscard]] std::vector<std::string> partial_note(const nlohmann::json& doc);

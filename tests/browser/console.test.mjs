@@ -112,6 +112,17 @@ try {
   await shot("actors");
   step("actors view: by kind, and the tenant among the top tenants");
 
+  // The stores view: this node's commits, counted since it started, rising as users are created.
+  await page.click('#nav a[data-view="stores"]');
+  await page.waitForSelector(`#stores tr[data-store-node="${nodeName}"]`);
+  assert.equal(await page.textContent("#store-kind"), "sqlite");
+  const commits = async () => Number((await page.textContent(`#stores tr[data-store-node="${nodeName}"] [data-commits]`)).replace(/,/g, ""));
+  const commitsBefore = await commits();
+  await call("POST", "/v1/tenants", { slug: "stores-" + Date.now(), name: "Stores" }); // another tenant: t's counts stay
+  await page.waitForFunction(([n, c]) => Number(document.querySelector(`#stores tr[data-store-node="${n}"] [data-commits]`).textContent.replace(/,/g, "")) > c, [nodeName, commitsBefore], { timeout: 5000 });
+  await shot("stores");
+  step(`stores view: commits rose past ${commitsBefore} without a reload`);
+
   // The tenant's deep link, pasted.
   await page.goto(`${base}/console/tenants/${t.slug}`);
   await page.waitForSelector("#tenant-id");

@@ -93,6 +93,33 @@ class AdminApi(NodeCase):
         self.assertGreaterEqual(census["tenant"]["crashes"], 1)
         self.assertProblem(self.node.json("GET", "/v1/admin/crashes?limit=65"), 400)
 
+    def test_stores(self):
+        def stores():
+            status, _, doc = self.node.json("GET", "/v1/admin/stores")
+            self.assertEqual(status, 200, doc)
+            return doc
+        before = stores()
+        self.assertFalse(before["partial"])
+        self.assertEqual(before["store"], "sqlite")
+        t = self.tenant()
+        self.users(t["id"], 3)
+        doc = stores()
+        [n] = doc["nodes"]
+        self.assertEqual(n["nodeName"], doc["answeredBy"])
+        commit = n["store"]["commitSeconds"]
+        old = before["nodes"][0]["store"]["commitSeconds"]["count"]
+        self.assertGreaterEqual(commit["count"] - old, 4)  # the tenant and three users, each committed
+        self.assertEqual(doc["totals"]["commits"], commit["count"])
+        self.assertIsNotNone(commit["p99"])
+        self.assertLessEqual(commit["p50"], commit["p99"])
+        self.assertLessEqual(commit["buckets"][-1][1], commit["count"])
+        self.assertGreaterEqual(n["store"]["batchSize"]["count"], 1)
+        # No Kafka here: the relay is off, and it says so instead of "down".
+        self.assertEqual(n["kafka"], {"configured": False, "brokersUp": None, "consumerLag": [],
+                                      "consumerLagTotal": 0})
+        self.assertEqual(n["outbox"]["backlog"], 0)
+        self.assertEqual(sorted(n["webhooks"]["attempts"]), ["dead", "delivered", "retry"])
+
     def test_tenant_page(self):
         t = self.tenant(plan="pro")
         self.users(t["id"], 2)
@@ -137,7 +164,8 @@ class AdminApi(NodeCase):
     def test_platform_credentials_only(self):
         t = self.tenant()
         owner = token(tenant=t["id"], roles=["owner"])
-        for path in ("/v1/admin/nodes", "/v1/admin/actors", "/v1/admin/crashes", f"/v1/admin/tenants/{t['id']}",
+        for path in ("/v1/admin/nodes", "/v1/admin/actors", "/v1/admin/crashes", "/v1/admin/stores",
+                     f"/v1/admin/tenants/{t['id']}",
                      f"/v1/admin/actors/tenant/{t['id']}"):
             self.assertProblem(self.node.json("GET", path, auth=False), 401)
             status = self.node.json("GET", path, auth=owner)[0]
@@ -169,6 +197,12 @@ class Colonyctl(NodeCase):
         actors = json.loads(self.ctl("actors", "top", "-n", "100", "-o", "json").stdout)
         self.assertIn(t["id"], [x["tenantId"] for x in actors["topTenants"]])
         self.assertIn(t["id"], self.ctl("actors", "top", "--top", "100").stdout)
+        stores = json.loads(self.ctl("stores", "-o", "json").stdout)
+        self.assertGreaterEqual(stores["totals"]["commits"], 2)
+        text = self.ctl("stores").stdout
+        self.assertIn("store sqlite", text)
+        self.assertIn("COMMITS", text)
+        self.assertIn(name, text)
         shown = json.loads(self.ctl("tenant", "show", t["slug"], "-o", "json").stdout)
         self.assertEqual(shown["tenantId"], t["id"])
         self.assertEqual(shown["liveActors"]["byKind"]["user"], 1)

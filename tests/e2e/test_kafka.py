@@ -122,10 +122,20 @@ class Relay(KafkaCase):
         self.assertEqual(ready[0], 200)  # the API still works; the events wait
         self.assertIn("[!]events relay: kafka unreachable", ready[2].decode())
         self.assertIn("backlog 15 events", ready[2].decode())
+        # The console's stores view reads the same numbers.
+        stores = n.json("GET", "/v1/admin/stores")[2]
+        self.assertEqual(stores["totals"]["outboxBacklog"], 15, stores)
+        self.assertGreaterEqual(stores["totals"]["outboxOldestAgeSeconds"], 1.0)
+        [mine] = stores["nodes"]
+        self.assertEqual((mine["kafka"]["configured"], mine["kafka"]["brokersUp"]), (True, False))
 
         self.kafka.up()
         wait_until(self.drained(n), timeout=60)
         self.assertEqual(metric(n, "colony_kafka_brokers_up"), 1)
+        stores = n.json("GET", "/v1/admin/stores")[2]
+        self.assertEqual(stores["totals"]["outboxBacklog"], 0)
+        self.assertTrue(stores["nodes"][0]["kafka"]["brokersUp"])
+        self.assertEqual(stores["nodes"][0]["outbox"]["published"], len(self.feed(n)))
 
         records = consume(self.kafka.bootstrap, EVENTS)
         ids = [r["headers"]["ce_id"] for r in records]
@@ -247,6 +257,15 @@ class Commands(KafkaCase):
         self.send({"commandId": "c-delete", "tenantId": tid, "deleteUser": {"userId": user["id"]}})
         res = self.results(9)
         self.assertEqual(res["c-delete"][0]["problem"]["status"], 403)
+        # The consumer's lag per assigned partition (reported every 5 s): all
+        # of the commands topic's partitions, nothing left behind once applied.
+        def lag_reported():
+            k = n.json("GET", "/v1/admin/stores")[2]["nodes"][0]["kafka"]
+            parts = {(x["topic"], x["partition"]) for x in k["consumerLag"]}
+            return k if parts and k["consumerLagTotal"] == 0 else None
+        k = wait_until(lag_reported, timeout=20)
+        self.assertEqual({x["topic"] for x in k["consumerLag"]}, {COMMANDS})
+        self.assertTrue(k["brokersUp"])
         # Events carry the command id as request id.
         events = [i["event"] for i in n.json("GET", f"/v1/tenants/{tid}/events")[2]["data"]]
         self.assertIn("c-create", [e["requestId"] for e in events])

@@ -4,6 +4,7 @@
 // would be, write the result, and only then commit the offset
 // (at-least-once, made effectively-once by the command id, which is recorded
 // in the same transaction as the change it causes).
+#include <algorithm>
 #include <caf/all.hpp>
 #include <librdkafka/rdkafka.h>
 // librdkafka's RD_KAFKA_V_* argument macros are GNU statement expressions;
@@ -11,6 +12,7 @@
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wgnu-statement-expression"
 #endif
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "colony/protocol/problem.hpp"
@@ -329,12 +331,54 @@ struct consumer {
     dead_letter(m, "apply", "failed " + std::to_string(o.attempts) + " times: " + last_error);
   }
 
+  /// Partitions this consumer reported a lag for (a revoked one is set to 0:
+  /// another member consumes it now, and lags there).
+  std::map<std::int32_t, bool> lag_reported{};
+
+  /// colony_kafka_consumer_lag{partition}: the cached high watermark (from
+  /// the fetches; no broker round trip) minus the position consumed.
+  void report_lag() {
+    if (!o.metrics)
+      return;
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (parts != nullptr)
+        rd_kafka_topic_partition_list_destroy(parts);
+      return;
+    }
+    rd_kafka_position(rk, parts);
+    for (auto& [p, assigned] : lag_reported)
+      assigned = false;
+    for (int i = 0; i < parts->cnt; ++i) {
+      const auto& e = parts->elems[i];
+      std::int64_t low = 0, high = 0;
+      if (rd_kafka_get_watermark_offsets(rk, e.topic, e.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+          high < 0)
+        continue;
+      auto at = e.offset >= 0 ? e.offset : low; // nothing consumed yet: from the start (auto.offset.reset earliest)
+      o.metrics->gauge("colony_kafka_consumer_lag", "Command messages not yet consumed, per assigned partition",
+                       {{"topic", e.topic}, {"partition", std::to_string(e.partition)}},
+                       static_cast<double>(std::max<std::int64_t>(0, high - at)));
+      lag_reported[e.partition] = true;
+    }
+    for (const auto& [p, assigned] : lag_reported)
+      if (!assigned)
+        o.metrics->gauge("colony_kafka_consumer_lag", "Command messages not yet consumed, per assigned partition",
+                         {{"topic", o.commands_topic}, {"partition", std::to_string(p)}}, 0);
+    rd_kafka_topic_partition_list_destroy(parts);
+  }
+
   void run() {
     bool running = true;
+    auto next_lag = std::chrono::steady_clock::now();
     while (running) {
       self->receive([&](stop_atom) { running = false; }, caf::after(std::chrono::milliseconds(0)) >> [] {});
       if (!running)
         break;
+      if (auto now = std::chrono::steady_clock::now(); now >= next_lag) {
+        report_lag();
+        next_lag = now + std::chrono::seconds(5);
+      }
       rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
       rd_kafka_poll(out, 0);
       if (m == nullptr)

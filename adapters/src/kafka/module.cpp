@@ -120,6 +120,7 @@ public:
     o.dlq_topic = cfg.kafka_dlq_topic;
     o.attempts = cfg.kafka_command_attempts;
     o.request_timeout = cfg.request_timeout;
+    o.metrics = node.metrics;
     if (!cfg.cluster_listen.empty()) // node names are unique in a cluster (the membership table sees to it)
       o.instance_id = "colony-" + runtime::cluster::node_name_of(cfg.node_name);
     actor_ = spawn_command_consumer(node.sys, node.entities.actor, node.store, o);

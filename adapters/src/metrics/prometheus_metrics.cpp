@@ -1,6 +1,7 @@
 #include "colony/adapters/prometheus_metrics.hpp"
 #include "colony/actors/kinds.hpp"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <prometheus/counter.h>
@@ -152,6 +153,33 @@ public:
   std::string render() override {
     prometheus::TextSerializer serializer;
     return serializer.Serialize(registry_->Collect());
+  }
+
+  std::vector<sample> read(const std::vector<std::string>& families) override {
+    std::vector<sample> out;
+    for (const auto& f : registry_->Collect()) {
+      if (std::find(families.begin(), families.end(), f.name) == families.end())
+        continue;
+      for (const auto& m : f.metric) {
+        sample s;
+        s.family = f.name;
+        for (const auto& l : m.label)
+          s.series_labels.emplace_back(l.name, l.value);
+        switch (f.type) {
+          case prometheus::MetricType::Counter: s.value = m.counter.value; break;
+          case prometheus::MetricType::Gauge: s.value = m.gauge.value; break;
+          case prometheus::MetricType::Histogram:
+            s.value = m.histogram.sample_sum;
+            s.count = m.histogram.sample_count;
+            for (const auto& b : m.histogram.bucket)
+              s.buckets.emplace_back(b.upper_bound, b.cumulative_count);
+            break;
+          default: continue;
+        }
+        out.push_back(std::move(s));
+      }
+    }
+    return out;
   }
 
 private:

@@ -71,6 +71,9 @@ struct command_consumer_options {
   /// name on a cluster), so a node restarted within the session timeout
   /// gets its partitions back without a rebalance of the others.
   std::string instance_id;
+  /// Set: the lag of each assigned partition (high watermark minus this
+  /// consumer's position) as colony_kafka_consumer_lag, every 5 s.
+  std::shared_ptr<runtime::metrics> metrics;
 };
 
 /// Starts the command consumer: reads colony.v1.Command messages (protobuf

@@ -13,6 +13,7 @@ let tail = null;            // the event tail's stream (events view only)
 let lastSnapshot = null;
 let previousSnapshot = null;
 let render = () => {};      // the current view's redraw on a new snapshot
+const storesHistory = [];   // the last 11 snapshots' stores part: a 10 s window for rates and quantiles
 
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const num = (n) => (n === null || n === undefined ? "-" : Number(n).toLocaleString("en-US"));
@@ -74,6 +75,10 @@ function openStream() {
   stream.addEventListener("snapshot", (e) => {
     previousSnapshot = lastSnapshot;
     lastSnapshot = JSON.parse(e.data);
+    if (lastSnapshot.stores) {
+      storesHistory.push({ at: Date.parse(lastSnapshot.at), doc: lastSnapshot.stores });
+      if (storesHistory.length > 11) storesHistory.shift();
+    }
     statusLine.textContent = `live · answered by ${lastSnapshot.nodes?.answeredBy ?? "?"} · ${new Date(lastSnapshot.at).toLocaleTimeString()}`;
     statusLine.className = lastSnapshot.nodes?.partial ? "warn" : "muted";
     render();
@@ -137,6 +142,55 @@ function actorsView() {
       <h2>Top tenants by live actors <span class="muted">(${num(a.tenantsLive)} tenants live)</span></h2>
       ${table(["tenant", "live", "by kind", "nodes"], tenants, "top-tenants")}
       <h2>Last crashes</h2>${table(["at", "node", "actor", "reason"], crashes, "crashes")}`;
+  };
+  render();
+}
+
+// A quantile of the observations between two cumulative bucket lists
+// ([[le, count], ...]): the bound of the bucket the rank falls in.
+function windowQuantile(a, b, q) {
+  if (!a || !b) return null;
+  const before = new Map(a.buckets.map(([le, c]) => [le, c]));
+  const n = b.count - a.count;
+  if (n <= 0) return null;
+  for (const [le, c] of b.buckets) if (c - (before.get(le) ?? 0) >= q * n) return le;
+  return null; // past the last finite bound
+}
+
+function storesView() {
+  render = () => {
+    const s = lastSnapshot?.stores;
+    if (!s) return;
+    const first = storesHistory[0], last = storesHistory[storesHistory.length - 1];
+    const secs = first && last && last.at > first.at ? (last.at - first.at) / 1000 : 0;
+    const then = (name) => first?.doc.nodes.find((n) => n.nodeName === name);
+    const ms = (v) => (v === null || v === undefined ? "-" : `${(v * 1000).toFixed(v < 0.001 ? 2 : 1)} ms`);
+    const perSec = (now, before) => (secs > 0 && before !== undefined ? `${((now - before) / secs).toFixed(1)}/s` : "-");
+    const rows = s.nodes.map((n) => {
+      const o = then(n.nodeName);
+      const c = n.store.commitSeconds, ob = o?.store.commitSeconds;
+      const batches = n.store.batchSize, obb = o?.store.batchSize;
+      const meanBatch = obb && batches.count > obb.count ? ((batches.sum - obb.sum) / (batches.count - obb.count)).toFixed(1) : "-";
+      return `<tr data-store-node="${esc(n.nodeName)}"><td>${esc(n.nodeName)}</td><td class="num" data-commits>${num(c.count)}</td>
+        <td class="num">${perSec(c.count, ob?.count)}</td><td class="num">${ms(windowQuantile(ob, c, 0.5))}</td>
+        <td class="num">${ms(windowQuantile(ob, c, 0.99))}</td><td class="num">${meanBatch}</td>
+        <td class="num" data-backlog>${num(n.outbox.backlog)}</td><td class="num">${n.outbox.oldestAgeSeconds.toFixed(1)} s</td>
+        <td class="num">${num(n.outbox.published)}</td>
+        <td>${!n.kafka.configured ? '<span class="muted">off</span>' : n.kafka.brokersUp ? '<span class="ok">up</span>' : '<span class="bad">down</span>'}</td>
+        <td class="num">${n.kafka.configured ? num(n.kafka.consumerLagTotal) : "-"}</td>
+        <td>${Object.entries(n.webhooks.attempts).map(([k, v]) => `${esc(k)} ${num(v)}`).join(", ")}</td></tr>`;
+    });
+    const lag = s.nodes.flatMap((n) => n.kafka.consumerLag.map((l) => `<tr><td>${esc(n.nodeName)}</td><td>${esc(l.topic)}</td><td class="num">${l.partition}</td><td class="num">${num(l.lag)}</td></tr>`));
+    view.innerHTML = `<h1>Stores and Kafka</h1>${partial(s)}
+      <div class="cards">
+        <div class="card">store<b id="store-kind">${esc(s.store)}</b></div>
+        <div class="card">outbox backlog<b id="outbox-backlog">${num(s.totals.outboxBacklog)}</b></div>
+        <div class="card">oldest unpublished<b>${s.totals.outboxOldestAgeSeconds.toFixed(1)} s</b></div>
+        <div class="card">consumer lag<b id="consumer-lag">${num(s.totals.consumerLag)}</b></div>
+      </div>
+      <p class="muted">Rates and quantiles over the last ${secs ? secs.toFixed(0) : "-"} s (from the node's histograms, to the bucket).</p>
+      ${table(["node", "commits", "/s", "commit p50", "commit p99", "batch", "outbox", "oldest", "published", "kafka", "lag", "webhook attempts"], rows, "stores")}
+      <h2>Consumer lag by partition</h2>${table(["node", "topic", "partition", "lag"], lag, "lag")}`;
   };
   render();
 }
@@ -285,6 +339,7 @@ async function route() {
   else if (parts[0] === "actors" && parts.length === 3) actorView(parts[1], parts[2], params.get("tenant"));
   else if (parts[0] === "tenants" && parts.length === 2) tenantView(parts[1]);
   else if (parts[0] === "events" && parts.length === 1) eventsView(params);
+  else if (parts[0] === "stores" && parts.length === 1) storesView();
   else { render = () => {}; view.innerHTML = `<h1>Not found</h1><p>No view at ${esc(path)}. <a href="/console">The cluster</a>.</p>`; }
 }
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <caf/all.hpp>
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,7 @@
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/cluster.hpp"
 #include "colony/runtime/introspection.hpp"
+#include "colony/runtime/metrics.hpp"
 
 namespace colony::adapters::http {
 
@@ -139,6 +141,89 @@ njson probe_here(const api_core& a, const std::string& payload) {
     doc["idleMs"] = p->idle_ms;
   }
   return doc;
+}
+
+/// A histogram as counted since the node started: count, sum, estimated
+/// p50/p99 (the upper bound of the bucket the rank falls in; null past the
+/// last finite bound), and the cumulative buckets, so that a watcher can
+/// take the difference of two answers for a window of its own.
+njson histogram_doc(const runtime::metrics::sample& s) {
+  auto quantile = [&](double q) -> njson {
+    if (s.count == 0)
+      return nullptr;
+    auto rank = q * static_cast<double>(s.count);
+    for (const auto& [le, cum] : s.buckets)
+      if (std::isfinite(le) && static_cast<double>(cum) >= rank)
+        return le;
+    return nullptr;
+  };
+  auto buckets = njson::array();
+  for (const auto& [le, cum] : s.buckets)
+    if (std::isfinite(le))
+      buckets.push_back({le, cum});
+  return {{"count", s.count}, {"sum", s.value}, {"p50", quantile(0.5)}, {"p99", quantile(0.99)}, {"buckets", buckets}};
+}
+
+/// The stores, the outbox, Kafka and webhooks as this node's metrics have them.
+njson node_stores(const api_core& a) {
+  static const std::vector<std::string> families{"colony_store_commit_duration_seconds",
+                                                 "colony_store_commit_batch_size",
+                                                 "colony_outbox_backlog_events",
+                                                 "colony_outbox_oldest_event_age_seconds",
+                                                 "colony_events_published_total",
+                                                 "colony_kafka_brokers_up",
+                                                 "colony_kafka_consumer_lag",
+                                                 "colony_webhook_attempts_total",
+                                                 "colony_timers_fired_total"};
+  njson commit = histogram_doc({}), batch = histogram_doc({});
+  double backlog = 0, age = 0, published = 0, brokers_up = 0, timers = 0;
+  std::int64_t lag_total = 0;
+  auto lag = njson::array();
+  njson attempts = {{"delivered", 0}, {"retry", 0}, {"dead", 0}};
+  if (a.ctx.metrics)
+    for (const auto& m : a.ctx.metrics->read(families)) {
+      auto label = [&](const char* name) {
+        for (const auto& [k, v] : m.series_labels)
+          if (k == name)
+            return v;
+        return std::string{};
+      };
+      if (m.family == "colony_store_commit_duration_seconds")
+        commit = histogram_doc(m);
+      else if (m.family == "colony_store_commit_batch_size")
+        batch = histogram_doc(m);
+      else if (m.family == "colony_outbox_backlog_events")
+        backlog = m.value;
+      else if (m.family == "colony_outbox_oldest_event_age_seconds")
+        age = m.value;
+      else if (m.family == "colony_events_published_total")
+        published = m.value;
+      else if (m.family == "colony_kafka_brokers_up")
+        brokers_up = m.value;
+      else if (m.family == "colony_timers_fired_total")
+        timers = m.value;
+      else if (m.family == "colony_webhook_attempts_total")
+        attempts[label("outcome")] = static_cast<std::int64_t>(m.value);
+      else if (m.family == "colony_kafka_consumer_lag") {
+        auto n = static_cast<std::int64_t>(m.value);
+        lag_total += n;
+        lag.push_back({{"topic", label("topic")}, {"partition", std::atoi(label("partition").c_str())}, {"lag", n}});
+      }
+    }
+  std::sort(lag.begin(), lag.end(), [](const njson& x, const njson& y) { return x["partition"] < y["partition"]; });
+  return {{"nodeName", a.opts.node_name},
+          {"store", {{"commitSeconds", commit}, {"batchSize", batch}}},
+          {"outbox",
+           {{"backlog", static_cast<std::int64_t>(backlog)},
+            {"oldestAgeSeconds", age},
+            {"published", static_cast<std::int64_t>(published)}}},
+          {"kafka",
+           {{"configured", a.ctx.kafka},
+            {"brokersUp", a.ctx.kafka ? njson(brokers_up > 0) : njson(nullptr)},
+            {"consumerLag", lag},
+            {"consumerLagTotal", lag_total}}},
+          {"webhooks", {{"attempts", attempts}}},
+          {"timersFired", static_cast<std::int64_t>(timers)}};
 }
 
 // -- gathering ----------------------------------------------------------------------
@@ -311,10 +396,39 @@ void admin_crashes(api_core& a, std::int64_t limit, std::function<void(njson)> d
          });
 }
 
+void admin_stores(api_core& a, std::function<void(njson)> done) {
+  auto base = envelope(a, {});
+  base["store"] = a.ctx.store_kind;
+  gather(a, "admin.stores", {}, node_stores(a), [done, base](gathered g) mutable {
+    std::sort(g.answers.begin(), g.answers.end(), [](const njson& x, const njson& y) {
+      return x.value("nodeName", std::string{}) < y.value("nodeName", std::string{});
+    });
+    std::int64_t backlog = 0, lag = 0, commits = 0;
+    double oldest = 0;
+    for (const auto& n : g.answers) {
+      const auto& o = object_at(n, "outbox");
+      backlog += o.value("backlog", std::int64_t{0});
+      oldest = std::max(oldest, o.value("oldestAgeSeconds", 0.0));
+      lag += object_at(n, "kafka").value("consumerLagTotal", std::int64_t{0});
+      commits += object_at(object_at(n, "store"), "commitSeconds").value("count", std::int64_t{0});
+    }
+    base["partial"] = !g.unanswered.empty();
+    base["unanswered"] = g.unanswered;
+    base["totals"] = {
+      {"commits", commits}, {"outboxBacklog", backlog}, {"outboxOldestAgeSeconds", oldest}, {"consumerLag", lag}};
+    base["nodes"] = std::move(g.answers);
+    done(std::move(base));
+  });
+}
+
 namespace {
 
 void nodes(api_core& a, std::shared_ptr<call> c) {
   admin_nodes(a, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
+}
+
+void stores(api_core& a, std::shared_ptr<call> c) {
+  admin_stores(a, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
 }
 
 void actors_census(api_core& a, std::shared_ptr<call> c) {
@@ -464,6 +578,8 @@ void serve_admin_topics(api_core& a) {
   a.admin_subs.push_back(
     cl.serve("admin.tenant", [&a](const std::string& p, reply_fn reply) { reply(dump(tenant_here(a, p))); }));
   a.admin_subs.push_back(
+    cl.serve("admin.stores", [&a](const std::string&, reply_fn reply) { reply(dump(node_stores(a))); }));
+  a.admin_subs.push_back(
     cl.serve("admin.probe", [&a](const std::string& p, reply_fn reply) { reply(dump(probe_here(a, p))); }));
 }
 
@@ -472,6 +588,7 @@ void add_admin_routes(router& r) {
   r.add("GET", "/v1/admin/nodes", p::platform, nodes);
   r.add("GET", "/v1/admin/actors", p::platform, actors_census);
   r.add("GET", "/v1/admin/crashes", p::platform, crashes);
+  r.add("GET", "/v1/admin/stores", p::platform, stores);
   r.add("GET", "/v1/admin/tenants/{tenantId}", p::platform, tenant_page);
   r.add("GET", "/v1/admin/actors/{kind}/{actorId}", p::platform, actor_page);
 }

@@ -39,6 +39,19 @@ public:
                        double /*seconds*/) {}
   /// The Prometheus text exposition of everything above.
   [[nodiscard]] virtual std::string render() = 0;
+
+  /// One series as it stands: a counter's or gauge's value; a histogram's
+  /// sum (`value`), count and cumulative buckets (upper bound, count).
+  struct sample {
+    std::string family;
+    labels series_labels;
+    double value = 0;
+    std::uint64_t count = 0;
+    std::vector<std::pair<double, std::uint64_t>> buckets;
+  };
+  /// The series of these families (the console's stores view reads the
+  /// numbers /metrics shows, not a second set of counters). Empty by default.
+  [[nodiscard]] virtual std::vector<sample> read(const std::vector<std::string>& /*families*/) { return {}; }
 };
 
 } // namespace colony::runtime
