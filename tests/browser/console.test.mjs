@@ -130,8 +130,9 @@ try {
   assert.equal(await page.textContent("#tenant-owner"), nodeName);
   assert.equal(await page.textContent("#tenant-live"), "4");
   assert.match(await page.textContent("#tenant-usage"), /users\s*3/);
+  await page.waitForFunction(() => [...document.querySelectorAll("#tenant-events tbody tr")].filter((r) => r.textContent.includes("user.created")).length === 3, null, { timeout: 5000 });
   await shot("tenant");
-  step("tenant deep link: owner, live actors, usage");
+  step("tenant deep link: owner, live actors, usage, its recent events");
 
   // The actor's deep link.
   await page.goto(`${base}/console/actors/user/${users[0].id}?tenant=${t.id}`);

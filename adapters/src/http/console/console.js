@@ -197,6 +197,20 @@ function storesView() {
 
 function tenantView(id) {
   let busy = false;
+  const recent = []; // the tenant's last 10 events from the node's tail, newest first
+  const recentRows = () => recent.join("") || '<tr><td colspan="4" class="muted">none yet</td></tr>';
+  const follow = (tenantId) => {
+    if (tail) return;
+    tail = new EventSource(`/v1/admin/stream?${new URLSearchParams({ events: "1", tenant: tenantId })}`, { withCredentials: true });
+    tail.addEventListener("event", (e) => {
+      const item = JSON.parse(e.data), ev = item.event || {};
+      recent.unshift(`<tr data-position="${item.position}"><td class="num">${item.position}</td><td>${esc(ev.occurredAt || "")}</td>
+        <td>${esc(ev.type || "")}</td><td>${esc(ev.aggregateKind || "")}/${esc(ev.aggregateId || "")}</td></tr>`);
+      if (recent.length > 10) recent.length = 10;
+      const body = document.querySelector("#tenant-events tbody");
+      if (body) body.innerHTML = recentRows();
+    });
+  };
   render = async () => {
     if (busy) return;
     busy = true;
@@ -216,8 +230,11 @@ function tenantView(id) {
         </div>
         <h2>Live actors</h2>${table(["kind", "live"], Object.entries(t.liveActors.byKind).map(([k, v]) => `<tr data-kind="${esc(k)}"><td>${esc(k)}</td><td class="num">${num(v)}</td></tr>`), "tenant-kinds")}
         <h2>Usage against the plan</h2>${table(["", "used", "limit"], usage, "tenant-usage")}
+        <h2>Recent events <span class="muted">(the node's tail: from its last 50 events of the feed, then each new one)</span></h2>
+        <table id="tenant-events"><thead><tr><th>position</th><th>time</th><th>type</th><th>aggregate</th></tr></thead><tbody>${recentRows()}</tbody></table>
         <p><a href="/console/actors/tenant/${encodeURIComponent(t.tenantId)}">The tenant's actor</a> ·
            <a href="/console/events?tenant=${encodeURIComponent(t.tenantId)}">its events</a></p>`;
+      follow(t.tenantId);
     } catch (e) {
       if (e.message !== "signed out") view.innerHTML = `<h1>Tenant ${esc(id)}</h1><p class="bad" id="error">${esc(e.message)}</p>`;
     } finally {
