@@ -91,6 +91,15 @@ void install_crash_handler(Self* self) {
   });
 }
 
+/// One more command handled, mirrored into the activation's cell for the
+/// directory's mailbox depth (one relaxed store: only this actor writes it).
+template <class State>
+void count_handled(State& st) {
+  ++st.handled;
+  if (st.handled_cell != nullptr)
+    st.handled_cell->store(st.handled, std::memory_order_relaxed);
+}
+
 /// Offers to passivate: the directory agrees unless commands are on their
 /// way to this activation; then the actor quits. Never while a commit is
 /// awaited (its reply must reach the client first). True if it quit.

@@ -109,6 +109,9 @@ int main(int argc, char** argv) {
   auto* crashes = app.add_subcommand("crashes", "the last entity crashes of every node");
   std::int64_t crash_limit = 20;
   crashes->add_option("-n,--limit", crash_limit, "how many")->check(CLI::Range(1, 64));
+  auto* mailboxes = app.add_subcommand("mailboxes", "mailbox depths per kind, the deepest actors, which grow");
+  std::int64_t mailbox_top = 10;
+  mailboxes->add_option("-n,--top", mailbox_top, "how many of the deepest")->check(CLI::Range(1, 100));
   auto* stores = app.add_subcommand(
     "stores", "per node: store commits and latency, outbox backlog, Kafka brokers and lag, webhooks");
   auto* tenant = app.add_subcommand("tenant", "one tenant");
@@ -176,6 +179,8 @@ int main(int argc, char** argv) {
     return run(cl, o, "GET", "/v1/admin/crashes?limit=" + std::to_string(crash_limit), crashes_view);
   if (*stores)
     return run(cl, o, "GET", "/v1/admin/stores", stores_view);
+  if (*mailboxes)
+    return run(cl, o, "GET", "/v1/admin/mailboxes?top=" + std::to_string(mailbox_top), mailboxes_view);
   if (*tenant_show)
     return run(cl, o, "GET", "/v1/admin/tenants/" + encode(tenant_id), tenant_view);
   if (*actor_show)

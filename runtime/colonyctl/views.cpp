@@ -171,6 +171,26 @@ std::string ms(const njson& seconds) {
 
 } // namespace
 
+std::vector<std::string> mailboxes_view(const njson& doc) {
+  table kinds({"KIND", "LIVE", "NON-EMPTY", "QUEUED", "P50", "P99", "MAX"});
+  for (const auto& k : doc.value("kinds", njson::array()))
+    kinds.row({cell(k.value("kind", njson())), cell(k.value("live", njson())), cell(k.value("nonEmpty", njson())),
+               cell(k.value("queued", njson())), cell(k.value("p50", njson())), cell(k.value("p99", njson())),
+               cell(k.value("max", njson()))});
+  auto out = kinds.lines();
+  out.emplace_back("");
+  out.push_back("deepest mailboxes (" + cell(doc.value("growing", njson(0))) + " growing over the last " +
+                cell(doc.value("windowMs", njson(0))) + " ms)");
+  table deep({"DEPTH", "BEFORE", "GROWING", "NODE", "KIND", "TENANT", "ID"});
+  for (const auto& d : doc.value("deepest", njson::array()))
+    deep.row({cell(d.value("depth", njson())), cell(d.value("depthBefore", njson())),
+              d.value("growing", false) ? "yes" : "no", cell(d.value("node", njson())), cell(d.value("kind", njson())),
+              cell(d.value("tenantId", njson())), cell(d.value("id", njson()))});
+  append(out, deep.lines());
+  append(out, partial_note(doc));
+  return out;
+}
+
 std::vector<std::string> stores_view(const njson& doc) {
   const auto& totals = object_at(doc, "totals");
   char oldest[32];
@@ -248,7 +268,7 @@ std::vector<std::string> actor_view(const njson& doc) {
   out.push_back("live     " + std::string(live ? "yes, on " + cell(doc.value("node", njson())) : "no"));
   if (live) {
     out.push_back("routed   " + cell(doc.value("commandsRouted", njson())) + " commands, idle " +
-                  cell(doc.value("idleMs", njson())) + " ms");
+                  cell(doc.value("idleMs", njson())) + " ms, mailbox " + cell(doc.value("mailboxDepth", njson())));
     out.push_back("state    " + doc.value("state", njson()).dump(2));
   }
   return out;

@@ -37,6 +37,7 @@ private:
 [[nodiscard]] std::vector<std::string> crashes_view(const nlohmann::json& doc);
 [[nodiscard]] std::vector<std::string> tenant_view(const nlohmann::json& doc);
 [[nodiscard]] std::vector<std::string> stores_view(const nlohmann::json& doc);
+[[nodiscard]] std::vector<std::string> mailboxes_view(const nlohmann::json& doc);
 [[nodiscard]] std::vector<std::string> actor_view(const nlohmann::json& doc);
 /// "partial: node2 (not connected)" lines of a gathered answer; empty if complete.
 [[nodiscard]] std::vector<std::string> partial_note(const nlohmann::json& doc);

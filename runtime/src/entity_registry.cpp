@@ -4,6 +4,8 @@
 #include "colony/actors/kinds.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <map>
 #include <array>
 #include <deque>
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <unordered_map>
 
 #include "colony/runtime/log.hpp"
+#include "handled_cells.hpp"
 
 namespace colony::runtime {
 namespace {
@@ -29,6 +32,7 @@ struct slot {
   caf::actor actor;
   std::uint64_t forwarded = 0; // commands handed out for this activation
   clock::time_point last_routed;
+  std::uint32_t cell = detail::handled_cells::none; // where the activation mirrors its handled count
 };
 
 /// A directory key without a heap allocation: kind plus the two UUIDs as 16
@@ -137,7 +141,8 @@ struct shard {
 
 class directory final : public actors::entity_router {
 public:
-  directory(caf::actor_system& sys, std::shared_ptr<metrics> m) : sys_(sys), m_(std::move(m)) {}
+  directory(caf::actor_system& sys, std::shared_ptr<metrics> m, std::shared_ptr<detail::handled_cells> cells)
+    : sys_(sys), m_(std::move(m)), cells_(std::move(cells)) {}
 
   void set_env(std::shared_ptr<const actors::entity_env> env) { env_ = std::move(env); }
 
@@ -159,8 +164,9 @@ public:
       const auto* kind = actors::builtin_kinds().find(key.kind);
       if (kind == nullptr)
         return {}; // no such kind on this node: the caller answers "unavailable"
-      fresh = kind->spawn(sys_, key, env_, known_new);
-      sh.emplace(n, slot{fresh, 1, clock::now()});
+      auto cell = cells_->acquire();
+      fresh = kind->spawn(sys_, key, env_, actors::activation{known_new, cells_->at(cell)});
+      sh.emplace(n, slot{fresh, 1, clock::now(), cell});
     }
     ++stats_.activations;
     ++per_kind(stats_.kind_activations, key.kind);
@@ -180,6 +186,7 @@ public:
         return true; // not (or no longer) in the directory: nothing can reach it
       if (s->forwarded != handled)
         return false; // commands are on their way to it: stay active
+      cells_->release(s->cell);
       sh.erase(n);
     }
     ++stats_.passivations;
@@ -227,6 +234,7 @@ public:
       auto* s = sh.find(n);
       if (s == nullptr || s->actor.address() != who)
         return;
+      cells_->release(s->cell);
       sh.erase(n);
     }
     count_live(key.kind, -1);
@@ -253,6 +261,7 @@ public:
       for (auto it = sh.live.begin(); it != sh.live.end();) {
         if (pred(unpack_uuid(it->first.b.data() + 1))) {
           gone.emplace_back(static_cast<entity_kind>(it->first.b[0]), std::move(it->second.actor));
+          cells_->release(it->second.cell);
           it = sh.live.erase(it);
         } else {
           ++it;
@@ -262,6 +271,7 @@ public:
         auto [kind, tenant] = split_text_key(it->first);
         if (pred(tenant)) {
           gone.emplace_back(kind, std::move(it->second.actor));
+          cells_->release(it->second.cell);
           it = sh.odd.erase(it);
         } else {
           ++it;
@@ -361,8 +371,11 @@ public:
     if (s == nullptr)
       return std::nullopt;
     return entity_probe{s->forwarded,
-                        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - s->last_routed).count()};
+                        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - s->last_routed).count(),
+                        depth(*s)};
   }
+
+  mailbox_census take_mailboxes(std::size_t limit) const;
 
   std::vector<crash_record> recent_crashes() const {
     std::lock_guard lock{crash_mu_};
@@ -386,6 +399,13 @@ private:
   static constexpr std::size_t shard_count = 32;
 
   shard& shard_of(const name& n) const { return shards_[n.hash() % shard_count]; }
+
+  /// Commands routed to the activation that it has not handled yet.
+  std::uint64_t depth(const slot& s) const {
+    const auto* c = cells_->at(s.cell);
+    auto handled = c != nullptr ? c->load(std::memory_order_relaxed) : s.forwarded;
+    return s.forwarded > handled ? s.forwarded - handled : 0;
+  }
 
   static std::atomic<std::int64_t>& per_kind(std::array<std::atomic<std::int64_t>, actors::max_kinds>& a,
                                              entity_kind kind) {
@@ -425,6 +445,11 @@ private:
 
   caf::actor_system& sys_;
   std::shared_ptr<metrics> m_;
+  std::shared_ptr<detail::handled_cells> cells_;
+  // The previous mailbox census's deepest (key → depth), for "growing".
+  mutable std::mutex window_mu_;
+  mutable std::unordered_map<std::string, std::uint64_t> window_;
+  mutable clock::time_point window_at_{};
   std::shared_ptr<const actors::entity_env> env_;
   mutable std::array<shard, shard_count> shards_;
   counters stats_;
@@ -432,6 +457,105 @@ private:
   std::deque<crash_record> crashes_; // the last crash_ring, oldest first
   std::atomic<bool> stopped_{false};
 };
+
+/// One walk of the directory, one shard lock at a time: per kind a count of
+/// activations by depth bucket, and a bounded heap of the deepest.
+mailbox_census directory::take_mailboxes(std::size_t limit) const {
+  struct candidate {
+    std::uint64_t depth = 0, routed = 0;
+    clock::time_point last;
+    entity_kind kind{};
+    std::string text; // the key as text (odd keys)
+    packed p{};       // or packed
+    bool is_packed = false;
+  };
+  auto deeper = [](const candidate& a, const candidate& b) { return a.depth > b.depth; }; // a min-heap on depth
+  std::vector<candidate> heap;
+  std::array<std::map<std::uint64_t, std::int64_t>, actors::max_kinds> buckets;
+  std::array<mailbox_kind, actors::max_kinds> per{};
+  auto bound = [](std::uint64_t d) -> std::uint64_t { return d == 0 ? 0 : std::bit_ceil(d); };
+  auto consider = [&](entity_kind kind, const slot& s, auto&& fill) {
+    auto d = depth(s);
+    auto& k = per[static_cast<std::size_t>(kind) % actors::max_kinds];
+    ++k.live;
+    ++buckets[static_cast<std::size_t>(kind) % actors::max_kinds][bound(d)];
+    if (d == 0)
+      return;
+    ++k.non_empty;
+    k.queued += static_cast<std::int64_t>(d);
+    k.max = std::max(k.max, d);
+    if (limit == 0 || (heap.size() == limit && heap.front().depth >= d))
+      return;
+    candidate c;
+    c.depth = d;
+    c.routed = s.forwarded;
+    c.last = s.last_routed;
+    c.kind = kind;
+    fill(c);
+    if (heap.size() == limit) {
+      std::pop_heap(heap.begin(), heap.end(), deeper);
+      heap.pop_back();
+    }
+    heap.push_back(std::move(c));
+    std::push_heap(heap.begin(), heap.end(), deeper);
+  };
+  for (auto& sh : shards_) {
+    std::lock_guard lock{sh.mu};
+    for (const auto& [k, s] : sh.live)
+      consider(static_cast<entity_kind>(k.b[0]), s, [&](candidate& c) {
+        c.p = k;
+        c.is_packed = true;
+      });
+    for (const auto& [text, s] : sh.odd)
+      consider(split_text_key(text).first, s, [&](candidate& c) { c.text = text; });
+  }
+  mailbox_census out;
+  for (const auto& k : actors::builtin_kinds().all()) {
+    auto i = static_cast<std::size_t>(k.kind) % actors::max_kinds;
+    auto m = per[i];
+    m.kind = k.kind;
+    m.buckets.assign(buckets[i].begin(), buckets[i].end());
+    out.kinds.push_back(std::move(m));
+  }
+  std::sort(heap.begin(), heap.end(), deeper);
+  auto now = clock::now();
+  std::lock_guard lock{window_mu_};
+  std::unordered_map<std::string, std::uint64_t> seen;
+  for (auto& c : heap) {
+    deep_mailbox d;
+    d.kind = c.kind;
+    if (c.is_packed) {
+      d.tenant_id = unpack_uuid(c.p.b.data() + 1);
+      d.id = unpack_uuid(c.p.b.data() + 17);
+    } else {
+      auto first = c.text.find('/');
+      auto second = c.text.find('/', first + 1);
+      d.tenant_id = c.text.substr(first + 1, second - first - 1);
+      d.id = c.text.substr(second + 1);
+    }
+    d.depth = c.depth;
+    d.routed = c.routed;
+    d.idle_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - c.last).count();
+    auto key = std::to_string(static_cast<int>(d.kind)) + "/" + d.tenant_id + "/" + d.id;
+    if (window_at_ != clock::time_point{}) {
+      auto it = window_.find(key);
+      if (it != window_.end())
+        d.depth_before = it->second;
+      d.growing = d.depth > d.depth_before.value_or(0);
+    }
+    seen.emplace(std::move(key), d.depth);
+    out.deepest.push_back(std::move(d));
+  }
+  if (window_at_ != clock::time_point{})
+    out.window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - window_at_).count();
+  // A new window once the last is a second old: callers a second apart (the
+  // console's sampler, colonyctl top) each compare with the one before.
+  if (window_at_ == clock::time_point{} || now - window_at_ >= std::chrono::seconds(1)) {
+    window_ = std::move(seen);
+    window_at_ = now;
+  }
+  return out;
+}
 
 struct registry_state {
   std::shared_ptr<directory> dir;
@@ -483,6 +607,7 @@ std::vector<crash_record> local_entities::recent_crashes() const { return dir_of
 std::optional<entity_probe> local_entities::probe(const actors::entity_key& key) const {
   return dir_of(dir_).probe(key);
 }
+mailbox_census local_entities::mailboxes(std::size_t limit) const { return dir_of(dir_).take_mailboxes(limit); }
 
 void stop_entity_registry(const entity_registry& r) {
   // The exits are sent from the caller's thread, not from inside the
@@ -495,7 +620,9 @@ void stop_entity_registry(const entity_registry& r) {
 }
 
 entity_registry spawn_entity_registry(caf::actor_system& sys, actors::entity_env env, std::shared_ptr<metrics> m) {
-  auto dir = std::make_shared<directory>(sys, std::move(m));
+  auto cells = std::make_shared<detail::handled_cells>();
+  env.handled_cells = cells;
+  auto dir = std::make_shared<directory>(sys, std::move(m), cells);
   env.router = dir;
   auto idle = env.idle_timeout;
   dir->set_env(std::make_shared<const actors::entity_env>(std::move(env)));

@@ -123,6 +123,21 @@ try {
   await shot("stores");
   step(`stores view: commits rose past ${commitsBefore} without a reload`);
 
+  // The mailboxes view: one user stalled on a read while four more wait shows a depth of 4, growing, without a reload.
+  await page.click('#nav a[data-view="mailboxes"]');
+  await page.waitForSelector('#mailbox-kinds tr[data-kind="user"]');
+  const stalledPath = `${base}/v1/tenants/${t.id}/users/${users[1].id}`;
+  const auth = { Authorization: `Bearer ${key}` };
+  const stalled = fetch(stalledPath, { headers: { ...auth, "X-Colony-Fault": "stall=4000" } });
+  await new Promise((r) => setTimeout(r, 300));
+  const waiting = [1, 2, 3, 4].map(() => fetch(stalledPath, { headers: auth }));
+  await page.waitForFunction((id) => document.querySelector(`#mailbox-deepest tr[data-actor="${id}"] [data-depth]`)?.textContent === "4", users[1].id, { timeout: 3500 });
+  assert.match(await page.textContent(`#mailbox-deepest tr[data-actor="${users[1].id}"]`), /growing/);
+  await shot("mailboxes");
+  assert.deepEqual((await Promise.all([stalled, ...waiting])).map((r) => r.status), [200, 200, 200, 200, 200]);
+  await page.waitForFunction((id) => !document.querySelector(`#mailbox-deepest tr[data-actor="${id}"]`), users[1].id, { timeout: 5000 });
+  step("mailboxes view: a stalled actor's depth of 4, growing, then drained");
+
   // The tenant's deep link, pasted.
   await page.goto(`${base}/console/tenants/${t.slug}`);
   await page.waitForSelector("#tenant-id");

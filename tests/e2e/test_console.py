@@ -6,10 +6,12 @@ and every colonyctl command with -o json and -o table, its exit codes, and
 
 Environment: colony_testkit/env.py; COLONYCTL names the CLI (default next to
 COLONYD)."""
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import uuid
@@ -161,10 +163,72 @@ class AdminApi(NodeCase):
         self.assertProblem(self.node.json("GET", f"/v1/admin/actors/plugin/{uid}?tenantId={t['id']}"), 400)
         self.assertProblem(self.node.json("GET", f"/v1/admin/actors/tenant/{'x' * 65}"), 400)
 
+    def test_mailboxes(self):
+        """A user stalled on one command (fault injection) while five more
+        wait: its depth is 5 in the mailboxes census and on its actor page,
+        flagged growing, and back to 0 once they are handled."""
+        t = self.tenant()
+        [uid] = self.users(t["id"], 1)
+        path = f"/v1/tenants/{t['id']}/users/{uid}"
+
+        def mailboxes(top=10):
+            status, _, doc = self.node.json("GET", f"/v1/admin/mailboxes?top={top}")
+            self.assertEqual(status, 200, doc)
+            return doc
+
+        idle = mailboxes()
+        self.assertFalse(idle["partial"])
+        self.assertNotIn(uid, [d["id"] for d in idle["deepest"]])
+        results = []
+
+        def get(headers=None):  # each on its own connection: the node's is shared
+            conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=30)
+            try:
+                conn.request("GET", path, headers={"Authorization": "Bearer " + self.node.admin_key, **(headers or {})})
+                results.append(conn.getresponse().status)
+            finally:
+                conn.close()
+        stalled = threading.Thread(target=get, args=({"X-Colony-Fault": "stall=3000"},))
+        stalled.start()
+        time.sleep(0.3)  # the stalled read is being handled
+        waiting = [threading.Thread(target=get) for _ in range(5)]
+        for w in waiting:
+            w.start()
+
+        def deep():
+            doc = mailboxes()
+            mine = [d for d in doc["deepest"] if d["id"] == uid]
+            return (doc, mine[0]) if mine and mine[0]["depth"] == 5 else None
+        doc, mine = wait_until(deep, timeout=2.5, what="the stalled user's depth of 5")
+        self.assertEqual(mine["kind"], "user")
+        self.assertEqual(mine["tenantId"], t["id"])
+        self.assertEqual(mine["node"], doc["answeredBy"])
+        self.assertTrue(mine["growing"], mine)
+        self.assertGreaterEqual(mine["commandsRouted"], 7)  # its creation, the stalled read, five waiting
+        self.assertGreaterEqual(doc["growing"], 1)
+        users = {k["kind"]: k for k in doc["kinds"]}["user"]
+        self.assertGreaterEqual(users["max"], 5)
+        self.assertGreaterEqual(users["queued"], 5)
+        self.assertGreaterEqual(users["nonEmpty"], 1)
+        self.assertEqual(users["byNode"][doc["answeredBy"]]["max"], users["max"])
+        self.assertIn(users["p50"], (0, 1, 2, 4, 5))  # to the bucket's bound, never above the max
+        status, _, page = self.node.json("GET", f"/v1/admin/actors/user/{uid}?tenantId={t['id']}")
+        self.assertEqual(status, 200, page)
+        self.assertEqual(page["mailboxDepth"], 5)
+        for th in [stalled, *waiting]:
+            th.join(timeout=15)
+        self.assertEqual(sorted(results), [200] * 6)
+        after = mailboxes()
+        self.assertNotIn(uid, [d["id"] for d in after["deepest"]])
+        status, _, page = self.node.json("GET", f"/v1/admin/actors/user/{uid}?tenantId={t['id']}")
+        self.assertEqual(page["mailboxDepth"], 0)
+        for bad in ("0", "101", "x"):
+            self.assertProblem(self.node.json("GET", f"/v1/admin/mailboxes?top={bad}"), 400)
+
     def test_platform_credentials_only(self):
         t = self.tenant()
         owner = token(tenant=t["id"], roles=["owner"])
-        for path in ("/v1/admin/nodes", "/v1/admin/actors", "/v1/admin/crashes", "/v1/admin/stores",
+        for path in ("/v1/admin/nodes", "/v1/admin/actors", "/v1/admin/crashes", "/v1/admin/stores", "/v1/admin/mailboxes",
                      f"/v1/admin/tenants/{t['id']}",
                      f"/v1/admin/actors/tenant/{t['id']}"):
             self.assertProblem(self.node.json("GET", path, auth=False), 401)
@@ -203,6 +267,13 @@ class Colonyctl(NodeCase):
         self.assertIn("store sqlite", text)
         self.assertIn("COMMITS", text)
         self.assertIn(name, text)
+        boxes = json.loads(self.ctl("mailboxes", "-n", "5", "-o", "json").stdout)
+        self.assertIn("user", [k["kind"] for k in boxes["kinds"]])
+        self.assertLessEqual(len(boxes["deepest"]), 5)
+        text = self.ctl("mailboxes").stdout
+        self.assertIn("P99", text)
+        self.assertIn("deepest mailboxes", text)
+        self.ctl("mailboxes", "-n", "0", expect=2)
         shown = json.loads(self.ctl("tenant", "show", t["slug"], "-o", "json").stdout)
         self.assertEqual(shown["tenantId"], t["id"])
         self.assertEqual(shown["liveActors"]["byKind"]["user"], 1)

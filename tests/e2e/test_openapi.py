@@ -203,6 +203,8 @@ class OpenApiConformance(unittest.TestCase):
         x("GET", "/v1/admin/crashes", "/v1/admin/crashes", who=root)
         x("GET", "/v1/admin/crashes", "/v1/admin/crashes?limit=99", who=root)
         x("GET", "/v1/admin/stores", "/v1/admin/stores", who=root)
+        x("GET", "/v1/admin/mailboxes", "/v1/admin/mailboxes?top=5", who=root)
+        x("GET", "/v1/admin/mailboxes", "/v1/admin/mailboxes?top=0", who=root)
         x("GET", "/v1/admin/tenants/{tenantId}", f"/v1/admin/tenants/{tid}", who=root)
         x("GET", "/v1/admin/tenants/{tenantId}", f"/v1/admin/tenants/{uuid.uuid4()}", who=root)
         A = "/v1/admin/actors/{kind}/{actorId}"

@@ -9,8 +9,8 @@ kind_spec tenant_kind() {
   kind_spec k;
   k.kind = entity_kind::tenant;
   k.name = "tenant";
-  k.spawn = [](caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env, bool) {
-    return spawn_tenant_actor(sys, std::move(key), std::move(env));
+  k.spawn = [](caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env, activation how) {
+    return spawn_tenant_actor(sys, std::move(key), std::move(env), how);
   };
   // The trial ends: the tenant decides (tenant_model: expire_trial).
   k.timers.push_back({"trial_expiry", [](const timer_row&) {

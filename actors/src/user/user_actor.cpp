@@ -17,6 +17,7 @@ struct user_state {
   std::string stored; // empty: the user does not exist
   std::uint32_t version = 0;
   std::uint64_t handled = 0;
+  std::atomic<std::uint64_t>* handled_cell = nullptr; // where `handled` is mirrored (activation)
   bool load_failed = false;
   bool committing = false;
   static inline const char* name = "colony.user";
@@ -233,8 +234,10 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
   }
 }
 
-caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env, bool known_new) {
+caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env, bool known_new,
+                         std::atomic<std::uint64_t>* handled_cell) {
   self->state.key = key;
+  self->state.handled_cell = handled_cell;
   self->state.env = env;
   detail::install_crash_handler(self);
   if (!known_new)
@@ -260,7 +263,7 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
         [self](caf::error&) { self->state.load_failed = true; });
   return {
     [self](command& cmd) -> caf::result<entity_reply> {
-      ++self->state.handled;
+      detail::count_handled(self->state);
       auto res = handle(self, cmd);
       drop_if_empty(self);
       return res;
@@ -273,8 +276,8 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
 } // namespace
 
 caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env,
-                            bool known_new) {
-  return sys.spawn(user_actor, std::move(key), std::move(env), known_new);
+                            activation how) {
+  return sys.spawn(user_actor, std::move(key), std::move(env), how.known_new, how.handled_cell);
 }
 
 } // namespace colony::actors

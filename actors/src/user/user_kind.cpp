@@ -8,8 +8,8 @@ kind_spec user_kind() {
   kind_spec k;
   k.kind = entity_kind::user;
   k.name = "user";
-  k.spawn = [](caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env, bool known_new) {
-    return spawn_user_actor(sys, std::move(key), std::move(env), known_new);
+  k.spawn = [](caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env, activation how) {
+    return spawn_user_actor(sys, std::move(key), std::move(env), how);
   };
   return k;
 }

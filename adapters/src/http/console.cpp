@@ -258,7 +258,7 @@ void console_hub::sample_snapshot() {
     std::mutex mu;
     std::condition_variable cv;
     nlohmann::json doc = nlohmann::json::object();
-    int left = 4;
+    int left = 5;
   };
   auto p = std::make_shared<pending>();
   auto part = [p](const char* name) {
@@ -273,6 +273,7 @@ void console_hub::sample_snapshot() {
   admin_actors(a_, 10, part("actors"));
   admin_crashes(a_, 10, part("crashes"));
   admin_stores(a_, part("stores"));
+  admin_mailboxes(a_, 10, part("mailboxes"));
   std::unique_lock lock{p->mu};
   if (!p->cv.wait_for(lock, std::chrono::seconds(4), [&] { return p->left == 0; }))
     return; // a part is late (the gather's own timeout is 2 s): skip this sample

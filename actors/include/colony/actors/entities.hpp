@@ -20,6 +20,7 @@
 #include <memory>
 #include <utility>
 
+#include "colony/actors/kinds.hpp"
 #include "colony/actors/messages.hpp"
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
@@ -109,13 +110,16 @@ struct entity_env {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds store_timeout{std::chrono::seconds(30)};
   bool fault_injection = false; // honour command::inject_crash (tests only)
+  // The registry's store of activation::handled_cell: held here too, so it
+  // outlives every entity that may still write its cell.
+  std::shared_ptr<const void> handled_cells;
 };
 
 [[nodiscard]] caf::actor spawn_tenant_actor(caf::actor_system& sys, entity_key key,
-                                            std::shared_ptr<const entity_env> env);
+                                            std::shared_ptr<const entity_env> env, activation how = {});
 /// `known_new`: start as "no such user" without loading (a just-minted id).
 [[nodiscard]] caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env,
-                                          bool known_new = false);
+                                          activation how = {});
 
 /// Turns a transport-level CAF error (a crashed or vanished actor, a timeout)
 /// into a failure for the client.

@@ -13,7 +13,9 @@
 // line in builtin_kinds() (actors/src/kinds.cpp) registers it.
 #pragma once
 
+#include <atomic>
 #include <caf/fwd.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -31,11 +33,21 @@ struct timer_row;
 /// The most kinds a node knows (ids 1 .. max_kinds - 1): per-kind counters are arrays.
 inline constexpr std::size_t max_kinds = 16;
 
+/// What a fresh activation gets besides its key and the node's env.
+struct activation {
+  bool known_new = false; // its id was just minted: nothing to load
+  /// Where it mirrors the count of commands it has handled, so that the
+  /// directory can tell its mailbox depth (commands routed to it minus
+  /// commands handled) without asking it; null: nowhere. Kept alive by
+  /// entity_env::handled_cells.
+  std::atomic<std::uint64_t>* handled_cell = nullptr;
+};
+
 struct kind_spec {
   entity_kind kind{};
   std::string name;
-  /// A fresh activation of `key`; `known_new`: its id was just minted (nothing to load).
-  std::function<caf::actor(caf::actor_system&, entity_key, std::shared_ptr<const entity_env>, bool known_new)> spawn;
+  /// A fresh activation of `key`.
+  std::function<caf::actor(caf::actor_system&, entity_key, std::shared_ptr<const entity_env>, activation)> spawn;
   struct timer {
     std::string name; // the timer's kind as stored, e.g. "trial_expiry"
     /// The command a due timer sends to its entity (`t.target_id` of `t.tenant_id`).

@@ -195,6 +195,28 @@ function storesView() {
   render();
 }
 
+function mailboxesView() {
+  render = () => {
+    const m = lastSnapshot?.mailboxes;
+    if (!m) return;
+    const n = (v) => (v === null || v === undefined ? "-" : num(v));
+    const kinds = m.kinds.map((k) => `<tr data-kind="${esc(k.kind)}"><td>${esc(k.kind)}</td><td class="num">${num(k.live)}</td>
+      <td class="num">${num(k.nonEmpty)}</td><td class="num" data-queued>${num(k.queued)}</td><td class="num">${n(k.p50)}</td>
+      <td class="num">${n(k.p99)}</td><td class="num" data-max>${num(k.max)}</td></tr>`);
+    const deep = m.deepest.map((d) => `<tr data-actor="${esc(d.id)}"><td class="num" data-depth>${num(d.depth)}</td>
+      <td class="num">${n(d.depthBefore)}</td><td>${d.growing ? '<span class="bad">growing</span>' : ""}</td><td>${esc(d.node)}</td>
+      <td>${esc(d.kind)}</td><td><a href="/console/tenants/${encodeURIComponent(d.tenantId)}">${esc(d.tenantId)}</a></td>
+      <td><a href="/console/actors/${encodeURIComponent(d.kind)}/${encodeURIComponent(d.id)}?tenant=${encodeURIComponent(d.tenantId)}">${esc(d.id)}</a></td></tr>`);
+    view.innerHTML = `<h1>Mailboxes</h1>${partial(m)}
+      <div class="cards"><div class="card">growing<b id="mailboxes-growing">${num(m.growing)}</b></div></div>
+      <p class="muted">Depth: commands routed to an activation that it has not handled yet. p50 and p99 over every live activation of the kind, to the bucket (0, 1, 2, 4, 8, …).</p>
+      ${table(["kind", "live", "non-empty", "queued", "p50", "p99", "max"], kinds, "mailbox-kinds")}
+      <h2>Deepest mailboxes <span class="muted">(growing: deeper than ${m.windowMs ? (m.windowMs / 1000).toFixed(1) + " s" : "-"} before)</span></h2>
+      ${table(["depth", "before", "", "node", "kind", "tenant", "actor"], deep, "mailbox-deepest")}`;
+  };
+  render();
+}
+
 function tenantView(id) {
   let busy = false;
   const recent = []; // the tenant's last 10 events from the node's tail, newest first
@@ -259,6 +281,7 @@ function actorView(kind, id, tenant) {
           <div class="card">live<b id="actor-live">${a.live ? "yes" : "no"}</b></div>
           <div class="card">commands routed<b>${num(a.commandsRouted)}</b></div>
           <div class="card">idle<b>${a.live ? num(a.idleMs) + " ms" : "-"}</b></div>
+          <div class="card">mailbox<b id="actor-mailbox">${a.live ? num(a.mailboxDepth) : "-"}</b></div>
         </div>
         <h2>State${a.stateTruncated ? " (truncated)" : ""}</h2>
         <pre id="actor-state">${a.live ? esc(typeof a.state === "string" ? a.state : JSON.stringify(a.state, null, 2)) : "not live: nothing to show (inspecting does not activate it)"}</pre>`;
@@ -357,6 +380,7 @@ async function route() {
   else if (parts[0] === "tenants" && parts.length === 2) tenantView(parts[1]);
   else if (parts[0] === "events" && parts.length === 1) eventsView(params);
   else if (parts[0] === "stores" && parts.length === 1) storesView();
+  else if (parts[0] === "mailboxes" && parts.length === 1) mailboxesView();
   else { render = () => {}; view.innerHTML = `<h1>Not found</h1><p>No view at ${esc(path)}. <a href="/console">The cluster</a>.</p>`; }
 }
 

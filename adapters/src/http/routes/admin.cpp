@@ -139,7 +139,40 @@ njson probe_here(const api_core& a, const std::string& payload) {
     doc["live"] = true;
     doc["commandsRouted"] = p->routed;
     doc["idleMs"] = p->idle_ms;
+    doc["mailboxDepth"] = p->depth;
   }
+  return doc;
+}
+
+/// This node's mailbox depths: per kind the buckets (merged by the gatherer),
+/// and its deepest activations.
+njson node_mailboxes(const api_core& a, std::size_t top) {
+  njson doc{{"nodeName", a.opts.node_name}, {"kinds", njson::array()}, {"deepest", njson::array()}};
+  if (!a.ctx.local)
+    return doc;
+  auto m = a.ctx.local->mailboxes(top);
+  doc["windowMs"] = m.window_ms;
+  for (const auto& k : m.kinds) {
+    auto buckets = njson::array();
+    for (const auto& [le, n] : k.buckets)
+      buckets.push_back({le, n});
+    doc["kinds"].push_back({{"kind", kind_name(k.kind)},
+                            {"live", k.live},
+                            {"nonEmpty", k.non_empty},
+                            {"queued", k.queued},
+                            {"max", k.max},
+                            {"buckets", std::move(buckets)}});
+  }
+  for (const auto& d : m.deepest)
+    doc["deepest"].push_back({{"kind", kind_name(d.kind)},
+                              {"tenantId", d.tenant_id},
+                              {"id", d.id},
+                              {"node", a.opts.node_name},
+                              {"depth", d.depth},
+                              {"depthBefore", d.depth_before ? njson(*d.depth_before) : njson(nullptr)},
+                              {"growing", d.growing},
+                              {"commandsRouted", d.routed},
+                              {"idleMs", d.idle_ms}});
   return doc;
 }
 
@@ -396,6 +429,79 @@ void admin_crashes(api_core& a, std::int64_t limit, std::function<void(njson)> d
          });
 }
 
+void admin_mailboxes(api_core& a, std::int64_t top, std::function<void(njson)> done) {
+  auto base = envelope(a, {});
+  gather(a, "admin.mailboxes", std::to_string(top), node_mailboxes(a, static_cast<std::size_t>(top)),
+         [done, base, top](gathered g) mutable {
+           struct totals {
+             std::int64_t live = 0, non_empty = 0, queued = 0;
+             std::uint64_t max = 0;
+             std::map<std::uint64_t, std::int64_t> buckets;
+             njson by_node = njson::object();
+           };
+           std::map<std::string, totals> kinds;
+           std::vector<njson> deepest;
+           std::int64_t window = 0;
+           for (auto& n : g.answers) {
+             auto node = n.value("nodeName", std::string{});
+             window = std::max(window, n.value("windowMs", std::int64_t{0}));
+             for (const auto& k : n.value("kinds", njson::array())) {
+               auto& t = kinds[k.value("kind", std::string{})];
+               t.live += k.value("live", std::int64_t{0});
+               t.non_empty += k.value("nonEmpty", std::int64_t{0});
+               t.queued += k.value("queued", std::int64_t{0});
+               t.max = std::max(t.max, k.value("max", std::uint64_t{0}));
+               for (const auto& b : k.value("buckets", njson::array()))
+                 if (b.is_array() && b.size() == 2 && b[0].is_number_unsigned() && b[1].is_number_integer())
+                   t.buckets[b[0].get<std::uint64_t>()] += b[1].get<std::int64_t>();
+               t.by_node[node] = {{"live", k.value("live", std::int64_t{0})},
+                                  {"nonEmpty", k.value("nonEmpty", std::int64_t{0})},
+                                  {"queued", k.value("queued", std::int64_t{0})},
+                                  {"max", k.value("max", std::uint64_t{0})}};
+             }
+             for (auto& d : n.value("deepest", njson::array()))
+               deepest.push_back(std::move(d));
+           }
+           auto kinds_out = njson::array();
+           for (auto& [name, t] : kinds) {
+             // p50/p99 over every live activation of the kind, to the bucket's bound.
+             auto quantile = [&t](double q) -> std::uint64_t {
+               auto rank = q * static_cast<double>(t.live);
+               std::int64_t cum = 0;
+               for (const auto& [le, n] : t.buckets) {
+                 cum += n;
+                 if (static_cast<double>(cum) >= rank)
+                   return le;
+               }
+               return t.max;
+             };
+             kinds_out.push_back({{"kind", name},
+                                  {"live", t.live},
+                                  {"nonEmpty", t.non_empty},
+                                  {"queued", t.queued},
+                                  {"p50", t.live > 0 ? njson(std::min(quantile(0.5), t.max)) : njson(nullptr)},
+                                  {"p99", t.live > 0 ? njson(std::min(quantile(0.99), t.max)) : njson(nullptr)},
+                                  {"max", t.max},
+                                  {"byNode", std::move(t.by_node)}});
+           }
+           std::stable_sort(deepest.begin(), deepest.end(), [](const njson& x, const njson& y) {
+             return x.value("depth", std::uint64_t{0}) > y.value("depth", std::uint64_t{0});
+           });
+           if (deepest.size() > static_cast<std::size_t>(top))
+             deepest.resize(static_cast<std::size_t>(top));
+           std::int64_t growing = 0;
+           for (const auto& d : deepest)
+             growing += d.value("growing", false) ? 1 : 0;
+           base["partial"] = !g.unanswered.empty();
+           base["unanswered"] = g.unanswered;
+           base["windowMs"] = window;
+           base["kinds"] = std::move(kinds_out);
+           base["deepest"] = deepest;
+           base["growing"] = growing;
+           done(std::move(base));
+         });
+}
+
 void admin_stores(api_core& a, std::function<void(njson)> done) {
   auto base = envelope(a, {});
   base["store"] = a.ctx.store_kind;
@@ -435,6 +541,12 @@ void actors_census(api_core& a, std::shared_ptr<call> c) {
   std::int64_t top = 10;
   if (a.int_param<std::int64_t>(c, "top", 1, 100, top))
     admin_actors(a, top, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
+}
+
+void mailboxes(api_core& a, std::shared_ptr<call> c) {
+  std::int64_t top = 10;
+  if (a.int_param<std::int64_t>(c, "top", 1, 100, top))
+    admin_mailboxes(a, top, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
 }
 
 void crashes(api_core& a, std::shared_ptr<call> c) {
@@ -527,6 +639,7 @@ void actor_page(api_core& a, std::shared_ptr<call> c) {
     }
     doc["commandsRouted"] = probe.value("commandsRouted", std::uint64_t{0});
     doc["idleMs"] = probe.value("idleMs", std::int64_t{0});
+    doc["mailboxDepth"] = probe.value("mailboxDepth", std::uint64_t{0});
     // Live: its state as it answers a read (which keeps it live a little longer).
     command cmd;
     cmd.what = op::get;
@@ -572,6 +685,10 @@ void serve_admin_topics(api_core& a) {
     auto top = std::clamp<std::size_t>(static_cast<std::size_t>(std::atoi(p.c_str())), 1, 100);
     reply(dump(node_census(a, top)));
   }));
+  a.admin_subs.push_back(cl.serve("admin.mailboxes", [&a](const std::string& p, reply_fn reply) {
+    auto top = std::clamp<std::size_t>(static_cast<std::size_t>(std::atoi(p.c_str())), 1, 100);
+    reply(dump(node_mailboxes(a, top)));
+  }));
   a.admin_subs.push_back(cl.serve("admin.crashes", [&a](const std::string&, reply_fn reply) {
     reply(dump(njson{{"nodeName", a.opts.node_name}, {"crashes", node_crashes(a)}}));
   }));
@@ -588,6 +705,7 @@ void add_admin_routes(router& r) {
   r.add("GET", "/v1/admin/nodes", p::platform, nodes);
   r.add("GET", "/v1/admin/actors", p::platform, actors_census);
   r.add("GET", "/v1/admin/crashes", p::platform, crashes);
+  r.add("GET", "/v1/admin/mailboxes", p::platform, mailboxes);
   r.add("GET", "/v1/admin/stores", p::platform, stores);
   r.add("GET", "/v1/admin/tenants/{tenantId}", p::platform, tenant_page);
   r.add("GET", "/v1/admin/actors/{kind}/{actorId}", p::platform, actor_page);

@@ -32,6 +32,7 @@ void admin_nodes(api_core& a, std::function<void(nlohmann::json)> done);
 void admin_actors(api_core& a, std::int64_t top, std::function<void(nlohmann::json)> done);
 void admin_crashes(api_core& a, std::int64_t limit, std::function<void(nlohmann::json)> done);
 void admin_stores(api_core& a, std::function<void(nlohmann::json)> done);
+void admin_mailboxes(api_core& a, std::int64_t top, std::function<void(nlohmann::json)> done);
 
 inline void add_all_routes(router& r) {
   add_ops_routes(r);

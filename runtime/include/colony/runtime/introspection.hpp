@@ -2,7 +2,8 @@
 // (docs/console.md): computed from the directory when somebody asks, never
 // sampled in the background, so a node nobody watches does no work for them
 // beyond the counters the directory keeps anyway (one atomic add per
-// activation, passivation and crash; nothing per message).
+// activation, passivation and crash; per message, the relaxed store of the
+// entity's handled count into its cell, for the mailbox depth).
 //
 // A census walks the directory's shards one lock at a time (each held for
 // 1/32 of the walk): about 30 ms for a million live entities, paid only by
@@ -60,6 +61,38 @@ inline constexpr std::size_t crash_ring = 64;
 struct entity_probe {
   std::uint64_t routed = 0; // commands handed to this activation
   std::int64_t idle_ms = 0; // since the last one
+  std::uint64_t depth = 0;  // of those, not handled yet (its mailbox)
+};
+
+/// Mailbox depths of one kind's live activations on this node.
+struct mailbox_kind {
+  actors::entity_kind kind{};
+  std::int64_t live = 0;
+  std::int64_t non_empty = 0; // activations with a command waiting
+  std::int64_t queued = 0;    // commands waiting, summed
+  std::uint64_t max = 0;
+  /// (upper bound, activations): depth 0, then up to 1, 2, 4, 8, … (powers
+  /// of two), ascending; only bounds that occur.
+  std::vector<std::pair<std::uint64_t, std::int64_t>> buckets;
+};
+
+/// One of the deepest mailboxes, with its depth at the previous census
+/// (the window), if it was among the deepest then.
+struct deep_mailbox {
+  actors::entity_kind kind{};
+  std::string tenant_id;
+  std::string id;
+  std::uint64_t depth = 0;
+  std::uint64_t routed = 0;
+  std::int64_t idle_ms = 0;
+  std::optional<std::uint64_t> depth_before;
+  bool growing = false; // deeper than at the previous census (or new among the deepest)
+};
+
+struct mailbox_census {
+  std::vector<mailbox_kind> kinds;   // every registered kind
+  std::vector<deep_mailbox> deepest; // depth > 0 only, deepest first, at most the limit asked for
+  std::int64_t window_ms = 0;        // since the census "growing" compares with (0: none before)
 };
 
 /// The node's own directory, whatever routes in front of it (the cluster
@@ -75,6 +108,10 @@ public:
   [[nodiscard]] std::vector<crash_record> recent_crashes() const;
   /// The activation of `key` on this node, if it is live.
   [[nodiscard]] std::optional<entity_probe> probe(const actors::entity_key& key) const;
+  /// Mailbox depths per kind and the `limit` deepest (one walk of the
+  /// directory). The previous call at least a second ago is the window that
+  /// "growing" compares with.
+  [[nodiscard]] mailbox_census mailboxes(std::size_t limit) const;
 
 private:
   std::shared_ptr<actors::entity_router> dir_; // spawn_entity_registry's directory
