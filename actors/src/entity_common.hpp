@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <caf/all.hpp>
 #include <google/protobuf/message.h>
 
@@ -91,13 +92,28 @@ void install_crash_handler(Self* self) {
   });
 }
 
-/// One more command handled, mirrored into the activation's cell for the
-/// directory's mailbox depth (one relaxed store: only this actor writes it).
+/// One more command handled, mirrored into the activation's cell: the
+/// count (the directory's mailbox depth), the op (the actor page's last
+/// handled), and, if it is the command the directory sampled, how long it
+/// waited (one relaxed load when it is not: only this actor handles it).
 template <class State>
-void count_handled(State& st) {
+void count_handled(State& st, op what) {
   ++st.handled;
-  if (st.handled_cell != nullptr)
-    st.handled_cell->store(st.handled, std::memory_order_relaxed);
+  auto* c = st.cell;
+  if (c == nullptr)
+    return;
+  c->handled.store(st.handled, std::memory_order_relaxed);
+  c->last_ops.store((c->last_ops.load(std::memory_order_relaxed) << 8) | static_cast<std::uint8_t>(what),
+                    std::memory_order_relaxed);
+  if (c->sample_seq.load(std::memory_order_acquire) != st.handled)
+    return;
+  auto* waits = c->waits.load(std::memory_order_relaxed);
+  auto at = c->sample_at_ns.load(std::memory_order_relaxed);
+  if (waits == nullptr || c->sample_seq.load(std::memory_order_relaxed) != st.handled)
+    return; // re-sampled meanwhile: `at` may be the next one's
+  auto now =
+    std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  waits->record(std::max<std::int64_t>(0, now - at) / 1000);
 }
 
 /// Offers to passivate: the directory agrees unless commands are on their

@@ -12,6 +12,26 @@ const char* to_string(entity_kind k) noexcept {
   return spec ? spec->name.c_str() : "unknown";
 }
 
+std::string op_name(op what) {
+  switch (what) {
+    case op::get: return "get";
+    case op::create: return "create";
+    case op::patch: return "patch";
+    case op::remove: return "remove";
+    case op::activate: return "activate";
+    case op::suspend: return "suspend";
+    case op::cancel: return "cancel";
+    case op::usage: return "usage";
+    case op::create_user: return "create_user";
+    case op::patch_user: return "patch_user";
+    case op::remove_user: return "remove_user";
+    case op::billing: return "billing";
+    case op::track_usage: return "track_usage";
+    case op::expire_trial: return "expire_trial";
+  }
+  return "op_" + std::to_string(static_cast<int>(what));
+}
+
 std::string entity_key::str() const {
   std::string s{to_string(kind)};
   s += '/';

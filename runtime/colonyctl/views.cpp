@@ -169,14 +169,33 @@ std::string ms(const njson& seconds) {
   return buf;
 }
 
+/// A bucket's bound in microseconds as "<=2.1s", "<=512us"; "-" for null.
+std::string wait(const njson& us) {
+  if (!us.is_number())
+    return "-";
+  auto v = us.get<double>();
+  char buf[32];
+  if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "<=%.1fs", v / 1e6);
+  else if (v >= 1e3)
+    std::snprintf(buf, sizeof buf, "<=%.1fms", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "<=%.0fus", v);
+  return buf;
+}
+
 } // namespace
 
 std::vector<std::string> mailboxes_view(const njson& doc) {
-  table kinds({"KIND", "LIVE", "NON-EMPTY", "QUEUED", "P50", "P99", "MAX"});
-  for (const auto& k : doc.value("kinds", njson::array()))
+  table kinds(
+    {"KIND", "LIVE", "NON-EMPTY", "QUEUED", "P50", "P99", "MAX", "SAMPLED", "WAIT P50", "WAIT P99", "WAIT MAX"});
+  for (const auto& k : doc.value("kinds", njson::array())) {
+    const auto& w = object_at(k, "queueingWindow");
     kinds.row({cell(k.value("kind", njson())), cell(k.value("live", njson())), cell(k.value("nonEmpty", njson())),
                cell(k.value("queued", njson())), cell(k.value("p50", njson())), cell(k.value("p99", njson())),
-               cell(k.value("max", njson()))});
+               cell(k.value("max", njson())), cell(w.value("samples", njson(0))), wait(w.value("p50Us", njson())),
+               wait(w.value("p99Us", njson())), wait(w.value("maxUs", njson()))});
+  }
   auto out = kinds.lines();
   out.emplace_back("");
   out.push_back("deepest mailboxes (" + cell(doc.value("growing", njson(0))) + " growing over the last " +
@@ -254,6 +273,22 @@ std::vector<std::string> tenant_view(const njson& doc) {
     t.row({"requestsPerSecond", "-", cell(limits.value("requestsPerSecond", njson()))});
     append(out, t.lines());
   }
+  const auto& req = object_at(doc, "requests");
+  const auto& minute = object_at(req, "lastMinute");
+  const auto& total = object_at(req, "total");
+  char rates[96];
+  std::snprintf(rates, sizeof rates, "%.2f/s, errors %.2f/s over the last %llds",
+                minute.value("requestsPerSecond", 0.0), minute.value("errorsPerSecond", 0.0),
+                static_cast<long long>(minute.value("windowSeconds", std::int64_t{0})));
+  out.push_back(std::string("requests ") + rates + " (its credentials, every node)");
+  table r({"REQUESTS", "LAST MINUTE", "SINCE START"});
+  for (const char* k : {"requests", "clientErrors", "serverErrors", "rateLimited", "quotaExceeded"})
+    r.row({k, cell(minute.value(k, njson(0))), cell(total.value(k, njson(0)))});
+  append(out, r.lines());
+  if (const auto& rl = object_at(doc, "rateLimit"); !rl.empty())
+    out.push_back("rate     " + cell(rl.value("ratePerSecond", njson())) + "/s, burst " +
+                  cell(rl.value("burst", njson())) + ", " + cell(rl.value("tokensLeft", njson())) + " left at " +
+                  cell(rl.value("reportedBy", njson())) + " (burst used " + cell(rl.value("burstUsed", njson())) + ")");
   append(out, partial_note(doc));
   return out;
 }
@@ -269,8 +304,15 @@ std::vector<std::string> actor_view(const njson& doc) {
   if (live) {
     out.push_back("routed   " + cell(doc.value("commandsRouted", njson())) + " commands, idle " +
                   cell(doc.value("idleMs", njson())) + " ms, mailbox " + cell(doc.value("mailboxDepth", njson())));
+    std::string ops;
+    for (const auto& o : doc.value("lastHandled", njson::array()))
+      ops += (ops.empty() ? "" : " ") + cell(o);
+    out.push_back("handled  " + (ops.empty() ? std::string("-") : ops) + " (newest first)");
     out.push_back("state    " + doc.value("state", njson()).dump(2));
   }
+  for (const auto& e : doc.value("lifecycle", njson::array()))
+    out.push_back("event    " + cell(e.value("at", njson())) + " " + cell(e.value("event", njson())) +
+                  (e.contains("reason") ? ": " + cell(e["reason"]) : std::string{}));
   return out;
 }
 

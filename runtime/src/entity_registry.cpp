@@ -159,14 +159,17 @@ public:
       if (auto* s = sh.find(n)) {
         ++s->forwarded;
         s->last_routed = clock::now();
+        sample(*s);
         return s->actor;
       }
       const auto* kind = actors::builtin_kinds().find(key.kind);
       if (kind == nullptr)
         return {}; // no such kind on this node: the caller answers "unavailable"
-      auto cell = cells_->acquire();
+      auto cell = cells_->acquire(key.kind);
       fresh = kind->spawn(sys_, key, env_, actors::activation{known_new, cells_->at(cell)});
-      sh.emplace(n, slot{fresh, 1, clock::now(), cell});
+      slot s{fresh, 1, clock::now(), cell};
+      sample(s);
+      sh.emplace(n, std::move(s));
     }
     ++stats_.activations;
     ++per_kind(stats_.kind_activations, key.kind);
@@ -370,9 +373,10 @@ public:
     const auto* s = sh.find(n);
     if (s == nullptr)
       return std::nullopt;
-    return entity_probe{s->forwarded,
-                        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - s->last_routed).count(),
-                        depth(*s)};
+    const auto* c = cells_->at(s->cell);
+    return entity_probe{
+      s->forwarded, std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - s->last_routed).count(),
+      depth(*s), c != nullptr ? c->last_ops.load(std::memory_order_relaxed) : 0, c != nullptr ? c->activated_ms : 0};
   }
 
   mailbox_census take_mailboxes(std::size_t limit) const;
@@ -403,8 +407,23 @@ private:
   /// Commands routed to the activation that it has not handled yet.
   std::uint64_t depth(const slot& s) const {
     const auto* c = cells_->at(s.cell);
-    auto handled = c != nullptr ? c->load(std::memory_order_relaxed) : s.forwarded;
+    auto handled = c != nullptr ? c->handled.load(std::memory_order_relaxed) : s.forwarded;
     return s.forwarded > handled ? s.forwarded - handled : 0;
+  }
+
+  /// Makes the command just routed to `s` the one whose queueing time its
+  /// activation measures, unless one is outstanding (not handled yet) or the
+  /// last was sampled less than 1 ms ago: at most a thousand samples a second
+  /// per activation, and a command stuck behind a slow one is still timed.
+  void sample(const slot& s) const {
+    auto* c = cells_->at(s.cell);
+    if (c == nullptr || c->sample_seq.load(std::memory_order_relaxed) > c->handled.load(std::memory_order_relaxed))
+      return;
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(s.last_routed.time_since_epoch()).count();
+    if (now - c->sample_at_ns.load(std::memory_order_relaxed) < 1'000'000)
+      return;
+    c->sample_at_ns.store(now, std::memory_order_relaxed);
+    c->sample_seq.store(s.forwarded, std::memory_order_release);
   }
 
   static std::atomic<std::int64_t>& per_kind(std::array<std::atomic<std::int64_t>, actors::max_kinds>& a,
@@ -450,6 +469,7 @@ private:
   mutable std::mutex window_mu_;
   mutable std::unordered_map<std::string, std::uint64_t> window_;
   mutable clock::time_point window_at_{};
+  mutable std::array<std::array<std::uint64_t, actors::wait_histogram::n>, actors::max_kinds> window_waits_{};
   std::shared_ptr<const actors::entity_env> env_;
   mutable std::array<shard, shard_count> shards_;
   counters stats_;
@@ -501,25 +521,34 @@ mailbox_census directory::take_mailboxes(std::size_t limit) const {
   };
   for (auto& sh : shards_) {
     std::lock_guard lock{sh.mu};
-    for (const auto& [k, s] : sh.live)
-      consider(static_cast<entity_kind>(k.b[0]), s, [&](candidate& c) {
-        c.p = k;
+    // Entries, not structured bindings: clang 14 does not let a lambda capture those.
+    for (const auto& e : sh.live)
+      consider(static_cast<entity_kind>(e.first.b[0]), e.second, [&e](candidate& c) {
+        c.p = e.first;
         c.is_packed = true;
       });
-    for (const auto& [text, s] : sh.odd)
-      consider(split_text_key(text).first, s, [&](candidate& c) { c.text = text; });
+    for (const auto& e : sh.odd)
+      consider(split_text_key(e.first).first, e.second, [&e](candidate& c) { c.text = e.first; });
   }
   mailbox_census out;
+  std::lock_guard lock{window_mu_};
   for (const auto& k : actors::builtin_kinds().all()) {
     auto i = static_cast<std::size_t>(k.kind) % actors::max_kinds;
     auto m = per[i];
     m.kind = k.kind;
     m.buckets.assign(buckets[i].begin(), buckets[i].end());
+    const auto& w = cells_->waits(k.kind);
+    m.waits.resize(actors::wait_histogram::n);
+    m.waits_window.resize(actors::wait_histogram::n);
+    for (std::size_t b = 0; b < actors::wait_histogram::n; ++b) {
+      m.waits[b] = w.buckets[b].load(std::memory_order_relaxed);
+      if (window_at_ != clock::time_point{})
+        m.waits_window[b] = m.waits[b] - std::min(m.waits[b], window_waits_[i][b]);
+    }
     out.kinds.push_back(std::move(m));
   }
   std::sort(heap.begin(), heap.end(), deeper);
   auto now = clock::now();
-  std::lock_guard lock{window_mu_};
   std::unordered_map<std::string, std::uint64_t> seen;
   for (auto& c : heap) {
     deep_mailbox d;
@@ -553,6 +582,9 @@ mailbox_census directory::take_mailboxes(std::size_t limit) const {
   if (window_at_ == clock::time_point{} || now - window_at_ >= std::chrono::seconds(1)) {
     window_ = std::move(seen);
     window_at_ = now;
+    for (const auto& m : out.kinds)
+      std::copy(m.waits.begin(), m.waits.end(),
+                window_waits_[static_cast<std::size_t>(m.kind) % actors::max_kinds].begin());
   }
   return out;
 }

@@ -6,6 +6,7 @@
 //
 //   COLONYD=build/bin/colonyd node tests/browser/console.test.mjs
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -136,7 +137,23 @@ try {
   await shot("mailboxes");
   assert.deepEqual((await Promise.all([stalled, ...waiting])).map((r) => r.status), [200, 200, 200, 200, 200]);
   await page.waitForFunction((id) => !document.querySelector(`#mailbox-deepest tr[data-actor="${id}"]`), users[1].id, { timeout: 5000 });
-  step("mailboxes view: a stalled actor's depth of 4, growing, then drained");
+  // The first read routed behind the stalled one waited ~3.7 s: the users' sampled queueing time shows it
+  // (over the last census window; the sampler's census runs every second).
+  const waitMax = async () => Number((await page.getAttribute('#mailbox-kinds tr[data-kind="user"] [data-wait-max]', "data-wait-max")) || 0);
+  const longest = [];
+  for (let i = 0; i < 40 && !longest.some((w) => w >= 2 ** 21); i++) {
+    longest.push(await waitMax());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(longest.some((w) => w >= 2 ** 21 && w <= 2 ** 23), `the users' wait max over the last windows: ${longest}`);
+  step("mailboxes view: a stalled actor's depth of 4, growing, then drained; the wait behind it timed");
+
+  // Calls by the tenant's own key (platform calls are not the tenant's): two reads and a miss.
+  const tenantKey = (await call("POST", `/v1/tenants/${t.id}/api-keys`, { name: "console", roles: ["admin"] })).doc.key;
+  const asTenant = { Authorization: `Bearer ${tenantKey}` };
+  const own = await Promise.all([`/v1/tenants/${t.id}`, `/v1/tenants/${t.id}/users/${users[0].id}`,
+    `/v1/tenants/${t.id}/users/${crypto.randomUUID()}`].map((p) => fetch(base + p, { headers: asTenant })));
+  assert.deepEqual(own.map((r) => r.status), [200, 200, 404]);
 
   // The tenant's deep link, pasted.
   await page.goto(`${base}/console/tenants/${t.slug}`);
@@ -145,6 +162,9 @@ try {
   assert.equal(await page.textContent("#tenant-owner"), nodeName);
   assert.equal(await page.textContent("#tenant-live"), "4");
   assert.match(await page.textContent("#tenant-usage"), /users\s*3/);
+  assert.match(await page.textContent("#tenant-requests"), /requests33client errors \(4xx, not 429\)11server errors \(5xx\)00/);
+  assert.notEqual(await page.textContent("#tenant-rps"), "0.00");
+  assert.match(await page.textContent("#tenant-burst-used"), /^\d+%$/); // the free plan has a rate: its bucket's use
   await page.waitForFunction(() => [...document.querySelectorAll("#tenant-events tbody tr")].filter((r) => r.textContent.includes("user.created")).length === 3, null, { timeout: 5000 });
   await shot("tenant");
   step("tenant deep link: owner, live actors, usage, its recent events");
@@ -155,6 +175,9 @@ try {
   assert.equal(await page.textContent("#actor-live"), "yes");
   assert.equal(await page.textContent("#actor-owner"), nodeName);
   assert.ok((await page.textContent("#actor-state")).includes("w0@example.com"));
+  // Newest first as of the page's probe: the tenant key's read, then its creation.
+  assert.match(await page.textContent("#actor-last-handled"), /^get · create/);
+  assert.equal(await page.textContent('#actor-lifecycle tr[data-event="activated"] td'), "activated");
   await shot("actor");
   step("actor deep link: live, its node, its state");
 

@@ -9,15 +9,17 @@ COLONYD)."""
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from colony_testkit import COLONYD, NodeCase, token, wait_until  # noqa: E402
+from colony_testkit import AUDIENCE, COLONYD, ISSUER, SECRET, Node, NodeCase, token, wait_until  # noqa: E402
 
 COLONYCTL = os.environ.get("COLONYCTL", os.path.join(os.path.dirname(COLONYD), "colonyctl"))
 
@@ -94,6 +96,18 @@ class AdminApi(NodeCase):
         census = {k["kind"]: k for k in self.census()["kinds"]}
         self.assertGreaterEqual(census["tenant"]["crashes"], 1)
         self.assertProblem(self.node.json("GET", "/v1/admin/crashes?limit=65"), 400)
+        # The actor page tells its lifecycle: the crash, then (once a read
+        # activates it again) the new activation, newest first.
+        status, _, page = self.node.json("GET", f"/v1/admin/actors/tenant/{t['id']}")
+        self.assertEqual(status, 200, page)
+        self.assertFalse(page["live"])
+        self.assertEqual([e["event"] for e in page["lifecycle"]], ["crashed"], page)
+        self.assertEqual(page["lifecycle"][0]["reason"], mine[0]["reason"])
+        self.assertEqual(self.node.json("GET", f"/v1/tenants/{t['id']}")[0], 200)
+        status, _, page = self.node.json("GET", f"/v1/admin/actors/tenant/{t['id']}")
+        self.assertTrue(page["live"], page)
+        self.assertEqual([e["event"] for e in page["lifecycle"]], ["activated", "crashed"], page)
+        self.assertGreaterEqual(page["lifecycle"][0]["at"][:19], page["lifecycle"][1]["at"][:19])
 
     def test_stores(self):
         def stores():
@@ -220,8 +234,22 @@ class AdminApi(NodeCase):
         self.assertEqual(sorted(results), [200] * 6)
         after = mailboxes()
         self.assertNotIn(uid, [d["id"] for d in after["deepest"]])
+        # The first read routed behind the stalled one waited ~2.7 s: the
+        # sampled queueing time of users shows it, since the node started
+        # and in the window since a census taken while it waited.
+        users = {k["kind"]: k for k in after["kinds"]}["user"]
+        for q in (users["queueing"], users["queueingWindow"], users["byNode"][after["answeredBy"]]["queueingWindow"]):
+            self.assertGreaterEqual(q["samples"], 1, users)
+            self.assertGreaterEqual(q["maxUs"], 2 ** 21, users)  # 2.1 s, the bucket's bound
+            self.assertLessEqual(q["maxUs"], 2 ** 23, users)
+            self.assertLessEqual(q["p50Us"], q["p99Us"])
+            self.assertLessEqual(q["p99Us"], q["maxUs"])
         status, _, page = self.node.json("GET", f"/v1/admin/actors/user/{uid}?tenantId={t['id']}")
         self.assertEqual(page["mailboxDepth"], 0)
+        # Newest first, as of the probe (before this page's own read): the
+        # first page's read, the six reads, its creation (forwarded by its tenant).
+        self.assertEqual(page["lastHandled"], ["get"] * 7 + ["create"], page)
+        self.assertEqual([e["event"] for e in page["lifecycle"]], ["activated"], page)
         for bad in ("0", "101", "x"):
             self.assertProblem(self.node.json("GET", f"/v1/admin/mailboxes?top={bad}"), 400)
 
@@ -234,6 +262,91 @@ class AdminApi(NodeCase):
             self.assertProblem(self.node.json("GET", path, auth=False), 401)
             status = self.node.json("GET", path, auth=owner)[0]
             self.assertIn(status, (401, 403, 404), path)
+
+
+class TenantTraffic(unittest.TestCase):
+    """The tenant page's requests and rate limit, on a node whose plans make
+    the buckets small and slow (1 request/s, burst 10), so that what the page
+    reads seconds later is still what the burst left."""
+
+    PLANS = """[colony.plans]
+free = { max-users = 5 }
+slow = { max-users = 5, requests-per-second = 1, burst = 10 }
+tiny = { api-calls-per-month = 3, requests-per-second = 100, burst = 100 }
+"""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="colony-e2e-traffic-")
+        conf = os.path.join(cls.dir, "colony.conf")
+        with open(conf, "w") as f:
+            f.write(cls.PLANS)
+        cls.node = Node(cls.dir, ["--config", conf, "--ratelimit.credential-percent", "100", "--auth-jwt-hs256-secret",
+                                  SECRET, "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE])
+
+    @classmethod
+    def tearDownClass(cls):
+        code, _ = cls.node.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert code == 0, code
+
+    def tenant(self, plan):
+        status, _, t = self.node.json("POST", "/v1/tenants", {"slug": "tr-" + uuid.uuid4().hex[:10], "name": "T",
+                                                              "plan": plan}, auth=self.root)
+        self.assertEqual(status, 201, t)
+        return t["id"]
+
+    def page(self, tid):
+        status, _, doc = self.node.json("GET", f"/v1/admin/tenants/{tid}", auth=self.root)
+        self.assertEqual(status, 200, doc)
+        return doc
+
+    root = token(roles=["platform_admin"])
+
+    def test_requests_errors_and_the_rate_bucket(self):
+        tid = self.tenant("slow")
+        fresh = self.page(tid)
+        self.assertEqual(fresh["requests"]["lastMinute"]["requests"], 0)
+        self.assertEqual(fresh["requests"]["byNode"], {})
+        self.assertEqual(fresh["rateLimit"]["tokensLeft"], 10)  # no bucket yet: full
+        self.assertEqual(fresh["rateLimit"]["burstUsed"], 0)
+        owner = token(tenant=tid, roles=["owner"])
+        statuses = [self.node.request("GET", f"/v1/tenants/{tid}/users/{uuid.uuid4()}", auth=owner)[0] for _ in range(2)]
+        statuses += [self.node.request("GET", f"/v1/tenants/{tid}", auth=owner)[0] for _ in range(10)]
+        self.assertEqual(statuses[:2], [404, 404])
+        limited = statuses.count(429)
+        self.assertGreaterEqual(limited, 1, statuses)  # 12 calls against a burst of 10
+        self.assertEqual(statuses.count(200), 10 - limited)
+        doc = self.page(tid)
+        self.page(tid)  # platform calls are not the tenant's
+        doc = self.page(tid)
+        minute, total = doc["requests"]["lastMinute"], doc["requests"]["total"]
+        for counts in (minute, total):
+            self.assertEqual(counts["requests"], 12, doc["requests"])
+            self.assertEqual(counts["clientErrors"], 2)
+            self.assertEqual(counts["rateLimited"], limited)
+            self.assertEqual(counts["serverErrors"], 0)
+            self.assertEqual(counts["quotaExceeded"], 0)
+        self.assertGreaterEqual(minute["windowSeconds"], 1)
+        self.assertAlmostEqual(minute["requestsPerSecond"], 12 / minute["windowSeconds"], delta=0.01)
+        self.assertAlmostEqual(minute["errorsPerSecond"], 2 / minute["windowSeconds"], delta=0.01)
+        self.assertEqual(doc["requests"]["byNode"], {doc["answeredBy"]: 12})
+        rl = doc["rateLimit"]
+        self.assertEqual((rl["plan"], rl["ratePerSecond"], rl["burst"]), ("slow", 1, 10))
+        self.assertEqual(rl["reportedBy"], doc["answeredBy"])
+        # The bucket refills at 1/s: seconds after the burst it is still low.
+        self.assertLess(rl["tokensLeft"], 6, rl)
+        self.assertGreater(rl["burstUsed"], 0.4, rl)
+
+    def test_calls_over_the_monthly_quota(self):
+        tid = self.tenant("tiny")
+        owner = token(tenant=tid, roles=["owner"])
+        statuses = [self.node.request("GET", f"/v1/tenants/{tid}", auth=owner)[0] for _ in range(5)]
+        self.assertEqual(statuses, [200, 200, 200, 429, 429])
+        doc = self.page(tid)
+        self.assertEqual(doc["requests"]["lastMinute"]["quotaExceeded"], 2)
+        self.assertEqual(doc["requests"]["lastMinute"]["rateLimited"], 0)
+        self.assertEqual(doc["requests"]["total"]["requests"], 5)
 
 
 class Colonyctl(NodeCase):

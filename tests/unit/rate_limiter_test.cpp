@@ -61,3 +61,20 @@ TEST_CASE("a token given back can be taken again, never beyond the burst") {
   rl.give_back("unknown"); // no bucket: nothing happens
   CHECK(rl.take("unknown", 1, 2, t0).remaining == 1);
 }
+
+TEST_CASE("peek reads a bucket as of now without taking or creating it") {
+  rate_limiter rl;
+  auto t0 = rate_limiter::clock::time_point{} + 1h;
+  CHECK_FALSE(rl.peek("k", t0).has_value());
+  CHECK_FALSE(rl.peek("k", t0).has_value()); // still none: peeking creates nothing
+  for (int i = 0; i < 4; ++i)
+    rl.take("k", 2, 10, t0);
+  auto l = rl.peek("k", t0);
+  REQUIRE(l.has_value());
+  CHECK(l->tokens == Approx(6));
+  CHECK(l->rate == Approx(2));
+  CHECK(l->burst == Approx(10));
+  CHECK(rl.peek("k", t0 + 1s)->tokens == Approx(8));  // refilled at 2/s
+  CHECK(rl.peek("k", t0 + 1h)->tokens == Approx(10)); // up to the burst
+  CHECK(rl.take("k", 2, 10, t0).remaining == 5);      // peeking took nothing
+}

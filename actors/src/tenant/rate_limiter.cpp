@@ -54,4 +54,15 @@ void rate_limiter::give_back(std::string_view key) {
     it->second.tokens = std::min(it->second.burst, it->second.tokens + 1.0);
 }
 
+std::optional<rate_limiter::level> rate_limiter::peek(std::string_view key, clock::time_point now) {
+  auto& s = shards_[std::hash<std::string_view>{}(key) % shards];
+  std::lock_guard lock{s.mu};
+  auto it = s.buckets.find(std::string{key});
+  if (it == s.buckets.end())
+    return std::nullopt;
+  const auto& b = it->second;
+  auto dt = std::max(0.0, std::chrono::duration<double>(now - b.last).count());
+  return level{std::min(b.burst, b.tokens + dt * b.rate), b.rate, b.burst};
+}
+
 } // namespace colony::actors

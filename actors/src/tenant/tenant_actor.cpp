@@ -8,10 +8,10 @@ namespace {
 struct tenant_state {
   entity_key key;
   std::shared_ptr<const entity_env> env;
-  std::shared_ptr<const v1::Tenant> current;          // null: the tenant does not exist
-  std::int32_t seats_in_flight = 0;                   // user creations admitted, not yet answered
-  std::uint64_t handled = 0;                          // commands seen (the directory compares on idle)
-  std::atomic<std::uint64_t>* handled_cell = nullptr; // where `handled` is mirrored (activation)
+  std::shared_ptr<const v1::Tenant> current; // null: the tenant does not exist
+  std::int32_t seats_in_flight = 0;          // user creations admitted, not yet answered
+  std::uint64_t handled = 0;                 // commands seen (the directory compares on idle)
+  activation_cell* cell = nullptr;           // where `handled` is mirrored (activation)
   bool load_failed = false;
   bool committing = false; // a commit is awaited (the mailbox waits too)
   static inline const char* name = "colony.tenant";
@@ -339,9 +339,9 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
 }
 
 caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env,
-                           std::atomic<std::uint64_t>* handled_cell) {
+                           activation_cell* cell) {
   self->state.key = key;
-  self->state.handled_cell = handled_cell;
+  self->state.cell = cell;
   self->state.env = env;
   detail::install_crash_handler(self);
   // Load first; commands that arrive meanwhile wait in the mailbox.
@@ -351,7 +351,7 @@ caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const 
     .await([self](loaded& l) { take_loaded(self, l); }, [self](caf::error&) { self->state.load_failed = true; });
   return {
     [self](command& cmd) -> caf::result<entity_reply> {
-      detail::count_handled(self->state);
+      detail::count_handled(self->state, cmd.what);
       auto res = handle(self, cmd);
       drop_if_empty(self);
       return res;
@@ -365,7 +365,7 @@ caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const 
 
 caf::actor spawn_tenant_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env,
                               activation how) {
-  return sys.spawn(tenant_actor, std::move(key), std::move(env), how.handled_cell);
+  return sys.spawn(tenant_actor, std::move(key), std::move(env), how.cell);
 }
 
 } // namespace colony::actors

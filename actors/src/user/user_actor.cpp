@@ -17,7 +17,7 @@ struct user_state {
   std::string stored; // empty: the user does not exist
   std::uint32_t version = 0;
   std::uint64_t handled = 0;
-  std::atomic<std::uint64_t>* handled_cell = nullptr; // where `handled` is mirrored (activation)
+  activation_cell* cell = nullptr; // where `handled` is mirrored (activation)
   bool load_failed = false;
   bool committing = false;
   static inline const char* name = "colony.user";
@@ -235,9 +235,9 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
 }
 
 caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const entity_env> env, bool known_new,
-                         std::atomic<std::uint64_t>* handled_cell) {
+                         activation_cell* cell) {
   self->state.key = key;
-  self->state.handled_cell = handled_cell;
+  self->state.cell = cell;
   self->state.env = env;
   detail::install_crash_handler(self);
   if (!known_new)
@@ -263,7 +263,7 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
         [self](caf::error&) { self->state.load_failed = true; });
   return {
     [self](command& cmd) -> caf::result<entity_reply> {
-      detail::count_handled(self->state);
+      detail::count_handled(self->state, cmd.what);
       auto res = handle(self, cmd);
       drop_if_empty(self);
       return res;
@@ -277,7 +277,7 @@ caf::behavior user_actor(self_ptr self, entity_key key, std::shared_ptr<const en
 
 caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env,
                             activation how) {
-  return sys.spawn(user_actor, std::move(key), std::move(env), how.known_new, how.handled_cell);
+  return sys.spawn(user_actor, std::move(key), std::move(env), how.known_new, how.cell);
 }
 
 } // namespace colony::actors

@@ -123,6 +123,7 @@ void api::handle(api_request req, responder done) {
   c->done = [done = std::move(done), cors_origin = cors_ok ? c->req.origin : std::string{}, self = c.get(),
              core = static_cast<api_core*>(impl_.get())](api_response r) {
     core->audit_answer(*self, r);
+    core->traffic.count(self->who.tenant_id, r.status, r.problem_type, tenant_traffic::clock::now());
     if (!cors_origin.empty())
       add_cors_headers(r, cors_origin);
     done(std::move(r));

@@ -34,6 +34,7 @@
 #include "metering.hpp"
 #include "colony/actors/tenant/rate_limiter.hpp"
 #include "router.hpp"
+#include "tenant_traffic.hpp"
 
 #include "params.hpp"
 
@@ -133,6 +134,7 @@ struct api_core {
   std::int64_t started_us = 0;           // when the API started (uptime)
   actors::rate_limiter limiter;
   std::unique_ptr<api_meter> meter;
+  tenant_traffic traffic; // each tenant's calls by outcome, for the console's tenant page
   std::unique_ptr<audit_trail> audit;
   struct cached_plan {
     std::string plan;

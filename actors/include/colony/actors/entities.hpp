@@ -110,7 +110,7 @@ struct entity_env {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds store_timeout{std::chrono::seconds(30)};
   bool fault_injection = false; // honour command::inject_crash (tests only)
-  // The registry's store of activation::handled_cell: held here too, so it
+  // The registry's store of activation::cell: held here too, so it
   // outlives every entity that may still write its cell.
   std::shared_ptr<const void> handled_cells;
 };

@@ -13,6 +13,7 @@
 // line in builtin_kinds() (actors/src/kinds.cpp) registers it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <caf/fwd.hpp>
 #include <cstdint>
@@ -33,14 +34,41 @@ struct timer_row;
 /// The most kinds a node knows (ids 1 .. max_kinds - 1): per-kind counters are arrays.
 inline constexpr std::size_t max_kinds = 16;
 
+/// Queueing time of one kind's commands (routed to handled), sampled: bucket
+/// b counts waits of less than 2^b microseconds and at least half that; the
+/// last holds the rest (over 2^(n-2) us, about 17 s).
+struct wait_histogram {
+  static constexpr std::size_t n = 26;
+  std::array<std::atomic<std::uint64_t>, n> buckets{};
+  void record(std::int64_t us) {
+    std::size_t b = 0;
+    while (b + 1 < n && (std::int64_t{1} << b) <= us)
+      ++b;
+    buckets[b].fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
+/// What a live activation shows the directory without being asked (a
+/// mailbox depth, what it handled last, how long commands waited). The
+/// activation writes `handled` and `last_ops`; the directory writes the
+/// sample: the number (its routed count) and route time of one command,
+/// when no sample is outstanding and the last one is at least 1 ms old.
+/// All relaxed: figures for people, never decisions.
+struct activation_cell {
+  std::atomic<std::uint64_t> handled{0};  // commands handled
+  std::atomic<std::uint64_t> last_ops{0}; // the last 8 ops handled, newest in the low byte (0: none)
+  std::atomic<std::uint64_t> sample_seq{0};
+  std::atomic<std::int64_t> sample_at_ns{0};   // steady clock
+  std::atomic<wait_histogram*> waits{nullptr}; // its kind's (set before the activation starts)
+  std::int64_t activated_ms = 0;               // wall clock (set before; the directory reads it under its lock)
+};
+
 /// What a fresh activation gets besides its key and the node's env.
 struct activation {
   bool known_new = false; // its id was just minted: nothing to load
-  /// Where it mirrors the count of commands it has handled, so that the
-  /// directory can tell its mailbox depth (commands routed to it minus
-  /// commands handled) without asking it; null: nowhere. Kept alive by
-  /// entity_env::handled_cells.
-  std::atomic<std::uint64_t>* handled_cell = nullptr;
+  /// Where it mirrors what it handled (activation_cell); null: nowhere. Kept
+  /// alive by entity_env::handled_cells.
+  activation_cell* cell = nullptr;
 };
 
 struct kind_spec {

@@ -60,6 +60,9 @@ enum class op : std::uint8_t {
   expire_trial,
 };
 
+/// The op's name as the console shows it ("create_user"); "op_<n>" for a number no op has.
+[[nodiscard]] std::string op_name(op what);
+
 /// Who asked, for logs and for the outbox rows.
 struct request_meta {
   std::string request_id;

@@ -200,17 +200,21 @@ function mailboxesView() {
     const m = lastSnapshot?.mailboxes;
     if (!m) return;
     const n = (v) => (v === null || v === undefined ? "-" : num(v));
+    const us = (v) => (v === null || v === undefined ? "-" : v >= 1000 ? `≤ ${num(v / 1000)} ms` : `≤ ${v} µs`);
     const kinds = m.kinds.map((k) => `<tr data-kind="${esc(k.kind)}"><td>${esc(k.kind)}</td><td class="num">${num(k.live)}</td>
       <td class="num">${num(k.nonEmpty)}</td><td class="num" data-queued>${num(k.queued)}</td><td class="num">${n(k.p50)}</td>
-      <td class="num">${n(k.p99)}</td><td class="num" data-max>${num(k.max)}</td></tr>`);
+      <td class="num">${n(k.p99)}</td><td class="num" data-max>${num(k.max)}</td>
+      <td class="num">${num(k.queueingWindow.samples)}</td><td class="num">${us(k.queueingWindow.p50Us)}</td>
+      <td class="num">${us(k.queueingWindow.p99Us)}</td><td class="num" data-wait-max="${k.queueingWindow.maxUs ?? ""}">${us(k.queueingWindow.maxUs)}</td></tr>`);
     const deep = m.deepest.map((d) => `<tr data-actor="${esc(d.id)}"><td class="num" data-depth>${num(d.depth)}</td>
       <td class="num">${n(d.depthBefore)}</td><td>${d.growing ? '<span class="bad">growing</span>' : ""}</td><td>${esc(d.node)}</td>
       <td>${esc(d.kind)}</td><td><a href="/console/tenants/${encodeURIComponent(d.tenantId)}">${esc(d.tenantId)}</a></td>
       <td><a href="/console/actors/${encodeURIComponent(d.kind)}/${encodeURIComponent(d.id)}?tenant=${encodeURIComponent(d.tenantId)}">${esc(d.id)}</a></td></tr>`);
     view.innerHTML = `<h1>Mailboxes</h1>${partial(m)}
       <div class="cards"><div class="card">growing<b id="mailboxes-growing">${num(m.growing)}</b></div></div>
-      <p class="muted">Depth: commands routed to an activation that it has not handled yet. p50 and p99 over every live activation of the kind, to the bucket (0, 1, 2, 4, 8, …).</p>
-      ${table(["kind", "live", "non-empty", "queued", "p50", "p99", "max"], kinds, "mailbox-kinds")}
+      <p class="muted">Depth: commands routed to an activation that it has not handled yet. p50 and p99 over every live activation of the kind, to the bucket (0, 1, 2, 4, 8, …).
+        Wait: the queueing time of sampled commands (routed to handled) over the last ${m.windowMs ? (m.windowMs / 1000).toFixed(1) + " s" : "-"}, to the bucket (powers of two of µs).</p>
+      ${table(["kind", "live", "non-empty", "queued", "p50", "p99", "max", "sampled", "wait p50", "wait p99", "wait max"], kinds, "mailbox-kinds")}
       <h2>Deepest mailboxes <span class="muted">(growing: deeper than ${m.windowMs ? (m.windowMs / 1000).toFixed(1) + " s" : "-"} before)</span></h2>
       ${table(["depth", "before", "", "node", "kind", "tenant", "actor"], deep, "mailbox-deepest")}`;
   };
@@ -243,14 +247,24 @@ function tenantView(id) {
         ["storage MB", u.storageMb, l.storageMb], ["AI requests this month", u.aiRequestsThisMonth, l.aiRequestsPerMonth],
         ["plugins", u.plugins, l.maxPlugins], ["requests per second", null, l.requestsPerSecond]]
         .map(([k, used, limit]) => `<tr><td>${esc(k)}</td><td class="num">${num(used ?? 0)}</td><td class="num">${num(limit)}</td></tr>`);
+      const r = t.requests.lastMinute, all = t.requests.total, rl = t.rateLimit;
+      const requests = [["requests", r.requests, all.requests], ["client errors (4xx, not 429)", r.clientErrors, all.clientErrors],
+        ["server errors (5xx)", r.serverErrors, all.serverErrors], ["rate-limited (429)", r.rateLimited, all.rateLimited],
+        ["over the monthly quota (429)", r.quotaExceeded, all.quotaExceeded]]
+        .map(([k, m, a]) => `<tr><td>${esc(k)}</td><td class="num">${num(m)}</td><td class="num">${num(a)}</td></tr>`);
       view.innerHTML = `<h1>Tenant <span id="tenant-id">${esc(t.tenantId)}</span></h1>${partial(t)}
         <div class="cards">
           <div class="card">owner node<b id="tenant-owner">${esc(t.placement.owner ?? "unowned")}</b></div>
           <div class="card">shard<b>${num(t.placement.shard)}</b></div>
           <div class="card">live actors<b id="tenant-live">${num(t.liveActors.total)}</b></div>
           <div class="card">plan<b id="tenant-plan">${esc(t.usage?.plan ?? "-")}</b></div>
+          <div class="card">requests/s<b id="tenant-rps">${r.requestsPerSecond.toFixed(2)}</b></div>
+          <div class="card">errors/s<b id="tenant-eps">${r.errorsPerSecond.toFixed(2)}</b></div>
+          <div class="card">rate bucket used<b id="tenant-burst-used">${rl && rl.burstUsed !== null ? Math.round(rl.burstUsed * 100) + "%" : "-"}</b></div>
         </div>
         <h2>Live actors</h2>${table(["kind", "live"], Object.entries(t.liveActors.byKind).map(([k, v]) => `<tr data-kind="${esc(k)}"><td>${esc(k)}</td><td class="num">${num(v)}</td></tr>`), "tenant-kinds")}
+        <h2>Requests by its credentials <span class="muted">(every node; rate over the last ${r.windowSeconds} s${rl ? `; the plan allows ${num(rl.ratePerSecond)}/s, burst ${num(rl.burst)}, ${rl.tokensLeft === null ? "-" : num(rl.tokensLeft)} left at ${esc(rl.reportedBy ?? "the owner")}` : ""})</span></h2>
+        ${table(["", "last minute", "since start"], requests, "tenant-requests")}
         <h2>Usage against the plan</h2>${table(["", "used", "limit"], usage, "tenant-usage")}
         <h2>Recent events <span class="muted">(the node's tail: from its last 50 events of the feed, then each new one)</span></h2>
         <table id="tenant-events"><thead><tr><th>position</th><th>time</th><th>type</th><th>aggregate</th></tr></thead><tbody>${recentRows()}</tbody></table>
@@ -283,6 +297,10 @@ function actorView(kind, id, tenant) {
           <div class="card">idle<b>${a.live ? num(a.idleMs) + " ms" : "-"}</b></div>
           <div class="card">mailbox<b id="actor-mailbox">${a.live ? num(a.mailboxDepth) : "-"}</b></div>
         </div>
+        <h2>Last handled <span class="muted">(newest first, at most 8)</span></h2>
+        <p id="actor-last-handled">${a.live && a.lastHandled.length ? a.lastHandled.map(esc).join(" · ") : '<span class="muted">none</span>'}</p>
+        <h2>Lifecycle on its node <span class="muted">(this activation and the crashes still in the node's ring; passivations leave no record)</span></h2>
+        ${table(["event", "at", "reason"], a.lifecycle.map((e) => `<tr data-event="${esc(e.event)}"><td>${esc(e.event)}</td><td>${esc(e.at)}</td><td>${esc(e.reason ?? "")}</td></tr>`), "actor-lifecycle")}
         <h2>State${a.stateTruncated ? " (truncated)" : ""}</h2>
         <pre id="actor-state">${a.live ? esc(typeof a.state === "string" ? a.state : JSON.stringify(a.state, null, 2)) : "not live: nothing to show (inspecting does not activate it)"}</pre>`;
     } catch (e) {

@@ -7,6 +7,7 @@
 // the last crashes, one actor by its exact key): a node nobody watches does
 // no work for these.
 #include "groups.hpp"
+#include "admin_gather.hpp"
 #include "../core.hpp"
 
 #include <algorithm>
@@ -27,10 +28,7 @@ using namespace actors;
 using access::permission;
 using njson = nlohmann::json;
 
-namespace {
-
-constexpr auto gather_timeout = std::chrono::milliseconds(2000);
-constexpr std::size_t state_cap = 16 * 1024; // bytes of an actor's state snapshot
+namespace admin {
 
 const char* kind_name(entity_kind k) {
   const auto* spec = builtin_kinds().find(k);
@@ -44,7 +42,6 @@ std::optional<entity_kind> kind_named(std::string_view name) {
   return std::nullopt;
 }
 
-/// j[key] if it is an object, else an empty one (never a temporary: safe to iterate).
 const njson& object_at(const njson& j, const char* key) {
   static const njson empty = njson::object();
   auto it = j.find(key);
@@ -52,6 +49,40 @@ const njson& object_at(const njson& j, const char* key) {
 }
 
 std::string dump(const njson& j) { return j.dump(-1, ' ', false, replace_invalid); }
+
+// -- gathering ----------------------------------------------------------------------
+
+void gather(api_core& a, std::string topic, std::string payload, njson local, std::function<void(gathered)> merge) {
+  gathered g;
+  g.answers.push_back(std::move(local));
+  if (!a.ctx.cluster) {
+    merge(std::move(g));
+    return;
+  }
+  a.ctx.cluster->ask_members(
+    std::move(topic), std::move(payload), gather_timeout,
+    [g = std::move(g),
+     merge = std::move(merge)](std::vector<runtime::cluster::cluster_service::member_answer> all) mutable {
+      for (auto& m : all) {
+        njson parsed = m.answer ? njson::parse(*m.answer, nullptr, false) : njson();
+        if (parsed.is_discarded() || parsed.is_null())
+          g.unanswered.push_back({{"nodeName", m.node_name}, {"reason", m.answer ? "unreadable answer" : m.why}});
+        else
+          g.answers.push_back(std::move(parsed));
+      }
+      merge(std::move(g));
+    });
+}
+
+njson envelope(const api_core& a, const gathered& g) {
+  return {{"answeredBy", a.opts.node_name}, {"partial", !g.unanswered.empty()}, {"unanswered", g.unanswered}};
+}
+
+} // namespace admin
+
+using namespace admin;
+
+namespace {
 
 // -- what each node answers about itself ------------------------------------------
 
@@ -113,35 +144,35 @@ njson node_crashes(const api_core& a) {
   return out;
 }
 
-njson tenant_here(const api_core& a, const std::string& tenant_id) {
-  njson doc{{"nodeName", a.opts.node_name}, {"live", 0}, {"byKind", njson::object()}};
-  if (!a.ctx.local)
-    return doc;
-  auto t = a.ctx.local->tenant_census(tenant_id);
-  doc["live"] = t.total;
-  for (const auto& k : builtin_kinds().all())
-    doc["byKind"][k.name] = t.by_kind[static_cast<std::size_t>(k.kind) % max_kinds];
-  return doc;
-}
-
-/// "kind\ttenant\tid" → this node's view of that activation.
-njson probe_here(const api_core& a, const std::string& payload) {
-  njson doc{{"nodeName", a.opts.node_name}, {"live", false}};
-  auto t1 = payload.find('\t');
-  auto t2 = t1 == std::string::npos ? t1 : payload.find('\t', t1 + 1);
-  if (t2 == std::string::npos || !a.ctx.local)
-    return doc;
-  auto kind = kind_named(payload.substr(0, t1));
-  if (!kind)
-    return doc;
-  auto p = a.ctx.local->probe(entity_key{*kind, payload.substr(t1 + 1, t2 - t1 - 1), payload.substr(t2 + 1)});
-  if (p) {
-    doc["live"] = true;
-    doc["commandsRouted"] = p->routed;
-    doc["idleMs"] = p->idle_ms;
-    doc["mailboxDepth"] = p->depth;
-  }
-  return doc;
+/// Sampled queueing times (wait_histogram counts, summed over nodes by the
+/// gatherer): how many, and p50/p99/max in microseconds as the upper bound
+/// of the bucket the rank falls in (null past the last finite bound, ~17 s).
+njson waits_doc(const std::vector<std::uint64_t>& counts) {
+  std::uint64_t total = 0;
+  for (auto n : counts)
+    total += n;
+  auto bound = [&](std::size_t b) -> njson {
+    return b + 1 >= wait_histogram::n ? njson(nullptr) : njson(std::uint64_t{1} << b);
+  };
+  auto quantile = [&](double q) -> njson {
+    auto rank = q * static_cast<double>(total);
+    std::uint64_t cum = 0;
+    for (std::size_t b = 0; b < counts.size(); ++b) {
+      cum += counts[b];
+      if (counts[b] > 0 && static_cast<double>(cum) >= rank)
+        return bound(b);
+    }
+    return nullptr;
+  };
+  njson max = nullptr;
+  for (std::size_t b = counts.size(); b-- > 0;)
+    if (counts[b] > 0) {
+      max = bound(b);
+      break;
+    }
+  if (total == 0)
+    return {{"samples", 0}, {"p50Us", nullptr}, {"p99Us", nullptr}, {"maxUs", nullptr}};
+  return {{"samples", total}, {"p50Us", quantile(0.5)}, {"p99Us", quantile(0.99)}, {"maxUs", max}};
 }
 
 /// This node's mailbox depths: per kind the buckets (merged by the gatherer),
@@ -161,7 +192,9 @@ njson node_mailboxes(const api_core& a, std::size_t top) {
                             {"nonEmpty", k.non_empty},
                             {"queued", k.queued},
                             {"max", k.max},
-                            {"buckets", std::move(buckets)}});
+                            {"buckets", std::move(buckets)},
+                            {"waits", k.waits},
+                            {"waitsWindow", k.waits_window}});
   }
   for (const auto& d : m.deepest)
     doc["deepest"].push_back({{"kind", kind_name(d.kind)},
@@ -257,41 +290,6 @@ njson node_stores(const api_core& a) {
             {"consumerLagTotal", lag_total}}},
           {"webhooks", {{"attempts", attempts}}},
           {"timersFired", static_cast<std::int64_t>(timers)}};
-}
-
-// -- gathering ----------------------------------------------------------------------
-
-struct gathered {
-  std::vector<njson> answers;        // this node's first
-  njson unanswered = njson::array(); // [{nodeName, reason}]
-};
-
-/// This node's `local` answer plus every other live member's answer to
-/// `topic`, then `merge` (on any thread).
-void gather(api_core& a, std::string topic, std::string payload, njson local, std::function<void(gathered)> merge) {
-  gathered g;
-  g.answers.push_back(std::move(local));
-  if (!a.ctx.cluster) {
-    merge(std::move(g));
-    return;
-  }
-  a.ctx.cluster->ask_members(
-    std::move(topic), std::move(payload), gather_timeout,
-    [g = std::move(g),
-     merge = std::move(merge)](std::vector<runtime::cluster::cluster_service::member_answer> all) mutable {
-      for (auto& m : all) {
-        njson parsed = m.answer ? njson::parse(*m.answer, nullptr, false) : njson();
-        if (parsed.is_discarded() || parsed.is_null())
-          g.unanswered.push_back({{"nodeName", m.node_name}, {"reason", m.answer ? "unreadable answer" : m.why}});
-        else
-          g.answers.push_back(std::move(parsed));
-      }
-      merge(std::move(g));
-    });
-}
-
-njson envelope(const api_core& a, const gathered& g) {
-  return {{"answeredBy", a.opts.node_name}, {"partial", !g.unanswered.empty()}, {"unanswered", g.unanswered}};
 }
 
 } // namespace
@@ -437,7 +435,16 @@ void admin_mailboxes(api_core& a, std::int64_t top, std::function<void(njson)> d
              std::int64_t live = 0, non_empty = 0, queued = 0;
              std::uint64_t max = 0;
              std::map<std::uint64_t, std::int64_t> buckets;
+             std::vector<std::uint64_t> waits, waits_window;
              njson by_node = njson::object();
+           };
+           auto add = [](std::vector<std::uint64_t>& into, const njson& counts) {
+             if (!counts.is_array())
+               return;
+             into.resize(std::max(into.size(), std::min(counts.size(), wait_histogram::n)));
+             for (std::size_t b = 0; b < into.size() && b < counts.size(); ++b)
+               if (counts[b].is_number_unsigned())
+                 into[b] += counts[b].get<std::uint64_t>();
            };
            std::map<std::string, totals> kinds;
            std::vector<njson> deepest;
@@ -454,16 +461,23 @@ void admin_mailboxes(api_core& a, std::int64_t top, std::function<void(njson)> d
                for (const auto& b : k.value("buckets", njson::array()))
                  if (b.is_array() && b.size() == 2 && b[0].is_number_unsigned() && b[1].is_number_integer())
                    t.buckets[b[0].get<std::uint64_t>()] += b[1].get<std::int64_t>();
+               add(t.waits, k.value("waits", njson::array()));
+               add(t.waits_window, k.value("waitsWindow", njson::array()));
+               std::vector<std::uint64_t> node_window;
+               add(node_window, k.value("waitsWindow", njson::array()));
                t.by_node[node] = {{"live", k.value("live", std::int64_t{0})},
                                   {"nonEmpty", k.value("nonEmpty", std::int64_t{0})},
                                   {"queued", k.value("queued", std::int64_t{0})},
-                                  {"max", k.value("max", std::uint64_t{0})}};
+                                  {"max", k.value("max", std::uint64_t{0})},
+                                  {"queueingWindow", waits_doc(node_window)}};
              }
              for (auto& d : n.value("deepest", njson::array()))
                deepest.push_back(std::move(d));
            }
            auto kinds_out = njson::array();
-           for (auto& [name, t] : kinds) {
+           for (auto& entry : kinds) {
+             const auto& name = entry.first;
+             auto& t = entry.second; // not a structured binding: clang 14 lets no lambda capture one
              // p50/p99 over every live activation of the kind, to the bucket's bound.
              auto quantile = [&t](double q) -> std::uint64_t {
                auto rank = q * static_cast<double>(t.live);
@@ -482,6 +496,8 @@ void admin_mailboxes(api_core& a, std::int64_t top, std::function<void(njson)> d
                                   {"p50", t.live > 0 ? njson(std::min(quantile(0.5), t.max)) : njson(nullptr)},
                                   {"p99", t.live > 0 ? njson(std::min(quantile(0.99), t.max)) : njson(nullptr)},
                                   {"max", t.max},
+                                  {"queueing", waits_doc(t.waits)},
+                                  {"queueingWindow", waits_doc(t.waits_window)},
                                   {"byNode", std::move(t.by_node)}});
            }
            std::stable_sort(deepest.begin(), deepest.end(), [](const njson& x, const njson& y) {
@@ -553,123 +569,6 @@ void crashes(api_core& a, std::shared_ptr<call> c) {
   std::int64_t limit = 20;
   if (a.int_param<std::int64_t>(c, "limit", 1, static_cast<std::int64_t>(runtime::crash_ring), limit))
     admin_crashes(a, limit, [c](njson doc) { c->respond(http::json(200, dump(doc))); });
-}
-
-njson placement_of(const api_core& a, const std::string& tid) {
-  if (!a.ctx.cluster)
-    return {{"shard", runtime::cluster::shard_of(tid)}, {"owner", a.opts.node_name}, {"epoch", 0}};
-  auto p = a.ctx.cluster->placement(tid);
-  return {{"shard", p.shard}, {"owner", p.owner.empty() ? njson(nullptr) : njson(p.owner)}, {"epoch", p.epoch}};
-}
-
-void tenant_page(api_core& a, std::shared_ptr<call> c) {
-  a.with_existing_tenant(c, [&a, c](std::string tid) {
-    auto placement = placement_of(a, tid);
-    auto base = envelope(a, {});
-    gather(a, "admin.tenant", tid, tenant_here(a, tid), [&a, c, tid, base, placement](gathered g) mutable {
-      njson by_node = njson::object();
-      njson by_kind = njson::object();
-      std::int64_t live = 0;
-      for (const auto& n : g.answers) {
-        auto l = n.value("live", std::int64_t{0});
-        live += l;
-        if (l > 0)
-          by_node[n.value("nodeName", std::string{})] = l;
-        for (const auto& [k, v] : object_at(n, "byKind").items())
-          by_kind[k] = by_kind.value(k, std::int64_t{0}) + v.get<std::int64_t>();
-      }
-      base["partial"] = !g.unanswered.empty();
-      base["unanswered"] = g.unanswered;
-      base["tenantId"] = tid;
-      base["placement"] = placement;
-      base["liveActors"] = {{"total", live}, {"byKind", by_kind}, {"byNode", by_node}};
-      // Usage against the plan's limits: the tenant's own read (it counts
-      // its users and the API calls metered this month).
-      a.with_month_usage(c, tid, [&a, c, tid, base](std::int64_t now, std::int64_t metered) mutable {
-        command cmd;
-        cmd.what = op::usage;
-        a.call_entity(c, entity_key{entity_kind::tenant, tid, tid}, std::move(cmd),
-                      [c, base, now, metered](entity_reply& r) mutable {
-                        auto usage = njson::parse(entity_response(r, 200).body, nullptr, false);
-                        if (!usage.is_discarded()) {
-                          usage["monthApiCallsMetered"] = metered;
-                          usage["asOf"] = protocol::format_rfc3339(now);
-                          base["usage"] = std::move(usage);
-                        }
-                        c->respond(http::json(200, dump(base)));
-                      });
-      });
-    });
-  });
-}
-
-void actor_page(api_core& a, std::shared_ptr<call> c) {
-  auto kind = kind_named(c->path["kind"]);
-  if (!kind) {
-    std::string names;
-    for (const auto& k : builtin_kinds().all())
-      names += (names.empty() ? "" : ", ") + k.name;
-    a.invalid_param(c, "kind", "must be one of " + names);
-    return;
-  }
-  auto id = c->path["actorId"];
-  std::string tid = *kind == entity_kind::tenant ? id : c->query["tenantId"];
-  if (tid.empty()) {
-    a.invalid_param(c, "tenantId", "is required for a " + c->path["kind"] + " actor (its tenant's id)");
-    return;
-  }
-  if (tid.size() > 64 || id.size() > 64) {
-    a.invalid_param(c, tid.size() > 64 ? "tenantId" : "actorId", "is longer than 64 characters");
-    return;
-  }
-  auto key = entity_key{*kind, tid, id};
-  auto payload = c->path["kind"] + "\t" + tid + "\t" + id;
-  njson doc{{"answeredBy", a.opts.node_name},
-            {"kind", c->path["kind"]},
-            {"id", id},
-            {"tenantId", tid},
-            {"placement", placement_of(a, tid)}};
-  auto answer = [&a, c, key, doc](njson probe) mutable {
-    doc["live"] = probe.value("live", false);
-    doc["node"] = probe.contains("nodeName") ? probe["nodeName"] : njson(nullptr);
-    if (!doc["live"].get<bool>()) {
-      doc["state"] = nullptr;
-      c->respond(http::json(200, dump(doc)));
-      return;
-    }
-    doc["commandsRouted"] = probe.value("commandsRouted", std::uint64_t{0});
-    doc["idleMs"] = probe.value("idleMs", std::int64_t{0});
-    doc["mailboxDepth"] = probe.value("mailboxDepth", std::uint64_t{0});
-    // Live: its state as it answers a read (which keeps it live a little longer).
-    command cmd;
-    cmd.what = op::get;
-    a.call_entity(
-      c, key, std::move(cmd),
-      [c, doc](entity_reply& r) mutable {
-        auto body = entity_response(r, 200).body;
-        doc["stateTruncated"] = body.size() > state_cap;
-        doc["state"] = body.size() > state_cap ? njson(body.substr(0, state_cap)) : njson::parse(body, nullptr, false);
-        c->respond(http::json(200, dump(doc)));
-      },
-      true);
-  };
-  // The owner's directory is the one that knows.
-  if (!a.ctx.cluster || a.ctx.cluster->owned_here(tid)) {
-    answer(probe_here(a, payload));
-    return;
-  }
-  a.ctx.cluster->ask_owner(
-    tid, "admin.probe", payload, gather_timeout, [c, answer](std::optional<std::string> reply) mutable {
-      auto probe = reply ? njson::parse(*reply, nullptr, false) : njson();
-      if (probe.is_discarded() || probe.is_null()) {
-        auto r = api::problem(503, "owner-unavailable", "Owner unavailable",
-                              "the tenant's owner node did not answer; retry", c->req.request_id);
-        r.headers.emplace_back("Retry-After", "1");
-        c->respond(std::move(r));
-        return;
-      }
-      answer(std::move(probe));
-    });
 }
 
 } // namespace

@@ -59,9 +59,11 @@ inline constexpr std::size_t crash_ring = 64;
 
 /// One activation, by its exact key.
 struct entity_probe {
-  std::uint64_t routed = 0; // commands handed to this activation
-  std::int64_t idle_ms = 0; // since the last one
-  std::uint64_t depth = 0;  // of those, not handled yet (its mailbox)
+  std::uint64_t routed = 0;      // commands handed to this activation
+  std::int64_t idle_ms = 0;      // since the last one
+  std::uint64_t depth = 0;       // of those, not handled yet (its mailbox)
+  std::uint64_t last_ops = 0;    // the last 8 ops it handled (actors::op), newest in the low byte, 0: none
+  std::int64_t activated_ms = 0; // when this activation started (wall clock, to the second)
 };
 
 /// Mailbox depths of one kind's live activations on this node.
@@ -74,6 +76,10 @@ struct mailbox_kind {
   /// (upper bound, activations): depth 0, then up to 1, 2, 4, 8, … (powers
   /// of two), ascending; only bounds that occur.
   std::vector<std::pair<std::uint64_t, std::int64_t>> buckets;
+  /// Queueing time (routed to handled) of the sampled commands, counts per
+  /// actors::wait_histogram bucket: since the node started, and since the
+  /// previous census (the window; all zero when there was none).
+  std::vector<std::uint64_t> waits, waits_window;
 };
 
 /// One of the deepest mailboxes, with its depth at the previous census

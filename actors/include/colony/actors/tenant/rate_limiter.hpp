@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,6 +34,15 @@ public:
   /// Returns the token a take() of `key` got (the request was refused by
   /// another bucket, so it costs this one nothing).
   void give_back(std::string_view key);
+
+  struct level {
+    double tokens = 0; // as of `now`, refilled
+    double rate = 0;   // as of its last use
+    double burst = 0;
+  };
+  /// The bucket `key` as of `now`, without taking or creating one; nullopt:
+  /// no bucket (never used, or forgotten full), so it is full.
+  [[nodiscard]] std::optional<level> peek(std::string_view key, clock::time_point now);
 
 private:
   struct bucket {
