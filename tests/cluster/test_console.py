@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 
-from cluster_kit import ROOT, ClusterCase
+from cluster_kit import ROOT, ClusterCase, request_at
 
 COLONYCTL = os.environ.get("COLONYCTL", os.path.join(os.path.dirname(os.environ["COLONYD"]), "colonyctl"))
 
@@ -72,6 +72,20 @@ class Console(ClusterCase):
         self.assertEqual(page["placement"]["owner"], "node2")
         self.assertEqual(page["liveActors"]["byNode"], {"node2": 3})
         self.assertEqual(page["usage"]["usage"]["users"], 2)
+        # Its own key's calls count where they were answered, its bucket at its owner.
+        status, _, k = self.c.request(1, "POST", f"/v1/tenants/{t}/api-keys", {"name": "traffic", "roles": ["admin"]})
+        self.assertEqual(status, 201, k)
+        answers = [request_at(self.c.port(n), k["key"], "GET", path)[0]
+                   for n, path in ((1, f"/v1/tenants/{t}"), (1, f"/v1/tenants/{t}"), (1, f"/v1/tenants/{t}/users/{uid}"),
+                                   (3, f"/v1/tenants/{t}"), (3, f"/v1/tenants/{t}/users/{uuid.uuid4()}"))]
+        self.assertEqual(answers, [200, 200, 200, 200, 404])
+        status, _, page = self.c.request(3, "GET", f"/v1/admin/tenants/{t}")
+        self.assertEqual(status, 200, page)
+        self.assertEqual(page["requests"]["byNode"], {"node1": 3, "node3": 2}, page["requests"])
+        self.assertEqual(page["requests"]["lastMinute"]["requests"], 5)
+        self.assertEqual(page["requests"]["lastMinute"]["clientErrors"], 1)
+        self.assertEqual(page["rateLimit"]["reportedBy"], "node2", page["rateLimit"])
+        self.assertLessEqual(page["rateLimit"]["tokensLeft"], page["rateLimit"]["burst"])
         status, _, actor = self.c.request(3, "GET", f"/v1/admin/actors/user/{uid}?tenantId={t}")
         self.assertEqual(status, 200, actor)
         self.assertEqual(actor["answeredBy"], "node3")
