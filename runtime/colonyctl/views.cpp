@@ -216,8 +216,8 @@ std::vector<std::string> stores_view(const njson& doc) {
   std::snprintf(oldest, sizeof oldest, "%.1f s", totals.value("outboxOldestAgeSeconds", 0.0));
   std::vector<std::string> out{"store " + cell(doc.value("store", njson())) + "; outbox backlog " +
                                cell(totals.value("outboxBacklog", njson(0))) + ", oldest " + oldest +
-                               "; consumer lag " + cell(totals.value("consumerLag", njson(0))) +
-                               " (quantiles since each node started)"};
+                               "; consumer lag " + cell(totals.value("consumerLag", njson(0))) + "; webhook backlog " +
+                               cell(totals.value("webhookBacklog", njson(0))) + " (quantiles since each node started)"};
   table t({"NODE", "COMMITS", "P50", "P99", "BATCH", "OUTBOX", "PUBLISHED", "KAFKA", "LAG", "WEBHOOKS"});
   for (const auto& n : doc.value("nodes", njson::array())) {
     const auto& commit = object_at(object_at(n, "store"), "commitSeconds");

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,28 @@ class AdminApi(NodeCase):
                                       "consumerLagTotal": 0})
         self.assertEqual(n["outbox"]["backlog"], 0)
         self.assertEqual(sorted(n["webhooks"]["attempts"]), ["dead", "delivered", "retry"])
+        # The webhook backlog: an endpoint nobody listens on keeps its deliveries pending (retried with backoff).
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            dead_port = closed.getsockname()[1]  # bound, never listening: connections are refused
+            pending_before = n["webhooks"]["backlog"]["pending"]
+            status, _, w = self.node.json("POST", f"/v1/tenants/{t['id']}/webhooks",
+                                          {"url": f"http://127.0.0.1:{dead_port}/hook", "eventTypes": ["user.created"]})
+            self.assertEqual(status, 201, w)
+            self.users(t["id"], 2)
+
+            def backlog():
+                b = stores()["nodes"][0]["webhooks"]["backlog"]
+                return b if b["pending"] >= pending_before + 2 else None
+            b = wait_until(backlog, timeout=10, what="two pending deliveries")
+            self.assertGreaterEqual(b["oldestAgeSeconds"], 0)
+            self.assertLessEqual(b["dueNow"], b["pending"])
+            doc = stores()
+            self.assertEqual(doc["totals"]["webhookBacklog"], doc["nodes"][0]["webhooks"]["backlog"]["pending"])
+            status, _, _ = self.node.json("DELETE", f"/v1/tenants/{t['id']}/webhooks/{w['id']}")
+            self.assertEqual(status, 204)  # its pending deliveries die with it: the backlog drops back
+            wait_until(lambda: stores()["nodes"][0]["webhooks"]["backlog"]["pending"] <= pending_before, timeout=10,
+                       what="the backlog back to where it was")
 
     def test_tenant_page(self):
         t = self.tenant(plan="pro")

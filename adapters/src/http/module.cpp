@@ -138,6 +138,7 @@ public:
     ctx.secrets = node.find<const secret_box>();
     ctx.cluster = node.find<runtime::cluster::cluster_service>();
     ctx.local = node.find<const runtime::local_entities>();
+    ctx.chores = node.chores;
     ctx.store_kind = cfg.store.starts_with("postgres") ? "postgresql" : "sqlite";
     ctx.kafka = !cfg.kafka_brokers.empty();
     server_ = std::make_unique<http_server>(node.sys, o, std::move(ctx));

@@ -206,6 +206,17 @@ webhook_result pg_backend::webhooks(const webhook_op& op) {
         w.commit();
         break;
       }
+      case k::backlog: {
+        pqxx::nontransaction n{*conn_};
+        auto r = n.exec_params("SELECT count(*), coalesce(min(created_us), 0), count(*) FILTER (WHERE "
+                               "next_attempt_us <= $1) FROM webhook_deliveries WHERE status = 'pending' AND "
+                               "($2 OR shard = ANY($3::int[]) OR ($4 AND shard IS NULL))",
+                               op.now_us, op.scope.all, int_array(op.scope.shards), op.scope.unsharded);
+        out.pending = r[0][0].as<std::int64_t>();
+        out.oldest_pending_us = r[0][1].as<std::int64_t>();
+        out.due_now = r[0][2].as<std::int64_t>();
+        break;
+      }
       case k::list_deliveries: {
         pqxx::nontransaction n{*conn_};
         auto r = n.exec_params("SELECT " + cols +

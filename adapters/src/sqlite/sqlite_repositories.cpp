@@ -225,6 +225,17 @@ webhook_result sqlite_backend::webhooks(const webhook_op& op) {
       });
       break;
     }
+    case k::backlog: { // one node: every shard is its own
+      auto q = prepare("SELECT count(*), coalesce(min(created_us), 0), coalesce(sum(next_attempt_us <= ?1), 0) "
+                       "FROM webhook_deliveries WHERE status = 'pending'");
+      q.bind(1, op.now_us);
+      if (q.step()) {
+        out.pending = q.integer(0);
+        out.oldest_pending_us = q.integer(1);
+        out.due_now = q.integer(2);
+      }
+      break;
+    }
     case k::record: {
       write_transaction([&] {
         for (const auto& d : op.deliveries)

@@ -69,8 +69,9 @@ struct api_context {
   std::shared_ptr<const secret_box> secrets;          // seals webhook secrets at rest; null: stored as they are (tests)
   std::shared_ptr<runtime::cluster::cluster_service> cluster; // null: one node
   std::shared_ptr<const runtime::local_entities> local;       // this node's directory (GET /v1/admin/*); may be null
-  std::string store_kind = "sqlite";                          // sqlite | postgresql (GET /v1/admin/stores)
-  bool kafka = false; // --kafka-brokers set: the relay and the command consumer run
+  std::shared_ptr<runtime::singleton> chores; // whose shards' webhook backlog this node reports; null: all (one node)
+  std::string store_kind = "sqlite";          // sqlite | postgresql (GET /v1/admin/stores)
+  bool kafka = false;                         // --kafka-brokers set: the relay and the command consumer run
 };
 
 /// One route of the API, for documentation checks.

@@ -178,6 +178,7 @@ function storesView() {
         <td class="num">${num(n.outbox.published)}</td>
         <td>${!n.kafka.configured ? '<span class="muted">off</span>' : n.kafka.brokersUp ? '<span class="ok">up</span>' : '<span class="bad">down</span>'}</td>
         <td class="num">${n.kafka.configured ? num(n.kafka.consumerLagTotal) : "-"}</td>
+        <td class="num" data-webhook-backlog>${n.webhooks.backlog ? num(n.webhooks.backlog.pending) : "-"}</td>
         <td>${Object.entries(n.webhooks.attempts).map(([k, v]) => `${esc(k)} ${num(v)}`).join(", ")}</td></tr>`;
     });
     const lag = s.nodes.flatMap((n) => n.kafka.consumerLag.map((l) => `<tr><td>${esc(n.nodeName)}</td><td>${esc(l.topic)}</td><td class="num">${l.partition}</td><td class="num">${num(l.lag)}</td></tr>`));
@@ -187,9 +188,10 @@ function storesView() {
         <div class="card">outbox backlog<b id="outbox-backlog">${num(s.totals.outboxBacklog)}</b></div>
         <div class="card">oldest unpublished<b>${s.totals.outboxOldestAgeSeconds.toFixed(1)} s</b></div>
         <div class="card">consumer lag<b id="consumer-lag">${num(s.totals.consumerLag)}</b></div>
+        <div class="card">webhook backlog<b id="webhook-backlog">${num(s.totals.webhookBacklog)}</b></div>
       </div>
       <p class="muted">Rates and quantiles over the last ${secs ? secs.toFixed(0) : "-"} s (from the node's histograms, to the bucket).</p>
-      ${table(["node", "commits", "/s", "commit p50", "commit p99", "batch", "outbox", "oldest", "published", "kafka", "lag", "webhook attempts"], rows, "stores")}
+      ${table(["node", "commits", "/s", "commit p50", "commit p99", "batch", "outbox", "oldest", "published", "kafka", "lag", "webhooks pending", "webhook attempts"], rows, "stores")}
       <h2>Consumer lag by partition</h2>${table(["node", "topic", "partition", "lag"], lag, "lag")}`;
   };
   render();

@@ -292,6 +292,42 @@ njson node_stores(const api_core& a) {
           {"timersFired", static_cast<std::int64_t>(timers)}};
 }
 
+/// node_stores and this node's webhook backlog, read from the store: the
+/// pending deliveries of the shards this node sends (all of them on one
+/// node); null when the store did not answer.
+void node_stores_with_backlog(api_core& a, std::function<void(njson)> done) {
+  auto doc = std::make_shared<njson>(node_stores(a));
+  webhook_op op;
+  op.what = webhook_op::kind::backlog;
+  op.now_us = protocol::now_us();
+  if (a.ctx.chores)
+    if (auto mine = a.ctx.chores->shards()) {
+      op.scope.all = false;
+      op.scope.shards = std::move(*mine);
+      op.scope.unsharded = a.ctx.chores->granted("webhooks"); // the rows from before deliveries had a shard
+    }
+  auto c = std::make_shared<call>();
+  c->route = "admin.stores";
+  c->done = [doc, done](api_response) { // the store could not be asked
+    (*doc)["webhooks"]["backlog"] = nullptr;
+    done(std::move(*doc));
+  };
+  a.ask_store_raw<webhook_result>(
+    c,
+    [doc, done, now = op.now_us](webhook_result& r) {
+      (*doc)["webhooks"]["backlog"] = r.status != store_status::ok
+        ? njson(nullptr)
+        : njson{{"pending", r.pending},
+                {"dueNow", r.due_now},
+                {"oldestAgeSeconds",
+                 r.oldest_pending_us > 0
+                   ? static_cast<double>(std::max<std::int64_t>(0, now - r.oldest_pending_us)) / 1e6
+                   : 0.0}};
+      done(std::move(*doc));
+    },
+    webhook_atom::value, std::move(op));
+}
+
 } // namespace
 
 // -- the gathered documents (also the console's snapshot) -----------------------------
@@ -521,25 +557,31 @@ void admin_mailboxes(api_core& a, std::int64_t top, std::function<void(njson)> d
 void admin_stores(api_core& a, std::function<void(njson)> done) {
   auto base = envelope(a, {});
   base["store"] = a.ctx.store_kind;
-  gather(a, "admin.stores", {}, node_stores(a), [done, base](gathered g) mutable {
-    std::sort(g.answers.begin(), g.answers.end(), [](const njson& x, const njson& y) {
-      return x.value("nodeName", std::string{}) < y.value("nodeName", std::string{});
+  node_stores_with_backlog(a, [&a, done, base](njson local) {
+    gather(a, "admin.stores", {}, std::move(local), [done, base](gathered g) mutable {
+      std::sort(g.answers.begin(), g.answers.end(), [](const njson& x, const njson& y) {
+        return x.value("nodeName", std::string{}) < y.value("nodeName", std::string{});
+      });
+      std::int64_t backlog = 0, lag = 0, commits = 0, webhooks = 0;
+      double oldest = 0, webhooks_oldest = 0;
+      for (const auto& n : g.answers) {
+        const auto& o = object_at(n, "outbox");
+        backlog += o.value("backlog", std::int64_t{0});
+        oldest = std::max(oldest, o.value("oldestAgeSeconds", 0.0));
+        lag += object_at(n, "kafka").value("consumerLagTotal", std::int64_t{0});
+        commits += object_at(object_at(n, "store"), "commitSeconds").value("count", std::int64_t{0});
+        const auto& hooks = object_at(object_at(n, "webhooks"), "backlog");
+        webhooks += hooks.value("pending", std::int64_t{0});
+        webhooks_oldest = std::max(webhooks_oldest, hooks.value("oldestAgeSeconds", 0.0));
+      }
+      base["partial"] = !g.unanswered.empty();
+      base["unanswered"] = g.unanswered;
+      base["totals"] = {
+        {"commits", commits}, {"outboxBacklog", backlog},   {"outboxOldestAgeSeconds", oldest},
+        {"consumerLag", lag}, {"webhookBacklog", webhooks}, {"webhookOldestAgeSeconds", webhooks_oldest}};
+      base["nodes"] = std::move(g.answers);
+      done(std::move(base));
     });
-    std::int64_t backlog = 0, lag = 0, commits = 0;
-    double oldest = 0;
-    for (const auto& n : g.answers) {
-      const auto& o = object_at(n, "outbox");
-      backlog += o.value("backlog", std::int64_t{0});
-      oldest = std::max(oldest, o.value("oldestAgeSeconds", 0.0));
-      lag += object_at(n, "kafka").value("consumerLagTotal", std::int64_t{0});
-      commits += object_at(object_at(n, "store"), "commitSeconds").value("count", std::int64_t{0});
-    }
-    base["partial"] = !g.unanswered.empty();
-    base["unanswered"] = g.unanswered;
-    base["totals"] = {
-      {"commits", commits}, {"outboxBacklog", backlog}, {"outboxOldestAgeSeconds", oldest}, {"consumerLag", lag}};
-    base["nodes"] = std::move(g.answers);
-    done(std::move(base));
   });
 }
 
@@ -593,8 +635,9 @@ void serve_admin_topics(api_core& a) {
   }));
   a.admin_subs.push_back(
     cl.serve("admin.tenant", [&a](const std::string& p, reply_fn reply) { reply(dump(tenant_here(a, p))); }));
-  a.admin_subs.push_back(
-    cl.serve("admin.stores", [&a](const std::string&, reply_fn reply) { reply(dump(node_stores(a))); }));
+  a.admin_subs.push_back(cl.serve("admin.stores", [&a](const std::string&, reply_fn reply) {
+    node_stores_with_backlog(a, [reply](njson doc) { reply(dump(doc)); });
+  }));
   a.admin_subs.push_back(
     cl.serve("admin.probe", [&a](const std::string& p, reply_fn reply) { reply(dump(probe_here(a, p))); }));
 }

@@ -58,6 +58,7 @@ struct webhook_op {
 
     record,          // deliveries (status, attempts, next_attempt_us, last_*)
     list_deliveries, // tenant_id, endpoint_id, after (delivery id), limit
+    backlog,         // now_us, scope → the pending deliveries: how many, how many due, the oldest's creation
   } what = kind::list_endpoints;
   webhook_endpoint endpoint;
   std::optional<idempotency_op> answer; // create_endpoint: the Idempotency-Key's answer (finish), same transaction
@@ -80,6 +81,7 @@ struct webhook_result {
   std::vector<webhook_delivery> deliveries;
   std::int64_t position = 0;
   std::string detail;
+  std::int64_t pending = 0, due_now = 0, oldest_pending_us = 0; // backlog (oldest: 0 when none)
 };
 
 using webhook_store = caf::typed_actor<caf::replies_to<webhook_atom, webhook_op>::with<webhook_result>>;
