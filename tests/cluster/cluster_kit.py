@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -142,6 +143,9 @@ class Cluster:
             except (ProcessLookupError, FileNotFoundError):
                 pass
         self._run("stop", self.dir)
+        # The nodes' data and logs go with them (COLONY_KEEP_TEST_DIRS=1 keeps them to look at).
+        if not os.environ.get("COLONY_KEEP_TEST_DIRS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def request(self, k, method, path, body=None, headers=None, timeout=20):
         return request_at(self.port(k), ROOT, method, path, body, headers, timeout)
