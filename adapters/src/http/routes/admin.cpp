@@ -30,11 +30,6 @@ using njson = nlohmann::json;
 
 namespace admin {
 
-const char* kind_name(entity_kind k) {
-  const auto* spec = builtin_kinds().find(k);
-  return spec != nullptr ? spec->name.c_str() : "unknown";
-}
-
 std::optional<entity_kind> kind_named(std::string_view name) {
   for (const auto& k : builtin_kinds().all())
     if (k.name == name)
@@ -116,7 +111,7 @@ njson node_census(const api_core& a, std::size_t top) {
     return doc;
   auto c = a.ctx.local->take_census(top);
   for (const auto& k : c.kinds)
-    doc["kinds"].push_back({{"kind", kind_name(k.kind)},
+    doc["kinds"].push_back({{"kind", to_string(k.kind)},
                             {"live", k.live},
                             {"activations", k.activations},
                             {"passivations", k.passivations},
@@ -135,7 +130,7 @@ njson node_crashes(const api_core& a) {
   auto out = njson::array();
   if (a.ctx.local)
     for (const auto& r : a.ctx.local->recent_crashes())
-      out.push_back({{"kind", kind_name(r.kind)},
+      out.push_back({{"kind", to_string(r.kind)},
                      {"tenantId", r.tenant_id},
                      {"id", r.id},
                      {"reason", r.reason},
@@ -187,7 +182,7 @@ njson node_mailboxes(const api_core& a, std::size_t top) {
     auto buckets = njson::array();
     for (const auto& [le, n] : k.buckets)
       buckets.push_back({le, n});
-    doc["kinds"].push_back({{"kind", kind_name(k.kind)},
+    doc["kinds"].push_back({{"kind", to_string(k.kind)},
                             {"live", k.live},
                             {"nonEmpty", k.non_empty},
                             {"queued", k.queued},
@@ -197,7 +192,7 @@ njson node_mailboxes(const api_core& a, std::size_t top) {
                             {"waitsWindow", k.waits_window}});
   }
   for (const auto& d : m.deepest)
-    doc["deepest"].push_back({{"kind", kind_name(d.kind)},
+    doc["deepest"].push_back({{"kind", to_string(d.kind)},
                               {"tenantId", d.tenant_id},
                               {"id", d.id},
                               {"node", a.opts.node_name},

@@ -25,7 +25,6 @@ using njson = nlohmann::json;
 
 inline constexpr auto gather_timeout = std::chrono::milliseconds(2000);
 
-[[nodiscard]] const char* kind_name(actors::entity_kind k);
 [[nodiscard]] std::optional<actors::entity_kind> kind_named(std::string_view name);
 /// j[key] if it is an object, else an empty one (never a temporary: safe to iterate).
 [[nodiscard]] const njson& object_at(const njson& j, const char* key);

@@ -118,8 +118,8 @@ njson requests_of(const gathered& g) {
       total[k] += v.get<std::uint64_t>();
     by_node[n.value("nodeName", std::string{})] = object_at(t, "lastMinute").value("requests", std::uint64_t{0});
   }
-  auto per_s = [&](const char* k) {
-    return window > 0 ? std::round(static_cast<double>(minute[k]) / static_cast<double>(window) * 100) / 100 : 0.0;
+  auto per_s = [window](std::uint64_t n) {
+    return window > 0 ? std::round(static_cast<double>(n) / static_cast<double>(window) * 100) / 100 : 0.0;
   };
   njson last{{"windowSeconds", window},
              {"requests", minute["requests"]},
@@ -127,12 +127,8 @@ njson requests_of(const gathered& g) {
              {"serverErrors", minute["serverErrors"]},
              {"rateLimited", minute["rateLimited"]},
              {"quotaExceeded", minute["quotaExceeded"]},
-             {"requestsPerSecond", per_s("requests")},
-             {"errorsPerSecond",
-              window > 0 ? std::round(static_cast<double>(minute["clientErrors"] + minute["serverErrors"]) /
-                                      static_cast<double>(window) * 100) /
-                  100
-                         : 0.0}};
+             {"requestsPerSecond", per_s(minute["requests"])},
+             {"errorsPerSecond", per_s(minute["clientErrors"] + minute["serverErrors"])}};
   return {{"lastMinute", std::move(last)},
           {"total",
            {{"requests", total["requests"]},
