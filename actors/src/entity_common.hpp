@@ -94,17 +94,19 @@ void install_crash_handler(Self* self) {
 
 /// One more command handled, mirrored into the activation's cell: the
 /// count (the directory's mailbox depth), the op (the actor page's last
-/// handled), and, if it is the command the directory sampled, how long it
-/// waited (one relaxed load when it is not: only this actor handles it).
+/// handled, unless it is the console's own read), and, if it is the command
+/// the directory sampled, how long it waited (one relaxed load when it is
+/// not: only this actor handles it).
 template <class State>
-void count_handled(State& st, op what) {
+void count_handled(State& st, const command& cmd) {
   ++st.handled;
   auto* c = st.cell;
   if (c == nullptr)
     return;
   c->handled.store(st.handled, std::memory_order_relaxed);
-  c->last_ops.store((c->last_ops.load(std::memory_order_relaxed) << 8) | static_cast<std::uint8_t>(what),
-                    std::memory_order_relaxed);
+  if (!cmd.inspect)
+    c->last_ops.store((c->last_ops.load(std::memory_order_relaxed) << 8) | static_cast<std::uint8_t>(cmd.what),
+                      std::memory_order_relaxed);
   if (c->sample_seq.load(std::memory_order_acquire) != st.handled)
     return;
   auto* waits = c->waits.load(std::memory_order_relaxed);

@@ -38,6 +38,7 @@ v1::EntityCommand to_wire(const entity_key& key, const command& cmd) {
     w.add_if_match(v);
   w.set_user_id(cmd.user_id);
   w.set_new_id(cmd.new_id);
+  w.set_inspect(cmd.inspect);
   auto* m = w.mutable_meta();
   m->set_request_id(cmd.meta.request_id);
   m->set_traceparent(cmd.meta.traceparent);
@@ -80,6 +81,7 @@ std::optional<addressed_command> from_wire(const v1::EntityCommand& w, std::stri
   cmd.if_match.assign(w.if_match().begin(), w.if_match().end());
   cmd.user_id = w.user_id();
   cmd.new_id = w.new_id();
+  cmd.inspect = w.inspect();
   const auto& m = w.meta();
   cmd.meta.request_id = m.request_id();
   cmd.meta.traceparent = m.traceparent();

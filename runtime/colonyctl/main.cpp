@@ -79,6 +79,12 @@ std::vector<std::string> status_view(const njson& doc) {
   return {doc.value("nodeName", std::string{}) + ": " + doc.value("status", std::string{})};
 }
 
+/// A passivation's answer: which actor went, from which node.
+std::vector<std::string> passivated_view(const njson& doc) {
+  return {doc.value("kind", std::string{}) + "/" + doc.value("id", std::string{}) + ": passivated on " +
+          doc.value("node", std::string{})};
+}
+
 std::vector<std::string> actors_view_once(const njson& doc) { return colony::ctl::actors_view(doc); }
 
 } // namespace
@@ -128,6 +134,12 @@ int main(int argc, char** argv) {
   actor_show->add_option("--tenant", actor_tenant, "the tenant of a user actor");
   bool yes = false;
   std::string node_name;
+  auto* actor_passivate =
+    actor->add_subcommand("passivate", "ask a live actor to go now (it reloads on its next command; audited)");
+  actor_passivate->add_option("kind", actor_kind, "tenant or user")->required();
+  actor_passivate->add_option("id", actor_id, "the actor's id")->required();
+  actor_passivate->add_option("--tenant", actor_tenant, "the tenant of a user actor");
+  actor_passivate->add_flag("--yes", yes, "really do it");
   auto* drain = app.add_subcommand("drain", "hand a node's shards to the other members (it keeps running)");
   drain->add_option("node", node_name, "the member's node name")->required();
   drain->add_flag("--yes", yes, "really do it");
@@ -188,6 +200,16 @@ int main(int argc, char** argv) {
                "/v1/admin/actors/" + encode(actor_kind) + "/" + encode(actor_id) +
                  (actor_tenant.empty() ? "" : "?tenantId=" + encode(actor_tenant)),
                actor_view);
+  if (*actor_passivate) {
+    if (!yes) {
+      std::cerr << "colonyctl: passivate ends a live actor: add --yes\n";
+      return exit_usage;
+    }
+    return run(cl, o, "POST",
+               "/v1/admin/actors/" + encode(actor_kind) + "/" + encode(actor_id) + "/passivate" +
+                 (actor_tenant.empty() ? "" : "?tenantId=" + encode(actor_tenant)),
+               passivated_view);
+  }
   if (*drain || *undrain) {
     if (!yes) {
       std::cerr << "colonyctl: " << (*drain ? "drain" : "undrain") << " changes the cluster: add --yes\n";

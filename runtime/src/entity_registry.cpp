@@ -379,6 +379,14 @@ public:
       depth(*s), c != nullptr ? c->last_ops.load(std::memory_order_relaxed) : 0, c != nullptr ? c->activated_ms : 0};
   }
 
+  caf::actor activation(const entity_key& key) const {
+    name n{key};
+    auto& sh = shard_of(n);
+    std::lock_guard lock{sh.mu};
+    const auto* s = sh.find(n);
+    return s == nullptr ? caf::actor{} : s->actor;
+  }
+
   mailbox_census take_mailboxes(std::size_t limit) const;
 
   std::vector<crash_record> recent_crashes() const {
@@ -639,6 +647,7 @@ std::vector<crash_record> local_entities::recent_crashes() const { return dir_of
 std::optional<entity_probe> local_entities::probe(const actors::entity_key& key) const {
   return dir_of(dir_).probe(key);
 }
+caf::actor local_entities::activation(const actors::entity_key& key) const { return dir_of(dir_).activation(key); }
 mailbox_census local_entities::mailboxes(std::size_t limit) const { return dir_of(dir_).take_mailboxes(limit); }
 
 void stop_entity_registry(const entity_registry& r) {

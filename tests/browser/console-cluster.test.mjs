@@ -53,7 +53,7 @@ const env = {
   HTTP_BASE: String(httpBase), CLUSTER_BASE: String(httpBase + 1000),
   CLUSTER_NAME: "browser-" + crypto.randomBytes(4).toString("hex"),
   // Lenient probes: frozen below, node3 must stay a member (not be voted dead) while the page watches.
-  COLONYD_ARGS: `--auth-jwt-hs256-secret ${SECRET} --auth-issuer ${ISSUER} --auth-audience ${AUDIENCE} --cluster.missed-probes 30`,
+  COLONYD_ARGS: `--auth-jwt-hs256-secret ${SECRET} --auth-issuer ${ISSUER} --auth-audience ${AUDIENCE} --cluster.missed-probes 30 --console.operator-actions true`,
 };
 const launcher = (...args) => {
   const r = spawnSync(LAUNCHER, args, { env, encoding: "utf8", timeout: 120000 });
@@ -131,6 +131,28 @@ try {
   await page.waitForFunction(() => !document.querySelector("[data-partial]"), null, { timeout: 15000 });
   frozen = false;
   step("node3 running again: the banner went away");
+
+  // The admin's session offers no action; an operator's does. Passivating
+  // node3's actor from node1's page: the button asks once more, then the
+  // actor is no longer live at its owner.
+  assert.equal(await page.$("button.act"), null);
+  await page.click("#signout");
+  await signIn(page, url(1), jwt(["platform_operator"]));
+  await page.waitForFunction(() => document.querySelectorAll('#nodes button.act').length === 3, null, { timeout: 10000 });
+  assert.match(await page.textContent('#nodes tr[data-node="node2"] button.act'), /^Drain$/);
+  await page.goto(`${url(1)}/console/actors/user/${u.id}?tenant=${t.id}`);
+  await page.waitForSelector("#actor-live");
+  assert.equal(await page.textContent("#actor-live"), "yes");
+  await page.click("button.act");
+  await page.waitForSelector("button.act[data-armed]");
+  assert.match(await page.textContent("button.act"), /^Confirm: Passivate$/);
+  await page.click("button.act");
+  await page.waitForFunction(() => document.querySelector("#actor-live")?.textContent === "no", null, { timeout: 5000 });
+  assert.match(await page.textContent("#notice"), /passivate user\/.*: done/);
+  await shot("passivated");
+  const audited = await call(1)("GET", "/v1/audit-log?action=actor.passivate");
+  assert.ok(audited.doc.data.some((r) => r.target === `actor:user/${t.id}/${u.id}` && r.outcome === "success"), JSON.stringify(audited.doc));
+  step("an operator passivated node3's actor from node1's page; audited");
 
   assert.deepEqual(problems, [], problems.join("\n"));
   step("no console errors, page errors or failed requests");

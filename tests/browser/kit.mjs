@@ -37,9 +37,20 @@ export function watch(page, tolerate = () => false) {
     if (tolerate() && m.location()?.url?.includes("/v1/admin/stream")) return;
     problems.push(`console error: ${m.text()} (${m.location()?.url})`);
   });
+  // A fetch still in flight when the test navigates away is aborted by the
+  // browser: not a failure of the page, but only if a navigation of the
+  // main frame began after the fetch did.
+  let navigations = 0;
+  const startedAt = new WeakMap();
+  page.on("request", (r) => {
+    if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations++;
+    startedAt.set(r, navigations);
+  });
   page.on("requestfailed", (r) => {
     // An EventSource the test itself ends (navigation, a restart) is not a failure of the page.
-    if (!r.url().includes("/v1/admin/stream")) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+    if (r.url().includes("/v1/admin/stream")) return;
+    if (r.failure()?.errorText === "net::ERR_ABORTED" && navigations > (startedAt.get(r) ?? navigations)) return;
+    problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });
   page.on("response", (r) => {
     if (r.status() >= 400 && !(r.url().endsWith("/console/session") && r.status() === 401))

@@ -211,6 +211,9 @@ class OpenApiConformance(unittest.TestCase):
         x("GET", A, f"/v1/admin/actors/tenant/{tid}", who=root)
         x("GET", A, f"/v1/admin/actors/user/{uuid.uuid4()}?tenantId={tid}", who=root)
         x("GET", A, f"/v1/admin/actors/user/{uuid.uuid4()}", who=root)
+        # Operator actions: platform_admin alone may not take them.
+        x("POST", A + "/passivate", f"/v1/admin/actors/tenant/{tid}/passivate", who=root)
+        x("POST", "/v1/admin/nodes/{nodeName}/drain", "/v1/admin/nodes/node1/drain", who=root)
 
         # The console's session (its stream never ends: the browser test reads it).
         CS = "/console/session"

@@ -39,13 +39,16 @@ TEST_CASE("every permission × role × tenant decides as the matrix says") {
   };
   const std::vector<permission> all{permission::platform,   permission::tenant_read, permission::tenant_inspect,
                                     permission::users_read, permission::manage,      permission::own,
-                                    permission::self_write};
+                                    permission::self_write, permission::observe,     permission::operate};
+  auto platform_level = [](permission p) {
+    return p == permission::platform || p == permission::observe || p == permission::operate;
+  };
   for (const auto& [role, perms] : allowed) {
     auto who = of(role);
     for (auto p : all) {
       INFO("role " << role << ", permission " << static_cast<int>(p));
       bool yes = std::find(perms.begin(), perms.end(), p) != perms.end();
-      if (p == permission::platform) {
+      if (platform_level(p)) {
         CHECK(authorize(who, p, {}) == decision::forbidden);
         continue;
       }
@@ -55,9 +58,30 @@ TEST_CASE("every permission × role × tenant decides as the matrix says") {
   }
   auto root = of("platform_admin", "");
   for (auto p : all) {
-    CHECK(authorize(root, p, own) == decision::allow);
-    CHECK(authorize(root, p, other) == decision::allow);
+    // Everything but the operator actions, which need the operator role itself.
+    auto want = p == permission::operate ? decision::forbidden : decision::allow;
+    CHECK(authorize(root, p, own) == want);
+    CHECK(authorize(root, p, other) == want);
   }
+}
+
+TEST_CASE("a platform operator watches and acts, and may do nothing else") {
+  auto op = of("platform_operator", "");
+  for (auto p : {permission::platform, permission::tenant_read, permission::tenant_inspect, permission::users_read,
+                 permission::manage, permission::own, permission::self_write}) {
+    INFO("permission " << static_cast<int>(p));
+    CHECK(authorize(op, p, p == permission::platform ? "" : own, "someone") != decision::allow);
+  }
+  CHECK(authorize(op, permission::observe, {}) == decision::allow);
+  CHECK(authorize(op, permission::operate, {}) == decision::allow);
+  principal both = op;
+  both.roles.emplace_back("platform_admin");
+  CHECK(authorize(both, permission::operate, {}) == decision::allow);
+  CHECK(authorize(both, permission::platform, {}) == decision::allow);
+  // The role inside a tenant's credential grants nothing.
+  auto tenant_op = of("platform_operator", own);
+  CHECK(authorize(tenant_op, permission::observe, {}) == decision::forbidden);
+  CHECK(authorize(tenant_op, permission::operate, {}) == decision::forbidden);
 }
 
 TEST_CASE("a member may write only itself; a platform_admin role inside a tenant grants nothing more") {

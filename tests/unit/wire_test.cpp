@@ -30,6 +30,7 @@ TEST_CASE("a command and its key survive the wire", "[wire]") {
   cmd.if_match = {3, 4};
   cmd.user_id = "0190a0a0-0000-7000-8000-000000000001";
   cmd.new_id = true;
+  cmd.inspect = true;
   cmd.meta = request_meta{"rid", "00-aa-bb-01", "idem:x", "key:1", "10.0.0.1", false, "scope"};
   entity_key key{entity_kind::tenant, "t1", "t1"};
 
@@ -48,6 +49,7 @@ TEST_CASE("a command and its key survive the wire", "[wire]") {
   CHECK(back->cmd.if_match == std::vector<std::uint32_t>{3, 4});
   CHECK(back->cmd.user_id == cmd.user_id);
   CHECK(back->cmd.new_id);
+  CHECK(back->cmd.inspect);
   CHECK(back->cmd.meta.request_id == "rid");
   CHECK(back->cmd.meta.traceparent == "00-aa-bb-01");
   CHECK(back->cmd.meta.message_key == "idem:x");

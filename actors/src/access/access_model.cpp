@@ -12,9 +12,17 @@ bool principal::has(std::string_view role) const {
 }
 
 decision authorize(const principal& who, permission what, std::string_view tenant_id, std::string_view target_user) {
-  if (who.is_platform_admin() && who.tenant_id.empty())
+  bool platform_credential = who.tenant_id.empty();
+  // An operator action needs the operator role itself: platform_admin alone
+  // does not give it, so a console opened with the bootstrap key stays
+  // read-only.
+  if (what == permission::operate)
+    return platform_credential && who.has(platform_operator) ? decision::allow : decision::forbidden;
+  if (what == permission::observe && platform_credential && who.has(platform_operator))
     return decision::allow;
-  if (what == permission::platform)
+  if (who.is_platform_admin() && platform_credential)
+    return decision::allow;
+  if (what == permission::platform || what == permission::observe)
     return decision::forbidden;
   // Every other permission is about one tenant, and only its own credentials
   // see it. A platform_admin role inside a tenant token grants nothing more.
@@ -25,7 +33,9 @@ decision authorize(const principal& who, permission what, std::string_view tenan
   };
   bool ok = false;
   switch (what) {
-    case permission::platform: break;
+    case permission::platform:
+    case permission::observe:
+    case permission::operate: break;
     case permission::tenant_read:
     case permission::users_read: ok = any({owner, admin, member, viewer}); break;
     case permission::tenant_inspect: ok = any({owner, admin, viewer}); break;

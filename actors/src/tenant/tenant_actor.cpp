@@ -351,13 +351,15 @@ caf::behavior tenant_actor(self_ptr self, entity_key key, std::shared_ptr<const 
     .await([self](loaded& l) { take_loaded(self, l); }, [self](caf::error&) { self->state.load_failed = true; });
   return {
     [self](command& cmd) -> caf::result<entity_reply> {
-      detail::count_handled(self->state, cmd.what);
+      detail::count_handled(self->state, cmd);
       auto res = handle(self, cmd);
       drop_if_empty(self);
       return res;
     },
     // From the directory's sweep: nothing was routed here for idle_timeout.
     [self](idle_atom) { detail::offer_passivation(self); },
+    // From an operator (the console): the same handshake, answered.
+    [self](passivate_atom) { return detail::offer_passivation(self); },
   };
 }
 

@@ -59,9 +59,12 @@ void api_core::dispatch(std::shared_ptr<call> c) {
       // Platform routes are decided here; tenant routes once the tenant is
       // known (with_tenant), but a tenant id in the path that is not the
       // caller's is refused before the body is even looked at.
-      if (c->perm == permission::platform) {
+      if (c->perm == permission::platform || c->perm == permission::observe || c->perm == permission::operate) {
         if (access::authorize(c->who, c->perm, {}) != decision::allow) {
-          forbidden(c, "only a platform administrator may " + c->req.method + " " + c->route);
+          const char* who = c->perm == permission::platform ? "a platform administrator"
+            : c->perm == permission::observe                ? "a platform administrator or operator"
+                                                            : "a platform operator (role platform_operator)";
+          forbidden(c, std::string{"only "} + who + " may " + c->req.method + " " + c->route);
           return;
         }
       } else if (auto raw = c->path["tenantId"]; protocol::is_uuid(raw)) {

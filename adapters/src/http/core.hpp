@@ -68,6 +68,10 @@ struct call {
   bool hidden = false;          // refused as another tenant's resource (404)
   std::string idem_scope;       // Idempotency-Key taken for this request: its changes mark it committed
   bool outcome_unknown = false; // a change got no answer in time: it may yet commit (the key stays taken)
+  // An operator action (drain, passivate): its answer, success or not, is
+  // audited as this action on this target (api_core::audit_answer).
+  std::string audited_action;
+  std::string audited_target;
   // Runs before the answer leaves (Idempotency-Key: store it first), then
   // calls `send` with it; set once, taken by the first answer.
   std::function<void(api_response, std::function<void(api_response)>)> before_answer;

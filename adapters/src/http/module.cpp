@@ -84,6 +84,11 @@ public:
       m,
       opt::string("tls-key", "PEM private key of tls-cert (keep it readable by the node only)", &node_config::tls_key));
     r.add(m,
+          opt::boolean("console.operator-actions",
+                       "let platform_operator credentials drain and undrain nodes and passivate actors from the "
+                       "console and /v1/admin (audited); off: the console is read-only",
+                       &node_config::console_operator_actions));
+    r.add(m,
           opt::integer("ratelimit.credential-percent",
                        "one credential's token bucket, as a share of its tenant's plan rate and burst (the "
                        "tenant's own bucket is the plan's requests-per-second and burst)",
@@ -116,6 +121,7 @@ public:
     o.tls_cert = cfg.tls_cert;
     o.tls_key = cfg.tls_key;
     o.fault_injection = cfg.fault_injection;
+    o.operator_actions = cfg.console_operator_actions;
     o.node_name = runtime::cluster::node_name_of(cfg.node_name);
     o.stripe_webhook_secret = cfg.stripe_webhook_secret;
     o.allow_tenant_plan_change = cfg.billing_allow_tenant_plan_change;

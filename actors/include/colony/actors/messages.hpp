@@ -87,6 +87,10 @@ struct command {
   std::string user_id;                                      // for the *_user operations
   bool new_id = false; // user_id was just minted here (UUIDv7): a creation with nothing to load first
   request_meta meta;
+  // The console's read of the actor's state: handled as a get, but left out
+  // of the actor's last handled ops (they show its own traffic, not the
+  // operator looking at it).
+  bool inspect = false;
   bool inject_crash = false;        // fault injection (enabled by configuration only)
   std::int32_t inject_stall_ms = 0; // fault injection: a user entity blocks this long before handling (tests only)
 };
@@ -117,6 +121,8 @@ using list_atom = caf::atom_constant<caf::atom("list")>;
 using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
+/// An operator asks an entity to passivate now (it answers whether it went).
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;

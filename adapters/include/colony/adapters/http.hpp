@@ -43,6 +43,7 @@ struct http_options {
   std::string tls_cert;     // PEM certificate chain; with tls_key: HTTPS only (TLS 1.2+)
   std::string tls_key;      // PEM private key
   bool fault_injection = false;
+  bool operator_actions = false;              // console.operator-actions: drain, undrain, passivate from /v1/admin
   std::string node_name;                      // X-Colony-Node on every answer
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route answers 503
   bool allow_tenant_plan_change = false;      // with Stripe configured: tenant owners may change their plan

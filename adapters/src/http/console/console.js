@@ -13,6 +13,7 @@ let tail = null;            // the event tail's stream (events view only)
 let lastSnapshot = null;
 let previousSnapshot = null;
 let render = () => {};      // the current view's redraw on a new snapshot
+let session = {};           // GET /console/session: subject, node, operatorActions
 const storesHistory = [];   // the last 11 snapshots' stores part: a 10 s window for rates and quantiles
 
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -27,6 +28,45 @@ async function api(path, options = {}) {
   if (!res.ok) throw Object.assign(new Error(body?.detail || `HTTP ${res.status}`), { status: res.status, body });
   return body;
 }
+
+// -- operator actions (shown only when the session may take them) -----------------
+// A button asks once more before it acts ("armed" for 5 s, kept across the
+// once-a-second redraws); the node audits every action.
+
+let armed = null; // { key, until }
+const notice = document.getElementById("notice");
+
+function actButton(key, label, path) {
+  if (!session.operatorActions) return "";
+  const isArmed = armed?.key === key && armed.until > Date.now();
+  return `<button class="act" data-act="${esc(key)}" data-path="${esc(path)}"${isArmed ? " data-armed" : ""}>${esc(isArmed ? `Confirm: ${label}` : label)}</button>`;
+}
+
+function say(text, bad) {
+  notice.textContent = text;
+  notice.className = bad ? "bad" : "";
+  notice.hidden = false;
+}
+
+document.addEventListener("click", async (e) => {
+  const b = e.target.closest("button.act");
+  if (!b) return;
+  const key = b.dataset.act;
+  if (!(armed?.key === key && armed.until > Date.now())) {
+    armed = { key, until: Date.now() + 5000 };
+    render();
+    return;
+  }
+  armed = null;
+  b.disabled = true;
+  try {
+    const r = await api(b.dataset.path, { method: "POST" });
+    say(`${key}: done${r?.status ? ` (${r.status})` : ""}`);
+  } catch (err) {
+    if (err.message !== "signed out") say(`${key}: ${err.message}`, true);
+  }
+  render();
+});
 
 function partial(doc) {
   if (!doc?.partial) return "";
@@ -100,7 +140,9 @@ function clusterView() {
       <td>${esc(m.version ?? "-")}</td><td>${m.uptimeSeconds !== undefined ? ago(m.uptimeSeconds) : "-"}</td>
       <td class="num">${m.leaseRemainingMs === null ? "-" : num(m.leaseRemainingMs) + " ms"}</td>
       <td class="num">${num(m.shards)}</td><td class="num">${num(m.targetShards)}</td>
-      <td class="num" data-live-actors>${num(m.liveActors)}</td><td>${m.answered ? "yes" : '<span class="bad">no</span>'}</td></tr>`);
+      <td class="num" data-live-actors>${num(m.liveActors)}</td><td>${m.answered ? "yes" : '<span class="bad">no</span>'}</td>${session.operatorActions ? `<td>${
+        m.status === "active" ? actButton(`drain ${m.nodeName}`, "Drain", `/v1/admin/nodes/${encodeURIComponent(m.nodeName)}/drain`)
+        : m.status === "draining" ? actButton(`undrain ${m.nodeName}`, "Undrain", `/v1/admin/nodes/${encodeURIComponent(m.nodeName)}/undrain`) : ""}</td>` : ""}</tr>`);
     const live = n.nodes.filter((m) => m.status !== "dead");
     view.innerHTML = `<h1>Cluster</h1>
       <div class="cards">
@@ -110,7 +152,7 @@ function clusterView() {
       </div>
       ${n.membershipAgrees ? "" : '<div class="banner" id="disagree">The members disagree about who is active.</div>'}
       ${partial(n)}
-      ${table(["node", "status", "version", "uptime", "lease", "shards", "target", "live actors", "answered"], rows, "nodes")}`;
+      ${table(["node", "status", "version", "uptime", "lease", "shards", "target", "live actors", "answered", ...(session.operatorActions ? ["action"] : [])], rows, "nodes")}`;
   };
   render();
 }
@@ -299,6 +341,7 @@ function actorView(kind, id, tenant) {
           <div class="card">idle<b>${a.live ? num(a.idleMs) + " ms" : "-"}</b></div>
           <div class="card">mailbox<b id="actor-mailbox">${a.live ? num(a.mailboxDepth) : "-"}</b></div>
         </div>
+        ${a.live ? actButton(`passivate ${a.kind}/${a.id}`, "Passivate", `/v1/admin/actors/${encodeURIComponent(a.kind)}/${encodeURIComponent(a.id)}/passivate${q}`) : ""}
         <h2>Last handled <span class="muted">(newest first, at most 8)</span></h2>
         <p id="actor-last-handled">${a.live && a.lastHandled.length ? a.lastHandled.map(esc).join(" · ") : '<span class="muted">none</span>'}</p>
         <h2>Lifecycle on its node <span class="muted">(this activation and the crashes still in the node's ring; passivations leave no record)</span></h2>
@@ -384,12 +427,15 @@ async function route() {
   const params = new URLSearchParams(location.search);
   try {
     const s = await fetch("/console/session", { credentials: "same-origin" });
-    if (s.status !== 200 || !(await s.json()).signedIn) { showSignIn(); return; }
+    session = s.status === 200 ? await s.json() : {};
+    if (!session.signedIn) { showSignIn(); return; }
   } catch {
     showSignIn("The node does not answer.");
     return;
   }
   signout.hidden = false;
+  notice.hidden = true;
+  armed = null;
   tail?.close(); tail = null;
   openStream();
   const parts = path.split("/").slice(2).map(decodeURIComponent); // after "/console"

@@ -51,8 +51,14 @@ void api_core::unauthorized(const std::shared_ptr<call>& c, const std::string& e
 /// Finds out who calls (c->who), then runs `next`; answers 401 otherwise.
 void api_core::authenticate(const std::shared_ptr<call>& c, std::function<void()> next) {
   // The console's session (an HttpOnly cookie) stands for its credential on
-  // reads only: a cookie never authorizes a change (docs/console.md).
-  if (c->req.authorization.empty() && !c->req.cookie.empty() && (c->req.method == "GET" || c->req.method == "HEAD"))
+  // reads, and on the console's operator actions when the request comes
+  // from the console's own origin (a browser always sends Origin with a
+  // POST; with SameSite=Strict that shuts out cross-site requests twice).
+  // A cookie never authorizes any other change (docs/console.md).
+  auto own_origin = [&] { return c->req.origin == (opts.tls_cert.empty() ? "http://" : "https://") + c->req.host; };
+  bool cookie_may = c->req.method == "GET" || c->req.method == "HEAD" ||
+    (c->perm == permission::operate && c->req.method == "POST" && own_origin());
+  if (c->req.authorization.empty() && !c->req.cookie.empty() && cookie_may)
     if (auto cred = sessions->credential(console_sessions::value_in(c->req.cookie)))
       c->req.authorization = "Bearer " + *cred;
   std::string_view h = c->req.authorization;

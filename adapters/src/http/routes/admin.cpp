@@ -635,17 +635,18 @@ void serve_admin_topics(api_core& a) {
   }));
   a.admin_subs.push_back(
     cl.serve("admin.probe", [&a](const std::string& p, reply_fn reply) { reply(dump(probe_here(a, p))); }));
+  serve_passivate_topic(a);
 }
 
 void add_admin_routes(router& r) {
   using p = permission;
-  r.add("GET", "/v1/admin/nodes", p::platform, nodes);
-  r.add("GET", "/v1/admin/actors", p::platform, actors_census);
-  r.add("GET", "/v1/admin/crashes", p::platform, crashes);
-  r.add("GET", "/v1/admin/mailboxes", p::platform, mailboxes);
-  r.add("GET", "/v1/admin/stores", p::platform, stores);
-  r.add("GET", "/v1/admin/tenants/{tenantId}", p::platform, tenant_page);
-  r.add("GET", "/v1/admin/actors/{kind}/{actorId}", p::platform, actor_page);
+  r.add("GET", "/v1/admin/nodes", p::observe, nodes);
+  r.add("GET", "/v1/admin/actors", p::observe, actors_census);
+  r.add("GET", "/v1/admin/crashes", p::observe, crashes);
+  r.add("GET", "/v1/admin/mailboxes", p::observe, mailboxes);
+  r.add("GET", "/v1/admin/stores", p::observe, stores);
+  r.add("GET", "/v1/admin/tenants/{tenantId}", p::observe, tenant_page);
+  r.add("GET", "/v1/admin/actors/{kind}/{actorId}", p::observe, actor_page);
 }
 
 } // namespace colony::adapters::http

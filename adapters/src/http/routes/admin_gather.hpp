@@ -44,6 +44,12 @@ void gather(api_core& a, std::string topic, std::string payload, njson local, st
 /// This node's view of tenant `tenant_id`: its live actors here, the calls
 /// of its credentials answered here, and (at its owner) its rate bucket.
 [[nodiscard]] njson tenant_here(api_core& a, const std::string& tenant_id);
+/// The actor a /v1/admin/actors/{kind}/{actorId}[?tenantId=] route names;
+/// nullopt when it has answered 400.
+[[nodiscard]] std::optional<actors::entity_key> actor_key_of(api_core& a, const std::shared_ptr<call>& c);
+/// The key as the members ask each other about it: "kind\ttenant\tid".
+[[nodiscard]] std::string key_payload(const actors::entity_key& key);
+[[nodiscard]] std::optional<actors::entity_key> key_of_payload(const std::string& payload);
 /// "kind\ttenant\tid" → this node's view of that activation.
 [[nodiscard]] njson probe_here(const api_core& a, const std::string& payload);
 void tenant_page(api_core& a, std::shared_ptr<call> c);

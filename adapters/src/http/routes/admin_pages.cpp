@@ -55,16 +55,49 @@ njson tenant_here(api_core& a, const std::string& tenant_id) {
   return doc;
 }
 
-njson probe_here(const api_core& a, const std::string& payload) {
-  njson doc{{"nodeName", a.opts.node_name}, {"live", false}};
+std::string key_payload(const entity_key& key) {
+  return std::string{to_string(key.kind)} + "\t" + key.tenant_id + "\t" + key.id;
+}
+
+std::optional<entity_key> key_of_payload(const std::string& payload) {
   auto t1 = payload.find('\t');
   auto t2 = t1 == std::string::npos ? t1 : payload.find('\t', t1 + 1);
-  if (t2 == std::string::npos || !a.ctx.local)
-    return doc;
+  if (t2 == std::string::npos)
+    return std::nullopt;
   auto kind = kind_named(payload.substr(0, t1));
   if (!kind)
+    return std::nullopt;
+  return entity_key{*kind, payload.substr(t1 + 1, t2 - t1 - 1), payload.substr(t2 + 1)};
+}
+
+std::optional<entity_key> actor_key_of(api_core& a, const std::shared_ptr<call>& c) {
+  auto kind = kind_named(c->path["kind"]);
+  if (!kind) {
+    std::string names;
+    for (const auto& k : builtin_kinds().all())
+      names += (names.empty() ? "" : ", ") + k.name;
+    a.invalid_param(c, "kind", "must be one of " + names);
+    return std::nullopt;
+  }
+  auto id = c->path["actorId"];
+  std::string tid = *kind == entity_kind::tenant ? id : c->query["tenantId"];
+  if (tid.empty()) {
+    a.invalid_param(c, "tenantId", "is required for a " + c->path["kind"] + " actor (its tenant's id)");
+    return std::nullopt;
+  }
+  if (tid.size() > 64 || id.size() > 64) {
+    a.invalid_param(c, tid.size() > 64 ? "tenantId" : "actorId", "is longer than 64 characters");
+    return std::nullopt;
+  }
+  return entity_key{*kind, tid, id};
+}
+
+njson probe_here(const api_core& a, const std::string& payload) {
+  njson doc{{"nodeName", a.opts.node_name}, {"live", false}};
+  auto parsed = key_of_payload(payload);
+  if (!parsed || !a.ctx.local)
     return doc;
-  auto key = entity_key{*kind, payload.substr(t1 + 1, t2 - t1 - 1), payload.substr(t2 + 1)};
+  const auto& key = *parsed;
   auto p = a.ctx.local->probe(key);
   // Its lifecycle on this node, newest first: this activation's start, then
   // the crashes of the key still in the node's ring (each ended an earlier
@@ -211,26 +244,13 @@ void tenant_page(api_core& a, std::shared_ptr<call> c) {
 }
 
 void actor_page(api_core& a, std::shared_ptr<call> c) {
-  auto kind = kind_named(c->path["kind"]);
-  if (!kind) {
-    std::string names;
-    for (const auto& k : builtin_kinds().all())
-      names += (names.empty() ? "" : ", ") + k.name;
-    a.invalid_param(c, "kind", "must be one of " + names);
+  auto parsed = actor_key_of(a, c);
+  if (!parsed)
     return;
-  }
-  auto id = c->path["actorId"];
-  std::string tid = *kind == entity_kind::tenant ? id : c->query["tenantId"];
-  if (tid.empty()) {
-    a.invalid_param(c, "tenantId", "is required for a " + c->path["kind"] + " actor (its tenant's id)");
-    return;
-  }
-  if (tid.size() > 64 || id.size() > 64) {
-    a.invalid_param(c, tid.size() > 64 ? "tenantId" : "actorId", "is longer than 64 characters");
-    return;
-  }
-  auto key = entity_key{*kind, tid, id};
-  auto payload = c->path["kind"] + "\t" + tid + "\t" + id;
+  const auto& key = *parsed;
+  const auto& tid = key.tenant_id;
+  const auto& id = key.id;
+  auto payload = key_payload(key);
   njson doc{{"answeredBy", a.opts.node_name},
             {"kind", c->path["kind"]},
             {"id", id},
@@ -252,6 +272,7 @@ void actor_page(api_core& a, std::shared_ptr<call> c) {
     // Live: its state as it answers a read (which keeps it live a little longer).
     command cmd;
     cmd.what = op::get;
+    cmd.inspect = true;
     a.call_entity(
       c, key, std::move(cmd),
       [c, doc](entity_reply& r) mutable {

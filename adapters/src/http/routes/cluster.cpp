@@ -80,12 +80,17 @@ void placement(api_core& a, std::shared_ptr<call> c) {
   });
 }
 
-// POST /v1/cluster/members/{nodeName}/drain and .../undrain (platform): an
+} // namespace
+
+// POST /v1/cluster/members/{nodeName}/drain and .../undrain (platform), and
+// the console's POST /v1/admin/nodes/{nodeName}/drain and .../undrain: an
 // operator moves a node's shards to the other active members without
 // stopping it (202), or lets them come back. The answer is the member's
-// status; GET /v1/cluster shows its shard count fall to 0.
-void drain(api_core& a, std::shared_ptr<call> c, bool on) {
+// status; GET /v1/cluster shows its shard count fall to 0. Audited.
+void drain_member(api_core& a, std::shared_ptr<call> c, bool on) {
   auto name = c->path["nodeName"];
+  c->audited_action = on ? "node.drain" : "node.undrain";
+  c->audited_target = "node:" + name.substr(0, 100);
   if (!a.ctx.cluster) {
     c->respond(api::problem(409, "not-clustered", "Clustering is off",
                             "this node runs alone (no cluster-listen): there is nothing to drain to",
@@ -113,6 +118,8 @@ void drain(api_core& a, std::shared_ptr<call> c, bool on) {
   });
 }
 
+namespace {
+
 // Test hook (debug.fault-injection only): this node takes the tenant's
 // shard whatever its owner, as a split brain would: the old owner's next
 // write must be refused by the fence.
@@ -134,12 +141,12 @@ void force_claim(api_core& a, std::shared_ptr<call> c) {
 
 void add_cluster_routes(router& r) {
   using p = permission;
-  r.add("GET", "/v1/cluster", p::platform, cluster_view);
-  r.add("GET", "/v1/cluster/placement/{tenantId}", p::platform, placement);
+  r.add("GET", "/v1/cluster", p::observe, cluster_view);
+  r.add("GET", "/v1/cluster/placement/{tenantId}", p::observe, placement);
   r.add("POST", "/v1/cluster/members/{nodeName}/drain", p::platform,
-        [](api_core& a, std::shared_ptr<call> c) { drain(a, std::move(c), true); });
+        [](api_core& a, std::shared_ptr<call> c) { drain_member(a, std::move(c), true); });
   r.add("POST", "/v1/cluster/members/{nodeName}/undrain", p::platform,
-        [](api_core& a, std::shared_ptr<call> c) { drain(a, std::move(c), false); });
+        [](api_core& a, std::shared_ptr<call> c) { drain_member(a, std::move(c), false); });
   r.add("POST", "/v1/cluster/debug/claim/{tenantId}", p::platform, force_claim);
 }
 

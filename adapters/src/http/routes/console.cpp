@@ -57,8 +57,8 @@ void open_session(api_core& a, std::shared_ptr<call> c) {
   }
   c->req.authorization = "Bearer " + token;
   a.authenticate(c, [&a, c, token] {
-    if (actors::access::authorize(c->who, permission::platform, {}) != decision::allow) {
-      a.forbidden(c, "the console needs a platform credential (platform_admin)");
+    if (actors::access::authorize(c->who, permission::observe, {}) != decision::allow) {
+      a.forbidden(c, "the console needs a platform credential (platform_admin or platform_operator)");
       return;
     }
     auto id = a.sessions->open(token);
@@ -80,11 +80,16 @@ void session_info(api_core& a, std::shared_ptr<call> c) {
   }
   c->req.authorization = "Bearer " + *cred; // still valid? (a revoked key ends the session)
   a.authenticate(c, [&a, c] {
-    if (actors::access::authorize(c->who, permission::platform, {}) != decision::allow) {
-      a.forbidden(c, "the console needs a platform credential (platform_admin)");
+    if (actors::access::authorize(c->who, permission::observe, {}) != decision::allow) {
+      a.forbidden(c, "the console needs a platform credential (platform_admin or platform_operator)");
       return;
     }
-    nlohmann::json doc{{"signedIn", true}, {"subject", c->who.subject}, {"node", a.opts.node_name}};
+    // The page shows its action buttons only to a credential that may use
+    // them, on a node that allows them (the routes decide either way).
+    bool may_act =
+      a.opts.operator_actions && actors::access::authorize(c->who, permission::operate, {}) == decision::allow;
+    nlohmann::json doc{
+      {"signedIn", true}, {"subject", c->who.subject}, {"node", a.opts.node_name}, {"operatorActions", may_act}};
     c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
   });
 }
@@ -137,7 +142,7 @@ void add_console_routes(router& r) {
   r.add("POST", "/console/session", std::nullopt, open_session);
   r.add("GET", "/console/session", std::nullopt, session_info);
   r.add("DELETE", "/console/session", std::nullopt, close_session);
-  r.add("GET", "/v1/admin/stream", permission::platform, stream);
+  r.add("GET", "/v1/admin/stream", permission::observe, stream);
 }
 
 } // namespace colony::adapters::http

@@ -52,6 +52,7 @@ struct node_config {
   std::chrono::milliseconds timer_poll_interval{std::chrono::seconds(1)};
   actors::tenant_rules rules; // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
+  bool console_operator_actions = false;      // the console's operator actions (platform_operator), audited
   std::string clock_start;                    // debug.clock-start as given; empty: the system clock
   std::int64_t clock_start_us = 0;            // ... in microseconds since the epoch
   std::string stripe_webhook_secret;          // empty: the Stripe webhook route is off

@@ -114,6 +114,9 @@ public:
   [[nodiscard]] std::vector<crash_record> recent_crashes() const;
   /// The activation of `key` on this node, if it is live.
   [[nodiscard]] std::optional<entity_probe> probe(const actors::entity_key& key) const;
+  /// The live activation of `key` on this node (invalid if none): the
+  /// console's passivate asks it (passivate_atom) to go.
+  [[nodiscard]] caf::actor activation(const actors::entity_key& key) const;
   /// Mailbox depths per kind and the `limit` deepest (one walk of the
   /// directory). The previous call at least a second ago is the window that
   /// "growing" compares with.

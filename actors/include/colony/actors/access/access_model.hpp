@@ -17,8 +17,12 @@ namespace colony::actors::access {
 
 /// Roles, from most to least powerful. platform_admin is not a tenant role:
 /// it belongs to credentials without a tenant (the bootstrap admin key, or a
-/// token whose roles claim lists it).
+/// token whose roles claim lists it). platform_operator, also for platform
+/// credentials only, may watch the platform (the console and its admin API)
+/// and take the console's operator actions, and nothing else; platform_admin
+/// does not imply it (docs/console.md: operator actions).
 inline constexpr std::string_view platform_admin = "platform_admin";
+inline constexpr std::string_view platform_operator = "platform_operator";
 inline constexpr std::string_view owner = "owner";
 inline constexpr std::string_view admin = "admin";
 inline constexpr std::string_view member = "member";
@@ -48,6 +52,8 @@ enum class permission : std::uint8_t {
   manage,         // change users, keys, settings, webhooks, plan: admin, owner
   own,            // the owner's decisions: cancel the tenant
   self_write,     // update one user: admin, owner, or a member updating itself (see below)
+  observe,        // watch the platform (the console, /v1/admin, /v1/cluster reads): platform_admin, platform_operator
+  operate,        // the console's operator actions (drain a node, passivate an actor): platform_operator only
 };
 
 enum class decision : std::uint8_t {
