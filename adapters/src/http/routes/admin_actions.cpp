@@ -101,18 +101,7 @@ void passivate(api_core& a, std::shared_ptr<call> c) {
     passivate_here(a, payload, finish);
     return;
   }
-  a.ctx.cluster->ask_owner(
-    key.tenant_id, "admin.passivate", payload, admin::gather_timeout, [c, finish](std::optional<std::string> reply) {
-      auto r = reply ? njson::parse(*reply, nullptr, false) : njson();
-      if (r.is_discarded() || !r.is_object()) {
-        auto p = api::problem(503, "owner-unavailable", "Owner unavailable",
-                              "the tenant's owner node did not answer; retry", c->req.request_id);
-        p.headers.emplace_back("Retry-After", "1");
-        c->respond(std::move(p));
-        return;
-      }
-      finish(std::move(r));
-    });
+  admin::ask_owner_json(a, c, key.tenant_id, "admin.passivate", payload, std::move(finish));
 }
 
 void drain_node(api_core& a, std::shared_ptr<call> c, bool on) {

@@ -50,6 +50,10 @@ void gather(api_core& a, std::string topic, std::string payload, njson local, st
 /// The key as the members ask each other about it: "kind\ttenant\tid".
 [[nodiscard]] std::string key_payload(const actors::entity_key& key);
 [[nodiscard]] std::optional<actors::entity_key> key_of_payload(const std::string& payload);
+/// Asks the tenant's owner (another member) `topic`; `then` gets its JSON
+/// object, or the call is answered 503 owner-unavailable (Retry-After: 1).
+void ask_owner_json(api_core& a, const std::shared_ptr<call>& c, const std::string& tenant_id, std::string topic,
+                    std::string payload, std::function<void(njson)> then);
 /// "kind\ttenant\tid" → this node's view of that activation.
 [[nodiscard]] njson probe_here(const api_core& a, const std::string& payload);
 void tenant_page(api_core& a, std::shared_ptr<call> c);

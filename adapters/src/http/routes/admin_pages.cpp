@@ -288,18 +288,24 @@ void actor_page(api_core& a, std::shared_ptr<call> c) {
     answer(probe_here(a, payload));
     return;
   }
-  a.ctx.cluster->ask_owner(
-    tid, "admin.probe", payload, gather_timeout, [c, answer](std::optional<std::string> reply) mutable {
-      auto probe = reply ? njson::parse(*reply, nullptr, false) : njson();
-      if (probe.is_discarded() || probe.is_null()) {
-        auto r = api::problem(503, "owner-unavailable", "Owner unavailable",
-                              "the tenant's owner node did not answer; retry", c->req.request_id);
-        r.headers.emplace_back("Retry-After", "1");
-        c->respond(std::move(r));
-        return;
-      }
-      answer(std::move(probe));
-    });
+  ask_owner_json(a, c, tid, "admin.probe", payload, std::move(answer));
+}
+
+void ask_owner_json(api_core& a, const std::shared_ptr<call>& c, const std::string& tenant_id, std::string topic,
+                    std::string payload, std::function<void(njson)> then) {
+  a.ctx.cluster->ask_owner(tenant_id, std::move(topic), std::move(payload), gather_timeout,
+                           [c, then = std::move(then)](std::optional<std::string> reply) {
+                             auto doc = reply ? njson::parse(*reply, nullptr, false) : njson();
+                             if (doc.is_discarded() || !doc.is_object()) {
+                               auto r =
+                                 api::problem(503, "owner-unavailable", "Owner unavailable",
+                                              "the tenant's owner node did not answer; retry", c->req.request_id);
+                               r.headers.emplace_back("Retry-After", "1");
+                               c->respond(std::move(r));
+                               return;
+                             }
+                             then(std::move(doc));
+                           });
 }
 
 } // namespace colony::adapters::http::admin
