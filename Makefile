@@ -44,7 +44,9 @@ run: build
 	$(BUILD_DIR)/bin/colonyd --config config/colony.conf
 
 test: build node-deps $(if $(SANITIZE),,fuzz-build)
-	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+	@# On a failure, the log ends with why each failing test failed (tests/support/failure_digest.py).
+	cd $(BUILD_DIR) && { ctest --output-on-failure --timeout 900 $(CTEST_ARGS) || \
+	  { python3 $(CURDIR)/tests/support/failure_digest.py Testing/Temporary/LastTest.log; exit 1; }; }
 	$(if $(SANITIZE),,tests/fuzz/run.sh $(FUZZ_DIR)/bin $(FUZZ_SECONDS))
 
 # libFuzzer targets (clang, everything instrumented, ASan+UBSan). make test runs

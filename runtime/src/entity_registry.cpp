@@ -195,6 +195,7 @@ public:
     ++stats_.passivations;
     ++per_kind(stats_.kind_passivations, key.kind);
     count_live(key.kind, -1);
+    remember_end(n.p, n.text, lifecycle_event::passivated);
     if (m_)
       m_->entity_passivated(key.kind);
     return true;
@@ -264,6 +265,7 @@ public:
       for (auto it = sh.live.begin(); it != sh.live.end();) {
         if (pred(unpack_uuid(it->first.b.data() + 1))) {
           gone.emplace_back(static_cast<entity_kind>(it->first.b[0]), std::move(it->second.actor));
+          remember_end(it->first, {}, lifecycle_event::evicted);
           cells_->release(it->second.cell);
           it = sh.live.erase(it);
         } else {
@@ -274,6 +276,7 @@ public:
         auto [kind, tenant] = split_text_key(it->first);
         if (pred(tenant)) {
           gone.emplace_back(kind, std::move(it->second.actor));
+          remember_end(std::nullopt, it->first, lifecycle_event::evicted);
           cells_->release(it->second.cell);
           it = sh.odd.erase(it);
         } else {
@@ -394,6 +397,27 @@ public:
     return {crashes_.rbegin(), crashes_.rend()};
   }
 
+  /// The ends of `key`'s activations still in the rings, newest first.
+  std::vector<lifecycle_event> lifecycle(const entity_key& key) const {
+    name n{key};
+    std::vector<lifecycle_event> out;
+    {
+      std::lock_guard lock{end_mu_};
+      auto kept = std::min(ends_written_, ends_.size());
+      for (std::size_t i = 0; i < kept; ++i) {
+        const auto& e = ends_[(ends_written_ - 1 - i) % ends_.size()];
+        if (n.p ? e.p && *e.p == *n.p : !e.p && e.text == n.text)
+          out.push_back({e.what, {}, e.at_ms});
+      }
+    }
+    for (const auto& r : recent_crashes())
+      if (r.kind == key.kind && r.tenant_id == key.tenant_id && r.id == key.id)
+        out.push_back({lifecycle_event::crashed, r.reason, r.at_ms});
+    std::stable_sort(out.begin(), out.end(),
+                     [](const lifecycle_event& a, const lifecycle_event& b) { return a.at_ms > b.at_ms; });
+    return out;
+  }
+
   /// Node shutdown: every commit has been answered, so entities can go.
   void stop_all() {
     stopped_ = true;
@@ -447,14 +471,32 @@ private:
     return {text.starts_with("tenant/") ? entity_kind::tenant : entity_kind::user, std::move(tenant)};
   }
 
+  static std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+  }
+
   void remember_crash(const entity_key& key, const std::string& reason) {
-    auto now =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    auto now = wall_ms();
     std::lock_guard lock{crash_mu_};
     if (crashes_.size() == crash_ring)
       crashes_.pop_front();
     crashes_.push_back({key.kind, key.tenant_id, key.id, reason.substr(0, 512), now});
+  }
+
+  /// One more activation ended without a crash, into the ring (a packed
+  /// key copies no string; a slot's text keeps its capacity for the next).
+  void remember_end(const std::optional<packed>& p, const std::string& text, lifecycle_event::what_t what) {
+    auto now = wall_ms();
+    std::lock_guard lock{end_mu_};
+    auto& e = ends_[ends_written_++ % ends_.size()];
+    e.p = p;
+    if (p)
+      e.text.clear();
+    else
+      e.text = text;
+    e.what = what;
+    e.at_ms = now;
   }
 
   void count_live(entity_kind kind, int delta) {
@@ -483,6 +525,15 @@ private:
   counters stats_;
   mutable std::mutex crash_mu_;
   std::deque<crash_record> crashes_; // the last crash_ring, oldest first
+  struct ended {
+    std::optional<packed> p;
+    std::string text; // the key's text when it is not packed
+    lifecycle_event::what_t what = lifecycle_event::passivated;
+    std::int64_t at_ms = 0;
+  };
+  mutable std::mutex end_mu_;
+  std::array<ended, end_ring> ends_{}; // the last end_ring passivations and evictions, a ring
+  std::size_t ends_written_ = 0;
   std::atomic<bool> stopped_{false};
 };
 
@@ -644,6 +695,9 @@ tenant_live local_entities::tenant_census(const std::string& tenant_id) const {
   return dir_of(dir_).tenant_census(tenant_id);
 }
 std::vector<crash_record> local_entities::recent_crashes() const { return dir_of(dir_).recent_crashes(); }
+std::vector<lifecycle_event> local_entities::lifecycle(const actors::entity_key& key) const {
+  return dir_of(dir_).lifecycle(key);
+}
 std::optional<entity_probe> local_entities::probe(const actors::entity_key& key) const {
   return dir_of(dir_).probe(key);
 }

@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 
-from cluster_kit import ROOT, ClusterCase, request_at
+from cluster_kit import ROOT, ClusterCase, request_at, wait_for
 
 COLONYCTL = os.environ.get("COLONYCTL", os.path.join(os.path.dirname(os.environ["COLONYD"]), "colonyctl"))
 
@@ -126,3 +126,27 @@ class Console(ClusterCase):
         self.assertEqual([u["nodeName"] for u in census["unanswered"]], ["node3"])
         self.assertNotIn("node3", {k["kind"]: k for k in census["kinds"]}["user"]["byNode"])
         print(f"\nconsole: 3 nodes gathered; a frozen member reported partial after {took:.1f} s", flush=True)
+
+    def test_an_actor_page_tells_that_its_activation_was_evicted_when_its_shard_moved(self):
+        t = self.c.new_tenant(k=1, owner=2)["id"]
+        uid = self.users(1, t, 1)[0]
+        status, _, actor = self.c.request(1, "GET", f"/v1/admin/actors/user/{uid}?tenantId={t}")
+        self.assertEqual((status, actor["node"], actor["live"]), (200, "node2", True), actor)
+        # Its shard goes to another node and comes back (an operator's drain
+        # and undrain): node2 evicted the activation when the shard left.
+        status, _, doc = self.c.request(1, "POST", "/v1/cluster/members/node2/drain")
+        self.assertEqual(status, 202, doc)
+        wait_for("node2 hands its shards off", lambda: self.c.owner(t)["owner"] != "node2", 30)
+        status, _, away = self.c.request(1, "GET", f"/v1/admin/actors/user/{uid}?tenantId={t}")
+        self.assertEqual(status, 200, away)
+        self.assertNotEqual(away["node"], "node2")
+        self.assertEqual(away["lifecycle"], [], away)  # the new owner never ran it
+        status, _, doc = self.c.request(1, "POST", "/v1/cluster/members/node2/undrain")
+        self.assertEqual(status, 202, doc)
+        wait_for("the shard is node2's again", lambda: self.c.owner(t)["owner"] == "node2", 30)
+        status, _, back = self.c.request(3, "GET", f"/v1/admin/actors/user/{uid}?tenantId={t}")
+        self.assertEqual((status, back["node"], back["live"]), (200, "node2", False), back)
+        self.assertEqual([e["event"] for e in back["lifecycle"]], ["evicted"], back)
+        self.assertEqual(self.c.request(1, "GET", f"/v1/tenants/{t}/users/{uid}")[0], 200)
+        status, _, again = self.c.request(3, "GET", f"/v1/admin/actors/user/{uid}?tenantId={t}")
+        self.assertEqual([e["event"] for e in again["lifecycle"]], ["activated", "evicted"], again)

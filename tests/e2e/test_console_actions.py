@@ -121,7 +121,9 @@ class OperatorActions(unittest.TestCase):
         self.assertEqual(status, 200, done)
         self.assertEqual(done, {"kind": "user", "id": uid, "tenantId": tid, "node": before["node"],
                                 "passivated": True})
-        self.assertFalse(self.actor(tid, uid)["live"])
+        gone = self.actor(tid, uid)
+        self.assertFalse(gone["live"])
+        self.assertEqual([e["event"] for e in gone["lifecycle"]], ["passivated"], gone)
         # Nothing left to passivate; then its next command activates it again, from the store.
         self.problem(self.passivate(tid, uid), 404, "actor-not-live")
         status, _, u = self.node.json("GET", f"/v1/tenants/{tid}/users/{uid}", auth=ROOT)
@@ -129,6 +131,8 @@ class OperatorActions(unittest.TestCase):
         again = self.actor(tid, uid)
         self.assertTrue(again["live"])
         self.assertEqual(again["lastHandled"], ["get"])
+        self.assertEqual([e["event"] for e in again["lifecycle"]], ["activated", "passivated"], again)
+        self.assertGreaterEqual(again["lifecycle"][0]["at"], again["lifecycle"][1]["at"][:19])
         # The tenant's own actor too; bad keys are 400.
         status, _, done = self.node.json("POST", f"/v1/admin/actors/tenant/{tid}/passivate", auth=OPERATOR)
         self.assertEqual((status, done.get("kind")), (200, "tenant"), done)

@@ -5,9 +5,11 @@ mock Kafka cluster (librdkafka's mock brokers), checked with kcat.
 Environment: COLONYD, COLONY_KAFKA_MOCK (paths to the binaries). The store is
 SQLite in a fresh data dir per node, so the outbox holds only this test's events.
 """
+import http.client
 import json
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -282,6 +284,55 @@ class Commands(KafkaCase):
         self.assertEqual(sorted(res), ["late-0", "late-1", "late-2"])
         self.assertTrue(all(v[0]["status"] == "ok" for v in res.values()))
         self.assertEqual(n2.json("GET", f"/v1/tenants/{t['id']}/usage")[2]["usage"]["users"], 3)
+
+    def test_the_lag_shows_while_commands_wait_behind_a_stalled_user(self):
+        n = self.start("--debug.fault-injection", "true")
+        status, _, t = n.json("POST", "/v1/tenants", {"slug": "lag-" + uuid.uuid4().hex[:8], "name": "L"})
+        self.assertEqual(status, 201)
+        tid = t["id"]
+        status, _, u = n.json("POST", f"/v1/tenants/{tid}/users", {"email": "lag@example.com", "name": "Lag"})
+        self.assertEqual(status, 201, u)
+        uid = u["id"]
+
+        def update(cid, name):
+            self.send({"commandId": cid, "tenantId": tid, "updateUser": {"userId": uid, "patch": {"name": name}}})
+
+        def lag():
+            k = n.json("GET", "/v1/admin/stores")[2]["nodes"][0]["kafka"]
+            return k["consumerLagTotal"], k["consumerLag"]
+
+        # The group formed and the consumer is at the end of the topic.
+        update("lag-warm", "Warm")
+        self.assertEqual(self.results(1)["lag-warm"][0]["status"], "ok")
+        # The user's actor blocks for 8 s on an HTTP update (fault injection):
+        # the consumer's next command waits behind it, the five after that in Kafka.
+        stalled = {}
+
+        def stall():
+            conn = http.client.HTTPConnection("127.0.0.1", n.port, timeout=30)
+            conn.request("PATCH", f"/v1/tenants/{tid}/users/{uid}", body=json.dumps({"name": "Stalled"}),
+                         headers={"Authorization": "Bearer " + n.admin_key, "Content-Type": "application/json",
+                                  "X-Colony-Fault": "stall=8000"})
+            stalled["status"] = conn.getresponse().status
+            conn.close()
+        th = threading.Thread(target=stall)
+        th.start()
+        time.sleep(0.3)
+        for i in range(6):
+            update(f"lag-{i}", f"N{i}")
+        # Reported as soon as the first is applied: the report (every 5 s) is
+        # due by then, and only a consumer between messages makes one. The
+        # five behind it, on the tenant's partition.
+        total, parts = wait_until(lambda: (lambda v: v if v[0] > 0 else None)(lag()), timeout=20)
+        self.assertEqual(total, 5, parts)
+        self.assertEqual([p["lag"] for p in parts if p["lag"] > 0], [5], parts)
+        th.join(timeout=30)
+        self.assertEqual(stalled.get("status"), 200, stalled)
+        res = self.results(7)
+        self.assertEqual({k: v[0]["status"] for k, v in res.items() if k.startswith("lag-")},
+                         {"lag-warm": "ok", **{f"lag-{i}": "ok" for i in range(6)}})
+        self.assertEqual(n.json("GET", f"/v1/tenants/{tid}/users/{uid}")[2]["name"], "N5")  # in order
+        wait_until(lambda: lag()[0] == 0, timeout=15)
 
 
 class RelayOff(unittest.TestCase):

@@ -100,15 +100,22 @@ njson probe_here(const api_core& a, const std::string& payload) {
   const auto& key = *parsed;
   auto p = a.ctx.local->probe(key);
   // Its lifecycle on this node, newest first: this activation's start, then
-  // the crashes of the key still in the node's ring (each ended an earlier
-  // activation; passivations leave no record: the slot goes with them).
+  // how the earlier ones ended, as far as the node's rings still hold them
+  // (the last 256 passivations and evictions, the last 64 crashes).
   auto lifecycle = njson::array();
   if (p)
     lifecycle.push_back({{"event", "activated"}, {"at", protocol::format_rfc3339(p->activated_ms * 1000)}});
-  for (const auto& r : a.ctx.local->recent_crashes())
-    if (r.kind == key.kind && r.tenant_id == key.tenant_id && r.id == key.id)
-      lifecycle.push_back(
-        {{"event", "crashed"}, {"at", protocol::format_rfc3339(r.at_ms * 1000)}, {"reason", r.reason}});
+  for (const auto& e : a.ctx.local->lifecycle(key)) {
+    using ev = runtime::lifecycle_event;
+    njson item{{"event",
+                e.what == ev::crashed     ? "crashed"
+                  : e.what == ev::evicted ? "evicted"
+                                          : "passivated"},
+               {"at", protocol::format_rfc3339(e.at_ms * 1000)}};
+    if (!e.reason.empty())
+      item["reason"] = e.reason;
+    lifecycle.push_back(std::move(item));
+  }
   doc["lifecycle"] = std::move(lifecycle);
   if (p) {
     doc["live"] = true;

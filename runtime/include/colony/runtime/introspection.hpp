@@ -2,14 +2,15 @@
 // (docs/console.md): computed from the directory when somebody asks, never
 // sampled in the background, so a node nobody watches does no work for them
 // beyond the counters the directory keeps anyway (one atomic add per
-// activation, passivation and crash; per message, the relaxed store of the
-// entity's handled count into its cell, for the mailbox depth).
+// activation, passivation and crash, and a slot of a fixed ring per
+// passivation; per message, the relaxed store of the entity's handled count
+// into its cell, for the mailbox depth).
 //
 // A census walks the directory's shards one lock at a time (each held for
 // 1/32 of the walk): about 30 ms for a million live entities, paid only by
 // the asking request. Answers are bounded: the top `limit` tenants, the last
-// `crash_ring` crashes, one entity by its exact key; never a list of every
-// activation.
+// `crash_ring` crashes and `end_ring` passivations, one entity by its exact
+// key; never a list of every activation.
 #pragma once
 
 #include <array>
@@ -56,6 +57,22 @@ struct crash_record {
 };
 
 inline constexpr std::size_t crash_ring = 64;
+
+/// How one of an entity's activations ended, as the actor page lists it.
+struct lifecycle_event {
+  enum what_t : std::uint8_t {
+    passivated, // idle for entity.idle-timeout, or asked by an operator
+    evicted,    // its tenant's shard moved to another node (a hand-off or a takeover)
+    crashed,    // its handler threw (`reason` says what)
+  };
+  what_t what = passivated;
+  std::string reason;
+  std::int64_t at_ms = 0; // wall clock, Unix milliseconds
+};
+
+/// The node remembers the last `end_ring` passivations and evictions (one
+/// slot each, ~100 bytes, a ring: no history per entity that ever ran).
+inline constexpr std::size_t end_ring = 256;
 
 /// One activation, by its exact key.
 struct entity_probe {
@@ -112,6 +129,9 @@ public:
   [[nodiscard]] tenant_live tenant_census(const std::string& tenant_id) const;
   /// The last crashes, newest first (at most crash_ring).
   [[nodiscard]] std::vector<crash_record> recent_crashes() const;
+  /// How `key`'s earlier activations on this node ended, newest first, as
+  /// far as the rings (end_ring, crash_ring) still hold them.
+  [[nodiscard]] std::vector<lifecycle_event> lifecycle(const actors::entity_key& key) const;
   /// The activation of `key` on this node, if it is live.
   [[nodiscard]] std::optional<entity_probe> probe(const actors::entity_key& key) const;
   /// The live activation of `key` on this node (invalid if none): the
