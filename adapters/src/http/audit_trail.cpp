@@ -9,11 +9,20 @@ namespace colony::adapters::http {
 
 using namespace actors;
 
+namespace {
+/// To the flusher: the first record is queued, tick one interval from now.
+using arm_atom = caf::atom_constant<caf::atom("arm")>;
+} // namespace
+
 struct audit_trail::queue {
   std::mutex mu;
   std::vector<audit_record> records;
   static constexpr std::size_t bound = 100'000; // beyond, the oldest unsent are dropped (and said so)
   std::size_t dropped = 0;
+  // The flusher ticks only while records wait: the first record arms it,
+  // and a tick that finds nothing disarms it (an idle node's scheduler is
+  // not woken five times a second for nothing).
+  bool armed = false;
 
   std::vector<audit_record> take() {
     std::lock_guard lock{mu};
@@ -21,6 +30,8 @@ struct audit_trail::queue {
       log::error("audit records dropped: the store could not keep up", {{"dropped", static_cast<int>(dropped)}});
       dropped = 0;
     }
+    if (records.empty())
+      armed = false;
     return std::exchange(records, {});
   }
 
@@ -39,13 +50,14 @@ namespace {
 
 caf::behavior flusher(caf::event_based_actor* self, std::shared_ptr<audit_trail::queue> q, store_port store,
                       std::chrono::milliseconds interval) {
-  self->delayed_send(self, interval, tick_atom::value);
   return {
+    // Armed by the first record queued: the batch goes out one interval later.
+    [=](arm_atom) { self->delayed_send(self, interval, tick_atom::value); },
     [=](tick_atom) {
-      self->delayed_send(self, interval, tick_atom::value);
       auto rs = q->take();
       if (rs.empty())
-        return;
+        return; // disarmed: the next record arms it again
+      self->delayed_send(self, interval, tick_atom::value);
       audit_op op;
       op.append = true;
       op.records = rs;
@@ -70,12 +82,17 @@ audit_trail::audit_trail(caf::actor_system& sys, store_port store, std::chrono::
 audit_trail::~audit_trail() { caf::anon_send_exit(flusher_, caf::exit_reason::user_shutdown); }
 
 void audit_trail::record(audit_record r) {
-  std::lock_guard lock{queue_->mu};
-  if (queue_->records.size() >= queue::bound) {
-    ++queue_->dropped;
-    return;
+  {
+    std::lock_guard lock{queue_->mu};
+    if (queue_->records.size() >= queue::bound) {
+      ++queue_->dropped;
+      return;
+    }
+    queue_->records.push_back(std::move(r));
+    if (std::exchange(queue_->armed, true))
+      return;
   }
-  queue_->records.push_back(std::move(r));
+  caf::anon_send(flusher_, arm_atom::value);
 }
 
 void audit_trail::flush_now(std::chrono::milliseconds timeout) {

@@ -1,7 +1,8 @@
 // Audit records that go with no change (authentication failures, denials,
 // refused writes): queued and appended to the store in batches by a flusher
-// actor every interval and at shutdown, so that a flood of bad requests
-// costs one transaction per interval, not one per request. Records of
+// actor every interval while records wait (it does not tick on an idle
+// node) and at shutdown, so that a flood of bad requests costs one
+// transaction per interval, not one per request. Records of
 // changes are not written here: they commit with their change.
 //
 // Thread-safe.
