@@ -150,7 +150,13 @@ try {
   await page.waitForFunction(() => document.querySelector("#actor-live")?.textContent === "no", null, { timeout: 5000 });
   assert.match(await page.textContent("#notice"), /passivate user\/.*: done/);
   await shot("passivated");
-  const audited = await call(1)("GET", "/v1/audit-log?action=actor.passivate");
+  // Audit records of actions are appended in batches, 200 ms after the first.
+  let audited;
+  for (let i = 0; i < 50; i++) {
+    audited = await call(1)("GET", "/v1/audit-log?action=actor.passivate");
+    if (audited.doc.data.length > 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   assert.ok(audited.doc.data.some((r) => r.target === `actor:user/${t.id}/${u.id}` && r.outcome === "success"), JSON.stringify(audited.doc));
   step("an operator passivated node3's actor from node1's page; audited");
 

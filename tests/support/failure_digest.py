@@ -34,8 +34,9 @@ def digest(output):
                 if not x.strip() or re.match(r"^(=+|-+)$", x):
                     break
                 out.append("    " + x[:MAX_LINE])
-    if not out:
-        out = ["    " + x[:MAX_LINE] for x in lines[-8:]]
+    if not out:  # not unittest's report: the lines that say what failed, else the last ones
+        said = [x for x in lines if re.search(r"Error\b|FAILED|^not ok|Assertion|^\s+at .*test", x)]
+        out = ["    " + x[:MAX_LINE] for x in (said[:8] or lines[-8:])]
     return out
 
 
