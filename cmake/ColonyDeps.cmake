@@ -9,6 +9,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+# Lua 5.4 for tenant plugins (adapters/src/lua: the sandbox)
+pkg_check_modules(LUA REQUIRED IMPORTED_TARGET lua5.4)
 find_package(OpenSSL REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 
