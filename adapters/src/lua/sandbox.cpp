@@ -443,8 +443,7 @@ bool sandbox::impl::open(outcome* error) {
   }
   if (out.st == outcome::state::pending)
     return fail(fault::load, "the source called an asynchronous host function while loading");
-  // run() encoded the results; the table itself is still wanted: load again
-  // is not needed, the chunk's first result was kept on the coroutine.
+  // While loading, finish() keeps the chunk's first result on the coroutine.
   if (lua_gettop(co) < 1 || lua_type(co, 1) != LUA_TTABLE)
     return fail(
       fault::load,
