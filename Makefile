@@ -12,7 +12,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 DEBS := cmake make g++ pkg-config ccache libcaf-dev libboost-dev libpqxx-dev libsqlite3-dev \
         libprotobuf-dev protobuf-compiler libspdlog-dev prometheus-cpp-dev nlohmann-json3-dev \
         catch2 libjemalloc-dev libssl-dev openssl clang libclang-rt-14-dev librdkafka-dev kcat wrk nginx-light gnuplot-nox postgresql-15 postgresql-client-15 iproute2 util-linux python3 curl clang-format clang-tidy \
-        libcli11-dev libncurses-dev tmux chromium fonts-dejavu-core liblua5.4-dev
+        libcli11-dev libncurses-dev tmux chromium fonts-dejavu-core liblua5.4-dev json-schema-test-suite
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -8,6 +8,7 @@ namespace colony::actors {
 
 kind_spec tenant_kind(); // tenant/tenant_kind.cpp
 kind_spec user_kind();   // user/user_kind.cpp
+kind_spec plugin_kind(); // plugin/plugin_kind.cpp
 
 void kind_registry::add(kind_spec spec) {
   auto id = static_cast<std::size_t>(spec.kind);
@@ -45,6 +46,7 @@ const kind_registry& builtin_kinds() {
     kind_registry r;
     r.add(tenant_kind());
     r.add(user_kind());
+    r.add(plugin_kind());
     return r;
   }();
   return kinds;

@@ -28,6 +28,10 @@ std::string op_name(op what) {
     case op::billing: return "billing";
     case op::track_usage: return "track_usage";
     case op::expire_trial: return "expire_trial";
+    case op::enable_plugin: return "enable_plugin";
+    case op::disable_plugin: return "disable_plugin";
+    case op::plugin_call: return "plugin_call";
+    case op::suspend_plugin: return "suspend_plugin";
   }
   return "op_" + std::to_string(static_cast<int>(what));
 }

@@ -24,6 +24,8 @@ problem_kind kind_of(errc code) {
     case errc::unavailable: return {503, "unavailable", "Service unavailable"};
     case errc::forbidden: return {403, "forbidden", "Forbidden"};
     case errc::moved: return {503, "unavailable", "Service unavailable"};
+    case errc::plugin_rejected: return {422, "plugin-rejected", "Rejected by a plugin"};
+    case errc::plugin_failed: return {503, "plugin-failed", "A plugin failed"};
     case errc::internal: break;
   }
   return {500, "internal-error", "Internal error"};

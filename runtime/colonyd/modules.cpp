@@ -5,6 +5,7 @@
 #include "colony/adapters/cluster.hpp"
 #include "colony/adapters/http.hpp"
 #include "colony/adapters/kafka.hpp"
+#include "colony/adapters/plugins.hpp"
 #include "colony/adapters/prometheus_metrics.hpp"
 #include "colony/adapters/secrets.hpp"
 #include "colony/adapters/store.hpp"
@@ -17,7 +18,8 @@ runtime::module_list modules() {
   m.push_back(adapters::secrets_module());
   m.push_back(adapters::metrics_module());
   m.push_back(adapters::store_module());
-  m.push_back(adapters::relay_module()); // stops after the entities: their last events are published
+  m.push_back(adapters::relay_module());   // stops after the entities: their last events are published
+  m.push_back(adapters::plugins_module()); // the sandbox engine the plugin entities run in
   m.push_back(runtime::entities_module());
   m.push_back(adapters::cluster_module()); // may put the cluster router in front of the entities
   m.push_back(runtime::timers_module());

@@ -46,6 +46,8 @@ public:
     env.idle_timeout = node.cfg.idle_timeout;
     env.store_timeout = node.cfg.request_timeout;
     env.fault_injection = node.cfg.fault_injection;
+    env.plugins = node.find<const actors::plugin_engine>(); // the plugins module, before this one
+    env.plugin_fault_threshold = node.cfg.plugin_fault_threshold;
     node.entities = spawn_entity_registry(node.sys, env, node.metrics);
     // The directory itself, for introspection, whatever the cluster module
     // puts in front of node.entities later.

@@ -176,6 +176,40 @@ class OpenApiConformance(unittest.TestCase):
         x("GET", W + "/{webhookId}/deliveries", f"{base}/webhooks/{w['id']}/deliveries", who=roles["viewer"])
         x("DELETE", W + "/{webhookId}", f"{base}/webhooks/{w['id']}", who=roles["admin"])
 
+        # Plugins: the registry, the tenant's bindings, and a hook's rejection.
+        P = "/v1/plugins"
+        pname = "oa-" + uuid.uuid4().hex[:8]
+        src = ("return { before_user_create = function(ctx, u) if u.email:sub(1, 3) == 'no-' then "
+               "return nil, 'refused' end return u end }")
+        pub = {"name": pname, "version": "1.0.0", "source": src, "hooks": ["before_user_create"],
+               "configSchema": {"type": "object", "properties": {"n": {"type": "integer"}}}}
+        s, _, pv = x("POST", P, P, pub, root)
+        self.assertEqual(s, 201, pv)
+        x("POST", P, P, pub, root, label="immutable")
+        x("POST", P, P, {**pub, "version": "1.0.1", "source": "return {"}, root, label="syntax error")
+        x("POST", P, P, pub, roles["owner"], label="tenant key")
+        x("GET", P, P, who=roles["admin"])
+        x("GET", P, P, who=roles["member"])
+        x("GET", P + "/{name}", f"{P}/{pname}", who=roles["owner"])
+        x("GET", P + "/{name}", f"{P}/no-such-plugin", who=root)
+        x("GET", P + "/{name}/versions", f"{P}/{pname}/versions", who=root)
+        x("GET", P + "/{name}/versions/{version}", f"{P}/{pname}/versions/1.0.0", who=root)
+        x("GET", P + "/{name}/versions/{version}", f"{P}/{pname}/versions/9.0.0", who=root)
+        TP = T + "/plugins"
+        s, _, bd = x("PUT", TP + "/{name}", f"{base}/plugins/{pname}", {"version": "1.0.0", "config": {"n": 1}},
+                     roles["admin"])
+        self.assertEqual(s, 201, bd)
+        x("PUT", TP + "/{name}", f"{base}/plugins/{pname}", {"version": "1.0.0", "config": {"n": 2}}, roles["owner"])
+        x("PUT", TP + "/{name}", f"{base}/plugins/{pname}", {"version": "1.0.0", "config": {"n": "x"}}, roles["admin"])
+        x("PUT", TP + "/{name}", f"{base}/plugins/{pname}", {"version": "1.0.0"}, roles["member"])
+        x("GET", TP, base + "/plugins", who=roles["viewer"])
+        x("GET", TP + "/{name}", f"{base}/plugins/{pname}", who=roles["viewer"])
+        x("POST", T + "/users", base + "/users", {"email": "no-one@example.com", "name": "N"}, roles["admin"],
+          label="plugin-rejected")
+        x("DELETE", TP + "/{name}", f"{base}/plugins/{pname}", who=roles["admin"])
+        x("DELETE", TP + "/{name}", f"{base}/plugins/{pname}", who=roles["admin"], label="not enabled")
+        x("GET", TP + "/{name}", f"{base}/plugins/{pname}", who=roles["viewer"], label="not enabled")
+
         # API keys.
         K = T + "/api-keys"
         s, _, k = x("POST", K, base + "/api-keys", {"name": "ci", "roles": ["viewer"]}, roles["admin"])

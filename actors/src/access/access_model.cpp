@@ -24,6 +24,8 @@ decision authorize(const principal& who, permission what, std::string_view tenan
     return decision::allow;
   if (what == permission::platform || what == permission::observe)
     return decision::forbidden;
+  if (what == permission::catalog) // no tenant in the path: any tenant's owner or admin
+    return !platform_credential && (who.has(owner) || who.has(admin)) ? decision::allow : decision::forbidden;
   // Every other permission is about one tenant, and only its own credentials
   // see it. A platform_admin role inside a tenant token grants nothing more.
   if (who.tenant_id.empty() || who.tenant_id != tenant_id)
@@ -35,7 +37,8 @@ decision authorize(const principal& who, permission what, std::string_view tenan
   switch (what) {
     case permission::platform:
     case permission::observe:
-    case permission::operate: break;
+    case permission::operate:
+    case permission::catalog: break;
     case permission::tenant_read:
     case permission::users_read: ok = any({owner, admin, member, viewer}); break;
     case permission::tenant_inspect: ok = any({owner, admin, viewer}); break;

@@ -1,6 +1,11 @@
 #include "../entity_common.hpp"
+#include "colony/actors/plugin/plugin_model.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
+#include "colony/protocol/json.hpp"
 #include "colony/v1/command.pb.h"
+#include "colony/v1/plugin.pb.h"
+#include "colony/v1/user.pb.h"
+#include "plugin_hooks.hpp"
 
 namespace colony::actors {
 namespace {
@@ -83,6 +88,7 @@ void drop_if_empty(self_ptr self) {
 struct commit_extras {
   std::vector<std::pair<std::string, std::string>> external_ids;
   std::vector<timer_row> timers;
+  std::string event_type; // instead of the one the op implies (plugin.enabled, ...)
 };
 
 /// Persists `next` (and its event) and answers the client after the commit.
@@ -99,7 +105,7 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   ch.idempotency_scope = meta.idempotency_scope;
   ch.external_ids = std::move(extras.external_ids);
   ch.timers = std::move(extras.timers);
-  std::string type = event_type_for(cause);
+  std::string type = extras.event_type.empty() ? event_type_for(cause) : std::move(extras.event_type);
   auto event = [&](std::string event_type) {
     auto ev = detail::event_header(std::move(event_type), st.key, next.version(), meta, now);
     auto* p = ev.mutable_tenant_changed();
@@ -179,37 +185,13 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   return rp;
 }
 
-caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
+/// Sends a user write to the user's actor and answers `rp` with its reply.
+/// `creating`: a seat is held (seats_in_flight) until the answer.
+void send_user_write(self_ptr self, command cmd, caf::response_promise rp, bool creating) {
   auto& st = self->state;
-  const auto& t = *st.current;
-  if (auto err = check_writable(t))
-    return entity_reply::fail(*err);
   auto router = st.env->router.lock();
-  if (!router)
-    return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
   entity_key user_key{entity_kind::user, st.key.id, cmd.user_id};
-  if (cmd.what == op::patch_user) {
-    cmd.what = op::patch;
-    auto user = router->route(user_key);
-    if (!user)
-      return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
-    self->delegate(user, std::move(cmd));
-    return caf::delegated<entity_reply>{};
-  }
-  bool creating = cmd.what == op::create_user;
-  if (creating) {
-    if (auto err = check_seat_available(t, st.seats_in_flight))
-      return entity_reply::fail(*err);
-    cmd.what = op::create;
-  } else {
-    cmd.what = op::remove;
-  }
-  auto user = router->route(user_key, creating && cmd.new_id);
-  if (!user)
-    return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
-  if (creating)
-    ++st.seats_in_flight;
-  auto rp = self->make_response_promise<entity_reply>();
+  auto user = router ? router->route(user_key, creating && cmd.new_id) : caf::actor{};
   auto adjust = [self, creating](bool committed) {
     auto& s = self->state;
     if (creating)
@@ -220,16 +202,148 @@ caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
       s.current = std::move(copy);
     }
   };
+  if (!user) {
+    adjust(false);
+    rp.deliver(entity_reply::fail(fail(errc::unavailable, "the node is shutting down")));
+    return;
+  }
+  bool counted = cmd.what != op::patch; // a patch changes no seat count
   self->request(user, st.env->store_timeout * 2, std::move(cmd))
     .then(
-      [rp, adjust](entity_reply& r) mutable {
-        adjust(!r.error.has_value() && !r.duplicate);
+      [rp, adjust, counted](entity_reply& r) mutable {
+        if (counted)
+          adjust(!r.error.has_value() && !r.duplicate);
         rp.deliver(std::move(r));
       },
-      [rp, adjust](caf::error& err) mutable {
-        adjust(false);
+      [rp, adjust, counted](caf::error& err) mutable {
+        if (counted)
+          adjust(false);
         rp.deliver(entity_reply::fail(failure_from(err)));
       });
+}
+
+/// before_user_create: the hooks see the creation body as a user and may change it.
+void create_with_hooks(self_ptr self, std::shared_ptr<command> cmd, caf::response_promise rp) {
+  auto& st = self->state;
+  auto h = std::make_shared<detail::user_hooks>();
+  h->tenant = st.current;
+  h->hook = std::string{plugin_hook::before_user_create};
+  h->user = protocol::to_json(*cmd->payload);
+  h->meta = cmd->meta;
+  h->check = [](const std::string& user) -> std::optional<std::string> {
+    auto body = creation_from_hook(user);
+    if (!body)
+      return body.error().detail;
+    v1::CreateUserRequest req;
+    if (auto err = protocol::from_json(body.value(), req))
+      return "the returned user's " + err->field + " " + err->message;
+    return std::nullopt;
+  };
+  h->done = [self, cmd, rp](outcome<std::string> user) mutable {
+    if (!user) {
+      --self->state.seats_in_flight;
+      rp.deliver(entity_reply::fail(std::move(user.error())));
+      return;
+    }
+    auto req = std::make_shared<v1::CreateUserRequest>();
+    (void)protocol::from_json(creation_from_hook(user.value()).value(), *req); // checked by h->check
+    cmd->payload = std::move(req);
+    send_user_write(self, std::move(*cmd), rp, true);
+  };
+  detail::run_user_hooks(self, *st.env, std::move(h));
+}
+
+/// before_user_update: the hooks see the user as the patch would leave it
+/// (and the patch); what they return becomes the patch.
+void patch_with_hooks(self_ptr self, std::shared_ptr<command> cmd, caf::response_promise rp) {
+  auto& st = self->state;
+  auto router = st.env->router.lock();
+  auto user = router ? router->route(entity_key{entity_kind::user, st.key.id, cmd->user_id}) : caf::actor{};
+  if (!user) {
+    rp.deliver(entity_reply::fail(fail(errc::unavailable, "the node is shutting down")));
+    return;
+  }
+  command get;
+  get.what = op::get;
+  get.meta = cmd->meta;
+  self->request(user, st.env->store_timeout * 2, std::move(get))
+    .then(
+      [self, cmd, rp](entity_reply& r) mutable {
+        std::string current;
+        if (!r.error && r.bytes)
+          current = protocol::bytes_to_json(r.type, *r.bytes);
+        else if (!r.error && r.entity)
+          current = protocol::to_json(*r.entity);
+        auto proposed =
+          current.empty() ? outcome<std::string>{fail(errc::malformed, "")} : proposed_user(current, cmd->text);
+        if (!proposed || !self->state.current) { // no such user, or a patch the user will refuse: it answers
+          send_user_write(self, std::move(*cmd), rp, false);
+          return;
+        }
+        auto h = std::make_shared<detail::user_hooks>();
+        h->tenant = self->state.current;
+        h->hook = std::string{plugin_hook::before_user_update};
+        h->user = std::move(proposed.value());
+        h->more_args.push_back(cmd->text);
+        h->meta = cmd->meta;
+        h->check = [current](const std::string& returned) -> std::optional<std::string> {
+          auto p = patch_from_hook(current, returned);
+          return p ? std::nullopt : std::optional<std::string>{p.error().detail};
+        };
+        h->done = [self, cmd, rp, current](outcome<std::string> returned) mutable {
+          if (!returned) {
+            rp.deliver(entity_reply::fail(std::move(returned.error())));
+            return;
+          }
+          cmd->text = patch_from_hook(current, returned.value()).value(); // checked by h->check
+          send_user_write(self, std::move(*cmd), rp, false);
+        };
+        detail::run_user_hooks(self, *self->state.env, std::move(h));
+      },
+      [rp](caf::error& err) mutable { rp.deliver(entity_reply::fail(failure_from(err))); });
+}
+
+/// Whether a patch names only members a plugin hook may see change.
+bool settable_patch(const std::string& patch) {
+  auto fields = patch_from_hook("{}", patch); // every member of the patch must be settable
+  return fields.ok();
+}
+
+caf::result<entity_reply> forward_user_write(self_ptr self, command cmd) {
+  auto& st = self->state;
+  const auto& t = *st.current;
+  if (auto err = check_writable(t))
+    return entity_reply::fail(*err);
+  auto router = st.env->router.lock();
+  if (!router)
+    return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
+  if (cmd.what == op::patch_user) {
+    cmd.what = op::patch;
+    if (any_hook(t, plugin_hook::before_user_update) && settable_patch(cmd.text)) {
+      auto rp = self->make_response_promise<entity_reply>();
+      patch_with_hooks(self, std::make_shared<command>(std::move(cmd)), rp);
+      return rp;
+    }
+    auto user = router->route(entity_key{entity_kind::user, st.key.id, cmd.user_id});
+    if (!user)
+      return entity_reply::fail(fail(errc::unavailable, "the node is shutting down"));
+    self->delegate(user, std::move(cmd));
+    return caf::delegated<entity_reply>{};
+  }
+  bool creating = cmd.what == op::create_user;
+  if (creating) {
+    if (auto err = check_seat_available(t, st.seats_in_flight))
+      return entity_reply::fail(*err);
+    cmd.what = op::create;
+    ++st.seats_in_flight;
+  } else {
+    cmd.what = op::remove;
+  }
+  auto rp = self->make_response_promise<entity_reply>();
+  if (creating && cmd.payload && any_hook(t, plugin_hook::before_user_create))
+    create_with_hooks(self, std::make_shared<command>(std::move(cmd)), rp);
+  else
+    send_user_write(self, std::move(cmd), rp, creating);
   return rp;
 }
 
@@ -324,6 +438,38 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
       if (!next)
         return entity_reply::fail(std::move(next.error()));
       return commit(self, std::move(next.value()), change_kind::update, op::patch, cmd.meta);
+    }
+    case op::enable_plugin: {
+      const auto* b = dynamic_cast<const v1::PluginBinding*>(cmd.payload.get());
+      if (b == nullptr)
+        return entity_reply::fail(fail(errc::malformed, "enabling a plugin needs its binding"));
+      if (auto err = detail::check_if_match(cmd, t.version()))
+        return entity_reply::fail(*err);
+      bool had = find_binding(t, b->name()) != nullptr;
+      auto next = enable_plugin(t, *b, now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      commit_extras extras;
+      extras.event_type = had ? "plugin.updated" : "plugin.enabled";
+      return commit(self, std::move(next.value()), change_kind::update, op::patch, cmd.meta, std::move(extras));
+    }
+    case op::disable_plugin:
+    case op::suspend_plugin: {
+      if (auto err = detail::check_if_match(cmd, t.version()))
+        return entity_reply::fail(*err);
+      bool suspending = cmd.what == op::suspend_plugin;
+      std::string reason;
+      if (const auto* why = dynamic_cast<const v1::TransitionRequest*>(cmd.payload.get()))
+        reason = why->reason();
+      if (suspending)
+        if (const auto* b = find_binding(t, cmd.text); b != nullptr && b->suspended())
+          return ok_reply(st.current); // suspended already
+      auto next = suspending ? suspend_plugin(t, cmd.text, reason, now) : disable_plugin(t, cmd.text, now);
+      if (!next)
+        return entity_reply::fail(std::move(next.error()));
+      commit_extras extras;
+      extras.event_type = suspending ? "plugin.suspended" : "plugin.disabled";
+      return commit(self, std::move(next.value()), change_kind::update, op::patch, cmd.meta, std::move(extras));
     }
     case op::expire_trial: {
       // Fired by the trial timer; a no-op unless the trial really is over.

@@ -59,10 +59,12 @@ void api_core::dispatch(std::shared_ptr<call> c) {
       // Platform routes are decided here; tenant routes once the tenant is
       // known (with_tenant), but a tenant id in the path that is not the
       // caller's is refused before the body is even looked at.
-      if (c->perm == permission::platform || c->perm == permission::observe || c->perm == permission::operate) {
+      if (c->perm == permission::platform || c->perm == permission::observe || c->perm == permission::operate ||
+          c->perm == permission::catalog) {
         if (access::authorize(c->who, c->perm, {}) != decision::allow) {
           const char* who = c->perm == permission::platform ? "a platform administrator"
             : c->perm == permission::observe                ? "a platform administrator or operator"
+            : c->perm == permission::catalog                ? "a platform administrator or a tenant's owner or admin"
                                                             : "a platform operator (role platform_operator)";
           forbidden(c, std::string{"only "} + who + " may " + c->req.method + " " + c->route);
           return;

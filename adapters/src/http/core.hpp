@@ -175,7 +175,8 @@ struct api_core {
   /// call_entity, answering with what `ok` makes of a successful reply.
   void send(const std::shared_ptr<call>& c, actors::entity_key key, actors::command cmd,
             std::function<api_response(actors::entity_reply&)> ok);
-  /// Asks the store; `ok` gets ok and not_found answers, anything else becomes
+  /// Asks the store; `ok` gets ok, not_found and duplicate answers (an insert
+  /// that found its key taken), anything else becomes
   /// 503 (unavailable) or 500 ("<what> could not be read").
   template <class Result, class Atom, class Op>
   void ask_store(const std::shared_ptr<call>& c, Atom atom, Op op, const char* what, std::function<void(Result&)> ok);
@@ -277,7 +278,8 @@ void api_core::ask_store(const std::shared_ptr<call>& c, Atom atom, Op op, const
   ask_store_raw<Result>(
     c,
     [c, what, ok = std::move(ok)](Result& r) {
-      if (r.status == actors::store_status::ok || r.status == actors::store_status::not_found) {
+      if (r.status == actors::store_status::ok || r.status == actors::store_status::not_found ||
+          r.status == actors::store_status::duplicate) {
         ok(r);
         return;
       }

@@ -142,6 +142,7 @@ public:
     ctx.credential_rate_percent = cfg.ratelimit_credential_percent;
     ctx.metering_interval = cfg.quota_flush_interval;
     ctx.secrets = node.find<const secret_box>();
+    ctx.plugins = node.find<const actors::plugin_engine>();
     ctx.cluster = node.find<runtime::cluster::cluster_service>();
     ctx.local = node.find<const runtime::local_entities>();
     ctx.chores = node.chores;

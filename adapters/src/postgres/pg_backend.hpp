@@ -319,6 +319,8 @@ private:
 
   audit_page audit(const audit_op& op) override;
 
+  actors::plugin_result plugins(const actors::plugin_op& op) override;
+
   /// The cluster fence of a batch, in transaction `t`: which changes this
   /// incarnation may commit (its shard is owned by it in shard_owner). The
   /// owned rows are locked FOR SHARE until the commit, so a claim or a

@@ -370,4 +370,54 @@ audit_page pg_backend::audit(const audit_op& op) {
   });
 }
 
+plugin_result pg_backend::plugins(const plugin_op& op) {
+  using k = plugin_op::kind;
+  return guard([&] {
+    plugin_result out;
+    auto read = [&](const pqxx::result& r) {
+      for (const auto& row : r)
+        out.rows.push_back(plugin_row{row[0].as<std::string>(), row[1].as<std::string>(),
+                                      pqxx::binarystring{row[3]}.str(), row[2].as<std::int64_t>()});
+    };
+    static const std::string cols = "SELECT name, version, published_us, state FROM plugin_versions ";
+    switch (op.what) {
+      case k::publish: {
+        const auto& r = op.row;
+        pqxx::work w{*conn_};
+        auto res = w.exec_params("INSERT INTO plugin_versions (name, version, published_us, state) "
+                                 "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                                 r.name, r.version, r.published_us, pqxx::binarystring{r.state});
+        if (res.affected_rows() == 0) {
+          out.status = store_status::duplicate;
+          return out;
+        }
+        write_audit(w, op.audit);
+        w.commit();
+        break;
+      }
+      case k::list: {
+        pqxx::nontransaction n{*conn_};
+        read(n.exec_params(cols +
+                             "WHERE name IN (SELECT DISTINCT name FROM plugin_versions WHERE name > $1 "
+                             "ORDER BY name LIMIT $2) ORDER BY name, published_us, version",
+                           op.after, op.limit));
+        break;
+      }
+      case k::versions: {
+        pqxx::nontransaction n{*conn_};
+        read(n.exec_params(cols + "WHERE name = $1 ORDER BY published_us, version", op.name));
+        break;
+      }
+      case k::get: {
+        pqxx::nontransaction n{*conn_};
+        read(n.exec_params(cols + "WHERE name = $1 AND version = $2", op.name, op.version));
+        if (out.rows.empty())
+          out.status = store_status::not_found;
+        break;
+      }
+    }
+    return out;
+  });
+}
+
 } // namespace colony::adapters::store::pg

@@ -281,6 +281,8 @@ private:
 
   audit_page audit(const audit_op& op) override;
 
+  actors::plugin_result plugins(const actors::plugin_op& op) override;
+
   /// The row to update is absent or at another version: tell which.
   commit_outcome missing(const change& ch) {
     commit_outcome o;

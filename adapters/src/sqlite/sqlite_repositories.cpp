@@ -406,4 +406,53 @@ audit_page sqlite_backend::audit(const audit_op& op) {
   return out;
 }
 
+plugin_result sqlite_backend::plugins(const plugin_op& op) {
+  using k = plugin_op::kind;
+  plugin_result out;
+  auto read = [&](stmt& q) {
+    while (q.step())
+      out.rows.push_back(plugin_row{q.text(0), q.text(1), q.text(3), q.integer(2)});
+  };
+  static const std::string cols = "SELECT name, version, published_us, state FROM plugin_versions ";
+  switch (op.what) {
+    case k::publish: {
+      const auto& r = op.row;
+      write_transaction([&] {
+        auto q = prepare("INSERT INTO plugin_versions (name, version, published_us, state) VALUES (?1, ?2, ?3, ?4) "
+                         "ON CONFLICT DO NOTHING");
+        q.bind(1, r.name).bind(2, r.version).bind(3, r.published_us).bind_blob(4, r.state).step();
+        if (q.changes() == 0) {
+          out.status = store_status::duplicate;
+          return;
+        }
+        write_audit(op.audit);
+      });
+      break;
+    }
+    case k::list: {
+      auto q = prepare(cols +
+                       "WHERE name IN (SELECT DISTINCT name FROM plugin_versions WHERE name > ?1 "
+                       "ORDER BY name LIMIT ?2) ORDER BY name, published_us, version");
+      q.bind(1, op.after).bind(2, static_cast<std::int64_t>(op.limit));
+      read(q);
+      break;
+    }
+    case k::versions: {
+      auto q = prepare(cols + "WHERE name = ?1 ORDER BY published_us, version");
+      q.bind(1, op.name);
+      read(q);
+      break;
+    }
+    case k::get: {
+      auto q = prepare(cols + "WHERE name = ?1 AND version = ?2");
+      q.bind(1, op.name).bind(2, op.version);
+      read(q);
+      if (out.rows.empty())
+        out.status = store_status::not_found;
+      break;
+    }
+  }
+  return out;
+}
+
 } // namespace colony::adapters::store::lite

@@ -105,6 +105,13 @@ public:
   virtual actors::idempotency_result idempotency(const actors::idempotency_op& op) = 0;
 };
 
+class plugin_repository {
+public:
+  virtual ~plugin_repository() = default;
+  /// The plugin registry: publish (with its audit, one transaction) or read versions.
+  virtual actors::plugin_result plugins(const actors::plugin_op& op) = 0;
+};
+
 class backend : public entity_repository,
                 public outbox_repository,
                 public timer_repository,
@@ -113,7 +120,8 @@ class backend : public entity_repository,
                 public usage_repository,
                 public audit_repository,
                 public personal_data_repository,
-                public idempotency_repository {
+                public idempotency_repository,
+                public plugin_repository {
 public:
   /// Opens the connection. Throws unavailable_error.
   virtual void open() = 0;

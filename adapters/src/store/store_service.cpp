@@ -167,6 +167,9 @@ worker_port::behavior_type worker(worker_ptr self, std::shared_ptr<backend> db, 
     [self](idempotency_atom, const idempotency_op& op) {
       return guarded<idempotency_result>(self, [&](backend& b) { return b.idempotency(op); });
     },
+    [self](plugin_atom, const plugin_op& op) {
+      return guarded<plugin_result>(self, [&](backend& b) { return b.plugins(op); });
+    },
     [self](processed_atom, const std::string& key) -> caf::result<bool> {
       return lookup(self, [&](backend& b) { return b.processed(key); });
     },
@@ -437,6 +440,11 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
     },
     [self](idempotency_atom, idempotency_op& op) -> caf::result<idempotency_result> {
       return self->delegate(self->state.writer, idempotency_atom::value, std::move(op));
+    },
+    [self, reader](plugin_atom, plugin_op& op) -> caf::result<plugin_result> {
+      if (op.what == plugin_op::kind::publish)
+        return self->delegate(self->state.writer, plugin_atom::value, std::move(op));
+      return self->delegate(reader(), plugin_atom::value, std::move(op));
     },
     [self, reader](audit_atom, audit_op& op) -> caf::result<audit_page> {
       if (op.append)

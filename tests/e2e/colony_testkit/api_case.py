@@ -18,7 +18,8 @@ class NodeCase(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="colony-e2e-")
         cls.node = Node(cls.dir, ["--debug.fault-injection", "true", "--stripe-webhook-secret", STRIPE_SECRET,
                                   "--billing.payment-grace", "1s", "--timers.poll-interval", "200ms",
-                                  "--http.cors-origins", "https://app.example.com,http://localhost:3000"])
+                                  "--http.cors-origins", "https://app.example.com,http://localhost:3000",
+                                  "--plugins.fault-threshold", "3"])
 
     @classmethod
     def tearDownClass(cls):

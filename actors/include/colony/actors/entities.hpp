@@ -22,6 +22,7 @@
 
 #include "colony/actors/kinds.hpp"
 #include "colony/actors/messages.hpp"
+#include "colony/actors/plugin/plugin_engine.hpp"
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
 
@@ -110,12 +111,18 @@ struct entity_env {
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds store_timeout{std::chrono::seconds(30)};
   bool fault_injection = false; // honour command::inject_crash (tests only)
+  // Makes the plugin actors' sandboxes; null: plugins cannot run (hooks fail).
+  std::shared_ptr<const plugin_engine> plugins;
+  // The circuit breaker: this many broken limits in a row suspend a plugin for its tenant.
+  int plugin_fault_threshold = 5;
   // The registry's store of activation::cell: held here too, so it
   // outlives every entity that may still write its cell.
   std::shared_ptr<const void> handled_cells;
 };
 
 [[nodiscard]] caf::actor spawn_tenant_actor(caf::actor_system& sys, entity_key key,
+                                            std::shared_ptr<const entity_env> env, activation how = {});
+[[nodiscard]] caf::actor spawn_plugin_actor(caf::actor_system& sys, entity_key key,
                                             std::shared_ptr<const entity_env> env, activation how = {});
 /// `known_new`: start as "no such user" without loading (a just-minted id).
 [[nodiscard]] caf::actor spawn_user_actor(caf::actor_system& sys, entity_key key, std::shared_ptr<const entity_env> env,

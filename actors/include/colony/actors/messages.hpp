@@ -25,7 +25,7 @@ namespace colony::actors {
 /// The kind of an entity: an id registered in the kind registry (kinds.hpp),
 /// where every kind, built in or added, says how it is spawned and which
 /// timers it answers. The two built-in kinds are named here.
-enum class entity_kind : std::uint8_t { tenant = 1, user = 2 };
+enum class entity_kind : std::uint8_t { tenant = 1, user = 2, plugin = 3 };
 
 /// The registered name of a kind ("tenant"); "unknown" if none is registered.
 [[nodiscard]] const char* to_string(entity_kind k) noexcept;
@@ -58,6 +58,14 @@ enum class op : std::uint8_t {
   track_usage,
   // Fired by durable timers:
   expire_trial,
+  // A tenant's plugins (payload v1::EnablePluginRequest resolved to a
+  // v1::PluginBinding at the edge; text: the plugin's name):
+  enable_plugin,
+  disable_plugin,
+  // To a plugin's activation (payload v1::PluginCall), answered with a v1::PluginOutcome:
+  plugin_call,
+  // To a tenant: its plugin `text` broke its limits too often (the circuit breaker).
+  suspend_plugin,
 };
 
 /// The op's name as the console shows it ("create_user"); "op_<n>" for a number no op has.
@@ -141,6 +149,7 @@ using processed_atom = caf::atom_constant<caf::atom("processed")>;
 using timers_atom = caf::atom_constant<caf::atom("timers")>;
 using timer_done_atom = caf::atom_constant<caf::atom("timerdone")>;
 using timer_retry_atom = caf::atom_constant<caf::atom("timerretry")>;
+using plugin_atom = caf::atom_constant<caf::atom("plugin")>;
 
 } // namespace colony::actors
 

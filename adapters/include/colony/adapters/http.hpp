@@ -8,6 +8,8 @@
 // main thread only.
 #pragma once
 
+#include "colony/actors/plugin/plugin_engine.hpp"
+
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <chrono>
@@ -73,6 +75,7 @@ struct api_context {
   std::shared_ptr<runtime::singleton> chores; // whose shards' webhook backlog this node reports; null: all (one node)
   std::string store_kind = "sqlite";          // sqlite | postgresql (GET /v1/admin/stores)
   bool kafka = false;                         // --kafka-brokers set: the relay and the command consumer run
+  std::shared_ptr<const actors::plugin_engine> plugins; // compiles plugin sources at publication; null: none published
 };
 
 /// One route of the API, for documentation checks.

@@ -24,6 +24,7 @@ void add_cluster_routes(router& r);      // the cluster view and placement
 void add_admin_routes(router& r);        // the introspection API (console, colonyctl)
 void add_admin_action_routes(router& r); // the console's operator actions (drain, passivate)
 void add_console_routes(router& r);      // the console's session and live stream
+void add_plugin_routes(router& r);       // the plugin registry and a tenant's plugins
 
 /// What this node answers other members gathering GET /v1/admin/* (routes/admin.cpp).
 void serve_admin_topics(api_core& a);
@@ -54,6 +55,7 @@ inline void add_all_routes(router& r) {
   add_admin_routes(r);
   add_admin_action_routes(r);
   add_console_routes(r);
+  add_plugin_routes(r);
 }
 
 } // namespace colony::adapters::http

@@ -32,8 +32,10 @@ enum class errc : std::uint8_t {
   internal,            // a bug; the client sees a request id, not details (500)
   forbidden,           // the caller's role may not do this to this entity (403)
   moved,               // the tenant's shard is owned by another node now (503; forwarded commands retry)
+  plugin_rejected,     // a tenant's plugin refused the write (422; strings: plugin, reason)
+  plugin_failed,       // a tenant's plugin failed and its failure policy is "fail" (503; strings: plugin)
 };
-inline constexpr std::uint8_t errc_last = static_cast<std::uint8_t>(errc::moved);
+inline constexpr std::uint8_t errc_last = static_cast<std::uint8_t>(errc::plugin_failed);
 
 /// A refused command with what the client needs to fix it.
 struct failure {

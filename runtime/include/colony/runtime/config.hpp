@@ -52,6 +52,13 @@ struct node_config {
   std::chrono::milliseconds timer_poll_interval{std::chrono::seconds(1)};
   actors::tenant_rules rules; // plans (from [colony.plans.*]) and default plan
   bool fault_injection = false;
+  // Plugins (docs/plugins.md): the limits of one hook call, and the circuit breaker.
+  int plugin_instructions = 10'000'000;
+  std::chrono::milliseconds plugin_wall{50};
+  std::int64_t plugin_memory = 16 << 20;
+  std::int64_t plugin_output = 1 << 20;
+  int plugin_host_calls = 100;
+  int plugin_fault_threshold = 5;
   bool console_operator_actions = false;      // the console's operator actions (platform_operator), audited
   std::string clock_start;                    // debug.clock-start as given; empty: the system clock
   std::int64_t clock_start_us = 0;            // ... in microseconds since the epoch

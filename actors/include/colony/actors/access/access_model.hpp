@@ -54,6 +54,7 @@ enum class permission : std::uint8_t {
   self_write,     // update one user: admin, owner, or a member updating itself (see below)
   observe,        // watch the platform (the console, /v1/admin, /v1/cluster reads): platform_admin, platform_operator
   operate,        // the console's operator actions (drain a node, passivate an actor): platform_operator only
+  catalog,        // read the plugin registry: platform_admin, and a tenant's owner or admin
 };
 
 enum class decision : std::uint8_t {

@@ -16,6 +16,7 @@
 // - usage: API calls metered per tenant and month (batched increments).
 // - audit: append audit records without a change, or read them (newest first).
 // - user_data: GDPR export of one user's data, or its erasure.
+// - plugin: the plugin registry (published versions, immutable).
 // - health: whether the database answers, and why not.
 #pragma once
 
@@ -31,6 +32,7 @@
 #include "colony/actors/ports/usage_store.hpp"
 #include "colony/actors/ports/audit_store.hpp"
 #include "colony/actors/ports/personal_data_store.hpp"
+#include "colony/actors/ports/plugin_store.hpp"
 
 namespace colony::actors {
 
@@ -38,6 +40,6 @@ namespace colony::actors {
 /// one concern takes that port's handle (caf::actor_cast of this one: the
 /// same actor, no extra hop); a new concern is a new port header here.
 using store_port = entity_store::extend_with<outbox_store, timer_store, webhook_store, credential_store, usage_store,
-                                             audit_store, personal_data_store, idempotency_store>;
+                                             audit_store, personal_data_store, idempotency_store, plugin_store>;
 
 } // namespace colony::actors

@@ -1,0 +1,57 @@
+// What the plugin actors need from a sandbox, as an interface: the actors
+// know no Lua, the lua adapter implements it (adapters/src/lua/engine.cpp)
+// and the plugins module hands it to the entities (entity_env::plugins).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace colony::actors {
+
+/// What a hook's call came to (one step: to its end, or to a host call it waits for).
+struct plugin_run {
+  enum class state : std::uint8_t { done, pending, failed } st = state::done;
+  std::string results = "[]"; // done: the hook's return values, a JSON array
+  std::string request;        // pending: {"fn": "kv.get", "args": [...]}
+  std::string
+    fault; // failed: syntax | load | no_such_hook | error | instructions | time | memory | output | host_calls
+  std::string message;            // failed: the limit named, or the plugin's error with its line
+  std::uint64_t instructions = 0; // spent by the call so far
+  bool needs_reset = false;       // the state may be inconsistent: reset() before the next call
+  /// A broken limit (not the plugin's own error): what the circuit breaker counts.
+  [[nodiscard]] bool limit_broken() const { return st == state::failed && fault != "error" && fault != "no_such_hook"; }
+};
+
+/// One loaded plugin: its own Lua state. Not thread-safe: one actor owns it.
+class plugin_code {
+public:
+  virtual ~plugin_code() = default;
+  [[nodiscard]] virtual const std::vector<std::string>& hooks() const = 0;
+  [[nodiscard]] virtual bool has(std::string_view hook) const = 0;
+  /// Starts `hook` with `args_json` (a JSON array of its arguments).
+  virtual plugin_run call(std::string_view hook, const std::string& args_json) = 0;
+  /// Answers the pending host request: its value as JSON, or an error to raise in the plugin.
+  virtual plugin_run resume(const std::string& value_json, const std::optional<std::string>& error) = 0;
+  /// A fresh state from the same source.
+  virtual bool reset(plugin_run* error) = 0;
+  [[nodiscard]] virtual std::size_t memory() const = 0;
+};
+
+/// Makes sandboxes. Shared by every plugin actor of the node; const and thread-safe.
+class plugin_engine {
+public:
+  virtual ~plugin_engine() = default;
+  /// Compiles and runs `source` (text only); nullptr with `*error` set
+  /// (fault syntax or load, the message naming the line) when it fails.
+  /// `label` names the plugin in log lines ("<tenant>/<plugin>@<version>").
+  [[nodiscard]] virtual std::unique_ptr<plugin_code> load(const std::string& label, const std::string& source,
+                                                          plugin_run* error) const = 0;
+  /// The limits as the docs and problems name them ("10000000 instructions, 50 ms, 16 MiB").
+  [[nodiscard]] virtual std::string describe_limits() const = 0;
+};
+
+} // namespace colony::actors

@@ -1,0 +1,152 @@
+// actors::plugin_engine over the Lua sandbox, and the plugins module.
+#include <nlohmann/json.hpp>
+
+#include "colony/adapters/plugins.hpp"
+#include "colony/runtime/log.hpp"
+
+namespace colony::adapters {
+namespace {
+
+actors::plugin_run run_of(lua::outcome&& o) {
+  actors::plugin_run r;
+  r.st = o.st == lua::outcome::state::done ? actors::plugin_run::state::done
+    : o.st == lua::outcome::state::pending ? actors::plugin_run::state::pending
+                                           : actors::plugin_run::state::failed;
+  r.results = std::move(o.results);
+  r.request = std::move(o.request);
+  if (o.f != lua::fault::none)
+    r.fault = std::string{lua::to_string(o.f)};
+  r.message = std::move(o.message);
+  r.instructions = o.instructions;
+  r.needs_reset = o.needs_reset;
+  return r;
+}
+
+/// colony.log(level, message): one line in the node's log, tagged with the
+/// plugin; at most 2 KiB of message, levels debug|info|warn|error.
+lua::host_reply plugin_log(const std::string& label, const std::string& args_json) {
+  auto a = nlohmann::json::parse(args_json, nullptr, false);
+  if (!a.is_array() || a.size() != 2 || !a[0].is_string() || !a[1].is_string())
+    return {"null", std::string{"colony.log(level, message) takes two strings"}};
+  auto lvl = a[0].get<std::string>();
+  auto msg = a[1].get<std::string>();
+  if (msg.size() > 2048)
+    msg.resize(2048);
+  auto level = lvl == "debug" ? log::level::debug
+    : lvl == "info"           ? log::level::info
+    : lvl == "warn"           ? log::level::warn
+    : lvl == "error"          ? log::level::error
+                              : std::optional<log::level>{};
+  if (!level)
+    return {"null", std::string{"colony.log: the level is debug, info, warn or error"}};
+  log::write(*level, "plugin log", {{"plugin", label}, {"message", msg}});
+  return {};
+}
+
+class code final : public actors::plugin_code {
+public:
+  explicit code(std::unique_ptr<lua::sandbox> s) : s_(std::move(s)) {}
+  const std::vector<std::string>& hooks() const override { return s_->hooks(); }
+  bool has(std::string_view hook) const override { return s_->has(hook); }
+  actors::plugin_run call(std::string_view hook, const std::string& args_json) override {
+    return run_of(s_->call(hook, args_json));
+  }
+  actors::plugin_run resume(const std::string& value_json, const std::optional<std::string>& error) override {
+    return run_of(s_->resume(lua::host_reply{value_json, error}));
+  }
+  bool reset(actors::plugin_run* error) override {
+    lua::outcome o;
+    bool ok = s_->reset(&o);
+    if (!ok && error != nullptr)
+      *error = run_of(std::move(o));
+    return ok;
+  }
+  std::size_t memory() const override { return s_->memory(); }
+
+private:
+  std::unique_ptr<lua::sandbox> s_;
+};
+
+class engine final : public actors::plugin_engine {
+public:
+  explicit engine(const lua::limits& lim) : lim_(lim) {}
+
+  std::unique_ptr<actors::plugin_code> load(const std::string& label, const std::string& source,
+                                            actors::plugin_run* error) const override {
+    std::vector<lua::host_function> host;
+    host.push_back({"", "log", [label](const std::string& args) { return plugin_log(label, args); }, false});
+    lua::outcome o;
+    auto s = lua::sandbox::create(label, source, lim_, std::move(host), &o);
+    if (!s) {
+      if (error != nullptr)
+        *error = run_of(std::move(o));
+      return nullptr;
+    }
+    return std::make_unique<code>(std::move(s));
+  }
+
+  std::string describe_limits() const override {
+    return std::to_string(lim_.instructions) + " instructions, " + std::to_string(lim_.wall.count()) + " ms, " +
+      std::to_string(lim_.memory >> 20) + " MiB of memory, " + std::to_string(lim_.output >> 10) + " KiB of results, " +
+      std::to_string(lim_.host_calls) + " host calls per call";
+  }
+
+private:
+  lua::limits lim_;
+};
+
+using runtime::node_config;
+namespace opt = runtime::opt;
+
+class plugins_module_impl final : public runtime::module {
+public:
+  std::string_view name() const override { return "plugins"; }
+  std::string_view title() const override { return "the plugin sandbox"; }
+
+  void options(runtime::option_registry& r) override {
+    const char* m = "plugins";
+    r.add(m,
+          opt::integer("plugins.instructions", "Lua VM instructions one hook call may run", 10'000, 1'000'000'000,
+                       &node_config::plugin_instructions));
+    r.add(m,
+          opt::duration("plugins.time", "wall-clock time one hook call may take (waits for host calls excluded)",
+                        std::chrono::milliseconds(1), std::chrono::seconds(10), &node_config::plugin_wall));
+    r.add(m,
+          opt::size("plugins.memory", "memory one plugin's Lua state may hold; bytes, or with KiB/MiB", 256 * 1024,
+                    1024LL * 1024 * 1024, &node_config::plugin_memory));
+    r.add(m,
+          opt::size("plugins.output", "largest result of one hook call, as JSON; bytes, or with KiB/MiB", 1024,
+                    64LL * 1024 * 1024, &node_config::plugin_output));
+    r.add(m,
+          opt::integer("plugins.host-calls", "colony.* calls one hook call may make", 0, 100'000,
+                       &node_config::plugin_host_calls));
+    r.add(m,
+          opt::integer("plugins.fault-threshold",
+                       "broken limits in a row after which a plugin is suspended for its tenant", 1, 1000,
+                       &node_config::plugin_fault_threshold));
+  }
+
+  void describe(const node_config& cfg, std::vector<log::field>& f) const override {
+    f.emplace_back("plugin_time_ms", static_cast<std::int64_t>(cfg.plugin_wall.count()));
+  }
+
+  void start(runtime::node_context& node) override {
+    lua::limits lim;
+    lim.instructions = static_cast<std::uint64_t>(node.cfg.plugin_instructions);
+    lim.wall = node.cfg.plugin_wall;
+    lim.memory = static_cast<std::size_t>(node.cfg.plugin_memory);
+    lim.output = static_cast<std::size_t>(node.cfg.plugin_output);
+    lim.host_calls = node.cfg.plugin_host_calls;
+    node.provide(make_lua_engine(lim));
+  }
+};
+
+} // namespace
+
+std::shared_ptr<const actors::plugin_engine> make_lua_engine(const lua::limits& lim) {
+  return std::make_shared<const engine>(lim);
+}
+
+std::unique_ptr<runtime::module> plugins_module() { return std::make_unique<plugins_module_impl>(); }
+
+} // namespace colony::adapters
