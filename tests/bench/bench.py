@@ -20,8 +20,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 
 from console_cost import console_figure
+from plugin_cost import plugin_figure
 from report import report_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -513,7 +515,8 @@ POST_USERS = """
 local counter = 0
 local tid = "%s"
 local auth = "Bearer %s"
-function setup(thread) thread:set("prefix", tostring(math.random(1, 1e9))) end
+local run = "%s"  -- unique per wrk run: wrk's math.random is not seeded, so it alone repeats
+function setup(thread) thread:set("prefix", run .. tostring(math.random(1, 1e9))) end
 function init(args) prefix = wrk.thread:get("prefix") end
 request = function()
   counter = counter + 1
@@ -641,7 +644,10 @@ def main():
         started.remove(idle_node)
 
         # 3: POST create user on SQLite (this node).
-        post_sqlite = wrk(f"{node.base}/", a.seconds, a.connections, lua(work, "post1.lua", POST_USERS % (tid, node.key)))
+        post_sqlite = wrk(f"{node.base}/", a.seconds, a.connections, lua(work, "post1.lua", POST_USERS % (tid, node.key, uuid.uuid4().hex[:8])))
+        # 15: a no-op plugin hook on the same POST, at 2 connections.
+        plugin_figure(node, a.seconds, add, http, lambda t, s: wrk(
+            f"{node.base}/", s, 2, lua(work, f"post-{t}.lua", POST_USERS % (t, node.key, uuid.uuid4().hex[:8]))))
         post_sqlite["shutdown_s"] = node.stop()
         started.remove(node)
 
@@ -649,7 +655,7 @@ def main():
         pgnode = Colonyd(colonyd, work, dsn)
         started.append(pgnode)
         ptid = pgnode.tenant()
-        post_pg = wrk(f"{pgnode.base}/", a.seconds, a.connections, lua(work, "post2.lua", POST_USERS % (ptid, pgnode.key)))
+        post_pg = wrk(f"{pgnode.base}/", a.seconds, a.connections, lua(work, "post2.lua", POST_USERS % (ptid, pgnode.key, uuid.uuid4().hex[:8])))
         pg_key = pgnode.key  # the platform key of this database, for the cluster figures
         post_pg["shutdown_s"] = pgnode.stop()
         started.remove(pgnode)
@@ -724,7 +730,7 @@ def main():
                 pass
         subprocess.run([PG_FIXTURE, "stop", pg_state], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    return report_of(a, results, colonyd, expected=14)
+    return report_of(a, results, colonyd, expected=15)
 
 
 if __name__ == "__main__":

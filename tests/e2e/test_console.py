@@ -197,7 +197,7 @@ class AdminApi(NodeCase):
         self.assertFalse(doc["live"])
         self.assertIsNone(doc["state"])
         self.assertProblem(self.node.json("GET", f"/v1/admin/actors/user/{uid}"), 400)
-        self.assertProblem(self.node.json("GET", f"/v1/admin/actors/plugin/{uid}?tenantId={t['id']}"), 400)
+        self.assertProblem(self.node.json("GET", f"/v1/admin/actors/widget/{uid}?tenantId={t['id']}"), 400)  # no such kind
         self.assertProblem(self.node.json("GET", f"/v1/admin/actors/tenant/{'x' * 65}"), 400)
 
     def test_mailboxes(self):

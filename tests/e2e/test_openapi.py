@@ -209,6 +209,20 @@ class OpenApiConformance(unittest.TestCase):
         x("DELETE", TP + "/{name}", f"{base}/plugins/{pname}", who=roles["admin"])
         x("DELETE", TP + "/{name}", f"{base}/plugins/{pname}", who=roles["admin"], label="not enabled")
         x("GET", TP + "/{name}", f"{base}/plugins/{pname}", who=roles["viewer"], label="not enabled")
+        XP = T + "/x/{name}/{path}"
+        hname = "oa-http-" + uuid.uuid4().hex[:6]
+        hsrc = ("return { http = function(ctx, req) if req.path == '/t' then return { body = 'text' } end "
+                "if req.path == '/bad' then return { status = 7 } end "
+                "return { status = 202, body = { path = req.path } } end }")
+        x("POST", P, P, {"name": hname, "version": "1.0.0", "source": hsrc, "hooks": ["http"]}, root)
+        x("GET", XP, f"{base}/x/{hname}/a/b", who=roles["viewer"], label="not enabled")
+        x("PUT", TP + "/{name}", f"{base}/plugins/{hname}", {"version": "1.0.0"}, roles["admin"])
+        x("GET", XP, f"{base}/x/{hname}/a/b", who=roles["viewer"])
+        x("POST", XP, f"{base}/x/{hname}/a", {"k": 1}, roles["member"])
+        x("PUT", XP, f"{base}/x/{hname}/t", {"k": 1}, roles["member"], label="text")
+        x("PATCH", XP, f"{base}/x/{hname}/bad", {"k": 1}, roles["member"], label="a wrong answer")
+        x("DELETE", XP, f"{base}/x/{hname}/a", who=roles["member"])
+        x("DELETE", TP + "/{name}", f"{base}/plugins/{hname}", who=roles["admin"])
 
         # API keys.
         K = T + "/api-keys"

@@ -265,6 +265,61 @@ class Plugins(NodeCase):
         self.assertEqual((status, again["suspended"]), (200, False))
         self.assertProblem(self.user(tid, "again@x.example"), 503, "plugin-failed")
 
+    def test_http_hook_serves_its_routes(self):
+        n = self.node
+        src = """
+return {
+  http = function(ctx, req)
+    if req.path == "/echo" then
+      return { status = 201, headers = { ["X-Plugin"] = ctx.plugin, ["Content-Type"] = "application/json" },
+               body = { method = req.method, path = req.path, q = req.query.q, body = req.body,
+                        type = req.headers["content-type"], roles = req.caller.roles, tenant = ctx.tenantId,
+                        requestId = ctx.requestId, auth = req.headers["authorization"] or "none" } }
+    elseif req.path == "/text" then
+      return { body = "plain " .. ctx.config.word }
+    elseif req.path == "/bad-header" then
+      return { headers = { ["Content-Length"] = "1" } }
+    elseif req.path == "/bad-status" then
+      return { status = 99 }
+    end
+    return { status = 404, body = { error = "no route " .. req.path } }
+  end,
+}
+"""
+        name = self.published(src, hooks=["http"])
+        tid = self.tenant(plan="starter")["id"]
+        base = f"/v1/tenants/{tid}/x/{name}"
+        self.assertProblem(n.json("GET", base + "/echo"), 404, "not-found")  # not enabled yet
+        self.assertEqual(self.enable(tid, name, config={"word": "hello"})[0], 201)
+        status, hdrs, doc = n.json("POST", base + "/echo?q=1&r=2", {"a": 1},
+                                   {"X-Request-Id": "01a24a5d-4e49-7121-b5e9-f426dc5cb878"})
+        self.assertEqual(status, 201, doc)
+        self.assertEqual(hdrs["X-Plugin"], name)
+        self.assertEqual((doc["method"], doc["path"], doc["q"], doc["tenant"]), ("POST", "/echo", "1", tid))
+        self.assertEqual(doc["body"], '{"a": 1}')
+        self.assertEqual(doc["type"], "application/json")
+        self.assertEqual(doc["auth"], "none")  # credentials never reach a plugin
+        self.assertEqual(doc["requestId"], "01a24a5d-4e49-7121-b5e9-f426dc5cb878")
+        status, hdrs, body = n.request("GET", base + "/text")
+        self.assertEqual((status, body), (200, b"plain hello"))
+        self.assertTrue(hdrs["Content-Type"].startswith("text/plain"))
+        self.assertEqual(n.json("GET", base + "/deeper/still/here")[2]["error"], "no route /deeper/still/here")
+        for path, words in (("/bad-header", "content-length"), ("/bad-status", "status")):
+            bad = self.assertProblem(n.json("GET", base + path), 503, "plugin-failed")
+            self.assertEqual(bad["fault"], "answer")
+            self.assertIn(words, bad["detail"])
+        # Authenticated like any tenant route: another tenant's key does not reach it.
+        other = self.tenant()["id"]
+        self.assertProblem(n.json("GET", base + "/echo", auth=self.key(other, ["owner"])), 404, "not-found")
+        self.assertProblem(n.json("GET", base + "/echo", auth=False), 401, "unauthorized")
+        viewer = self.key(tid, ["viewer"])
+        status, _, doc = n.json("PUT", base + "/echo", {}, auth=viewer)
+        self.assertEqual((status, doc["roles"]), (201, ["viewer"]))
+        # A plugin without an http hook serves nothing there.
+        plain = self.published("return { before_user_create = function(c, u) return u end }")
+        self.assertEqual(self.enable(tid, plain)[0], 201)
+        self.assertProblem(n.json("GET", f"/v1/tenants/{tid}/x/{plain}/a"), 404, "not-found")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -181,3 +181,51 @@ TEST_CASE("config schemas pass the official JSON Schema test suite (draft 7) for
   CHECK(cases >= 242);
   CHECK(skipped < groups / 4);
 }
+
+TEST_CASE("an http hook's answer: status, headers a plugin may set, a text or JSON body") {
+  auto ok =
+    http_answer(R"([{"status":201,"headers":{"X-Count":"3","Content-Type":"application/x-ndjson"},"body":"a\nb"}])");
+  REQUIRE(ok);
+  CHECK(ok.value().status == 201);
+  CHECK(ok.value().content_type == "application/x-ndjson");
+  REQUIRE(ok.value().headers.size() == 1);
+  CHECK(ok.value().headers[0] == std::pair<std::string, std::string>{"X-Count", "3"});
+  CHECK(ok.value().body == "a\nb");
+  auto table = http_answer(R"([{"body":{"n":1},"headers":[]}])"); // Lua's empty table encodes as []
+  REQUIRE(table);
+  CHECK(table.value().status == 200);
+  CHECK(table.value().content_type == "application/json");
+  CHECK(table.value().body == R"({"n":1})");
+  auto empty = http_answer(R"([{}])");
+  REQUIRE(empty);
+  CHECK(empty.value().content_type == "text/plain; charset=utf-8");
+  CHECK(empty.value().body.empty());
+  for (const char* bad :
+       {R"([])", R"([null,"no"])", R"(["text"])", R"([{"status":99}])", R"([{"status":600}])", R"([{"status":"200"}])",
+        R"([{"status":200.5}])", R"([{"extra":1}])", R"([{"headers":{"Content-Length":"1"}}])",
+        R"([{"headers":{"Set-Cookie":"a=b"}}])", R"([{"headers":{"Access-Control-Allow-Origin":"*"}}])",
+        R"([{"headers":{"X-A":"1\r\nX-B: 2"}}])", R"([{"headers":{"X A":"1"}}])", R"([{"headers":{"X-A":1}}])",
+        R"([{"headers":"x"}])", R"([{"body":42}])", R"([{"body":true}])"}) {
+    INFO(bad);
+    CHECK_FALSE(http_answer(bad));
+  }
+}
+
+TEST_CASE("an http hook's request carries no credentials") {
+  plugin_http_request r;
+  r.method = "POST";
+  r.path = "/a/b";
+  r.query_json = R"({"q":"1"})";
+  r.content_type = "application/json";
+  r.body = "{\"x\":1}";
+  r.credential = "api_key:k1";
+  r.roles = {"viewer"};
+  auto doc = nlohmann::json::parse(http_request_json(r));
+  CHECK(doc["method"] == "POST");
+  CHECK(doc["path"] == "/a/b");
+  CHECK(doc["query"]["q"] == "1");
+  CHECK(doc["headers"] == nlohmann::json{{"content-type", "application/json"}});
+  CHECK(doc["body"] == "{\"x\":1}");
+  CHECK(doc["caller"]["roles"] == nlohmann::json::array({"viewer"}));
+  CHECK(doc["caller"]["userId"] == "");
+}

@@ -100,7 +100,7 @@ v1::PluginOutcome run(self_ptr self, const v1::PluginCall& call, const command& 
     return o;
   }
   o.set_outcome("failed");
-  o.set_fault(r.st == plugin_run::state::pending ? "host_calls" : r.fault);
+  o.set_fault(r.st == plugin_run::state::pending ? "host-call-limit" : r.fault);
   o.set_reason(std::move(r.message));
   return o;
 }

@@ -354,4 +354,111 @@ outcome<std::string> patch_from_hook(const std::string& current_user, const std:
   return patch.dump();
 }
 
+namespace {
+
+bool header_name_ok(const std::string& n) {
+  if (n.empty() || n.size() > 64)
+    return false;
+  return std::all_of(n.begin(), n.end(),
+                     [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-'; });
+}
+
+/// Headers the node decides: framing, connection management, what the
+/// pipeline sets on every answer (ids, rate limits, CORS, security).
+bool reserved_header(const std::string& n) {
+  static const std::vector<std::string> names{"content-length",
+                                              "transfer-encoding",
+                                              "connection",
+                                              "keep-alive",
+                                              "upgrade",
+                                              "te",
+                                              "trailer",
+                                              "proxy-connection",
+                                              "date",
+                                              "server",
+                                              "x-request-id",
+                                              "traceparent",
+                                              "strict-transport-security",
+                                              "retry-after",
+                                              "ratelimit",
+                                              "ratelimit-policy",
+                                              "set-cookie",
+                                              "vary"};
+  return std::find(names.begin(), names.end(), n) != names.end() || n.rfind("access-control-", 0) == 0;
+}
+
+} // namespace
+
+std::string http_request_json(const plugin_http_request& r) {
+  json doc{{"method", r.method},
+           {"path", r.path},
+           {"headers", json::object()},
+           {"body", r.body},
+           {"caller", {{"credential", r.credential}, {"roles", r.roles}, {"userId", r.user_id}}}};
+  doc["query"] = json::parse(r.query_json, nullptr, false);
+  if (doc["query"].is_discarded())
+    doc["query"] = json::object();
+  if (!r.content_type.empty())
+    doc["headers"]["content-type"] = r.content_type;
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+outcome<plugin_http_answer> http_answer(const std::string& results_json) {
+  auto bad = [](const std::string& why) { return outcome<plugin_http_answer>{fail(errc::invalid, why)}; };
+  auto r = json::parse(results_json, nullptr, false);
+  if (!r.is_array() || r.empty() || !r[0].is_object())
+    return bad("an http hook returns a table {status=, headers=, body=}");
+  const auto& t = r[0];
+  plugin_http_answer a;
+  for (const auto& [k, v] : t.items())
+    if (k != "status" && k != "headers" && k != "body")
+      return bad("the answer has a member '" + k + "'; it may have status, headers and body");
+  if (t.contains("status")) {
+    if (!t["status"].is_number_integer() || t["status"].get<std::int64_t>() < 200 ||
+        t["status"].get<std::int64_t>() > 599)
+      return bad("status must be an integer from 200 to 599");
+    a.status = t["status"].get<int>();
+  }
+  if (t.contains("headers")) {
+    const auto& h = t["headers"];
+    if (!h.is_object() && !(h.is_array() && h.empty())) // Lua's {} encodes as []
+      return bad("headers must be a table of names to strings");
+    if (h.size() > 32)
+      return bad("at most 32 headers");
+    for (const auto& [k, v] : h.items()) {
+      std::string n = k;
+      std::transform(n.begin(), n.end(), n.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      if (!header_name_ok(n))
+        return bad("header '" + k.substr(0, 64) + "': a name of letters, digits and '-'");
+      if (reserved_header(n))
+        return bad("header '" + n + "' is set by the node, not by a plugin");
+      if (!v.is_string())
+        return bad("header '" + n + "' must be a string");
+      auto value = v.get<std::string>();
+      if (value.size() > 4096 || value.find_first_of("\r\n") != std::string::npos ||
+          value.find('\0') != std::string::npos)
+        return bad("header '" + n + "': at most 4096 bytes, without line breaks");
+      if (n == "content-type")
+        a.content_type = std::move(value);
+      else
+        a.headers.emplace_back(k, std::move(value)); // as the plugin spells it
+    }
+  }
+  if (t.contains("body")) {
+    const auto& b = t["body"];
+    if (b.is_string())
+      a.body = b.get<std::string>();
+    else if (b.is_object() || b.is_array()) {
+      a.body = b.dump(-1, ' ', false, json::error_handler_t::replace);
+      if (a.content_type.empty())
+        a.content_type = "application/json";
+    } else if (!b.is_null())
+      return bad("body must be a string or a table");
+  }
+  if (a.content_type.empty())
+    a.content_type = "text/plain; charset=utf-8";
+  return a;
+}
+
 } // namespace colony::actors

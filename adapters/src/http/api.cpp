@@ -44,8 +44,12 @@ void api_core::dispatch(std::shared_ptr<call> c) {
   if (const auto* r = routes.match(c->req.method, segs, methods)) {
     // The parameters only of the route taken (building them for every
     // candidate cost ~20 allocations per request).
-    for (std::size_t i = 0; i < segs.size(); ++i)
-      if (is_param(r->segs[i]))
+    for (std::size_t i = 0; i < segs.size() && i < r->segs.size(); ++i)
+      if (r->tail && i + 1 == r->segs.size()) { // the rest of the path
+        auto& rest = c->path[r->segs[i].substr(1, r->segs[i].size() - 2)];
+        for (std::size_t j = i; j < segs.size(); ++j)
+          rest += (j == i ? "" : "/") + segs[j];
+      } else if (is_param(r->segs[i]))
         c->path[r->segs[i].substr(1, r->segs[i].size() - 2)] = std::move(segs[i]);
     c->route = r->path;
     auto fn = r->fn;

@@ -10,11 +10,18 @@ void router::add(std::string method, std::string path, std::optional<actors::acc
   routes_.push_back(route{std::move(method), std::move(path), std::move(segs), fn, perm});
 }
 
+void router::add_tail(std::string method, std::string path, actors::access::permission perm, handler fn) {
+  add(std::move(method), std::move(path), perm, fn);
+  routes_.back().tail = true;
+}
+
 namespace {
 bool same_template(const route& r, const std::vector<std::string>& segs) {
-  if (r.segs.size() != segs.size())
+  if (r.tail ? segs.size() + 1 < r.segs.size() : r.segs.size() != segs.size())
     return false;
-  for (std::size_t i = 0; i < segs.size(); ++i)
+  // A tail route's last parameter matches whatever follows.
+  std::size_t fixed = r.tail ? r.segs.size() - 1 : r.segs.size();
+  for (std::size_t i = 0; i < fixed; ++i)
     if (!is_param(r.segs[i]) && r.segs[i] != segs[i])
       return false;
   return true;

@@ -26,11 +26,15 @@ struct route {
   std::vector<std::string> segs;
   handler fn;
   std::optional<actors::access::permission> perm; // nullopt: open (no credentials)
+  bool tail = false; // the last parameter takes the rest of the path (none, one or more segments)
 };
 
 class router {
 public:
   void add(std::string method, std::string path, std::optional<actors::access::permission> perm, handler fn);
+  /// A route whose last parameter takes the rest of the path, joined by '/'
+  /// (a plugin's http hook: /v1/tenants/{tenantId}/x/{name}/{path}).
+  void add_tail(std::string method, std::string path, actors::access::permission perm, handler fn);
   /// The route for `method` at the path of `segs` (GET serves HEAD) and its
   /// parameters moved into `params`; null if none. `methods` gets the
   /// methods of the routes whose template matches but whose method does not (405).

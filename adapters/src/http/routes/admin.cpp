@@ -118,8 +118,9 @@ njson node_census(const api_core& a, std::size_t top) {
                             {"crashes", k.crashes}});
   for (const auto& t : c.top_tenants) {
     njson by = njson::object();
-    for (const auto& k : builtin_kinds().all())
-      by[k.name] = t.by_kind[static_cast<std::size_t>(k.kind) % max_kinds];
+    for (const auto& k : builtin_kinds().all()) // the kinds it has live actors of
+      if (auto n = t.by_kind[static_cast<std::size_t>(k.kind) % max_kinds]; n > 0)
+        by[k.name] = n;
     doc["topTenants"].push_back({{"tenantId", t.tenant_id}, {"live", t.total}, {"byKind", std::move(by)}});
   }
   doc["tenantsLive"] = c.tenants_live;

@@ -50,8 +50,9 @@ njson tenant_here(api_core& a, const std::string& tenant_id) {
     return doc;
   auto t = a.ctx.local->tenant_census(tenant_id);
   doc["live"] = t.total;
-  for (const auto& k : builtin_kinds().all())
-    doc["byKind"][k.name] = t.by_kind[static_cast<std::size_t>(k.kind) % max_kinds];
+  for (const auto& k : builtin_kinds().all()) // the kinds it has live actors of
+    if (auto n = t.by_kind[static_cast<std::size_t>(k.kind) % max_kinds]; n > 0)
+      doc["byKind"][k.name] = n;
   return doc;
 }
 

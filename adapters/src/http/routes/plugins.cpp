@@ -358,6 +358,82 @@ void disable(api_core& a, std::shared_ptr<call> c) {
   });
 }
 
+// -- a plugin's http hook -------------------------------------------------------
+
+void serve_http_hook(api_core& a, std::shared_ptr<call> c) {
+  auto name = plugin_name(a, c);
+  if (!name)
+    return;
+  if (!c->req.body.empty() && protocol::valid_utf8(c->req.body) != c->req.body) {
+    a.fail(c, 400, "validation-error", "Bad request", "the body of a request to a plugin must be UTF-8 text");
+    return;
+  }
+  with_tenant_state(a, c, [&a, c, name = *name](const v1::Tenant& t) {
+    const auto* b = find_binding(t, name);
+    if (b == nullptr || !has_hook(*b, plugin_hook::http)) {
+      a.fail(c, 404, "not-found", "Not found", "no plugin '" + name + "' serving http is enabled for this tenant");
+      return;
+    }
+    if (b->suspended()) {
+      failure f = fail(errc::plugin_failed,
+                       "plugin '" + name + "' is suspended for this tenant: " + b->suspended_reason() +
+                         "; a PUT of its binding enables it again");
+      f.strings.emplace_back("plugin", name);
+      f.strings.emplace_back("fault", "suspended");
+      c->respond(api::failure_response(f, c->req.request_id));
+      return;
+    }
+    plugin_http_request req;
+    req.method = c->req.method;
+    req.path = "/" + c->path["path"];
+    nlohmann::json q = nlohmann::json::object();
+    for (const auto& [k, v] : c->query)
+      q[k] = v;
+    req.query_json = q.dump(-1, ' ', false, replace_invalid);
+    req.content_type = c->req.content_type;
+    req.body = c->req.body;
+    req.credential = c->who.credential;
+    req.roles = c->who.roles;
+    if (c->who.kind == "jwt")
+      req.user_id = c->who.subject;
+    auto pc = std::make_shared<v1::PluginCall>();
+    pc->set_hook(std::string{plugin_hook::http});
+    pc->set_args_json("[" + http_request_json(req) + "]");
+    *pc->mutable_binding() = *b;
+    command cmd;
+    cmd.what = op::plugin_call;
+    cmd.payload = std::move(pc);
+    a.call_entity(c, entity_key{entity_kind::plugin, t.id(), name}, std::move(cmd), [c, name](entity_reply& r) {
+      const auto* o = dynamic_cast<const v1::PluginOutcome*>(r.entity.get());
+      auto failed = [&](const std::string& why, const std::string& fault) {
+        failure f = fail(errc::plugin_failed, "plugin '" + name + "' failed: " + why);
+        f.strings.emplace_back("plugin", name);
+        f.strings.emplace_back("fault", fault);
+        c->respond(api::failure_response(f, c->req.request_id));
+      };
+      if (o == nullptr) {
+        failed("no outcome", "unavailable");
+        return;
+      }
+      if (o->outcome() != "ok") {
+        failed(o->reason(), o->fault());
+        return;
+      }
+      auto ans = http_answer(o->results_json());
+      if (!ans) {
+        failed(ans.error().detail, "answer");
+        return;
+      }
+      api_response resp;
+      resp.status = ans.value().status;
+      resp.content_type = ans.value().content_type;
+      resp.body = std::move(ans.value().body);
+      resp.headers = std::move(ans.value().headers);
+      c->respond(std::move(resp));
+    });
+  });
+}
+
 } // namespace
 
 void add_plugin_routes(router& r) {
@@ -371,6 +447,8 @@ void add_plugin_routes(router& r) {
   r.add("GET", "/v1/tenants/{tenantId}/plugins/{name}", p::tenant_inspect, get_tenant_plugin);
   r.add("PUT", "/v1/tenants/{tenantId}/plugins/{name}", p::manage, enable);
   r.add("DELETE", "/v1/tenants/{tenantId}/plugins/{name}", p::manage, disable);
+  for (const char* m : {"GET", "POST", "PUT", "PATCH", "DELETE"})
+    r.add_tail(m, "/v1/tenants/{tenantId}/x/{name}/{path}", p::tenant_read, serve_http_hook);
 }
 
 } // namespace colony::adapters::http

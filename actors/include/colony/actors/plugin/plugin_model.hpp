@@ -77,4 +77,26 @@ struct user_verdict {
 /// returned; a change to any member that is not settable is invalid.
 [[nodiscard]] outcome<std::string> patch_from_hook(const std::string& current_user, const std::string& returned_user);
 
+/// The request an http hook gets: {method, path (below /x/{plugin}/), query
+/// (name -> value), headers ({"content-type"}: credentials never reach a
+/// plugin), body (text), caller {credential, roles, userId}}.
+struct plugin_http_request {
+  std::string method, path, query_json = "{}", content_type, body, credential, user_id;
+  std::vector<std::string> roles;
+};
+[[nodiscard]] std::string http_request_json(const plugin_http_request& r);
+
+/// What an http hook answered: {status = 200..599 (default 200), headers =
+/// {name = value}, body = a string (text/plain unless a content-type header
+/// says otherwise) or a table (sent as JSON)}.
+struct plugin_http_answer {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers; // content-type excluded
+  std::string content_type;
+  std::string body;
+};
+/// The answer, or why it is not one (a header a plugin may not set, a status
+/// out of range, a wrong type).
+[[nodiscard]] outcome<plugin_http_answer> http_answer(const std::string& results_json);
+
 } // namespace colony::actors
