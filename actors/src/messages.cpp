@@ -32,6 +32,7 @@ std::string op_name(op what) {
     case op::disable_plugin: return "disable_plugin";
     case op::plugin_call: return "plugin_call";
     case op::suspend_plugin: return "suspend_plugin";
+    case op::plugin_events: return "plugin_events";
   }
   return "op_" + std::to_string(static_cast<int>(what));
 }

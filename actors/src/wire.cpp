@@ -18,7 +18,7 @@ std::unique_ptr<pb::Message> new_message(const std::string& full_name) {
   return proto == nullptr ? nullptr : std::unique_ptr<pb::Message>(proto->New());
 }
 
-constexpr std::uint32_t op_last = static_cast<std::uint32_t>(op::suspend_plugin);
+constexpr std::uint32_t op_last = static_cast<std::uint32_t>(op::plugin_events);
 
 } // namespace
 

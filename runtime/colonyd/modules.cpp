@@ -23,6 +23,7 @@ runtime::module_list modules() {
   m.push_back(runtime::entities_module());
   m.push_back(adapters::cluster_module()); // may put the cluster router in front of the entities
   m.push_back(runtime::timers_module());
+  m.push_back(runtime::plugin_events_module());
   m.push_back(adapters::webhooks_module());
   m.push_back(adapters::commands_module()); // stops before the entities: the command in hand finishes
   m.push_back(adapters::billing_module());

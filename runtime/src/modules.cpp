@@ -4,6 +4,7 @@
 
 #include "colony/runtime/module.hpp"
 #include "colony/runtime/introspection.hpp"
+#include "colony/runtime/plugin_pump.hpp"
 #include "colony/runtime/timer_service.hpp"
 
 namespace colony::runtime {
@@ -48,6 +49,8 @@ public:
     env.fault_injection = node.cfg.fault_injection;
     env.plugins = node.find<const actors::plugin_engine>(); // the plugins module, before this one
     env.plugin_fault_threshold = node.cfg.plugin_fault_threshold;
+    env.plugin_event_attempts = node.cfg.plugin_event_attempts;
+    env.plugin_event_batch = node.cfg.plugin_event_batch;
     node.entities = spawn_entity_registry(node.sys, env, node.metrics);
     // The directory itself, for introspection, whatever the cluster module
     // puts in front of node.entities later.
@@ -90,6 +93,28 @@ private:
 } // namespace
 
 std::unique_ptr<module> entities_module() { return std::make_unique<entities>(); }
+/// The on_event pump (its options are the plugins module's plugins.event-*).
+class plugin_events final : public module {
+public:
+  std::string_view name() const override { return "plugin-events"; }
+  std::string_view title() const override { return "the on_event pump"; }
+
+  void start(node_context& node) override {
+    plugin_pump_options o;
+    o.owner = node.chores;
+    o.poll_interval = node.cfg.plugin_event_poll;
+    actor_ = spawn_plugin_pump(node.sys, node.store, node.entities.actor, o);
+  }
+
+  void stop(node_context&, std::chrono::steady_clock::time_point) override {
+    caf::anon_send(actor_, actors::stop_atom::value);
+  }
+
+private:
+  caf::actor actor_;
+};
+
 std::unique_ptr<module> timers_module() { return std::make_unique<timers>(); }
+std::unique_ptr<module> plugin_events_module() { return std::make_unique<plugin_events>(); }
 
 } // namespace colony::runtime

@@ -23,7 +23,7 @@ import urllib.request
 import uuid
 
 from console_cost import console_figure
-from plugin_cost import plugin_figure
+from plugin_cost import plugin_events_figure, plugin_figure
 from report import report_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -648,6 +648,9 @@ def main():
         # 15: a no-op plugin hook on the same POST, at 2 connections.
         plugin_figure(node, a.seconds, add, http, lambda t, s: wrk(
             f"{node.base}/", s, 2, lua(work, f"post-{t}.lua", POST_USERS % (t, node.key, uuid.uuid4().hex[:8]))))
+        # 16: on_event's rate, draining a backlog.
+        plugin_events_figure(node, a.seconds, add, http, lambda t, s: wrk(
+            f"{node.base}/", s, a.connections, lua(work, f"post-{t}.lua", POST_USERS % (t, node.key, uuid.uuid4().hex[:8]))))
         post_sqlite["shutdown_s"] = node.stop()
         started.remove(node)
 
@@ -730,7 +733,7 @@ def main():
                 pass
         subprocess.run([PG_FIXTURE, "stop", pg_state], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    return report_of(a, results, colonyd, expected=15)
+    return report_of(a, results, colonyd, expected=16)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,63 @@ def plugin_figure(node, seconds, add, http, post_users):
         "added p50 <= 20 us", added <= 20,
         {"added_us": added, "with_hook": with_hook, "without": without,
          "users_with_hook": json.loads(http("GET", f"{node.base}/v1/tenants/{hooked}", key=node.key)[1])["usage"]})
+
+
+COUNTER = """
+local n = 0
+return {
+  before_user_create = function(ctx, user)
+    if ctx.config.spin then while true do end end
+    return user
+  end,
+  on_event = function(ctx, ev)
+    if ev.type == "user.created" and ev.userChanged.state.email:sub(1, 1) == "u" then n = n + 1 end
+  end,
+  http = function(ctx, req) return { body = { n = n } } end,
+}
+"""
+
+
+def plugin_events_figure(node, seconds, add, http, post_users):
+    """Figure 16: on_event invocations per second (one plugin entity runs its
+    events one after another, so this is one core's rate). A backlog is made
+    while the plugin is suspended (its before_user_create spins until the
+    circuit breaker opens; a suspended plugin's cursor waits), then a PUT
+    resumes it and the figure is the backlog over the time it takes to drain."""
+    import time
+    import urllib.error
+    name = "bench-events-" + uuid.uuid4().hex[:6]
+    status, body = http("POST", node.base + "/v1/plugins",
+                        {"name": name, "version": "1.0.0", "source": COUNTER,
+                         "hooks": ["before_user_create", "on_event", "http"]}, node.key)
+    if status != 201:
+        raise RuntimeError(f"figure 16: publishing answered {status} {body!r}")
+    tid = node.tenant()
+    url = f"{node.base}/v1/tenants/{tid}/plugins/{name}"
+    http("PUT", url, {"version": "1.0.0", "config": {"spin": True}, "failurePolicy": "ignore"}, node.key)
+    for i in range(50):  # ignored failures until the breaker suspends it
+        http("POST", f"{node.base}/v1/tenants/{tid}/users", {"email": f"spin-{i}@bench.example", "name": "S"},
+             node.key)
+        if json.loads(http("GET", url, key=node.key)[1]).get("suspended"):
+            break
+    else:
+        raise RuntimeError("figure 16: the plugin was not suspended")
+    post_users(tid, max(1.0, seconds / 2))
+    users = json.loads(http("GET", f"{node.base}/v1/tenants/{tid}", key=node.key)[1])["usage"]["users"]
+    backlog = users - i - 1
+    started = time.monotonic()
+    http("PUT", url, {"version": "1.0.0", "config": {"spin": False}}, node.key)
+    seen = 0
+    while time.monotonic() - started < 120:
+        try:
+            seen = json.loads(http("GET", f"{node.base}/v1/tenants/{tid}/x/{name}/n", key=node.key)[1])["n"]
+        except urllib.error.HTTPError:
+            seen = 0
+        if seen >= backlog:
+            break
+        time.sleep(0.01)
+    elapsed = time.monotonic() - started
+    if seen < backlog:
+        raise RuntimeError(f"figure 16: on_event handled {seen} of {backlog} events in 120 s")
+    add(16, "on_event invocations/s (a small handler, one plugin entity)", backlog / elapsed, None, "events/s",
+        "reported", None, {"backlog": backlog, "drain_s": elapsed})

@@ -64,7 +64,8 @@ class OpenApiConformance(unittest.TestCase):
                     "tiny = { max-users = 2, requests-per-second = 1, burst = 2 }\n")
         self.node = Node(self.dir, ["--config", conf, "--auth-jwt-hs256-secret", SECRET, "--auth-issuer", ISSUER,
                                     "--auth-audience", AUDIENCE, "--stripe-webhook-secret", STRIPE_SECRET,
-                                    "--http.body-limit", "64KiB"])
+                                    "--http.body-limit", "64KiB", "--plugins.event-attempts", "1",
+                                    "--plugins.event-poll", "50ms"])
 
     def tearDown(self):
         if self.node.proc.poll() is None:
@@ -223,6 +224,23 @@ class OpenApiConformance(unittest.TestCase):
         x("PATCH", XP, f"{base}/x/{hname}/bad", {"k": 1}, roles["member"], label="a wrong answer")
         x("DELETE", XP, f"{base}/x/{hname}/a", who=roles["member"])
         x("DELETE", TP + "/{name}", f"{base}/plugins/{hname}", who=roles["admin"])
+        # on_event: the cursor in the binding, and the dead letters of an event it fails on.
+        ename = "oa-ev-" + uuid.uuid4().hex[:6]
+        esrc = "return { on_event = function(ctx, ev) if ev.type == 'user.created' then error('no') end end }"
+        x("POST", P, P, {"name": ename, "version": "1.0.0", "source": esrc, "hooks": ["on_event"]}, root)
+        x("PUT", TP + "/{name}", f"{base}/plugins/{ename}", {"version": "1.0.0"}, roles["admin"])
+        x("POST", T + "/users", base + "/users", {"email": "ev-" + uuid.uuid4().hex[:6] + "@example.com",
+                                                  "name": "E"}, roles["admin"])
+        DL = TP + "/{name}/dead-letters"
+        deadline = time.time() + 20
+        auth = {"Authorization": "Bearer " + roles["viewer"]}
+        while time.time() < deadline and not self.node.json("GET", f"{base}/plugins/{ename}/dead-letters", None, auth,
+                                                            auth=False)[2]["data"]:
+            time.sleep(0.1)
+        s, _, dl = x("GET", DL, f"{base}/plugins/{ename}/dead-letters", who=roles["viewer"])
+        self.assertEqual(len(dl["data"]), 1, dl)
+        x("GET", DL, f"{base}/plugins/{ename}/dead-letters?limit=500", who=roles["viewer"], label="bad limit")
+        x("GET", TP + "/{name}", f"{base}/plugins/{ename}", who=roles["viewer"], label="on_event")
 
         # API keys.
         K = T + "/api-keys"

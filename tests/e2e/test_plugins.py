@@ -320,6 +320,95 @@ return {
         self.assertEqual(self.enable(tid, plain)[0], 201)
         self.assertProblem(n.json("GET", f"/v1/tenants/{tid}/x/{plain}/a"), 404, "not-found")
 
+    def test_on_event_gets_every_event_in_order_with_retries_and_dead_letters(self):
+        n = self.node
+        src = """
+local seen = {}
+local tries = {}
+return {
+  on_event = function(ctx, ev)
+    local email = ev.userChanged and ev.userChanged.state.email or ""
+    if email:sub(1, 3) == "bad" then
+      tries[ev.id] = (tries[ev.id] or 0) + 1
+      error("cannot take " .. email)
+    end
+    if email:sub(1, 5) == "flaky" and not tries[ev.id] then
+      tries[ev.id] = 1
+      error("not yet")
+    end
+    seen[#seen + 1] = { type = ev.type, id = ev.aggregateId, tenant = ctx.tenantId, requestId = ctx.requestId,
+                        email = email, tries = tries[ev.id] or 0, word = ctx.config.word }
+  end,
+  http = function(ctx, req) return { body = { seen = seen, tries = tries } } end,
+}
+"""
+        name = self.published(src, hooks=["on_event", "http"])
+        tid = self.tenant(plan="starter")["id"]
+        self.assertEqual(self.user(tid, "before@x.example")[0], 201)  # before enabling: not handed over
+        self.assertEqual(self.enable(tid, name, config={"word": "w"})[0], 201)
+        rid = str(uuid.uuid4())
+        status, _, u1 = n.json("POST", f"/v1/tenants/{tid}/users", {"email": "a@x.example", "name": "A"},
+                               {"X-Request-Id": rid})
+        self.assertEqual(status, 201, u1)
+        u2 = self.user(tid, "b@x.example")[2]
+        self.assertEqual(n.json("PATCH", f"/v1/tenants/{tid}/users/{u2['id']}", {"name": "B2"},
+                                {"Content-Type": "application/merge-patch+json"})[0], 200)
+        self.assertEqual(n.request("DELETE", f"/v1/tenants/{tid}/users/{u1['id']}")[0], 204)
+
+        def seen(count):
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                doc = n.json("GET", f"/v1/tenants/{tid}/x/{name}/seen")[2]
+                if len(doc["seen"]) >= count:
+                    return doc
+                time.sleep(0.05)
+            self.fail(f"on_event saw {doc} after 15 s, not {count} events")
+        doc = seen(5)
+        self.assertEqual([(e["type"], e["id"]) for e in doc["seen"]],
+                         [("plugin.enabled", tid),  # its own enabling comes first
+                          ("user.created", u1["id"]), ("user.created", u2["id"]), ("user.updated", u2["id"]),
+                          ("user.deleted", u1["id"])])
+        first = doc["seen"][1]
+        self.assertEqual((first["tenant"], first["requestId"], first["word"]), (tid, rid, "w"))
+        # Another tenant's events never reach it.
+        other = self.tenant()["id"]
+        self.assertEqual(self.user(other, "c@other.example")[0], 201)
+
+        # A failing event is tried again later (the events after it wait: per-entity order), and
+        # after plugins.event-attempts (3 here) it goes to the dead letters and the feed moves on.
+        self.assertEqual(self.user(tid, "bad@x.example")[0], 201)
+        self.assertEqual(self.user(tid, "flaky@x.example")[0], 201)
+        self.assertEqual(self.user(tid, "late@x.example")[0], 201)
+        doc = seen(7)
+        self.assertEqual([e["email"] for e in doc["seen"][5:]], ["flaky@x.example", "late@x.example"])
+        self.assertEqual(doc["seen"][5]["tries"], 1)  # failed once, then taken
+        self.assertEqual(list(doc["tries"].values()).count(3), 1)  # the bad one: three attempts
+        status, _, dead = n.json("GET", f"/v1/tenants/{tid}/plugins/{name}/dead-letters")
+        self.assertEqual(status, 200, dead)
+        self.assertEqual(len(dead["data"]), 1, dead)
+        d = dead["data"][0]
+        self.assertEqual((d["eventType"], d["attempts"]), ("user.created", 3))
+        self.assertIn("cannot take bad@x.example", d["error"])
+        self.assertEqual(d["event"]["userChanged"]["state"]["email"], "bad@x.example")
+        self.assertEqual(d["event"]["id"], d["eventId"])
+        binding = n.json("GET", f"/v1/tenants/{tid}/plugins/{name}")[2]
+        self.assertEqual(binding["events"]["attempts"], 0)
+        self.assertFalse(binding["events"]["paused"])
+        self.assertGreater(binding["events"]["position"], 0)
+        self.assertEqual(n.json("GET", f"/v1/tenants/{other}/plugins/{name}/dead-letters")[2]["data"], [])
+        self.assertProblem(n.json("GET", f"/v1/tenants/{tid}/plugins/{name}/dead-letters?limit=0"), 400)
+
+        # Disabled: no cursor, no more events; enabled again: from then on only.
+        self.assertEqual(n.request("DELETE", f"/v1/tenants/{tid}/plugins/{name}")[0], 204)
+        self.assertEqual(self.user(tid, "gone@x.example")[0], 201)
+        self.assertEqual(self.enable(tid, name, config={"word": "w"})[0], 201)
+        self.assertEqual(self.user(tid, "back@x.example")[0], 201)
+        seen(9)
+        time.sleep(0.3)
+        doc = n.json("GET", f"/v1/tenants/{tid}/x/{name}/seen")[2]
+        self.assertEqual([(e["type"], e["email"]) for e in doc["seen"][7:]],
+                         [("plugin.enabled", ""), ("user.created", "back@x.example")])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -81,6 +81,54 @@ TEST_CASE("a tenant's bindings: enable in order, upgrade in place, the plan's li
   CHECK(disable_plugin(off.value(), "a", 8000).error().code == errc::not_found);
 }
 
+TEST_CASE("on_event cursors follow the bindings: opened, paused, removed") {
+  v1::Tenant t;
+  t.set_id("t1");
+  t.mutable_limits()->set_max_plugins(5);
+  auto binding = [](const std::string& name, const std::string& version, bool events) {
+    v1::PluginBinding b;
+    b.set_name(name);
+    b.set_version(version);
+    b.add_hooks("http");
+    if (events)
+      b.add_hooks("on_event");
+    return b;
+  };
+  using changes = std::vector<std::pair<std::string, event_feed>>;
+  auto a = enable_plugin(t, binding("a", "1.0.0", true), 1000).value();
+  CHECK(feed_changes(&t, a) == changes{{"a", event_feed::running}});
+  CHECK(feed_changes(nullptr, a) == changes{{"a", event_feed::running}});
+  auto ab = enable_plugin(a, binding("b", "1.0.0", false), 2000).value(); // no on_event: no cursor
+  CHECK(feed_changes(&a, ab).empty());
+  auto cfg = enable_plugin(ab, binding("a", "1.0.0", true), 2500).value(); // a new config: the cursor stays
+  CHECK(feed_changes(&ab, cfg).empty());
+  auto sus = suspend_plugin(cfg, "a", "faults", 3000).value();
+  CHECK(feed_changes(&cfg, sus) == changes{{"a", event_feed::paused}});
+  CHECK(feed_of(&sus, "a") == event_feed::paused);
+  auto back = enable_plugin(sus, binding("a", "1.0.0", true), 4000).value();
+  CHECK(feed_changes(&sus, back) == changes{{"a", event_feed::running}});
+  auto v2 = enable_plugin(back, binding("a", "2.0.0", false), 5000).value(); // its new version has no on_event
+  CHECK(feed_changes(&back, v2) == changes{{"a", event_feed::none}});
+  auto b2 = enable_plugin(back, binding("b", "2.0.0", true), 6000).value(); // b gains on_event
+  CHECK(feed_changes(&back, b2) == changes{{"b", event_feed::running}});
+  auto off = disable_plugin(b2, "a", 7000).value();
+  CHECK(feed_changes(&b2, off) == changes{{"a", event_feed::none}});
+  CHECK(feed_of(&off, "zzz") == event_feed::none);
+  CHECK(feed_of(nullptr, "a") == event_feed::none);
+}
+
+TEST_CASE("on_event retries back off from 1 s, doubling to 5 minutes, with up to a fifth of jitter") {
+  CHECK(event_retry_us(1, 0.0) == 1'000'000);
+  CHECK(event_retry_us(2, 0.0) == 2'000'000);
+  CHECK(event_retry_us(4, 0.0) == 8'000'000);
+  CHECK(event_retry_us(9, 0.0) == 256'000'000);
+  CHECK(event_retry_us(10, 0.0) == 300'000'000);
+  CHECK(event_retry_us(1000, 0.0) == 300'000'000);
+  CHECK(event_retry_us(1, 0.5) == 1'100'000);
+  CHECK(event_retry_us(1, 7.0) == 1'200'000); // jitter is clamped
+  CHECK(event_retry_us(0, 0.0) == 1'000'000);
+}
+
 TEST_CASE("what a before_user hook's answer means") {
   CHECK(user_hook_verdict(R"([{"email":"a@b.c"}])").what == user_verdict::kind::accept);
   auto no = user_hook_verdict(R"([null,"not here"])");

@@ -4,11 +4,20 @@
 // first use and again when the tenant's binding names another version),
 // runs the hooks its tenant sends it one at a time, and counts broken
 // limits: after env.plugin_fault_threshold in a row it asks the tenant to
-// suspend the plugin (the circuit breaker).
+// suspend the plugin (the circuit breaker). When the pump says its tenant
+// has events after its on_event cursor, it reads them in order and hands
+// them to on_event one message at a time (hook calls of the write path run
+// in between), then moves the cursor; an event that fails waits with a
+// backoff and after env.plugin_event_attempts goes to the dead letters.
 #include "../entity_common.hpp"
 #include "colony/actors/plugin/plugin_model.hpp"
 #include "colony/v1/plugin.pb.h"
+#include "colony/protocol/json.hpp"
+#include "colony/v1/event.pb.h"
 #include "colony/v1/tenant.pb.h"
+
+#include <deque>
+#include <random>
 
 namespace colony::actors {
 namespace {
@@ -22,8 +31,17 @@ struct plugin_state {
   bool suspension_asked = false;
   std::int64_t binding_at_us = 0; // the binding's updatedAt: enabling again starts the count anew
   std::uint64_t handled = 0;
+  std::uint64_t events_handled = 0;
   activation_cell* cell = nullptr;
-  bool committing = false; // never: a plugin writes nothing itself (offer_passivation reads it)
+  // on_event: a batch in progress (pumping), read after `cursor`.
+  bool pumping = false;
+  plugin_cursor cursor;
+  std::int64_t read_after = 0; // the cursor's position in the store (advance's condition)
+  v1::PluginBinding feed_binding;
+  std::deque<event_row> feed;
+  std::vector<plugin_dead_letter> dead;
+  bool batch_full = false;
+  bool committing = false; // while pumping: not passivated with a batch in hand (offer_passivation reads it)
   static inline const char* name = "colony.plugin";
 };
 
@@ -77,10 +95,10 @@ void count_fault(self_ptr self, const plugin_run& r) {
             [self](caf::error&) { self->state.suspension_asked = false; });
 }
 
-v1::PluginOutcome run(self_ptr self, const v1::PluginCall& call, const command& cmd) {
+v1::PluginOutcome run(self_ptr self, const v1::PluginCall& call, const request_meta& meta) {
   auto& st = self->state;
   const auto& args = call.args_json();
-  auto ctx = hook_context(st.key.tenant_id, call.binding(), cmd.meta.request_id, cmd.meta.traceparent);
+  auto ctx = hook_context(st.key.tenant_id, call.binding(), meta.request_id, meta.traceparent);
   std::string all = args.size() > 2 ? "[" + ctx + "," + args.substr(1) : "[" + ctx + "]";
   auto r = st.code->call(call.hook(), all);
   // No host function of this version waits for the actor; a request would be a bug of the engine.
@@ -105,10 +123,263 @@ v1::PluginOutcome run(self_ptr self, const v1::PluginCall& call, const command& 
   return o;
 }
 
+/// Runs `then` with the sandbox of `version` loaded (from the registry if
+/// it is not the one loaded; the mailbox waits meanwhile), or with why not.
+void with_code(self_ptr self, const std::string& version, std::function<void(const v1::PluginOutcome*)> then) {
+  auto& st = self->state;
+  if (st.code && st.version == version) {
+    then(nullptr);
+    return;
+  }
+  plugin_op op;
+  op.what = plugin_op::kind::get;
+  op.name = st.key.id;
+  op.version = version;
+  self->request(caf::actor_cast<plugin_store>(st.env->store), st.env->store_timeout, plugin_atom::value, std::move(op))
+    .await(
+      [self, then, version](plugin_result& res) {
+        auto& s = self->state;
+        if (res.status != store_status::ok || res.rows.empty()) {
+          auto f = failed("load",
+                          res.status == store_status::not_found ? "version " + version + " is not in the registry"
+                                                                : "the registry could not be read; retry later");
+          then(&f);
+          return;
+        }
+        v1::PluginVersion v;
+        if (!v.ParseFromString(res.rows.front().state)) {
+          auto f = failed("load", "the registry's record of this version does not parse");
+          then(&f);
+          return;
+        }
+        plugin_run err;
+        s.code = s.env->plugins->load(label(s, v.version()), v.source(), &err);
+        if (!s.code) {
+          auto f = failed(err.fault, err.message);
+          then(&f);
+          return;
+        }
+        s.version = v.version();
+        then(nullptr);
+      },
+      [then](caf::error&) {
+        auto f = failed("load", "the registry did not answer; retry later");
+        then(&f);
+      });
+}
+
+// --- on_event ------------------------------------------------------------
+
+using feed_atom = caf::atom_constant<caf::atom("feed")>;
+
+void feed_next(self_ptr self);
+void feed_read(self_ptr self);
+
+void feed_stop(self_ptr self) {
+  auto& st = self->state;
+  st.pumping = false;
+  st.committing = false;
+  st.feed.clear();
+  st.dead.clear();
+}
+
+/// Writes the cursor (and the batch's dead letters) if the store still has
+/// it where this batch read it; a full batch goes on with the next.
+void feed_commit(self_ptr self) {
+  auto& st = self->state;
+  if (st.cursor.position == st.read_after && st.dead.empty() && st.cursor.attempts == 0 &&
+      st.cursor.last_error.empty()) {
+    feed_stop(self);
+    return;
+  }
+  plugin_op op;
+  op.what = plugin_op::kind::advance;
+  op.position = st.read_after;
+  st.cursor.updated_us = protocol::now_us();
+  op.cursors.push_back(st.cursor);
+  op.dead_letters = std::move(st.dead);
+  st.dead.clear();
+  bool again = st.batch_full && st.cursor.attempts == 0;
+  self->request(caf::actor_cast<plugin_store>(st.env->store), st.env->store_timeout, plugin_atom::value, std::move(op))
+    .then(
+      [self, again](plugin_result& r) {
+        auto& s = self->state;
+        if (r.status == store_status::ok && again) {
+          s.read_after = s.cursor.position;
+          feed_read(self);
+          return;
+        }
+        // Not written (stale: another activation moved it; or the store failed): the
+        // events after the stored position are handed over again, at least once.
+        feed_stop(self);
+      },
+      [self](caf::error&) { feed_stop(self); });
+}
+
+/// Reads the batch after the cursor and starts handing it over.
+void feed_read(self_ptr self) {
+  auto& st = self->state;
+  event_query q;
+  q.tenant_id = st.key.tenant_id;
+  q.after = st.cursor.position;
+  q.limit = st.env->plugin_event_batch;
+  self->request(st.env->store, st.env->store_timeout, events_atom::value, std::move(q))
+    .then(
+      [self](event_page& page) {
+        auto& s = self->state;
+        if (page.status != store_status::ok) {
+          feed_stop(self);
+          return;
+        }
+        s.batch_full = static_cast<int>(page.rows.size()) >= s.env->plugin_event_batch;
+        s.feed.assign(std::make_move_iterator(page.rows.begin()), std::make_move_iterator(page.rows.end()));
+        with_code(self, s.feed_binding.version(), [self](const v1::PluginOutcome* load_failed) {
+          if (load_failed != nullptr) {
+            // Not the events' fault: wait and try again, no dead letters.
+            auto& s2 = self->state;
+            s2.feed.clear();
+            s2.batch_full = false;
+            s2.cursor.attempts = std::max(s2.cursor.attempts, 1);
+            s2.cursor.last_error = load_failed->fault() + ": " + load_failed->reason();
+            s2.cursor.next_attempt_us = protocol::now_us() + event_retry_us(s2.cursor.attempts, 0.0);
+            feed_commit(self);
+            return;
+          }
+          feed_next(self);
+        });
+      },
+      [self](caf::error&) { feed_stop(self); });
+}
+
+/// One event to on_event; the next one is a message later (hook calls of
+/// the write path are served in between).
+void feed_next(self_ptr self) {
+  auto& st = self->state;
+  if (st.feed.empty()) {
+    feed_commit(self);
+    return;
+  }
+  if (!st.code) { // a reset failed: load again with the next batch
+    st.batch_full = true;
+    feed_commit(self);
+    return;
+  }
+  auto row = std::move(st.feed.front());
+  st.feed.pop_front();
+  v1::Event ev;
+  if (!ev.ParseFromString(row.payload)) { // not one this build can read: nothing to hand over
+    st.cursor.position = row.position;
+    self->send(self, feed_atom::value);
+    return;
+  }
+  v1::PluginCall call;
+  call.set_hook(std::string{plugin_hook::on_event});
+  call.set_args_json("[" + protocol::to_json(ev) + "]");
+  *call.mutable_binding() = st.feed_binding;
+  request_meta meta;
+  meta.request_id = ev.request_id();
+  meta.traceparent = ev.traceparent();
+  auto o = run(self, call, meta);
+  if (o.outcome() == "ok") {
+    st.cursor.position = row.position;
+    st.cursor.attempts = 0;
+    st.cursor.last_error.clear();
+    st.cursor.next_attempt_us = 0;
+    ++st.events_handled;
+    self->send(self, feed_atom::value);
+    return;
+  }
+  auto why = o.fault() + ": " + o.reason();
+  auto attempts = st.cursor.attempts + 1;
+  if (attempts >= st.env->plugin_event_attempts) {
+    plugin_dead_letter d;
+    d.id = protocol::new_uuid_v7();
+    d.tenant_id = st.key.tenant_id;
+    d.plugin = st.key.id;
+    d.position = row.position;
+    d.event_id = ev.id();
+    d.event_type = ev.type();
+    d.event = std::move(row.payload);
+    d.error = why;
+    d.attempts = attempts;
+    d.created_us = protocol::now_us();
+    st.dead.push_back(std::move(d));
+    st.cursor.position = row.position;
+    st.cursor.attempts = 0;
+    st.cursor.last_error = why;
+    st.cursor.next_attempt_us = 0;
+    self->send(self, feed_atom::value);
+    return;
+  }
+  // Later, from this event on (per-entity order holds: nothing after it goes first).
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  st.cursor.attempts = attempts;
+  st.cursor.last_error = why;
+  st.cursor.next_attempt_us =
+    protocol::now_us() + event_retry_us(attempts, std::uniform_real_distribution<double>(0.0, 1.0)(rng));
+  st.feed.clear();
+  st.batch_full = false;
+  feed_commit(self);
+}
+
+/// The pump's nudge: read the cursor, the tenant's binding, then the batch.
+void feed_start(self_ptr self) {
+  auto& st = self->state;
+  if (st.pumping || !st.env->plugins)
+    return;
+  st.pumping = true;
+  st.committing = true;
+  plugin_op op;
+  op.what = plugin_op::kind::cursor;
+  op.tenant_id = st.key.tenant_id;
+  op.name = st.key.id;
+  self->request(caf::actor_cast<plugin_store>(st.env->store), st.env->store_timeout, plugin_atom::value, std::move(op))
+    .then(
+      [self](plugin_result& r) {
+        auto& s = self->state;
+        if (r.status != store_status::ok || r.cursors.empty() || r.cursors.front().paused ||
+            r.cursors.front().next_attempt_us > protocol::now_us()) {
+          feed_stop(self);
+          return;
+        }
+        s.cursor = std::move(r.cursors.front());
+        s.read_after = s.cursor.position;
+        auto router = s.env->router.lock();
+        auto tenant =
+          router ? router->route(entity_key{entity_kind::tenant, s.key.tenant_id, s.key.tenant_id}) : caf::actor{};
+        if (!tenant) {
+          feed_stop(self);
+          return;
+        }
+        command get;
+        get.what = op::get;
+        get.meta.request_id = protocol::new_uuid_v7();
+        self->request(tenant, s.env->store_timeout, std::move(get))
+          .then(
+            [self](entity_reply& rep) {
+              auto& s2 = self->state;
+              const auto* t = dynamic_cast<const v1::Tenant*>(rep.entity.get());
+              const auto* b = t == nullptr ? nullptr : find_binding(*t, s2.key.id);
+              if (b == nullptr || feed_of(t, s2.key.id) != event_feed::running) {
+                feed_stop(self); // the change that paused or removed the feed also moved its cursor
+                return;
+              }
+              s2.feed_binding = *b;
+              feed_read(self);
+            },
+            [self](caf::error&) { feed_stop(self); });
+      },
+      [self](caf::error&) { feed_stop(self); });
+}
+
 caf::result<entity_reply> handle(self_ptr self, command& cmd) {
   auto& st = self->state;
   if (cmd.inject_crash && st.env->fault_injection)
     throw std::runtime_error("fault injection: crash requested for " + st.key.str());
+  if (cmd.what == op::plugin_events) {
+    feed_start(self);
+    return entity_reply{};
+  }
   if (cmd.what != op::plugin_call)
     return entity_reply::fail(fail(errc::malformed, "operation not supported on a plugin"));
   const auto* call = dynamic_cast<const v1::PluginCall*>(cmd.payload.get());
@@ -122,41 +393,18 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
     st.suspension_asked = false;
   }
   if (st.code && st.version == call->binding().version())
-    return answer(run(self, *call, cmd));
-  // Load the binding's version from the registry; the mailbox waits meanwhile.
+    return answer(run(self, *call, cmd.meta));
   auto rp = self->make_response_promise<entity_reply>();
-  plugin_op op;
-  op.what = plugin_op::kind::get;
-  op.name = st.key.id;
-  op.version = call->binding().version();
   auto keep = std::make_shared<command>(std::move(cmd));
-  self->request(caf::actor_cast<plugin_store>(st.env->store), st.env->store_timeout, plugin_atom::value, std::move(op))
-    .await(
-      [self, rp, keep](plugin_result& res) mutable {
-        auto& s = self->state;
-        const auto& c = *static_cast<const v1::PluginCall*>(keep->payload.get());
-        if (res.status != store_status::ok || res.rows.empty()) {
-          rp.deliver(answer(failed("load",
-                                   res.status == store_status::not_found
-                                     ? "version " + c.binding().version() + " is not in the registry"
-                                     : "the registry could not be read; retry later")));
-          return;
-        }
-        v1::PluginVersion v;
-        if (!v.ParseFromString(res.rows.front().state)) {
-          rp.deliver(answer(failed("load", "the registry's record of this version does not parse")));
-          return;
-        }
-        plugin_run err;
-        s.code = s.env->plugins->load(label(s, v.version()), v.source(), &err);
-        if (!s.code) {
-          rp.deliver(answer(failed(err.fault, err.message)));
-          return;
-        }
-        s.version = v.version();
-        rp.deliver(answer(run(self, c, *keep)));
-      },
-      [rp](caf::error&) mutable { rp.deliver(answer(failed("load", "the registry did not answer; retry later"))); });
+  const auto& c = *static_cast<const v1::PluginCall*>(keep->payload.get());
+  with_code(self, c.binding().version(), [self, rp, keep](const v1::PluginOutcome* load_failed) mutable {
+    if (load_failed != nullptr) {
+      rp.deliver(answer(*load_failed));
+      return;
+    }
+    const auto& call2 = *static_cast<const v1::PluginCall*>(keep->payload.get());
+    rp.deliver(answer(run(self, call2, keep->meta)));
+  });
   return rp;
 }
 
@@ -171,6 +419,7 @@ caf::behavior plugin_actor(self_ptr self, entity_key key, std::shared_ptr<const 
       detail::count_handled(self->state, cmd);
       return handle(self, cmd);
     },
+    [self](feed_atom) { feed_next(self); },
     [self](idle_atom) { detail::offer_passivation(self); },
     [self](passivate_atom) { return detail::offer_passivation(self); },
   };

@@ -193,6 +193,36 @@ bool has_hook(const v1::PluginBinding& b, std::string_view hook) {
   return std::find(b.hooks().begin(), b.hooks().end(), hook) != b.hooks().end();
 }
 
+event_feed feed_of(const v1::Tenant* t, std::string_view name) {
+  const auto* b = t == nullptr ? nullptr : find_binding(*t, name);
+  if (b == nullptr || !has_hook(*b, plugin_hook::on_event))
+    return event_feed::none;
+  return b->suspended() ? event_feed::paused : event_feed::running;
+}
+
+std::vector<std::pair<std::string, event_feed>> feed_changes(const v1::Tenant* before, const v1::Tenant& after) {
+  std::vector<std::pair<std::string, event_feed>> out;
+  auto consider = [&](const std::string& name) {
+    if (std::any_of(out.begin(), out.end(), [&](const auto& c) { return c.first == name; }))
+      return;
+    auto now = feed_of(&after, name);
+    if (now != feed_of(before, name))
+      out.emplace_back(name, now);
+  };
+  for (const auto& b : after.plugins())
+    consider(b.name());
+  if (before != nullptr)
+    for (const auto& b : before->plugins())
+      consider(b.name());
+  return out;
+}
+
+std::int64_t event_retry_us(std::int32_t attempts, double jitter) {
+  std::int64_t base = std::int64_t{1'000'000} << std::clamp(attempts - 1, 0, 9);
+  base = std::min<std::int64_t>(base, 300'000'000);
+  return base + static_cast<std::int64_t>(static_cast<double>(base) * 0.2 * std::clamp(jitter, 0.0, 1.0));
+}
+
 bool any_hook(const v1::Tenant& t, std::string_view hook) {
   return std::any_of(t.plugins().begin(), t.plugins().end(),
                      [&](const v1::PluginBinding& b) { return !b.suspended() && has_hook(b, hook); });

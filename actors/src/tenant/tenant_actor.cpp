@@ -105,6 +105,13 @@ caf::result<entity_reply> commit(self_ptr self, v1::Tenant next, change_kind wha
   ch.idempotency_scope = meta.idempotency_scope;
   ch.external_ids = std::move(extras.external_ids);
   ch.timers = std::move(extras.timers);
+  // on_event cursors follow the bindings in the same transaction.
+  for (auto& [name, feed] : feed_changes(st.current.get(), next))
+    ch.plugin_cursors.push_back(plugin_cursor_change{feed == event_feed::running ? plugin_cursor_change::kind::open
+                                                       : feed == event_feed::paused
+                                                       ? plugin_cursor_change::kind::pause
+                                                       : plugin_cursor_change::kind::remove,
+                                                     next.id(), name});
   std::string type = extras.event_type.empty() ? event_type_for(cause) : std::move(extras.event_type);
   auto event = [&](std::string event_type) {
     auto ev = detail::event_header(std::move(event_type), st.key, next.version(), meta, now);

@@ -124,6 +124,16 @@ public:
           opt::integer("plugins.fault-threshold",
                        "broken limits in a row after which a plugin is suspended for its tenant", 1, 1000,
                        &node_config::plugin_fault_threshold));
+    r.add(m,
+          opt::duration("plugins.event-poll", "how often on_event cursors behind their tenant's events are looked for",
+                        std::chrono::milliseconds(10), std::chrono::minutes(1), &node_config::plugin_event_poll));
+    r.add(m,
+          opt::integer("plugins.event-attempts",
+                       "attempts at one event by on_event before it goes to the plugin's dead letters", 1, 100,
+                       &node_config::plugin_event_attempts));
+    r.add(m,
+          opt::integer("plugins.event-batch", "events one on_event batch reads", 1, 10'000,
+                       &node_config::plugin_event_batch));
   }
 
   void describe(const node_config& cfg, std::vector<log::field>& f) const override {

@@ -114,7 +114,7 @@ private:
 
   static bool plain_user_insert(const change& ch) {
     return ch.kind == entity_kind::user && ch.what == change_kind::insert && ch.message_key.empty() &&
-      ch.external_ids.empty() && ch.timers.empty();
+      ch.external_ids.empty() && ch.timers.empty() && ch.plugin_cursors.empty();
   }
 
   /// A bytea value in PostgreSQL's hex input form ("\\x..."), for COPY.
@@ -257,6 +257,7 @@ private:
     }
     auto now = protocol::now_us();
     std::uint32_t version = ch.what == change_kind::remove ? ch.expected_version + 1 : r.version;
+    write_cursor_changes(t, ch.plugin_cursors, now); // before the events: a cursor opens at the outbox's end
     for (const auto& ev : ch.events) {
       pqxx::binarystring payload{ev.payload};
       t.exec_params("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, "
@@ -276,6 +277,23 @@ private:
                     static_cast<std::int32_t>(runtime::cluster::shard_of(tm.tenant_id)));
     write_audit(t, ch.audit);
     return o;
+  }
+
+  static void write_cursor_changes(pqxx::transaction_base& t, const std::vector<actors::plugin_cursor_change>& changes,
+                                   std::int64_t now) {
+    using k = actors::plugin_cursor_change::kind;
+    for (const auto& c : changes) {
+      if (c.what == k::open)
+        t.exec_params("INSERT INTO plugin_cursors (tenant_id, plugin, position, updated_us, shard) "
+                      "VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) FROM outbox), $3, $4) "
+                      "ON CONFLICT (tenant_id, plugin) DO UPDATE SET paused = false, updated_us = excluded.updated_us",
+                      c.tenant_id, c.plugin, now, static_cast<std::int32_t>(runtime::cluster::shard_of(c.tenant_id)));
+      else if (c.what == k::pause)
+        t.exec_params("UPDATE plugin_cursors SET paused = true, updated_us = $3 WHERE tenant_id = $1 AND plugin = $2",
+                      c.tenant_id, c.plugin, now);
+      else
+        t.exec_params("DELETE FROM plugin_cursors WHERE tenant_id = $1 AND plugin = $2", c.tenant_id, c.plugin);
+    }
   }
 
   /// A row of "SELECT position, id, tenant_id, at_us, actor, action, target,

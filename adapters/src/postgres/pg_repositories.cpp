@@ -380,6 +380,14 @@ plugin_result pg_backend::plugins(const plugin_op& op) {
                                       pqxx::binarystring{row[3]}.str(), row[2].as<std::int64_t>()});
     };
     static const std::string cols = "SELECT name, version, published_us, state FROM plugin_versions ";
+    static const std::string cursor_cols = "SELECT tenant_id, plugin, position, paused, attempts, next_attempt_us, "
+                                           "last_error, updated_us FROM plugin_cursors ";
+    auto read_cursors = [&](const pqxx::result& r) {
+      for (const auto& row : r)
+        out.cursors.push_back(plugin_cursor{
+          row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::int64_t>(), row[3].as<bool>(),
+          row[4].as<std::int32_t>(), row[5].as<std::int64_t>(), row[6].as<std::string>(), row[7].as<std::int64_t>()});
+    };
     switch (op.what) {
       case k::publish: {
         const auto& r = op.row;
@@ -413,6 +421,59 @@ plugin_result pg_backend::plugins(const plugin_op& op) {
         read(n.exec_params(cols + "WHERE name = $1 AND version = $2", op.name, op.version));
         if (out.rows.empty())
           out.status = store_status::not_found;
+        break;
+      }
+      case k::cursor: {
+        pqxx::nontransaction n{*conn_};
+        read_cursors(n.exec_params(cursor_cols + "WHERE tenant_id = $1 AND plugin = $2", op.tenant_id, op.name));
+        if (out.cursors.empty())
+          out.status = store_status::not_found;
+        break;
+      }
+      case k::due_cursors: { // the shards this node owns
+        pqxx::nontransaction n{*conn_};
+        read_cursors(n.exec_params(cursor_cols +
+                                     "c WHERE NOT paused AND next_attempt_us <= $1 AND ($3 OR shard = ANY($4::int[])) "
+                                     "AND EXISTS (SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id "
+                                     "AND o.seq > c.position) LIMIT $2",
+                                   op.now_us, op.limit, op.scope.all, int_array(op.scope.shards)));
+        break;
+      }
+      case k::advance: {
+        if (op.cursors.empty()) {
+          out.status = store_status::error;
+          break;
+        }
+        const auto& c = op.cursors.front();
+        pqxx::work w{*conn_};
+        auto res = w.exec_params("UPDATE plugin_cursors SET position = $3, attempts = $4, next_attempt_us = $5, "
+                                 "last_error = $6, updated_us = $7 WHERE tenant_id = $1 AND plugin = $2 "
+                                 "AND position = $8",
+                                 c.tenant_id, c.plugin, c.position, c.attempts, c.next_attempt_us, c.last_error,
+                                 c.updated_us, op.position);
+        if (res.affected_rows() == 0) {
+          out.status = store_status::stale;
+          return out;
+        }
+        for (const auto& d : op.dead_letters)
+          w.exec_params("INSERT INTO plugin_dead_letters (id, tenant_id, plugin, position, event_id, event_type, "
+                        "event, error, attempts, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        d.id, d.tenant_id, d.plugin, d.position, d.event_id, d.event_type, pqxx::binarystring{d.event},
+                        d.error, d.attempts, d.created_us);
+        w.commit();
+        break;
+      }
+      case k::dead_letters: {
+        pqxx::nontransaction n{*conn_};
+        auto r = n.exec_params("SELECT id, tenant_id, plugin, position, event_id, event_type, event, error, attempts, "
+                               "created_us FROM plugin_dead_letters WHERE tenant_id = $1 AND plugin = $2 AND id > $3 "
+                               "ORDER BY id LIMIT $4",
+                               op.tenant_id, op.name, op.after, op.limit);
+        for (const auto& row : r)
+          out.dead_letters.push_back(plugin_dead_letter{
+            row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::int64_t>(),
+            row[4].as<std::string>(), row[5].as<std::string>(), pqxx::binarystring{row[6]}.str(),
+            row[7].as<std::string>(), row[8].as<std::int32_t>(), row[9].as<std::int64_t>()});
         break;
       }
     }

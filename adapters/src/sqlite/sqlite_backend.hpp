@@ -205,6 +205,7 @@ private:
       }
     }
     auto now = protocol::now_us();
+    write_cursor_changes(ch.plugin_cursors, now); // before the events: a cursor opens at the outbox's end
     for (const auto& ev : ch.events) {
       prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
               "created_us, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
@@ -239,6 +240,31 @@ private:
         .step();
     write_audit(ch.audit);
     return o;
+  }
+
+  void write_cursor_changes(const std::vector<actors::plugin_cursor_change>& changes, std::int64_t now) {
+    using k = actors::plugin_cursor_change::kind;
+    for (const auto& c : changes) {
+      if (c.what == k::open)
+        prepare("INSERT INTO plugin_cursors (tenant_id, plugin, position, updated_us) "
+                "VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) FROM outbox), ?3) "
+                "ON CONFLICT (tenant_id, plugin) DO UPDATE SET paused = 0, updated_us = excluded.updated_us")
+          .bind(1, c.tenant_id)
+          .bind(2, c.plugin)
+          .bind(3, now)
+          .step();
+      else if (c.what == k::pause)
+        prepare("UPDATE plugin_cursors SET paused = 1, updated_us = ?3 WHERE tenant_id = ?1 AND plugin = ?2")
+          .bind(1, c.tenant_id)
+          .bind(2, c.plugin)
+          .bind(3, now)
+          .step();
+      else
+        prepare("DELETE FROM plugin_cursors WHERE tenant_id = ?1 AND plugin = ?2")
+          .bind(1, c.tenant_id)
+          .bind(2, c.plugin)
+          .step();
+    }
   }
 
   /// A row of "SELECT position, id, tenant_id, at_us, actor, action, target,

@@ -414,6 +414,14 @@ plugin_result sqlite_backend::plugins(const plugin_op& op) {
       out.rows.push_back(plugin_row{q.text(0), q.text(1), q.text(3), q.integer(2)});
   };
   static const std::string cols = "SELECT name, version, published_us, state FROM plugin_versions ";
+  static const std::string cursor_cols = "SELECT tenant_id, plugin, position, paused, attempts, next_attempt_us, "
+                                         "last_error, updated_us FROM plugin_cursors ";
+  auto read_cursors = [&](stmt& q) {
+    while (q.step())
+      out.cursors.push_back(plugin_cursor{q.text(0), q.text(1), q.integer(2), q.integer(3) != 0,
+                                          static_cast<std::int32_t>(q.integer(4)), q.integer(5), q.text(6),
+                                          q.integer(7)});
+  };
   switch (op.what) {
     case k::publish: {
       const auto& r = op.row;
@@ -449,6 +457,72 @@ plugin_result sqlite_backend::plugins(const plugin_op& op) {
       read(q);
       if (out.rows.empty())
         out.status = store_status::not_found;
+      break;
+    }
+    case k::cursor: {
+      auto q = prepare(cursor_cols + "WHERE tenant_id = ?1 AND plugin = ?2");
+      q.bind(1, op.tenant_id).bind(2, op.name);
+      read_cursors(q);
+      if (out.cursors.empty())
+        out.status = store_status::not_found;
+      break;
+    }
+    case k::due_cursors: { // one node: every shard is its own
+      auto q = prepare(cursor_cols +
+                       "c WHERE paused = 0 AND next_attempt_us <= ?1 AND EXISTS (SELECT 1 FROM outbox o "
+                       "WHERE o.tenant_id = c.tenant_id AND o.seq > c.position) LIMIT ?2");
+      q.bind(1, op.now_us).bind(2, static_cast<std::int64_t>(op.limit));
+      read_cursors(q);
+      break;
+    }
+    case k::advance: {
+      if (op.cursors.empty()) {
+        out.status = store_status::error;
+        break;
+      }
+      const auto& c = op.cursors.front();
+      write_transaction([&] {
+        auto q = prepare("UPDATE plugin_cursors SET position = ?3, attempts = ?4, next_attempt_us = ?5, "
+                         "last_error = ?6, updated_us = ?7 WHERE tenant_id = ?1 AND plugin = ?2 AND position = ?8");
+        q.bind(1, c.tenant_id)
+          .bind(2, c.plugin)
+          .bind(3, c.position)
+          .bind(4, static_cast<std::int64_t>(c.attempts))
+          .bind(5, c.next_attempt_us)
+          .bind(6, c.last_error)
+          .bind(7, c.updated_us)
+          .bind(8, op.position)
+          .step();
+        if (q.changes() == 0) {
+          out.status = store_status::stale;
+          return;
+        }
+        for (const auto& d : op.dead_letters)
+          prepare("INSERT INTO plugin_dead_letters (id, tenant_id, plugin, position, event_id, event_type, event, "
+                  "error, attempts, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+            .bind(1, d.id)
+            .bind(2, d.tenant_id)
+            .bind(3, d.plugin)
+            .bind(4, d.position)
+            .bind(5, d.event_id)
+            .bind(6, d.event_type)
+            .bind_blob(7, d.event)
+            .bind(8, d.error)
+            .bind(9, static_cast<std::int64_t>(d.attempts))
+            .bind(10, d.created_us)
+            .step();
+      });
+      break;
+    }
+    case k::dead_letters: {
+      auto q = prepare("SELECT id, tenant_id, plugin, position, event_id, event_type, event, error, attempts, "
+                       "created_us FROM plugin_dead_letters WHERE tenant_id = ?1 AND plugin = ?2 AND id > ?3 "
+                       "ORDER BY id LIMIT ?4");
+      q.bind(1, op.tenant_id).bind(2, op.name).bind(3, op.after).bind(4, static_cast<std::int64_t>(op.limit));
+      while (q.step())
+        out.dead_letters.push_back(plugin_dead_letter{q.text(0), q.text(1), q.text(2), q.integer(3), q.text(4),
+                                                      q.text(5), q.text(6), q.text(7),
+                                                      static_cast<std::int32_t>(q.integer(8)), q.integer(9)});
       break;
     }
   }

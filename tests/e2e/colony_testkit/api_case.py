@@ -19,7 +19,8 @@ class NodeCase(unittest.TestCase):
         cls.node = Node(cls.dir, ["--debug.fault-injection", "true", "--stripe-webhook-secret", STRIPE_SECRET,
                                   "--billing.payment-grace", "1s", "--timers.poll-interval", "200ms",
                                   "--http.cors-origins", "https://app.example.com,http://localhost:3000",
-                                  "--plugins.fault-threshold", "3"])
+                                  "--plugins.fault-threshold", "3", "--plugins.event-attempts", "3",
+                                  "--plugins.event-poll", "50ms"])
 
     @classmethod
     def tearDownClass(cls):

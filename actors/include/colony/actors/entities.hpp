@@ -115,6 +115,9 @@ struct entity_env {
   std::shared_ptr<const plugin_engine> plugins;
   // The circuit breaker: this many broken limits in a row suspend a plugin for its tenant.
   int plugin_fault_threshold = 5;
+  // on_event: attempts at one event before it is dead-lettered, and events read per batch.
+  int plugin_event_attempts = 5;
+  int plugin_event_batch = 100;
   // The registry's store of activation::cell: held here too, so it
   // outlives every entity that may still write its cell.
   std::shared_ptr<const void> handled_cells;

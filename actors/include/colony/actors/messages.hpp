@@ -66,6 +66,8 @@ enum class op : std::uint8_t {
   plugin_call,
   // To a tenant: its plugin `text` broke its limits too often (the circuit breaker).
   suspend_plugin,
+  // To a plugin's activation: its tenant has events after its on_event cursor (the pump).
+  plugin_events,
 };
 
 /// The op's name as the console shows it ("create_user"); "op_<n>" for a number no op has.

@@ -167,6 +167,16 @@ void publish(api_core& a, std::shared_ptr<call> c) {
   });
 }
 
+nlohmann::json cursor_json(const plugin_cursor& k) {
+  return {
+    {"position", k.position},
+    {"paused", k.paused},
+    {"attempts", k.attempts},
+    {"lastError", k.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(k.last_error)},
+    {"nextAttemptAt",
+     k.next_attempt_us == 0 ? nlohmann::json(nullptr) : nlohmann::json(protocol::format_rfc3339(k.next_attempt_us))}};
+}
+
 void list_plugins(api_core& a, std::shared_ptr<call> c) {
   int limit = 50;
   if (!a.int_param(c, "limit", 1, 200, limit))
@@ -273,10 +283,66 @@ void get_tenant_plugin(api_core& a, std::shared_ptr<call> c) {
   if (!name)
     return;
   with_tenant_state(a, c, [&a, c, name = *name](const v1::Tenant& t) {
-    if (const auto* b = find_binding(t, name))
-      c->respond(json(200, protocol::to_json(*b)));
-    else
+    const auto* b = find_binding(t, name);
+    if (b == nullptr) {
       a.fail(c, 404, "not-found", "Not found", "plugin '" + name + "' is not enabled for this tenant");
+      return;
+    }
+    auto doc = protocol::to_json(*b);
+    if (!has_hook(*b, plugin_hook::on_event)) {
+      c->respond(json(200, doc));
+      return;
+    }
+    // on_event: where its cursor stands.
+    plugin_op op;
+    op.what = plugin_op::kind::cursor;
+    op.tenant_id = t.id();
+    op.name = name;
+    a.ask_store<plugin_result>(c, plugin_atom::value, std::move(op), "the plugin registry",
+                               [c, doc = std::move(doc)](plugin_result& r) mutable {
+                                 auto j = nlohmann::json::parse(doc);
+                                 if (!r.cursors.empty())
+                                   j["events"] = cursor_json(r.cursors.front());
+                                 c->respond(json(200, j.dump(-1, ' ', false, replace_invalid)));
+                               });
+  });
+}
+
+/// GET .../plugins/{name}/dead-letters: the events on_event gave up on, oldest first.
+void list_dead_letters(api_core& a, std::shared_ptr<call> c) {
+  auto name = plugin_name(a, c);
+  if (!name)
+    return;
+  int limit = 50;
+  if (!a.int_param(c, "limit", 1, 200, limit))
+    return;
+  a.with_tenant(c, [&a, c, name = *name, limit](std::string tid) {
+    plugin_op op;
+    op.what = plugin_op::kind::dead_letters;
+    op.tenant_id = tid;
+    op.name = name;
+    op.limit = limit;
+    if (auto it = c->query.find("after"); it != c->query.end())
+      op.after = it->second;
+    a.ask_store<plugin_result>(
+      c, plugin_atom::value, std::move(op), "the plugin registry", [c, limit](plugin_result& r) {
+        auto data = nlohmann::json::array();
+        for (const auto& d : r.dead_letters) {
+          auto ev = nlohmann::json::parse(protocol::bytes_to_json("colony.v1.Event", d.event), nullptr, false);
+          data.push_back({{"id", d.id},
+                          {"eventId", d.event_id},
+                          {"eventType", d.event_type},
+                          {"position", d.position},
+                          {"error", d.error},
+                          {"attempts", d.attempts},
+                          {"createdAt", protocol::format_rfc3339(d.created_us)},
+                          {"event", ev.is_discarded() ? nlohmann::json(nullptr) : ev}});
+        }
+        nlohmann::json doc{{"data", data}};
+        doc["nextAfter"] = static_cast<int>(r.dead_letters.size()) == limit ? nlohmann::json(r.dead_letters.back().id)
+                                                                            : nlohmann::json(nullptr);
+        c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
+      });
   });
 }
 
@@ -447,6 +513,7 @@ void add_plugin_routes(router& r) {
   r.add("GET", "/v1/tenants/{tenantId}/plugins/{name}", p::tenant_inspect, get_tenant_plugin);
   r.add("PUT", "/v1/tenants/{tenantId}/plugins/{name}", p::manage, enable);
   r.add("DELETE", "/v1/tenants/{tenantId}/plugins/{name}", p::manage, disable);
+  r.add("GET", "/v1/tenants/{tenantId}/plugins/{name}/dead-letters", p::tenant_inspect, list_dead_letters);
   for (const char* m : {"GET", "POST", "PUT", "PATCH", "DELETE"})
     r.add_tail(m, "/v1/tenants/{tenantId}/x/{name}/{path}", p::tenant_read, serve_http_hook);
 }

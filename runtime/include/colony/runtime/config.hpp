@@ -59,6 +59,9 @@ struct node_config {
   std::int64_t plugin_output = 1 << 20;
   int plugin_host_calls = 100;
   int plugin_fault_threshold = 5;
+  std::chrono::milliseconds plugin_event_poll{200}; // how often on_event cursors with new events are looked for
+  int plugin_event_attempts = 5;
+  int plugin_event_batch = 100;
   bool console_operator_actions = false;      // the console's operator actions (platform_operator), audited
   std::string clock_start;                    // debug.clock-start as given; empty: the system clock
   std::int64_t clock_start_us = 0;            // ... in microseconds since the epoch

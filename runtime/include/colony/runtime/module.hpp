@@ -139,5 +139,6 @@ void stop_and_wait(caf::actor_system& sys, const caf::actor& who, std::chrono::s
 /// (timers.*): the modules of runtime/ itself.
 [[nodiscard]] std::unique_ptr<module> entities_module();
 [[nodiscard]] std::unique_ptr<module> timers_module();
+[[nodiscard]] std::unique_ptr<module> plugin_events_module();
 
 } // namespace colony::runtime

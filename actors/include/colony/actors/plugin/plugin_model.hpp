@@ -52,6 +52,18 @@ struct semver {
 [[nodiscard]] bool any_hook(const v1::Tenant& t, std::string_view hook);
 [[nodiscard]] bool has_hook(const v1::PluginBinding& b, std::string_view hook);
 
+/// Where a plugin's on_event feed stands for a tenant: none (not enabled, or
+/// its version has no on_event), running, or paused (suspended).
+enum class event_feed : std::uint8_t { none, running, paused };
+[[nodiscard]] event_feed feed_of(const v1::Tenant* t, std::string_view name);
+/// Every plugin whose feed differs between `before` (null: a new tenant) and
+/// `after`, with its feed in `after`: what the change does to its cursor.
+[[nodiscard]] std::vector<std::pair<std::string, event_feed>> feed_changes(const v1::Tenant* before,
+                                                                           const v1::Tenant& after);
+/// The backoff before on_event tries an event again after `attempts` failures:
+/// 1 s doubling to 5 min, with `jitter` in [0, 1) adding up to a fifth.
+[[nodiscard]] std::int64_t event_retry_us(std::int32_t attempts, double jitter);
+
 /// The ctx a hook gets: {"tenantId", "plugin", "version", "config", "requestId", "traceparent"}.
 [[nodiscard]] std::string hook_context(const std::string& tenant_id, const v1::PluginBinding& b,
                                        const std::string& request_id, const std::string& traceparent);

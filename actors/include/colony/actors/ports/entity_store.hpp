@@ -14,6 +14,7 @@
 
 #include "colony/actors/messages.hpp"
 #include "colony/actors/ports/store_common.hpp"
+#include "colony/actors/ports/plugin_store.hpp"
 
 namespace colony::actors {
 
@@ -58,6 +59,7 @@ struct change {
   std::vector<std::pair<std::string, std::string>> external_ids; // (system, id) → this tenant
   std::vector<audit_record> audit;                               // written with the change, only if it commits
   std::string idempotency_scope; // non-empty: marks that Idempotency-Key's row committed, in this transaction
+  std::vector<plugin_cursor_change> plugin_cursors; // on_event cursors opened, paused or removed with the change
 };
 
 struct commit_outcome {

@@ -1,4 +1,6 @@
-// The plugin registry: published versions, immutable once written.
+// The plugin registry (published versions, immutable once written) and the
+// on_event cursors: per (tenant, plugin) its read position in the tenant's
+// events, its retry state and its dead letters.
 #pragma once
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -9,6 +11,7 @@
 
 #include "colony/actors/messages.hpp"
 #include "colony/actors/ports/store_common.hpp"
+#include "colony/actors/ports/shard_scope.hpp"
 
 namespace colony::actors {
 
@@ -21,12 +24,56 @@ struct plugin_row {
   std::int64_t published_us = 0;
 };
 
+/// Where one (tenant, plugin) is in its tenant's events (on_event). Opened
+/// at the outbox's end when the hook is enabled, in the enabling change's
+/// transaction; paused while the plugin is suspended.
+struct plugin_cursor {
+  std::string tenant_id;
+  std::string plugin;
+  std::int64_t position = 0; // the last event handled (or dead-lettered)
+  bool paused = false;
+  std::int32_t attempts = 0;        // failed attempts at the event after `position`
+  std::int64_t next_attempt_us = 0; // not due before
+  std::string last_error;
+  std::int64_t updated_us = 0;
+};
+
+/// An event on_event failed on `attempts` times: set aside, the cursor moved past it.
+struct plugin_dead_letter {
+  std::string id; // UUIDv7: the list's order
+  std::string tenant_id;
+  std::string plugin;
+  std::int64_t position = 0;
+  std::string event_id;
+  std::string event_type;
+  std::string event; // colony.v1.Event, serialized
+  std::string error;
+  std::int32_t attempts = 0;
+  std::int64_t created_us = 0;
+};
+
+/// What a change does to a cursor (entity_store's change carries these).
+struct plugin_cursor_change {
+  enum class kind : std::uint8_t {
+    open,   // insert at the outbox's end if absent; unpause if present
+    pause,  // the plugin is suspended: not due until opened again
+    remove, // disabled, or its version has no on_event
+  } what = kind::open;
+  std::string tenant_id;
+  std::string plugin;
+};
+
 struct plugin_op {
   enum class kind : std::uint8_t {
-    publish,  // row + audit, one transaction; duplicate if (name, version) exists
-    list,     // after (a name), limit: every version of the first `limit` names after `after`
-    versions, // name: its versions, oldest first
-    get,      // name, version
+    publish,      // row + audit, one transaction; duplicate if (name, version) exists
+    list,         // after (a name), limit: every version of the first `limit` names after `after`
+    versions,     // name: its versions, oldest first
+    get,          // name, version
+    cursor,       // tenant_id, name → cursors[0] (not_found: none)
+    advance,      // cursors[0] written if its position in the store is still `position`
+                  // (conflict otherwise), with dead_letters, one transaction
+    due_cursors,  // now_us, scope, limit → unpaused cursors due with events after their position
+    dead_letters, // tenant_id, name, after (an id), limit → dead_letters, oldest first
   } what = kind::list;
   plugin_row row;
   std::string name;
@@ -34,11 +81,19 @@ struct plugin_op {
   std::string after;
   int limit = 50;
   std::vector<audit_record> audit;
+  std::string tenant_id;
+  std::int64_t position = 0;
+  std::int64_t now_us = 0;
+  shard_scope scope;
+  std::vector<plugin_cursor> cursors;
+  std::vector<plugin_dead_letter> dead_letters;
 };
 
 struct plugin_result {
   store_status status = store_status::ok;
   std::vector<plugin_row> rows;
+  std::vector<plugin_cursor> cursors;
+  std::vector<plugin_dead_letter> dead_letters;
   std::string detail;
 };
 
