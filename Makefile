@@ -55,7 +55,7 @@ FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 fuzz-build: deps
 	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOLONY_FUZZ=ON >/dev/null
-	cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzz_http fuzz_jwt fuzz_cursor
+	cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzz_http fuzz_jwt fuzz_cursor fuzz_plugin
 
 fuzz: fuzz-build
 	tests/fuzz/run.sh $(FUZZ_DIR)/bin $(FUZZ_SECONDS)

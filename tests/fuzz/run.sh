@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${3:-$(dirname "$bin")/fuzz-out}
 mkdir -p "$out/artifacts"
 status=0
-for target in fuzz_cursor fuzz_jwt fuzz_http; do
+for target in fuzz_cursor fuzz_jwt fuzz_http fuzz_plugin; do
   name=${target#fuzz_}
   work="$out/corpus-$name"
   mkdir -p "$work"
