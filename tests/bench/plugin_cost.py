@@ -8,6 +8,8 @@ the hook tenant's slice p50s, the reference the median of the other's; the
 target is on their difference."""
 import json
 import statistics
+import time
+import urllib.error
 import uuid
 
 NO_OP = "return { before_user_create = function(ctx, user) return user end }"
@@ -62,8 +64,6 @@ def plugin_events_figure(node, seconds, add, http, post_users):
     while the plugin is suspended (its before_user_create spins until the
     circuit breaker opens; a suspended plugin's cursor waits), then a PUT
     resumes it and the figure is the backlog over the time it takes to drain."""
-    import time
-    import urllib.error
     name = "bench-events-" + uuid.uuid4().hex[:6]
     status, body = http("POST", node.base + "/v1/plugins",
                         {"name": name, "version": "1.0.0", "source": COUNTER,

@@ -298,13 +298,12 @@ void get_tenant_plugin(api_core& a, std::shared_ptr<call> c) {
     op.what = plugin_op::kind::cursor;
     op.tenant_id = t.id();
     op.name = name;
-    a.ask_store<plugin_result>(c, plugin_atom::value, std::move(op), "the plugin registry",
-                               [c, doc = std::move(doc)](plugin_result& r) mutable {
-                                 auto j = nlohmann::json::parse(doc);
-                                 if (!r.cursors.empty())
-                                   j["events"] = cursor_json(r.cursors.front());
-                                 c->respond(json(200, j.dump(-1, ' ', false, replace_invalid)));
-                               });
+    plugin_store_op(a, c, std::move(op), [c, doc = std::move(doc)](plugin_result& r) mutable {
+      auto j = nlohmann::json::parse(doc);
+      if (!r.cursors.empty())
+        j["events"] = cursor_json(r.cursors.front());
+      c->respond(json(200, j.dump(-1, ' ', false, replace_invalid)));
+    });
   });
 }
 
@@ -324,25 +323,24 @@ void list_dead_letters(api_core& a, std::shared_ptr<call> c) {
     op.limit = limit;
     if (auto it = c->query.find("after"); it != c->query.end())
       op.after = it->second;
-    a.ask_store<plugin_result>(
-      c, plugin_atom::value, std::move(op), "the plugin registry", [c, limit](plugin_result& r) {
-        auto data = nlohmann::json::array();
-        for (const auto& d : r.dead_letters) {
-          auto ev = nlohmann::json::parse(protocol::bytes_to_json("colony.v1.Event", d.event), nullptr, false);
-          data.push_back({{"id", d.id},
-                          {"eventId", d.event_id},
-                          {"eventType", d.event_type},
-                          {"position", d.position},
-                          {"error", d.error},
-                          {"attempts", d.attempts},
-                          {"createdAt", protocol::format_rfc3339(d.created_us)},
-                          {"event", ev.is_discarded() ? nlohmann::json(nullptr) : ev}});
-        }
-        nlohmann::json doc{{"data", data}};
-        doc["nextAfter"] = static_cast<int>(r.dead_letters.size()) == limit ? nlohmann::json(r.dead_letters.back().id)
-                                                                            : nlohmann::json(nullptr);
-        c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
-      });
+    plugin_store_op(a, c, std::move(op), [c, limit](plugin_result& r) {
+      auto data = nlohmann::json::array();
+      for (const auto& d : r.dead_letters) {
+        auto ev = nlohmann::json::parse(protocol::bytes_to_json("colony.v1.Event", d.event), nullptr, false);
+        data.push_back({{"id", d.id},
+                        {"eventId", d.event_id},
+                        {"eventType", d.event_type},
+                        {"position", d.position},
+                        {"error", d.error},
+                        {"attempts", d.attempts},
+                        {"createdAt", protocol::format_rfc3339(d.created_us)},
+                        {"event", ev.is_discarded() ? nlohmann::json(nullptr) : ev}});
+      }
+      nlohmann::json doc{{"data", data}};
+      doc["nextAfter"] = static_cast<int>(r.dead_letters.size()) == limit ? nlohmann::json(r.dead_letters.back().id)
+                                                                          : nlohmann::json(nullptr);
+      c->respond(json(200, doc.dump(-1, ' ', false, replace_invalid)));
+    });
   });
 }
 
