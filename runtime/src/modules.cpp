@@ -51,6 +51,7 @@ public:
     env.plugin_fault_threshold = node.cfg.plugin_fault_threshold;
     env.plugin_event_attempts = node.cfg.plugin_event_attempts;
     env.plugin_event_batch = node.cfg.plugin_event_batch;
+    env.plugin_kv_quota = node.cfg.plugin_kv_quota;
     node.entities = spawn_entity_registry(node.sys, env, node.metrics);
     // The directory itself, for introspection, whatever the cluster module
     // puts in front of node.entities later.

@@ -9,8 +9,14 @@
 // them to on_event one message at a time (hook calls of the write path run
 // in between), then moves the cursor; an event that fails waits with a
 // backoff and after env.plugin_event_attempts goes to the dead letters.
+//
+// One hook call runs at a time (the sandbox is one Lua state): while a call
+// waits for a host call (colony.kv, colony.users: plugin_host.cpp) or for
+// its writes to commit, the actor keeps serving its mailbox and the calls
+// that arrive meanwhile queue behind it, in arrival order.
 #include "../entity_common.hpp"
 #include "colony/actors/plugin/plugin_model.hpp"
+#include "plugin_host.hpp"
 #include "colony/v1/plugin.pb.h"
 #include "colony/protocol/json.hpp"
 #include "colony/v1/event.pb.h"
@@ -21,6 +27,14 @@
 
 namespace colony::actors {
 namespace {
+
+/// A hook call waiting for its turn, or running.
+struct hook_job {
+  v1::PluginCall call;
+  request_meta meta;
+  std::function<void(v1::PluginOutcome)> done;
+  bool chained = false;
+};
 
 struct plugin_state {
   entity_key key; // kind plugin, the tenant, the plugin's name
@@ -41,7 +55,11 @@ struct plugin_state {
   std::deque<event_row> feed;
   std::vector<plugin_dead_letter> dead;
   bool batch_full = false;
-  bool committing = false; // while pumping: not passivated with a batch in hand (offer_passivation reads it)
+  bool committing = false; // pumping or busy: not passivated with work in hand (offer_passivation reads it)
+  // The hook calls: the one running (busy) and those queued behind it.
+  bool busy = false;
+  std::deque<std::shared_ptr<hook_job>> jobs;
+  detail::host_call host; // of the running call
   static inline const char* name = "colony.plugin";
 };
 
@@ -95,15 +113,38 @@ void count_fault(self_ptr self, const plugin_run& r) {
             [self](caf::error&) { self->state.suspension_asked = false; });
 }
 
-v1::PluginOutcome run(self_ptr self, const v1::PluginCall& call, const request_meta& meta) {
+void hold(plugin_state& st) { st.committing = st.pumping || st.busy; }
+
+using next_job_atom = caf::atom_constant<caf::atom("nextjob")>;
+
+/// The call's answer; the next queued call starts a message later (no
+/// recursion through a long queue).
+void finish(self_ptr self, const std::shared_ptr<hook_job>& job, v1::PluginOutcome o) {
   auto& st = self->state;
-  const auto& args = call.args_json();
-  auto ctx = hook_context(st.key.tenant_id, call.binding(), meta.request_id, meta.traceparent);
-  std::string all = args.size() > 2 ? "[" + ctx + "," + args.substr(1) : "[" + ctx + "]";
-  auto r = st.code->call(call.hook(), all);
-  // No host function of this version waits for the actor; a request would be a bug of the engine.
-  for (int guard = 0; r.st == plugin_run::state::pending && guard < 1000; ++guard)
-    r = st.code->resume("null", std::string{"this host function is not available"});
+  st.host = {};
+  job->done(std::move(o));
+  st.busy = false;
+  if (!st.jobs.empty()) {
+    st.busy = true; // reserved for the next: nothing overtakes the queue
+    self->send(self, next_job_atom::value);
+  }
+  hold(st);
+}
+
+/// Where a run of the hook stands: waiting for a host call, or at its end.
+void step(self_ptr self, const std::shared_ptr<hook_job>& job, plugin_run r) {
+  auto& st = self->state;
+  if (r.st == plugin_run::state::pending) {
+    detail::serve_host_call(self, *st.env, st.host, r.request, [self, job](detail::host_answer a) {
+      auto& s = self->state;
+      if (!s.code) { // cannot happen while busy; answered rather than left hanging
+        finish(self, job, failed("load", "the plugin's state was lost during a host call"));
+        return;
+      }
+      step(self, job, s.code->resume(a.json, a.error));
+    });
+    return;
+  }
   count_fault(self, r);
   if (r.needs_reset) {
     plugin_run err;
@@ -112,15 +153,71 @@ v1::PluginOutcome run(self_ptr self, const v1::PluginCall& call, const request_m
   }
   v1::PluginOutcome o;
   o.set_instructions(static_cast<std::int64_t>(r.instructions));
-  if (r.st == plugin_run::state::done) {
-    o.set_outcome("ok");
-    o.set_results_json(std::move(r.results));
-    return o;
+  if (r.st != plugin_run::state::done) {
+    o.set_outcome("failed");
+    o.set_fault(r.fault);
+    o.set_reason(std::move(r.message));
+    finish(self, job, std::move(o));
+    return;
   }
-  o.set_outcome("failed");
-  o.set_fault(r.st == plugin_run::state::pending ? "host-call-limit" : r.fault);
-  o.set_reason(std::move(r.message));
-  return o;
+  o.set_outcome("ok");
+  o.set_results_json(std::move(r.results));
+  // Its kv writes and events, in one transaction, before the answer.
+  detail::commit_effects(self, *st.env, st.host,
+                         [self, job, o = std::move(o)](std::optional<std::pair<std::string, std::string>> why) mutable {
+                           if (why) {
+                             o.set_outcome("failed");
+                             o.set_fault(why->first);
+                             o.set_reason(why->second);
+                             o.clear_results_json();
+                           }
+                           finish(self, job, std::move(o));
+                         });
+}
+
+void with_code(self_ptr self, const std::string& version, std::function<void(const v1::PluginOutcome*)> then);
+
+/// Starts the first queued call (busy is set: it is this call's turn).
+void start_next(self_ptr self) {
+  auto& st = self->state;
+  if (st.jobs.empty()) {
+    st.busy = false;
+    hold(st);
+    return;
+  }
+  auto job = std::move(st.jobs.front());
+  st.jobs.pop_front();
+  with_code(self, job->call.binding().version(), [self, job](const v1::PluginOutcome* load_failed) {
+    if (load_failed != nullptr) {
+      finish(self, job, *load_failed);
+      return;
+    }
+    auto& s = self->state;
+    const auto& call = job->call;
+    s.host = {};
+    s.host.tenant_id = s.key.tenant_id;
+    s.host.binding = call.binding();
+    s.host.hook = call.hook();
+    s.host.meta = job->meta;
+    s.host.chained = job->chained;
+    const auto& args = call.args_json();
+    auto ctx = hook_context(s.key.tenant_id, call.binding(), job->meta.request_id, job->meta.traceparent);
+    std::string all = args.size() > 2 ? "[" + ctx + "," + args.substr(1) : "[" + ctx + "]";
+    step(self, job, s.code->call(call.hook(), all));
+  });
+}
+
+/// Queues a hook call; it starts now if none is running.
+/// `chained`: on_event of another plugin's event (colony.emit is refused: no chains).
+void submit(self_ptr self, v1::PluginCall call, request_meta meta, std::function<void(v1::PluginOutcome)> done,
+            bool chained = false) {
+  auto& st = self->state;
+  st.jobs.push_back(std::make_shared<hook_job>(hook_job{std::move(call), std::move(meta), std::move(done), chained}));
+  if (st.busy)
+    return;
+  st.busy = true;
+  hold(st);
+  start_next(self);
 }
 
 /// Runs `then` with the sandbox of `version` loaded (from the registry if
@@ -178,7 +275,7 @@ void feed_read(self_ptr self);
 void feed_stop(self_ptr self) {
   auto& st = self->state;
   st.pumping = false;
-  st.committing = false;
+  hold(st);
   st.feed.clear();
   st.dead.clear();
 }
@@ -251,35 +348,12 @@ void feed_read(self_ptr self) {
       [self](caf::error&) { feed_stop(self); });
 }
 
-/// One event to on_event; the next one is a message later (hook calls of
-/// the write path are served in between).
-void feed_next(self_ptr self) {
+/// What on_event made of one event: the cursor moves past it, or it waits
+/// with a backoff, or (attempts spent) it goes to the dead letters.
+void feed_outcome(self_ptr self, event_row& row, v1::Event& ev, const v1::PluginOutcome& o) {
   auto& st = self->state;
-  if (st.feed.empty()) {
-    feed_commit(self);
+  if (!st.pumping) // the batch was given up meanwhile (a store failure): nothing to move
     return;
-  }
-  if (!st.code) { // a reset failed: load again with the next batch
-    st.batch_full = true;
-    feed_commit(self);
-    return;
-  }
-  auto row = std::move(st.feed.front());
-  st.feed.pop_front();
-  v1::Event ev;
-  if (!ev.ParseFromString(row.payload)) { // not one this build can read: nothing to hand over
-    st.cursor.position = row.position;
-    self->send(self, feed_atom::value);
-    return;
-  }
-  v1::PluginCall call;
-  call.set_hook(std::string{plugin_hook::on_event});
-  call.set_args_json("[" + protocol::to_json(ev) + "]");
-  *call.mutable_binding() = st.feed_binding;
-  request_meta meta;
-  meta.request_id = ev.request_id();
-  meta.traceparent = ev.traceparent();
-  auto o = run(self, call, meta);
   if (o.outcome() == "ok") {
     st.cursor.position = row.position;
     st.cursor.attempts = 0;
@@ -322,13 +396,54 @@ void feed_next(self_ptr self) {
   feed_commit(self);
 }
 
+/// One event to on_event; the next one is a message later (hook calls of
+/// the write path are served in between).
+void feed_next(self_ptr self) {
+  auto& st = self->state;
+  if (st.feed.empty()) {
+    feed_commit(self);
+    return;
+  }
+  if (!st.code) { // a reset failed: load again with the next batch
+    st.batch_full = true;
+    feed_commit(self);
+    return;
+  }
+  auto row = std::move(st.feed.front());
+  st.feed.pop_front();
+  v1::Event ev;
+  if (!ev.ParseFromString(row.payload)) { // not one this build can read: nothing to hand over
+    st.cursor.position = row.position;
+    self->send(self, feed_atom::value);
+    return;
+  }
+  if (ev.has_plugin_emitted() && ev.plugin_emitted().plugin() == st.key.id) { // its own: never handed back
+    st.cursor.position = row.position;
+    self->send(self, feed_atom::value);
+    return;
+  }
+  bool chained = ev.has_plugin_emitted();
+  v1::PluginCall call;
+  call.set_hook(std::string{plugin_hook::on_event});
+  call.set_args_json("[" + protocol::to_json(ev) + "]");
+  *call.mutable_binding() = st.feed_binding;
+  request_meta meta;
+  meta.request_id = ev.request_id();
+  meta.traceparent = ev.traceparent();
+  auto row_ptr = std::make_shared<event_row>(std::move(row));
+  auto ev_ptr = std::make_shared<v1::Event>(std::move(ev));
+  submit(
+    self, std::move(call), std::move(meta),
+    [self, row_ptr, ev_ptr](v1::PluginOutcome o) { feed_outcome(self, *row_ptr, *ev_ptr, o); }, chained);
+}
+
 /// The pump's nudge: read the cursor, the tenant's binding, then the batch.
 void feed_start(self_ptr self) {
   auto& st = self->state;
   if (st.pumping || !st.env->plugins)
     return;
   st.pumping = true;
-  st.committing = true;
+  hold(st);
   plugin_op op;
   op.what = plugin_op::kind::cursor;
   op.tenant_id = st.key.tenant_id;
@@ -392,19 +507,8 @@ caf::result<entity_reply> handle(self_ptr self, command& cmd) {
     st.faults_in_a_row = 0;
     st.suspension_asked = false;
   }
-  if (st.code && st.version == call->binding().version())
-    return answer(run(self, *call, cmd.meta));
   auto rp = self->make_response_promise<entity_reply>();
-  auto keep = std::make_shared<command>(std::move(cmd));
-  const auto& c = *static_cast<const v1::PluginCall*>(keep->payload.get());
-  with_code(self, c.binding().version(), [self, rp, keep](const v1::PluginOutcome* load_failed) mutable {
-    if (load_failed != nullptr) {
-      rp.deliver(answer(*load_failed));
-      return;
-    }
-    const auto& call2 = *static_cast<const v1::PluginCall*>(keep->payload.get());
-    rp.deliver(answer(run(self, call2, keep->meta)));
-  });
+  submit(self, *call, cmd.meta, [rp](v1::PluginOutcome o) mutable { rp.deliver(answer(std::move(o))); });
   return rp;
 }
 
@@ -420,6 +524,7 @@ caf::behavior plugin_actor(self_ptr self, entity_key key, std::shared_ptr<const 
       return handle(self, cmd);
     },
     [self](feed_atom) { feed_next(self); },
+    [self](next_job_atom) { start_next(self); },
     [self](idle_atom) { detail::offer_passivation(self); },
     [self](passivate_atom) { return detail::offer_passivation(self); },
   };

@@ -75,6 +75,10 @@ public:
                                             actors::plugin_run* error) const override {
     std::vector<lua::host_function> host;
     host.push_back({"", "log", [label](const std::string& args) { return plugin_log(label, args); }, false});
+    // The rest wait for the plugin's actor (it answers from the store, the
+    // tenant's users, or the call's own writes): the hook's coroutine yields.
+    for (const auto& [table, name] : actors::plugin_host_calls())
+      host.push_back({table, name, nullptr, true});
     lua::outcome o;
     auto s = lua::sandbox::create(label, source, lim_, std::move(host), &o);
     if (!s) {
@@ -134,6 +138,11 @@ public:
     r.add(m,
           opt::integer("plugins.event-batch", "events one on_event batch reads", 1, 10'000,
                        &node_config::plugin_event_batch));
+    r.add(
+      m,
+      opt::size("plugins.kv-quota",
+                "bytes of colony.kv one plugin may keep per tenant (keys, values, 64 a key); bytes, or with KiB/MiB",
+                4096, 1024LL * 1024 * 1024, &node_config::plugin_kv_quota));
   }
 
   void describe(const node_config& cfg, std::vector<log::field>& f) const override {

@@ -56,7 +56,8 @@ struct sandbox::impl {
   clock::time_point deadline{};
   fault tripped = fault::none;
   int host_calls = 0;
-  std::string pending; // the request of a yielded asynchronous host call
+  std::string pending;         // the request of a yielded asynchronous host call
+  bool reply_is_error = false; // resume() answered it with an error: raised where the call yielded
   std::string trip_message;
   std::string scratch;                  // a host call's text, kept here while Lua calls may raise
   nlohmann::json doc;                   // a document being pushed (outside any frame a Lua error unwinds)
@@ -275,6 +276,16 @@ void sandbox::impl::install_library() {
 
 namespace {
 
+/// Where an asynchronous host call goes on when resume() answers it: its
+/// value is the call's result, its error is raised in the plugin (as a
+/// synchronous host function's is).
+int host_reply_k(lua_State* L, int, lua_KContext) {
+  auto* s = sandbox::impl::of(L);
+  if (std::exchange(s->reply_is_error, false))
+    return lua_error(L); // the message resume() pushed
+  return 1;
+}
+
 /// colony.<table>.<name>(...): the arguments as a JSON array to the host
 /// function; a synchronous one answers at once, an asynchronous one yields
 /// the hook's coroutine until resume().
@@ -321,7 +332,7 @@ int host_call(lua_State* L) {
   if (!ok)
     return sandbox::impl::raise(L, s->scratch);
   if (!s->pending.empty())
-    return lua_yield(L, 0); // resume() pushes the reply: the call's results
+    return lua_yieldk(L, 0, 0, host_reply_k); // resume() pushes the reply: the call's results
   detail::push_json(L, s->doc);
   return 1;
 }
@@ -626,11 +637,11 @@ outcome sandbox::resume(const host_reply& reply) {
     out.message = "no host call is pending";
     return out;
   }
-  int n = reply.error ? 2 : 1;
+  int n = 1;
+  s.reply_is_error = reply.error.has_value();
   bool parsed = !reply.error && detail::parse_json(reply.json, s.doc);
   auto answer = [&s, &reply, parsed](lua_State*) {
     if (reply.error) {
-      lua_pushnil(s.co);
       lua_pushlstring(s.co, reply.error->data(), reply.error->size());
     } else if (parsed) {
       detail::push_json(s.co, s.doc);

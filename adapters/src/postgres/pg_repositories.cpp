@@ -463,6 +463,83 @@ plugin_result pg_backend::plugins(const plugin_op& op) {
         w.commit();
         break;
       }
+      case k::kv_get: {
+        pqxx::nontransaction n{*conn_};
+        auto r = n.exec_params("SELECT key, value FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key = $3",
+                               op.tenant_id, op.name, op.version);
+        if (r.empty())
+          out.status = store_status::not_found;
+        for (const auto& row : r)
+          out.kv.push_back(plugin_kv{row[0].as<std::string>(), row[1].as<std::string>()});
+        break;
+      }
+      case k::kv_list: {
+        pqxx::nontransaction n{*conn_};
+        // The prefix compared as bytes (keys are COLLATE "C").
+        auto r =
+          n.exec_params("SELECT key, value FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key > $3 "
+                        "AND substring(convert_to(key, 'UTF8') from 1 for $4) = convert_to($5, 'UTF8') "
+                        "ORDER BY key LIMIT $6",
+                        op.tenant_id, op.name, op.after, static_cast<int>(op.version.size()), op.version, op.limit);
+        for (const auto& row : r)
+          out.kv.push_back(plugin_kv{row[0].as<std::string>(), row[1].as<std::string>()});
+        break;
+      }
+      case k::effects: {
+        const auto& e = op.effects;
+        pqxx::work w{*conn_};
+        std::vector<change> scope(1);
+        scope[0].row.tenant_id = op.tenant_id;
+        auto allowed = fenced(w, scope); // takes the outbox order too
+        if (!allowed[0].ok) {
+          out.status = store_status::moved;
+          return out;
+        }
+        std::map<std::string, const std::optional<std::string>*> last;
+        for (const auto& wr : e.writes)
+          last[wr.key] = &wr.value;
+        if (!last.empty()) {
+          // One writer per (tenant, plugin) at a time: the quota sum below holds until commit.
+          w.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))", op.tenant_id + "\x1f" + op.name);
+          auto total = w.exec_params("SELECT coalesce(sum(octet_length(key) + octet_length(value) + 64), 0)::bigint "
+                                     "FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2",
+                                     op.tenant_id, op.name);
+          std::int64_t bytes = total[0][0].as<std::int64_t>();
+          for (const auto& [key, value] : last) {
+            auto cur = w.exec_params("SELECT octet_length(value) FROM plugin_kv WHERE tenant_id = $1 AND "
+                                     "plugin = $2 AND key = $3",
+                                     op.tenant_id, op.name, key);
+            if (!cur.empty())
+              bytes -= kv_footprint(key.size(), cur[0][0].as<std::size_t>());
+            if (*value)
+              bytes += kv_footprint(key.size(), (*value)->size());
+          }
+          out.kv_bytes = bytes;
+          if (bytes > e.quota) {
+            out.over_quota = true;
+            out.status = store_status::error;
+            return out; // rolled back: nothing written
+          }
+        }
+        auto now = protocol::now_us();
+        for (const auto& [key, value] : last) {
+          if (*value)
+            w.exec_params("INSERT INTO plugin_kv (tenant_id, plugin, key, value, updated_us) VALUES ($1, $2, $3, $4, "
+                          "$5) ON CONFLICT (tenant_id, plugin, key) DO UPDATE SET value = excluded.value, "
+                          "updated_us = excluded.updated_us",
+                          op.tenant_id, op.name, key, **value, now);
+          else
+            w.exec_params("DELETE FROM plugin_kv WHERE tenant_id = $1 AND plugin = $2 AND key = $3", op.tenant_id,
+                          op.name, key);
+        }
+        for (const auto& ev : e.events)
+          w.exec_params("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, "
+                        "aggregate_version, created_us, payload, shard_epoch) VALUES ($1, $2, $3, 'plugin', $4, 0, "
+                        "$5, $6, $7)",
+                        ev.id, ev.type, op.tenant_id, op.name, now, pqxx::binarystring{ev.payload}, allowed[0].epoch);
+        w.commit();
+        break;
+      }
       case k::dead_letters: {
         pqxx::nontransaction n{*conn_};
         auto r = n.exec_params("SELECT id, tenant_id, plugin, position, event_id, event_type, event, error, attempts, "

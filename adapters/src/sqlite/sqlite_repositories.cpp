@@ -1,6 +1,7 @@
 #include "sqlite_backend.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace colony::adapters::store::lite {
 
@@ -510,6 +511,88 @@ plugin_result sqlite_backend::plugins(const plugin_op& op) {
             .bind(8, d.error)
             .bind(9, static_cast<std::int64_t>(d.attempts))
             .bind(10, d.created_us)
+            .step();
+      });
+      break;
+    }
+    case k::kv_get: {
+      auto q = prepare("SELECT key, value FROM plugin_kv WHERE tenant_id = ?1 AND plugin = ?2 AND key = ?3");
+      q.bind(1, op.tenant_id).bind(2, op.name).bind(3, op.version);
+      if (q.step())
+        out.kv.push_back(plugin_kv{q.text(0), q.text(1)});
+      else
+        out.status = store_status::not_found;
+      break;
+    }
+    case k::kv_list: {
+      // The prefix compared as bytes (substr of a blob counts bytes, of text characters).
+      auto q = prepare("SELECT key, value FROM plugin_kv WHERE tenant_id = ?1 AND plugin = ?2 AND key > ?3 "
+                       "AND substr(CAST(key AS BLOB), 1, ?4) = ?5 ORDER BY key LIMIT ?6");
+      q.bind(1, op.tenant_id)
+        .bind(2, op.name)
+        .bind(3, op.after)
+        .bind(4, static_cast<std::int64_t>(op.version.size()))
+        .bind_blob(5, op.version)
+        .bind(6, static_cast<std::int64_t>(op.limit));
+      while (q.step())
+        out.kv.push_back(plugin_kv{q.text(0), q.text(1)});
+      break;
+    }
+    case k::effects: {
+      const auto& e = op.effects;
+      write_transaction([&] {
+        std::map<std::string, const std::optional<std::string>*> last;
+        for (const auto& w : e.writes)
+          last[w.key] = &w.value;
+        if (!last.empty()) {
+          auto total = prepare("SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) + 64), 0) "
+                               "FROM plugin_kv WHERE tenant_id = ?1 AND plugin = ?2");
+          total.bind(1, op.tenant_id).bind(2, op.name);
+          std::int64_t bytes = total.step() ? total.integer(0) : 0;
+          for (const auto& [key, value] : last) {
+            auto cur = prepare("SELECT length(CAST(value AS BLOB)) FROM plugin_kv WHERE tenant_id = ?1 AND "
+                               "plugin = ?2 AND key = ?3");
+            cur.bind(1, op.tenant_id).bind(2, op.name).bind(3, key);
+            if (cur.step())
+              bytes -= kv_footprint(key.size(), static_cast<std::size_t>(cur.integer(0)));
+            if (*value)
+              bytes += kv_footprint(key.size(), (*value)->size());
+          }
+          out.kv_bytes = bytes;
+          if (bytes > e.quota) {
+            out.over_quota = true;
+            out.status = store_status::error;
+            return; // nothing written
+          }
+        }
+        auto now = protocol::now_us();
+        for (const auto& [key, value] : last) {
+          if (*value)
+            prepare("INSERT INTO plugin_kv (tenant_id, plugin, key, value, updated_us) VALUES (?1, ?2, ?3, ?4, ?5) "
+                    "ON CONFLICT (tenant_id, plugin, key) DO UPDATE SET value = excluded.value, "
+                    "updated_us = excluded.updated_us")
+              .bind(1, op.tenant_id)
+              .bind(2, op.name)
+              .bind(3, key)
+              .bind(4, **value)
+              .bind(5, now)
+              .step();
+          else
+            prepare("DELETE FROM plugin_kv WHERE tenant_id = ?1 AND plugin = ?2 AND key = ?3")
+              .bind(1, op.tenant_id)
+              .bind(2, op.name)
+              .bind(3, key)
+              .step();
+        }
+        for (const auto& ev : e.events)
+          prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
+                  "created_us, payload) VALUES (?1, ?2, ?3, 'plugin', ?4, 0, ?5, ?6)")
+            .bind(1, ev.id)
+            .bind(2, ev.type)
+            .bind(3, op.tenant_id)
+            .bind(4, op.name)
+            .bind(5, now)
+            .bind_blob(6, ev.payload)
             .step();
       });
       break;

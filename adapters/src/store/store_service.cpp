@@ -442,7 +442,8 @@ caf::behavior service(service_ptr self, store::backend_factory factory, std::str
       return self->delegate(self->state.writer, idempotency_atom::value, std::move(op));
     },
     [self, reader](plugin_atom, plugin_op& op) -> caf::result<plugin_result> {
-      if (op.what == plugin_op::kind::publish || op.what == plugin_op::kind::advance)
+      if (op.what == plugin_op::kind::publish || op.what == plugin_op::kind::advance ||
+          op.what == plugin_op::kind::effects)
         return self->delegate(self->state.writer, plugin_atom::value, std::move(op));
       return self->delegate(reader(), plugin_atom::value, std::move(op));
     },

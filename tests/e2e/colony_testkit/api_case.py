@@ -20,7 +20,7 @@ class NodeCase(unittest.TestCase):
                                   "--billing.payment-grace", "1s", "--timers.poll-interval", "200ms",
                                   "--http.cors-origins", "https://app.example.com,http://localhost:3000",
                                   "--plugins.fault-threshold", "3", "--plugins.event-attempts", "3",
-                                  "--plugins.event-poll", "50ms"])
+                                  "--plugins.event-poll", "50ms", "--plugins.kv-quota", "8KiB"])
 
     @classmethod
     def tearDownClass(cls):

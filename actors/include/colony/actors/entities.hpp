@@ -118,6 +118,8 @@ struct entity_env {
   // on_event: attempts at one event before it is dead-lettered, and events read per batch.
   int plugin_event_attempts = 5;
   int plugin_event_batch = 100;
+  // colony.kv: bytes one (tenant, plugin) may keep (keys, values, 64 a key).
+  std::int64_t plugin_kv_quota = 1 << 20;
   // The registry's store of activation::cell: held here too, so it
   // outlives every entity that may still write its cell.
   std::shared_ptr<const void> handled_cells;

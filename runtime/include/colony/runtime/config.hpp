@@ -62,6 +62,7 @@ struct node_config {
   std::chrono::milliseconds plugin_event_poll{200}; // how often on_event cursors with new events are looked for
   int plugin_event_attempts = 5;
   int plugin_event_batch = 100;
+  std::int64_t plugin_kv_quota = 1 << 20;     // bytes of colony.kv per (tenant, plugin)
   bool console_operator_actions = false;      // the console's operator actions (platform_operator), audited
   std::string clock_start;                    // debug.clock-start as given; empty: the system clock
   std::int64_t clock_start_us = 0;            // ... in microseconds since the epoch

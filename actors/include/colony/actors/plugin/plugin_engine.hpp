@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace colony::actors {
@@ -25,6 +26,14 @@ struct plugin_run {
   /// A broken limit (not the plugin's own error): what the circuit breaker counts.
   [[nodiscard]] bool limit_broken() const { return st == state::failed && fault != "error" && fault != "no_such_hook"; }
 };
+
+/// The host functions the plugin actor serves (colony.<table>.<name>; table
+/// "" for colony.<name>): each yields the hook until the actor answers.
+inline const std::vector<std::pair<std::string, std::string>>& plugin_host_calls() {
+  static const std::vector<std::pair<std::string, std::string>> calls{
+    {"kv", "get"}, {"kv", "set"}, {"kv", "delete"}, {"kv", "list"}, {"", "emit"}, {"users", "get"}, {"users", "list"}};
+  return calls;
+}
 
 /// One loaded plugin: its own Lua state. Not thread-safe: one actor owns it.
 class plugin_code {

@@ -6,6 +6,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/typed_actor.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,27 @@ struct plugin_cursor_change {
   std::string plugin;
 };
 
+/// One entry of a plugin's key-value store (colony.kv), per (tenant, plugin).
+/// `value` is JSON text; a write with no value deletes the key.
+struct plugin_kv {
+  std::string key;
+  std::optional<std::string> value;
+};
+
+/// What a hook call leaves behind when it ends well (colony.kv.set/delete
+/// and colony.emit), written in one transaction or not at all.
+struct plugin_effects {
+  std::vector<plugin_kv> writes;    // in call order; the last write of a key wins
+  std::vector<outbox_event> events; // plugin.<name>.<type>, aggregate (plugin, name)
+  std::int64_t quota = 0;           // bytes the (tenant, plugin) store may hold after the writes
+};
+
+/// Bytes an entry counts against the quota: key, value and a fixed overhead
+/// (so a flood of tiny keys is bounded too).
+[[nodiscard]] inline std::int64_t kv_footprint(std::size_t key, std::size_t value) {
+  return static_cast<std::int64_t>(key + value + 64);
+}
+
 struct plugin_op {
   enum class kind : std::uint8_t {
     publish,      // row + audit, one transaction; duplicate if (name, version) exists
@@ -74,6 +96,10 @@ struct plugin_op {
                   // (conflict otherwise), with dead_letters, one transaction
     due_cursors,  // now_us, scope, limit → unpaused cursors due with events after their position
     dead_letters, // tenant_id, name, after (an id), limit → dead_letters, oldest first
+    kv_get,       // tenant_id, name, version (the key) → kv[0] (not_found: none)
+    kv_list,      // tenant_id, name, version (a key prefix), after (a key), limit → kv, by key
+    effects,      // tenant_id, name, effects: the writes and events, one transaction (fenced);
+                  // over_quota (nothing written) if the store would hold more than effects.quota
   } what = kind::list;
   plugin_row row;
   std::string name;
@@ -87,6 +113,7 @@ struct plugin_op {
   shard_scope scope;
   std::vector<plugin_cursor> cursors;
   std::vector<plugin_dead_letter> dead_letters;
+  plugin_effects effects;
 };
 
 struct plugin_result {
@@ -94,6 +121,9 @@ struct plugin_result {
   std::vector<plugin_row> rows;
   std::vector<plugin_cursor> cursors;
   std::vector<plugin_dead_letter> dead_letters;
+  std::vector<plugin_kv> kv;
+  bool over_quota = false;   // effects: refused, the store would hold more than the quota
+  std::int64_t kv_bytes = 0; // effects: what the store would have held (refused) or holds (written)
   std::string detail;
 };
 

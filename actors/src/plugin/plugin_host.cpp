@@ -1,0 +1,442 @@
+#include "plugin_host.hpp"
+
+#include <caf/all.hpp>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "../entity_common.hpp"
+#include "colony/protocol/json.hpp"
+#include "colony/v1/event.pb.h"
+#include "colony/v1/user.pb.h"
+
+namespace colony::actors::detail {
+namespace {
+
+using json = nlohmann::json;
+using reply_fn = std::function<void(host_answer)>;
+
+host_answer raise(std::string message) { return host_answer{"null", std::move(message)}; }
+
+host_answer value(const json& v) { return host_answer{v.dump(), std::nullopt}; }
+
+/// A key a plugin may use: a non-empty string of at most kv_max_key bytes.
+std::optional<std::string> key_error(const std::string& fn, const json& k) {
+  if (!k.is_string())
+    return "colony." + fn + ": the key must be a string";
+  const auto& s = k.get_ref<const std::string&>();
+  if (s.empty() || s.size() > kv_max_key)
+    return "colony." + fn + ": a key is 1 to " + std::to_string(kv_max_key) + " bytes";
+  return std::nullopt;
+}
+
+/// The call's own last write of `key`, if it made one (its reads see it).
+const plugin_kv* own_write(const host_call& call, const std::string& key) {
+  for (auto it = call.effects.writes.rbegin(); it != call.effects.writes.rend(); ++it)
+    if (it->key == key)
+      return &*it;
+  return nullptr;
+}
+
+json decode_stored(const std::string& text) {
+  auto v = json::parse(text, nullptr, false);
+  return v.is_discarded() ? json() : v;
+}
+
+void kv_write(host_call& call, const std::string& fn, const json& args, bool erase, const entity_env& env,
+              const reply_fn& reply) {
+  if (args.size() != (erase ? 1u : 2u)) {
+    reply(raise("colony." + fn + (erase ? "(key) takes one argument" : "(key, value) takes two arguments")));
+    return;
+  }
+  if (auto why = key_error(fn, args[0])) {
+    reply(raise(*why));
+    return;
+  }
+  plugin_kv w;
+  w.key = args[0].get<std::string>();
+  if (!erase) {
+    if (args[1].is_null()) {
+      reply(raise("colony.kv.set: the value is nil; use colony.kv.delete(key) to remove a key"));
+      return;
+    }
+    w.value = args[1].dump();
+    if (w.value->size() > kv_max_value) {
+      reply(raise("colony.kv.set: a value is at most " + std::to_string(kv_max_value / 1024) +
+                  " KiB as JSON; this one is " + std::to_string(w.value->size()) + " bytes"));
+      return;
+    }
+  }
+  // What the call keeps in hand is bounded too (the store checks the quota at the end).
+  auto bytes = static_cast<std::size_t>(kv_footprint(w.key.size(), w.value ? w.value->size() : 0));
+  if (static_cast<std::int64_t>(call.pending_bytes + bytes) > env.plugin_kv_quota) {
+    reply(raise("colony." + fn + ": this call's writes would pass the plugin's kv quota of " +
+                std::to_string(env.plugin_kv_quota) + " bytes"));
+    return;
+  }
+  call.pending_bytes += bytes;
+  call.effects.writes.push_back(std::move(w));
+  reply(value(true));
+}
+
+void kv_get(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
+            const reply_fn& reply) {
+  if (args.size() != 1) {
+    reply(raise("colony.kv.get(key) takes one argument"));
+    return;
+  }
+  if (auto why = key_error("kv.get", args[0])) {
+    reply(raise(*why));
+    return;
+  }
+  auto key = args[0].get<std::string>();
+  if (const auto* w = own_write(call, key)) {
+    reply(w->value ? host_answer{*w->value, std::nullopt} : value(nullptr));
+    return;
+  }
+  plugin_op op;
+  op.what = plugin_op::kind::kv_get;
+  op.tenant_id = call.tenant_id;
+  op.name = call.binding.name();
+  op.version = std::move(key);
+  self->request(caf::actor_cast<plugin_store>(env.store), env.store_timeout, plugin_atom::value, std::move(op))
+    .then(
+      [reply](plugin_result& r) {
+        if (r.status == store_status::not_found || (r.status == store_status::ok && r.kv.empty()))
+          reply(value(nullptr));
+        else if (r.status != store_status::ok || !r.kv.front().value)
+          reply(raise("colony.kv.get: the store is unavailable; retry later"));
+        else
+          reply(value(decode_stored(*r.kv.front().value)));
+      },
+      [reply](caf::error&) { reply(raise("colony.kv.get: the store did not answer; retry later")); });
+}
+
+/// colony.kv.list{prefix=, after=, limit=} -> {items = {{key=, value=}, ...}, next = key | nil}
+void kv_list(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
+             const reply_fn& reply) {
+  json opts = args.empty() ? json::object() : args[0];
+  if (args.size() > 1 || !(opts.is_object() || opts.is_null()) ||
+      (opts.is_array() && !opts.empty())) { // an empty Lua table arrives as []
+    reply(raise("colony.kv.list takes one table: {prefix=, after=, limit=}"));
+    return;
+  }
+  if (opts.is_null())
+    opts = json::object();
+  std::string prefix, after;
+  int limit = 50;
+  if (opts.contains("prefix")) {
+    if (!opts["prefix"].is_string() || opts["prefix"].get_ref<const std::string&>().size() > kv_max_key) {
+      reply(raise("colony.kv.list: prefix must be a string of at most " + std::to_string(kv_max_key) + " bytes"));
+      return;
+    }
+    prefix = opts["prefix"].get<std::string>();
+  }
+  if (opts.contains("after")) {
+    if (!opts["after"].is_string()) {
+      reply(raise("colony.kv.list: after must be a key (the next of the page before)"));
+      return;
+    }
+    after = opts["after"].get<std::string>();
+  }
+  if (opts.contains("limit")) {
+    if (!opts["limit"].is_number_integer() || opts["limit"].get<std::int64_t>() < 1 ||
+        opts["limit"].get<std::int64_t>() > kv_max_list) {
+      reply(raise("colony.kv.list: limit must be an integer from 1 to " + std::to_string(kv_max_list)));
+      return;
+    }
+    limit = opts["limit"].get<int>();
+  }
+  for (const auto& [k, _] : opts.items())
+    if (k != "prefix" && k != "after" && k != "limit") {
+      reply(raise("colony.kv.list: unknown option '" + k + "' (prefix, after, limit)"));
+      return;
+    }
+  plugin_op op;
+  op.what = plugin_op::kind::kv_list;
+  op.tenant_id = call.tenant_id;
+  op.name = call.binding.name();
+  op.version = prefix;
+  op.after = after;
+  op.limit = limit;
+  // The call's own writes in range overlay the page (up to its last key when it is full).
+  std::map<std::string, std::optional<std::string>> own;
+  for (const auto& w : call.effects.writes)
+    if (w.key > after && w.key.compare(0, prefix.size(), prefix) == 0)
+      own[w.key] = w.value;
+  self->request(caf::actor_cast<plugin_store>(env.store), env.store_timeout, plugin_atom::value, std::move(op))
+    .then(
+      [reply, own = std::move(own), limit](plugin_result& r) {
+        if (r.status != store_status::ok) {
+          reply(raise("colony.kv.list: the store is unavailable; retry later"));
+          return;
+        }
+        bool full = static_cast<int>(r.kv.size()) >= limit;
+        std::map<std::string, std::optional<std::string>> page;
+        for (auto& e : r.kv)
+          page[e.key] = std::move(e.value);
+        for (const auto& [k, v] : own)
+          if (!full || r.kv.empty() || k <= r.kv.back().key)
+            page[k] = v;
+        json items = json::array();
+        std::string last;
+        for (const auto& [k, v] : page) {
+          if (!v)
+            continue;
+          if (static_cast<int>(items.size()) == limit)
+            break;
+          items.push_back(json{{"key", k}, {"value", decode_stored(*v)}});
+          last = k;
+        }
+        json out{{"items", items}};
+        if (full && !last.empty())
+          out["next"] = last;
+        reply(value(out));
+      },
+      [reply](caf::error&) { reply(raise("colony.kv.list: the store did not answer; retry later")); });
+}
+
+/// plugin.<name>.<type>: a type is dot-separated words of [a-z0-9_], each starting with a letter.
+bool valid_event_type(const std::string& t) {
+  if (t.empty() || t.size() > 64)
+    return false;
+  bool word_start = true;
+  for (char c : t) {
+    if (c == '.') {
+      if (word_start)
+        return false;
+      word_start = true;
+      continue;
+    }
+    bool lower = c >= 'a' && c <= 'z';
+    if (word_start ? !lower : !(lower || (c >= '0' && c <= '9') || c == '_'))
+      return false;
+    word_start = false;
+  }
+  return !word_start;
+}
+
+void emit(host_call& call, const json& args, const reply_fn& reply) {
+  if (args.empty() || args.size() > 2 || !args[0].is_string()) {
+    reply(raise("colony.emit(type, data) takes a type (a string) and a JSON value"));
+    return;
+  }
+  if (call.chained) {
+    reply(raise("colony.emit: not from on_event of another plugin's event (plugin events do not chain)"));
+    return;
+  }
+  auto type = args[0].get<std::string>();
+  if (!valid_event_type(type)) {
+    reply(raise("colony.emit: the type is dot-separated lower-case words ([a-z][a-z0-9_]*), at most 64 bytes"));
+    return;
+  }
+  if (static_cast<int>(call.effects.events.size()) >= max_emits) {
+    reply(raise("colony.emit: at most " + std::to_string(max_emits) + " events per call"));
+    return;
+  }
+  auto data = args.size() > 1 ? args[1].dump() : std::string{"null"};
+  if (data.size() > emit_max_data) {
+    reply(raise("colony.emit: data is at most " + std::to_string(emit_max_data / 1024) + " KiB as JSON"));
+    return;
+  }
+  const auto& name = call.binding.name();
+  auto now = protocol::now_us();
+  auto ev = event_header("plugin." + name + "." + type, entity_key{entity_kind::plugin, call.tenant_id, name}, 0,
+                         call.meta, now);
+  auto* p = ev.mutable_plugin_emitted();
+  p->set_plugin(name);
+  p->set_version(call.binding.version());
+  p->set_hook(call.hook);
+  if (protocol::from_json(data, *p->mutable_data())) {
+    reply(raise("colony.emit: data is not a JSON value"));
+    return;
+  }
+  call.effects.events.push_back(seal(ev));
+  reply(value(ev.id()));
+}
+
+std::string user_json(const entity_reply& r) {
+  if (r.bytes) {
+    v1::User u;
+    if (u.ParseFromString(*r.bytes))
+      return protocol::to_json(u);
+    return "null";
+  }
+  if (const auto* u = dynamic_cast<const v1::User*>(r.entity.get()))
+    return protocol::to_json(*u);
+  return "null";
+}
+
+void users_get(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
+               const reply_fn& reply) {
+  if (args.size() != 1 || !args[0].is_string() || args[0].get_ref<const std::string&>().empty() ||
+      args[0].get_ref<const std::string&>().size() > 64) {
+    reply(raise("colony.users.get(id) takes a user id (a string)"));
+    return;
+  }
+  auto router = env.router.lock();
+  auto target =
+    router ? router->route(entity_key{entity_kind::user, call.tenant_id, args[0].get<std::string>()}) : caf::actor{};
+  if (!target) {
+    reply(raise("colony.users.get: the node is shutting down"));
+    return;
+  }
+  command get;
+  get.what = op::get;
+  get.meta.request_id = call.meta.request_id;
+  get.meta.traceparent = call.meta.traceparent;
+  self->request(target, env.store_timeout, std::move(get))
+    .then(
+      [reply](entity_reply& r) {
+        if (r.error && r.error->code == errc::not_found)
+          reply(value(nullptr));
+        else if (r.error)
+          reply(raise("colony.users.get: " + r.error->detail));
+        else
+          reply(host_answer{user_json(r), std::nullopt});
+      },
+      [reply](caf::error&) { reply(raise("colony.users.get: the user did not answer; retry later")); });
+}
+
+/// colony.users.list{status=, role=, q=, limit=, after=} -> {users = {...}, next = cursor | nil}
+void users_list(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
+                const reply_fn& reply) {
+  json opts = args.empty() || args[0].is_null() || (args[0].is_array() && args[0].empty()) ? json::object() : args[0];
+  if (args.size() > 1 || !opts.is_object()) {
+    reply(raise("colony.users.list takes one table: {status=, role=, q=, limit=, after=}"));
+    return;
+  }
+  list_query q;
+  q.kind = entity_kind::user;
+  q.tenant_id = call.tenant_id;
+  q.limit = 50;
+  for (const auto& [k, v] : opts.items()) {
+    if (k == "limit") {
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > users_max_list) {
+        reply(raise("colony.users.list: limit must be an integer from 1 to " + std::to_string(users_max_list)));
+        return;
+      }
+      q.limit = v.get<int>();
+      continue;
+    }
+    if (!v.is_string() || v.get_ref<const std::string&>().size() > 200) {
+      reply(raise("colony.users.list: " + k + " must be a string of at most 200 bytes"));
+      return;
+    }
+    const auto& s = v.get_ref<const std::string&>();
+    if (k == "status")
+      q.status = s;
+    else if (k == "role")
+      q.role = s;
+    else if (k == "q")
+      q.q = s;
+    else if (k == "after") { // "<createdAt in µs>:<id>", the next of the page before
+      auto colon = s.find(':');
+      char* end = nullptr;
+      auto us = colon == std::string::npos ? 0 : std::strtoll(s.c_str(), &end, 10);
+      if (colon == std::string::npos || end != s.c_str() + colon || colon + 1 == s.size()) {
+        reply(raise("colony.users.list: after is the next of the page before"));
+        return;
+      }
+      q.has_after = true;
+      q.after_number = us;
+      q.after_id = s.substr(colon + 1);
+    } else {
+      reply(raise("colony.users.list: unknown option '" + k + "' (status, role, q, limit, after)"));
+      return;
+    }
+  }
+  auto limit = q.limit;
+  self->request(env.store, env.store_timeout, list_atom::value, std::move(q))
+    .then(
+      [reply, limit](row_page& page) {
+        if (page.status != store_status::ok) {
+          reply(raise("colony.users.list: the store is unavailable; retry later"));
+          return;
+        }
+        bool more = static_cast<int>(page.rows.size()) > limit;
+        if (more)
+          page.rows.resize(static_cast<std::size_t>(limit));
+        std::string body = "{\"users\":[";
+        for (std::size_t i = 0; i < page.rows.size(); ++i) {
+          v1::User u;
+          body += (i == 0 ? "" : ",") + (u.ParseFromString(page.rows[i].state) ? protocol::to_json(u) : "null");
+        }
+        body += "]";
+        if (more)
+          body += ",\"next\":\"" + std::to_string(page.rows.back().sort_number) + ":" +
+            protocol::json_escape(page.rows.back().id) + "\"";
+        reply(host_answer{body + "}", std::nullopt});
+      },
+      [reply](caf::error&) { reply(raise("colony.users.list: the store did not answer; retry later")); });
+}
+
+} // namespace
+
+void serve_host_call(caf::event_based_actor* self, const entity_env& env, host_call& call, const std::string& request,
+                     std::function<void(host_answer)> reply) {
+  auto req = json::parse(request, nullptr, false);
+  if (!req.is_object() || !req.contains("fn") || !req["fn"].is_string() || !req.contains("args") ||
+      !req["args"].is_array()) {
+    reply(raise("colony: a host call the node cannot read"));
+    return;
+  }
+  const auto fn = req["fn"].get<std::string>();
+  const auto& args = req["args"];
+  if (fn.rfind("kv.", 0) == 0 && !call.binding.permissions().kv()) {
+    reply(raise("colony." + fn + ": this plugin's manifest does not ask for kv (permissions.kv)"));
+    return;
+  }
+  if (fn == "kv.get")
+    kv_get(self, env, call, args, reply);
+  else if (fn == "kv.set" || fn == "kv.delete")
+    kv_write(call, fn, args, fn == "kv.delete", env, reply);
+  else if (fn == "kv.list")
+    kv_list(self, env, call, args, reply);
+  else if (fn == "emit")
+    emit(call, args, reply);
+  else if (fn == "users.get")
+    users_get(self, env, call, args, reply);
+  else if (fn == "users.list")
+    users_list(self, env, call, args, reply);
+  else
+    reply(raise("colony." + fn + " is not available"));
+}
+
+void commit_effects(caf::event_based_actor* self, const entity_env& env, host_call& call,
+                    std::function<void(std::optional<std::pair<std::string, std::string>>)> done) {
+  if (call.effects.writes.empty() && call.effects.events.empty()) {
+    done(std::nullopt);
+    return;
+  }
+  plugin_op op;
+  op.what = plugin_op::kind::effects;
+  op.tenant_id = call.tenant_id;
+  op.name = call.binding.name();
+  op.effects = std::move(call.effects);
+  op.effects.quota = env.plugin_kv_quota;
+  call.effects = {};
+  auto quota = env.plugin_kv_quota;
+  self->request(caf::actor_cast<plugin_store>(env.store), env.store_timeout, plugin_atom::value, std::move(op))
+    .then(
+      [done, quota](plugin_result& r) {
+        if (r.status == store_status::ok)
+          done(std::nullopt);
+        else if (r.over_quota)
+          done(std::make_pair(std::string{"kv-quota"},
+                              "colony.kv: the plugin's store would hold " + std::to_string(r.kv_bytes) +
+                                " bytes, over its quota of " + std::to_string(quota) +
+                                "; nothing of this call was written"));
+        else
+          done(std::make_pair(std::string{"store"},
+                              r.status == store_status::moved
+                                ? std::string{"the tenant moved to another node; nothing of this call was written"}
+                                : std::string{"the store could not write this call's kv writes and events; retry"}));
+      },
+      [done](caf::error&) {
+        done(std::make_pair(std::string{"store"},
+                            std::string{"the store did not answer; the call's writes may "
+                                        "or may not be written"}));
+      });
+}
+
+} // namespace colony::actors::detail

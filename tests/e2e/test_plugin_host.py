@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the plugins' host API (docs/plugins.md, "Host API"):
+colony.kv (per tenant and plugin, read-your-writes within a call, written
+only when the hook ends well, the manifest's permission, the quota),
+colony.emit (plugin.<name>.<type> events in the tenant's feed, handed to the
+other plugins' on_event but not back to the emitter, no chains), and
+colony.users (the tenant's own users only).
+
+The node runs with --plugins.kv-quota 8KiB (colony_testkit.NodeCase).
+Environment: see colony_testkit/env.py.
+"""
+import time
+import unittest
+import uuid
+
+from colony_testkit import NodeCase
+
+COUNTER = """
+return {
+  http = function(ctx, req)
+    if req.path == "/hit" then
+      local n = (colony.kv.get("hits") or 0) + 1
+      colony.kv.set("hits", n)
+      colony.kv.set("by:" .. req.caller.credential, { n = n, last = req.body })
+      -- read-your-writes: this call sees what it set before it is written
+      return { body = { hits = colony.kv.get("hits"), mine = colony.kv.get("by:" .. req.caller.credential) } }
+    elseif req.path == "/count" then
+      return { body = { hits = colony.kv.get("hits") or 0 } }
+    elseif req.path == "/list" then
+      local page = colony.kv.list({ prefix = req.query.prefix or "", after = req.query.after, limit = 2 })
+      return { body = page }
+    elseif req.path == "/fail-after-set" then
+      colony.kv.set("hits", 1000000)
+      colony.kv.set("ghost", true)
+      error("changed my mind")
+    elseif req.path == "/big" then
+      for i = 1, tonumber(req.query.n) do colony.kv.set("big:" .. i, string.rep("x", 1000)) end
+      return { body = { ok = true } }
+    elseif req.path == "/delete" then
+      colony.kv.delete(req.query.key)
+      return { body = { gone = colony.kv.get(req.query.key) == nil } }
+    elseif req.path == "/misuse" then
+      local ok, err = pcall(colony.kv.set, string.rep("k", 300), 1)
+      local ok2, err2 = pcall(colony.kv.set, "k", nil)
+      local ok3, err3 = pcall(colony.kv.get, 42)
+      local ok4, err4 = pcall(colony.kv.list, { limit = 1000 })
+      return { body = { err, err2, err3, err4, ok or ok2 or ok3 or ok4 } }
+    end
+    return { status = 404 }
+  end,
+}
+"""
+
+EMITTER = """
+return {
+  http = function(ctx, req)
+    local id = colony.emit("order.placed", { order = req.query.order, total = 12.5, tags = { "a", "b" } })
+    if req.query.fail then error("after the emit") end
+    return { body = { id = id } }
+  end,
+  on_event = function(ctx, ev)
+    if ev.pluginEmitted then error("its own event came back: " .. ev.type) end
+  end,
+}
+"""
+
+WATCHER = """
+return {
+  on_event = function(ctx, ev)
+    if not ev.pluginEmitted then return end
+    local ok, err = pcall(colony.emit, "echo", {})
+    local seen = colony.kv.get("seen") or {}
+    seen[#seen + 1] = { type = ev.type, data = ev.pluginEmitted.data, plugin = ev.pluginEmitted.plugin,
+                        emitted = ok, err = err }
+    colony.kv.set("seen", seen)
+  end,
+  http = function(ctx, req) return { body = { seen = colony.kv.get("seen") or {} } } end,
+}
+"""
+
+USERS = """
+return {
+  http = function(ctx, req)
+    if req.path == "/get" then
+      local u = colony.users.get(req.query.id)
+      return { body = { found = u ~= nil, email = u and u.email, tenant = u and u.tenantId } }
+    end
+    local page = colony.users.list({ limit = tonumber(req.query.limit), after = req.query.after })
+    local emails = {}
+    for _, u in ipairs(page.users) do emails[#emails + 1] = u.email end
+    return { body = { emails = emails, next = page.next } }
+  end,
+}
+"""
+
+
+class PluginHostApi(NodeCase):
+    def published(self, source, hooks, kv=False):
+        body = {"name": "h-" + uuid.uuid4().hex[:8], "version": "1.0.0", "source": source, "hooks": hooks}
+        if kv:
+            body["permissions"] = {"kv": True}
+        status, _, doc = self.node.json("POST", "/v1/plugins", body)
+        self.assertEqual(status, 201, doc)
+        return doc["name"]
+
+    def enabled(self, source, hooks, kv=False, tid=None):
+        name = self.published(source, hooks, kv)
+        tid = tid or self.tenant(plan="starter")["id"]
+        status, _, doc = self.node.json("PUT", f"/v1/tenants/{tid}/plugins/{name}", {"version": "1.0.0"})
+        self.assertEqual(status, 201, doc)
+        return tid, name
+
+    def x(self, tid, name, path, method="GET", body=None):
+        return self.node.json(method, f"/v1/tenants/{tid}/x/{name}{path}", body)
+
+    def test_kv_is_per_tenant_and_plugin_and_written_when_the_hook_ends_well(self):
+        tid, name = self.enabled(COUNTER, ["http"], kv=True)
+        for i in range(1, 4):
+            status, _, doc = self.x(tid, name, "/hit", "POST", {"i": i})
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(doc["hits"], i)
+            self.assertEqual(doc["mine"]["n"], i)
+        self.assertEqual(self.x(tid, name, "/count")[2]["hits"], 3)
+        # The same plugin in another tenant has its own keys.
+        other = self.tenant(plan="starter")["id"]
+        self.assertEqual(self.node.json("PUT", f"/v1/tenants/{other}/plugins/{name}", {"version": "1.0.0"})[0], 201)
+        self.assertEqual(self.x(other, name, "/count")[2]["hits"], 0)
+        self.assertEqual(self.x(other, name, "/hit", "POST", {})[2]["hits"], 1)
+        self.assertEqual(self.x(tid, name, "/count")[2]["hits"], 3)
+        # A hook that fails after setting keys leaves none of them.
+        bad = self.assertProblem(self.x(tid, name, "/fail-after-set", "POST", {}), 503, "plugin-failed")
+        self.assertIn("changed my mind", bad["detail"])
+        self.assertEqual(self.x(tid, name, "/count")[2]["hits"], 3)
+        # Listed by key in pages of two, with a prefix: by:<credential>, by:<viewer>, hits.
+        viewer = self.node.json("POST", f"/v1/tenants/{tid}/api-keys", {"name": "v", "roles": ["viewer"]})[2]["key"]
+        self.assertEqual(self.node.json("POST", f"/v1/tenants/{tid}/x/{name}/hit", {}, auth=viewer)[2]["hits"], 4)
+        page = self.x(tid, name, "/list")[2]
+        self.assertEqual(len(page["items"]), 2)
+        self.assertTrue(all(e["key"].startswith("by:") for e in page["items"]), page)
+        self.assertEqual(sorted(e["value"]["n"] for e in page["items"]), [3, 4])
+        rest = self.x(tid, name, f"/list?after={page['next']}")[2]
+        self.assertEqual([e["key"] for e in rest["items"]], ["hits"])
+        self.assertNotIn("next", rest)
+        self.assertEqual(rest["items"][0]["value"], 4)
+        self.assertEqual(len(self.x(tid, name, "/list?prefix=hit")[2]["items"]), 1)
+        self.assertEqual(len(self.x(tid, name, "/list?prefix=by:")[2]["items"]), 2)
+        self.assertEqual(self.x(tid, name, "/delete?key=hits")[2]["gone"], True)
+        self.assertEqual(self.x(tid, name, "/count")[2]["hits"], 0)
+
+    def test_kv_misuse_permission_and_quota(self):
+        tid, name = self.enabled(COUNTER, ["http"], kv=True)
+        errs = self.x(tid, name, "/misuse", "POST", {})[2]
+        self.assertIn("a key is 1 to 256 bytes", errs[0])
+        self.assertIn("use colony.kv.delete", errs[1])
+        self.assertIn("the key must be a string", errs[2])
+        self.assertIn("limit must be an integer from 1 to 100", errs[3])
+        self.assertFalse(errs[4])
+        # Over the quota (8 KiB on this node): the call fails, and nothing of it is written.
+        self.assertEqual(self.x(tid, name, "/big?n=3", "POST", {})[0], 200)
+        over = self.assertProblem(self.x(tid, name, "/big?n=9", "POST", {}), 503, "plugin-failed")
+        self.assertIn("kv quota", over["detail"])
+        page = self.x(tid, name, "/list?prefix=big:")[2]
+        self.assertEqual(len(page["items"]), 2)
+        self.assertEqual(self.x(tid, name, f"/list?prefix=big:&after={page['next']}")[2]["items"][0]["key"], "big:3")
+        # Without permissions.kv in its manifest a plugin has no store.
+        tid2, name2 = self.enabled(COUNTER, ["http"], kv=False)
+        denied = self.assertProblem(self.x(tid2, name2, "/count"), 503, "plugin-failed")
+        self.assertIn("permissions.kv", denied["detail"])
+
+    def test_emit_puts_plugin_events_in_the_feed_for_the_other_plugins(self):
+        n = self.node
+        tid, emitter = self.enabled(EMITTER, ["http", "on_event"])
+        _, watcher = self.enabled(WATCHER, ["on_event", "http"], kv=True, tid=tid)
+        status, _, doc = self.x(tid, emitter, "/go?order=o-1", "POST", {})
+        self.assertEqual(status, 200, doc)
+        self.assertProblem(self.x(tid, emitter, "/go?order=o-2&fail=1", "POST", {}), 503, "plugin-failed")
+        events = [row["event"] for row in n.json("GET", f"/v1/tenants/{tid}/events")[2]["data"]]
+        mine = [e for e in events if e["type"].startswith("plugin." + emitter)]
+        self.assertEqual(len(mine), 1, events)  # the failed call emitted nothing
+        ev = mine[0]
+        self.assertEqual(ev["id"], doc["id"])
+        self.assertEqual(ev["type"], f"plugin.{emitter}.order.placed")
+        self.assertEqual((ev["aggregateKind"], ev["aggregateId"], ev["tenantId"]), ("plugin", emitter, tid))
+        self.assertEqual(ev["pluginEmitted"]["data"], {"order": "o-1", "total": 12.5, "tags": ["a", "b"]})
+        self.assertEqual(ev["pluginEmitted"]["hook"], "http")
+        # The other plugin's on_event gets it (and may not emit from there: no chains).
+        deadline = time.time() + 15
+        seen = []
+        while time.time() < deadline and not seen:
+            seen = self.x(tid, watcher, "/seen")[2]["seen"]
+            time.sleep(0.05)
+        self.assertEqual(len(seen), 1, seen)
+        self.assertEqual((seen[0]["type"], seen[0]["plugin"], seen[0]["data"]["order"]),
+                         (f"plugin.{emitter}.order.placed", emitter, "o-1"))
+        self.assertFalse(seen[0]["emitted"])
+        self.assertIn("do not chain", seen[0]["err"])
+        # The emitter's own on_event never gets its event back (it would fail: no dead letters).
+        time.sleep(0.3)
+        self.assertEqual(n.json("GET", f"/v1/tenants/{tid}/plugins/{emitter}/dead-letters")[2]["data"], [])
+        # A bad type is an error naming the rule.
+        bad = self.published('return { http = function() colony.emit("Bad Type", 1) end }', ["http"])
+        self.assertEqual(n.json("PUT", f"/v1/tenants/{tid}/plugins/{bad}", {"version": "1.0.0"})[0], 201)
+        self.assertIn("lower-case words", self.assertProblem(self.x(tid, bad, "/"), 503, "plugin-failed")["detail"])
+
+    def test_users_are_the_tenants_own(self):
+        n = self.node
+        tid, name = self.enabled(USERS, ["http"])
+        ids = []
+        for i in range(3):
+            status, _, u = n.json("POST", f"/v1/tenants/{tid}/users", {"email": f"u{i}@x.example", "name": "U"})
+            self.assertEqual(status, 201, u)
+            ids.append(u["id"])
+        other = self.tenant()["id"]
+        stranger = n.json("POST", f"/v1/tenants/{other}/users", {"email": "s@y.example", "name": "S"})[2]
+        got = self.x(tid, name, f"/get?id={ids[1]}")[2]
+        self.assertEqual((got["found"], got["email"], got["tenant"]), (True, "u1@x.example", tid))
+        self.assertFalse(self.x(tid, name, f"/get?id={stranger['id']}")[2]["found"])  # another tenant's
+        self.assertFalse(self.x(tid, name, "/get?id=" + str(uuid.uuid4()))[2]["found"])
+        first = self.x(tid, name, "/list?limit=2")[2]
+        self.assertEqual(first["emails"], ["u0@x.example", "u1@x.example"])
+        rest = self.x(tid, name, f"/list?limit=2&after={first['next']}")[2]
+        self.assertEqual(rest["emails"], ["u2@x.example"])
+        self.assertNotIn("next", rest)
+
+
+if __name__ == "__main__":
+    unittest.main()
