@@ -52,6 +52,7 @@ public:
     env.plugin_event_attempts = node.cfg.plugin_event_attempts;
     env.plugin_event_batch = node.cfg.plugin_event_batch;
     env.plugin_kv_quota = node.cfg.plugin_kv_quota;
+    env.plugin_http = node.find<const actors::outbound_http_service>(); // the plugins module's too
     node.entities = spawn_entity_registry(node.sys, env, node.metrics);
     // The directory itself, for introspection, whatever the cluster module
     // puts in front of node.entities later.

@@ -3,17 +3,25 @@
 colony.kv (per tenant and plugin, read-your-writes within a call, written
 only when the hook ends well, the manifest's permission, the quota),
 colony.emit (plugin.<name>.<type> events in the tenant's feed, handed to the
-other plugins' on_event but not back to the emitter, no chains), and
-colony.users (the tenant's own users only).
+other plugins' on_event but not back to the emitter, no chains),
+colony.users (the tenant's own users only), and colony.http.request (the
+manifest's allow-list, reserved headers, timeouts, answer size, the SSRF
+rules of webhooks, waits that hold no other tenant).
 
 The node runs with --plugins.kv-quota 8KiB (colony_testkit.NodeCase).
 Environment: see colony_testkit/env.py.
 """
+import http.client
+import http.server
+import json
+import shutil
+import tempfile
+import threading
 import time
 import unittest
 import uuid
 
-from colony_testkit import NodeCase
+from colony_testkit import Node, NodeCase
 
 COUNTER = """
 return {
@@ -225,3 +233,181 @@ class PluginHostApi(NodeCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Upstream:
+    """A loopback HTTP server for colony.http.request: /echo answers what it got, /slow after 2 s,
+    /big with 2 MiB, /chat records JSON posts."""
+
+    def __init__(self):
+        self.posts = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                if self.path.startswith("/slow"):
+                    time.sleep(2)
+                if self.path.startswith("/chat"):
+                    outer.posts.append((self.headers.get("Content-Type"), json.loads(body)))
+                out = b"x" * (2 << 20) if self.path.startswith("/big") else json.dumps(
+                    {"method": self.command, "path": self.path, "body": body.decode(),
+                     "type": self.headers.get("Content-Type"), "agent": self.headers.get("User-Agent"),
+                     "token": self.headers.get("X-Token")}).encode()
+                self.send_response(201 if self.command == "POST" else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Upstream", "yes")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                try:
+                    self.wfile.write(out)
+                except (BrokenPipeError, ConnectionResetError):  # /big: the client stopped reading
+                    pass
+
+            do_GET = do_POST = do_PUT = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+FETCHER = """
+return {
+  http = function(ctx, req)
+    local q = req.query
+    local ok, res = pcall(colony.http.request, {
+      method = q.method or "GET", url = ctx.config.base .. (q.path or "/echo"),
+      headers = q.header and { [q.header] = "v" } or { ["X-Token"] = "t-1" },
+      body = q.json and { hello = "world" } or q.text, timeout = tonumber(q.timeout) })
+    if not ok then return { status = 502, body = { error = res } } end
+    return { body = { status = res.status, upstream = res.headers["x-upstream"], got = colony.json.decode(res.body) } }
+  end,
+  on_event = function(ctx, ev)
+    if ev.type ~= "user.created" then return end
+    colony.http.request({ method = "POST", url = ctx.config.base .. "/chat",
+                          body = { text = "new user " .. ev.userChanged.state.email } })
+  end,
+}
+"""
+
+
+class PluginHttp(NodeCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.up = Upstream()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.up.close()
+        super().tearDownClass()
+
+    def fetcher(self, allow=("127.0.0.1",)):
+        body = {"name": "f-" + uuid.uuid4().hex[:8], "version": "1.0.0", "source": FETCHER,
+                "hooks": ["http", "on_event"], "permissions": {"http": list(allow)}}
+        status, _, doc = self.node.json("POST", "/v1/plugins", body)
+        self.assertEqual(status, 201, doc)
+        tid = self.tenant(plan="starter")["id"]
+        status, _, doc = self.node.json("PUT", f"/v1/tenants/{tid}/plugins/{body['name']}",
+                                        {"version": "1.0.0", "config": {"base": self.up.base}})
+        self.assertEqual(status, 201, doc)
+        return tid, body["name"]
+
+    def call(self, tid, name, query):
+        return self.node.json("GET", f"/v1/tenants/{tid}/x/{name}/?{query}")
+
+    def test_requests_reach_allowed_hosts_only(self):
+        tid, name = self.fetcher()
+        status, _, doc = self.call(tid, name, "path=/echo")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual((doc["status"], doc["upstream"]), (200, "yes"))
+        self.assertEqual((doc["got"]["method"], doc["got"]["token"], doc["got"]["agent"]),
+                         ("GET", "t-1", "Colony-Plugins/1"))
+        doc = self.call(tid, name, "method=post&json=1")[2]
+        self.assertEqual((doc["status"], doc["got"]["method"], doc["got"]["type"]), (201, "POST", "application/json"))
+        self.assertEqual(json.loads(doc["got"]["body"]), {"hello": "world"})
+        doc = self.call(tid, name, "method=PUT&text=hi")[2]
+        self.assertEqual((doc["got"]["body"], doc["got"]["type"]), ("hi", "text/plain; charset=utf-8"))
+        # Refused before anything is sent: a host not in the manifest, a header the client sets, a bad method.
+        other, oname = self.fetcher(allow=("hooks.example.com",))
+        status, _, doc = self.call(other, oname, "")
+        self.assertEqual(status, 502, doc)
+        self.assertIn("'127.0.0.1' is not in this plugin's manifest (permissions.http)", doc["error"])
+        self.assertIn("the client's to set", self.call(tid, name, "header=Host")[2]["error"])
+        self.assertIn("not a header name", self.call(tid, name, "header=a%20b")[2]["error"])
+        self.assertIn("method is GET", self.call(tid, name, "method=TRACE")[2]["error"])
+        # A timeout and an answer too large are errors, with the host named; the node stays healthy.
+        started = time.time()
+        self.assertIn("127.0.0.1: timeout", self.call(tid, name, "path=/slow&timeout=200")[2]["error"])
+        self.assertLess(time.time() - started, 1.8)
+        self.assertIn("too large", self.call(tid, name, "path=/big")[2]["error"])
+        self.assertEqual(self.node.request("GET", "/readyz")[0], 200)
+
+    def test_a_waiting_request_holds_neither_the_node_nor_other_tenants(self):
+        tid, name = self.fetcher()
+        other, oname = self.fetcher()
+        results = {}
+
+        def slow_call():  # on a connection of its own (the test's is not shared between threads)
+            conn = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=30)
+            conn.request("GET", f"/v1/tenants/{tid}/x/{name}/?path=/slow",
+                         headers={"Authorization": "Bearer " + self.node.admin_key})
+            resp = conn.getresponse()
+            results["slow"] = (resp.status, json.loads(resp.read()))
+            conn.close()
+        slow = threading.Thread(target=slow_call)
+        slow.start()
+        time.sleep(0.2)
+        started = time.time()
+        status, _, doc = self.call(other, oname, "path=/echo")
+        self.assertEqual((status, doc["status"]), (200, 200))
+        self.assertLess(time.time() - started, 1.0)  # not behind the slow one
+        slow.join()
+        self.assertEqual(results["slow"][0], 200, results)
+        self.assertEqual(results["slow"][1]["status"], 200)  # waiting is not the plugin's time (50 ms)
+
+    def test_on_event_posts_to_a_chat_webhook(self):
+        tid, name = self.fetcher()
+        self.assertEqual(self.node.json("POST", f"/v1/tenants/{tid}/users", {"email": "n@x.example", "name": "N"})[0],
+                         201)
+        deadline = time.time() + 15
+        while time.time() < deadline and not any("n@x.example" in p[1]["text"] for p in self.up.posts):
+            time.sleep(0.05)
+        posts = [p for p in self.up.posts if "n@x.example" in p[1]["text"]]
+        self.assertEqual(len(posts), 1, self.up.posts)
+        self.assertEqual(posts[0], ("application/json", {"text": "new user n@x.example"}))
+
+
+class PluginHttpSsrf(unittest.TestCase):
+    """Without --webhooks.allow-private-targets, loopback is refused as for webhooks, allow-list or not."""
+
+    def test_private_addresses_are_refused(self):
+        d = tempfile.mkdtemp(prefix="colony-e2e-ssrf-")
+        up = Upstream()
+        node = Node(d, ["--webhooks.allow-private-targets", "false"])
+        try:
+            body = {"name": "s-" + uuid.uuid4().hex[:8], "version": "1.0.0", "source": FETCHER, "hooks": ["http"],
+                    "permissions": {"http": ["127.0.0.1", "localhost"]}}
+            self.assertEqual(node.json("POST", "/v1/plugins", body)[0], 201)
+            slug = "t-" + uuid.uuid4().hex[:12]
+            tid = node.json("POST", "/v1/tenants", {"slug": slug, "name": slug, "plan": "starter"})[2]["id"]
+            for base in (up.base, up.base.replace("127.0.0.1", "localhost")):
+                status, _, doc = node.json("PUT", f"/v1/tenants/{tid}/plugins/{body['name']}",
+                                           {"version": "1.0.0", "config": {"base": base}})
+                self.assertIn(status, (200, 201), doc)
+                status, _, doc = node.json("GET", f"/v1/tenants/{tid}/x/{body['name']}/?path=/echo")
+                self.assertEqual(status, 502, doc)
+                self.assertIn(": refused", doc["error"])
+        finally:
+            code, _ = node.stop()
+            up.close()
+            shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(code, 0)

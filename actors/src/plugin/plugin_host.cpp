@@ -1,11 +1,13 @@
 #include "plugin_host.hpp"
 
+#include <algorithm>
 #include <caf/all.hpp>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "../entity_common.hpp"
 #include "colony/protocol/json.hpp"
+#include "colony/protocol/url.hpp"
 #include "colony/v1/event.pb.h"
 #include "colony/v1/user.pb.h"
 
@@ -14,6 +16,17 @@ namespace {
 
 using json = nlohmann::json;
 using reply_fn = std::function<void(host_answer)>;
+
+/// The host of an http(s) URL Colony would call, in lower case (protocol::parse_http_url).
+std::optional<std::string> url_host(const std::string& url) {
+  auto u = protocol::parse_http_url(url);
+  if (!u)
+    return std::nullopt;
+  auto h = u->host;
+  for (auto& c : h)
+    c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return h;
+}
 
 host_answer raise(std::string message) { return host_answer{"null", std::move(message)}; }
 
@@ -370,6 +383,140 @@ void users_list(caf::event_based_actor* self, const entity_env& env, host_call& 
       [reply](caf::error&) { reply(raise("colony.users.list: the store did not answer; retry later")); });
 }
 
+/// A header name a plugin may send: a token, not one the client sets itself.
+std::optional<std::string> header_error(const std::string& name, const std::string& value) {
+  static const char* reserved[] = {"host", "content-length", "transfer-encoding", "connection",          "upgrade",
+                                   "te",   "trailer",        "keep-alive",        "proxy-authorization", "expect"};
+  if (name.empty() || name.size() > 100)
+    return "a header name is 1 to 100 characters";
+  std::string lower;
+  for (char c : name) {
+    bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+      std::string_view{"!#$%&'*+-.^_`|~"}.find(c) != std::string_view::npos;
+    if (!token)
+      return "'" + name + "' is not a header name";
+    lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  for (const char* r : reserved)
+    if (lower == r || lower.rfind("proxy-", 0) == 0)
+      return "the header '" + name + "' is the client's to set";
+  if (value.size() > 8192 || value.find_first_of("\r\n") != std::string::npos || value.find('\0') != std::string::npos)
+    return "the value of '" + name + "' must be one line of at most 8 KiB";
+  return std::nullopt;
+}
+
+/// colony.http.request{method=, url=, headers=, body=, timeout=} -> {status=, headers=, body=}
+void http_request(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
+                  const reply_fn& reply) {
+  auto bad = [&reply](const std::string& why) { reply(raise("colony.http.request: " + why)); };
+  if (!env.plugin_http) {
+    bad("outgoing requests are not available on this node");
+    return;
+  }
+  if (args.size() != 1 || !args[0].is_object()) {
+    bad("takes one table: {method=, url=, headers=, body=, timeout=}");
+    return;
+  }
+  const auto& a = args[0];
+  for (const auto& [k, _] : a.items())
+    if (k != "method" && k != "url" && k != "headers" && k != "body" && k != "timeout") {
+      bad("unknown option '" + k + "' (method, url, headers, body, timeout)");
+      return;
+    }
+  outbound_request r;
+  r.method = a.contains("method") && a["method"].is_string() ? a["method"].get<std::string>() : "GET";
+  for (auto& c : r.method)
+    c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  if (r.method != "GET" && r.method != "POST" && r.method != "PUT" && r.method != "PATCH" && r.method != "DELETE" &&
+      r.method != "HEAD") {
+    bad("method is GET, POST, PUT, PATCH, DELETE or HEAD");
+    return;
+  }
+  if (!a.contains("url") || !a["url"].is_string()) {
+    bad("url is required (http or https)");
+    return;
+  }
+  r.url = a["url"].get<std::string>();
+  auto host = url_host(r.url);
+  if (!host) {
+    bad("url must be an http or https URL of at most 2048 characters, without user info");
+    return;
+  }
+  const auto& allowed = call.binding.permissions().http();
+  if (std::find(allowed.begin(), allowed.end(), *host) == allowed.end()) {
+    bad("the host '" + *host + "' is not in this plugin's manifest (permissions.http)");
+    return;
+  }
+  bool has_type = false;
+  if (a.contains("headers") && !(a["headers"].is_array() && a["headers"].empty())) {
+    if (!a["headers"].is_object() || a["headers"].size() > 32) {
+      bad("headers is a table of at most 32 name = value strings");
+      return;
+    }
+    for (const auto& [k, v] : a["headers"].items()) {
+      if (!v.is_string()) {
+        bad("the value of header '" + k + "' must be a string");
+        return;
+      }
+      if (auto why = header_error(k, v.get<std::string>())) {
+        bad(*why);
+        return;
+      }
+      std::string lower = k;
+      for (auto& c : lower)
+        c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      has_type = has_type || lower == "content-type";
+      r.headers.emplace_back(k, v.get<std::string>());
+    }
+  }
+  if (a.contains("body") && !a["body"].is_null()) {
+    if (a["body"].is_string()) {
+      r.body = a["body"].get<std::string>();
+      if (!has_type)
+        r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+    } else {
+      r.body = a["body"].dump();
+      if (!has_type)
+        r.headers.emplace_back("Content-Type", "application/json");
+    }
+  }
+  auto longest = env.plugin_http->max_timeout;
+  r.timeout = std::min(longest, std::chrono::milliseconds(5000));
+  if (a.contains("timeout")) {
+    if (!a["timeout"].is_number() || a["timeout"].get<double>() < 1 ||
+        a["timeout"].get<double>() > static_cast<double>(longest.count())) {
+      bad("timeout is in milliseconds, from 1 to " + std::to_string(longest.count()) + " (plugins.http-timeout)");
+      return;
+    }
+    r.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(a["timeout"].get<double>()));
+  }
+  r.label = call.tenant_id + "/" + call.binding.name();
+  auto wait = r.timeout + std::chrono::seconds(1);
+  self->request(env.plugin_http->client, wait, http_fetch_atom::value, std::move(r))
+    .then(
+      [reply, host = *host](outbound_response& res) {
+        if (res.status == 0) {
+          reply(raise("colony.http.request: " + host + ": " + res.error));
+          return;
+        }
+        json headers = json::object();
+        for (auto& [k, v] : res.headers)
+          headers[k] = headers.contains(k) ? headers[k].get<std::string>() + ", " + v : v;
+        json out{{"status", res.status}, {"headers", headers}};
+        // Not text (invalid UTF-8) cannot cross as JSON: the body is then left out, named.
+        auto body = json(res.body);
+        try {
+          (void)body.dump();
+          out["body"] = std::move(body);
+        } catch (const json::exception&) {
+          out["body"] = nullptr;
+          out["bodyError"] = "the answer is not UTF-8 text";
+        }
+        reply(value(out));
+      },
+      [reply, host = *host](caf::error&) { reply(raise("colony.http.request: " + host + ": timeout")); });
+}
+
 } // namespace
 
 void serve_host_call(caf::event_based_actor* self, const entity_env& env, host_call& call, const std::string& request,
@@ -398,6 +545,8 @@ void serve_host_call(caf::event_based_actor* self, const entity_env& env, host_c
     users_get(self, env, call, args, reply);
   else if (fn == "users.list")
     users_list(self, env, call, args, reply);
+  else if (fn == "http.request")
+    http_request(self, env, call, args, reply);
   else
     reply(raise("colony." + fn + " is not available"));
 }

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "colony/adapters/plugins.hpp"
+#include "colony/adapters/webhooks.hpp"
 #include "colony/runtime/log.hpp"
 
 namespace colony::adapters {
@@ -143,6 +144,13 @@ public:
       opt::size("plugins.kv-quota",
                 "bytes of colony.kv one plugin may keep per tenant (keys, values, 64 a key); bytes, or with KiB/MiB",
                 4096, 1024LL * 1024 * 1024, &node_config::plugin_kv_quota));
+    r.add(m,
+          opt::duration("plugins.http-timeout",
+                        "the longest one colony.http.request may wait for its answer (a request asks for less)",
+                        std::chrono::milliseconds(100), std::chrono::minutes(1), &node_config::plugin_http_timeout));
+    r.add(m,
+          opt::size("plugins.http-max-body", "largest answer colony.http.request reads; bytes, or with KiB/MiB", 1024,
+                    64LL * 1024 * 1024, &node_config::plugin_http_max_body));
   }
 
   void describe(const node_config& cfg, std::vector<log::field>& f) const override {
@@ -157,7 +165,23 @@ public:
     lim.output = static_cast<std::size_t>(node.cfg.plugin_output);
     lim.host_calls = node.cfg.plugin_host_calls;
     node.provide(make_lua_engine(lim));
+    // colony.http.request: the webhooks' client rules (SSRF checks, trusted CAs).
+    outbound_http_options ho;
+    ho.allow_private_targets = node.cfg.webhook_allow_private_targets;
+    ho.ca_file = node.cfg.webhook_ca_file;
+    ho.max_body = static_cast<std::size_t>(node.cfg.plugin_http_max_body);
+    client_ = spawn_outbound_http(node.sys, ho);
+    node.provide(std::make_shared<const actors::outbound_http_service>(actors::outbound_http_service{
+      client_, node.cfg.plugin_http_timeout, static_cast<std::size_t>(node.cfg.plugin_http_max_body)}));
   }
+
+  void stop(runtime::node_context& node, std::chrono::steady_clock::time_point deadline) override {
+    if (client_)
+      runtime::stop_and_wait(node.sys, caf::actor_cast<caf::actor>(client_), deadline, "the plugins' http client");
+  }
+
+private:
+  actors::outbound_http client_;
 };
 
 } // namespace

@@ -10,8 +10,6 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/beast/ssl.hpp>
 #include <caf/all.hpp>
 #include <cmath>
 #include <map>
@@ -23,7 +21,7 @@
 #include "colony/actors/integrations/webhook_model.hpp"
 #include "colony/adapters/webhooks.hpp"
 #include "colony/protocol/json.hpp"
-#include "targets.hpp"
+#include "http_exchange.hpp"
 #include "colony/protocol/time.hpp"
 #include "colony/runtime/log.hpp"
 #include "colony/v1/event.pb.h"
@@ -61,127 +59,6 @@ struct results_queue {
   }
 };
 
-/// One POST with a deadline (over TLS for https, verifying the certificate
-/// and the host name); reports into the queue exactly once.
-class post_session : public std::enable_shared_from_this<post_session> {
-public:
-  post_session(net::io_context& ioc, net::ssl::context& tls, std::shared_ptr<results_queue> q, std::string id,
-               parsed_url url, std::string body, std::vector<std::pair<std::string, std::string>> headers,
-               std::chrono::milliseconds timeout, bool allow_private)
-    : resolver_(net::make_strand(ioc)), q_(std::move(q)), id_(std::move(id)), url_(std::move(url)), timeout_(timeout),
-      allow_private_(allow_private) {
-    if (url_.tls)
-      tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(resolver_.get_executor(), tls);
-    else
-      plain_ = std::make_unique<beast::tcp_stream>(resolver_.get_executor());
-    bool default_port = url_.port == (url_.tls ? "443" : "80");
-    req_.method(bhttp::verb::post);
-    req_.target(url_.target);
-    req_.version(11);
-    req_.set(bhttp::field::host, url_.host + (default_port ? "" : ":" + url_.port));
-    req_.set(bhttp::field::user_agent, "Colony-Webhooks/1");
-    req_.set(bhttp::field::content_type, "application/json");
-    for (auto& [k, v] : headers)
-      req_.set(k, v);
-    req_.body() = std::move(body);
-    req_.prepare_payload();
-  }
-
-  void start() {
-    tcp().expires_after(timeout_);
-    resolver_.async_resolve(
-      url_.host, url_.port, [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
-        if (ec)
-          return self->fail("cannot resolve " + self->url_.host + ": " + ec.message(), "refused");
-        // Every address is checked again here: a name can
-        // be pointed elsewhere after its registration.
-        std::vector<tcp::endpoint> allowed;
-        for (const auto& e : r) {
-          auto why = self->allow_private_ ? std::nullopt : refused_address(e.endpoint().address());
-          if (!why)
-            allowed.push_back(e.endpoint());
-          else
-            log::warn("webhook target refused", {{"delivery", self->id_}, {"host", self->url_.host}, {"reason", *why}});
-        }
-        if (allowed.empty())
-          return self->fail("no allowed address", "refused");
-        self->tcp().async_connect(allowed, [self](beast::error_code ec2, const tcp::endpoint&) {
-          if (ec2)
-            return self->fail("cannot connect: " + ec2.message(), ec2 == beast::error::timeout ? "timeout" : "refused");
-          if (self->tls_)
-            self->handshake();
-          else
-            self->write();
-        });
-      });
-  }
-
-private:
-  beast::tcp_stream& tcp() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
-
-  void handshake() {
-    // SNI, and the certificate must name the host.
-    if (!SSL_set_tlsext_host_name(tls_->native_handle(), url_.host.c_str()))
-      return fail("cannot set the TLS server name", "refused");
-    tls_->set_verify_mode(net::ssl::verify_peer);
-    tls_->set_verify_callback(net::ssl::host_name_verification(url_.host));
-    tls_->async_handshake(net::ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
-      if (ec)
-        return self->fail("TLS handshake failed: " + ec.message(),
-                          ec == beast::error::timeout ? "timeout" : "TLS handshake failed");
-      self->write();
-    });
-  }
-
-  template <class Stream>
-  void exchange(Stream& s) {
-    bhttp::async_write(s, req_, [self = shared_from_this(), &s](beast::error_code ec, std::size_t) {
-      if (ec)
-        return self->fail("cannot send: " + ec.message(), ec == beast::error::timeout ? "timeout" : "refused");
-      bhttp::async_read(s, self->buffer_, self->res_, [self](beast::error_code ec2, std::size_t) {
-        if (ec2) // a reset, a close or an answer that is not HTTP: all "refused" to the tenant
-          return self->fail("no answer: " + ec2.message(), ec2 == beast::error::timeout ? "timeout" : "refused");
-        int code = static_cast<int>(self->res_.result_int());
-        self->finish(code, code >= 200 && code < 300 ? std::string{} : "answered " + std::to_string(code));
-      });
-    });
-  }
-
-  void write() {
-    if (tls_)
-      exchange(*tls_);
-    else
-      exchange(*plain_);
-  }
-
-  /// A failed attempt: the precise reason goes to the node's log; the
-  /// delivery record (which the tenant reads) says only "refused", "timeout"
-  /// or "TLS handshake failed", so that endpoints cannot be used to scan the
-  /// node's network (no difference between refused, reset and non-HTTP).
-  void fail(const std::string& reason, std::string shown) {
-    log::info("webhook attempt failed", {{"delivery", id_}, {"host", url_.host}, {"reason", reason}});
-    finish(0, std::move(shown));
-  }
-
-  void finish(int status, std::string error) {
-    beast::error_code ignored;
-    tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
-    q_->push(attempt_result{id_, status, std::move(error)});
-  }
-
-  tcp::resolver resolver_;
-  std::unique_ptr<beast::tcp_stream> plain_;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
-  beast::flat_buffer buffer_;
-  bhttp::request<bhttp::string_body> req_;
-  bhttp::response<bhttp::string_body> res_;
-  std::shared_ptr<results_queue> q_;
-  std::string id_;
-  parsed_url url_;
-  std::chrono::milliseconds timeout_;
-  bool allow_private_ = false;
-};
-
 void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
   constexpr auto timeout = std::chrono::seconds(10);
   auto ask = [&](webhook_op op) {
@@ -205,14 +82,7 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
   }
   std::optional<std::int64_t> position;
   net::ssl::context tls{net::ssl::context::tls_client};
-  tls.set_default_verify_paths();
-  if (!o.ca_file.empty()) {
-    beast::error_code ec;
-    tls.load_verify_file(o.ca_file, ec);
-    if (ec)
-      log::error("webhooks.ca-file cannot be read; only the system's CAs are trusted",
-                 {{"file", o.ca_file}, {"error", ec.message()}});
-  }
+  load_trust(tls, o.ca_file);
   net::io_context ioc;
   auto work = net::make_work_guard(ioc);
   std::thread io([&ioc] { ioc.run(); });
@@ -380,10 +250,24 @@ void notifier(caf::blocking_actor* self, store_port store, webhook_options o) {
           {"Colony-Event-Type", d.event_type},
           {"Colony-Delivery-Id", d.id},
           {"Colony-Delivery-Attempt", std::to_string(d.attempts + 1)}};
-        auto session = std::make_shared<post_session>(ioc, tls, queue, d.id, *url, d.body, std::move(headers),
-                                                      o.timeout, o.allow_private_targets);
+        exchange_request req;
+        req.url = *url;
+        req.body = d.body;
+        req.headers = std::move(headers);
+        req.timeout = o.timeout;
+        req.allow_private = o.allow_private_targets;
+        req.max_body = 8 << 20; // Beast's default for a response; only the status counts
+        req.log_id = d.id;
+        auto id = d.id;
         in_flight.emplace(d.id, std::move(d));
-        net::post(ioc, [session] { session->start(); });
+        net::post(ioc, [&ioc, &tls, queue, req = std::move(req), id]() mutable {
+          start_exchange(ioc, tls, std::move(req), [queue, id](exchange_result x) {
+            auto error = x.status == 0            ? x.error
+              : x.status >= 200 && x.status < 300 ? std::string{}
+                                                  : "answered " + std::to_string(x.status);
+            queue->push(attempt_result{id, x.status, std::move(error)});
+          });
+        });
       }
     }
 

@@ -23,6 +23,7 @@
 #include "colony/actors/kinds.hpp"
 #include "colony/actors/messages.hpp"
 #include "colony/actors/plugin/plugin_engine.hpp"
+#include "colony/actors/ports/outbound_http.hpp"
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/actors/tenant/tenant_model.hpp"
 
@@ -120,6 +121,8 @@ struct entity_env {
   int plugin_event_batch = 100;
   // colony.kv: bytes one (tenant, plugin) may keep (keys, values, 64 a key).
   std::int64_t plugin_kv_quota = 1 << 20;
+  // colony.http.request's client; null: plugins cannot make requests.
+  std::shared_ptr<const outbound_http_service> plugin_http;
   // The registry's store of activation::cell: held here too, so it
   // outlives every entity that may still write its cell.
   std::shared_ptr<const void> handled_cells;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "colony/actors/ports/outbound_http.hpp"
 #include "colony/actors/ports/store_port.hpp"
 #include "colony/adapters/secrets.hpp"
 #include "colony/protocol/url.hpp"
@@ -45,6 +46,16 @@ using parsed_url = protocol::http_url;
 
 /// Stop it with actors::stop_atom.
 [[nodiscard]] caf::actor spawn_webhook_notifier(caf::actor_system& sys, actors::store_port store, webhook_options opts);
+
+/// colony.http.request's client (actors/ports/outbound_http.hpp): the SSRF
+/// rules and trusted CAs of webhook deliveries; answers larger than
+/// `max_body` are an error ("too large"). Stop it with actors::stop_atom.
+struct outbound_http_options {
+  bool allow_private_targets = false;
+  std::string ca_file;
+  std::size_t max_body = 1 << 20;
+};
+[[nodiscard]] actors::outbound_http spawn_outbound_http(caf::actor_system& sys, outbound_http_options opts);
 
 /// The webhooks module (webhooks.*): the notifier.
 [[nodiscard]] std::unique_ptr<runtime::module> webhooks_module();

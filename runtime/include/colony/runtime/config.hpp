@@ -62,12 +62,14 @@ struct node_config {
   std::chrono::milliseconds plugin_event_poll{200}; // how often on_event cursors with new events are looked for
   int plugin_event_attempts = 5;
   int plugin_event_batch = 100;
-  std::int64_t plugin_kv_quota = 1 << 20;     // bytes of colony.kv per (tenant, plugin)
-  bool console_operator_actions = false;      // the console's operator actions (platform_operator), audited
-  std::string clock_start;                    // debug.clock-start as given; empty: the system clock
-  std::int64_t clock_start_us = 0;            // ... in microseconds since the epoch
-  std::string stripe_webhook_secret;          // empty: the Stripe webhook route is off
-  std::vector<std::string> http_cors_origins; // browser origins allowed (CORS); empty: no CORS
+  std::int64_t plugin_kv_quota = 1 << 20;              // bytes of colony.kv per (tenant, plugin)
+  std::chrono::milliseconds plugin_http_timeout{5000}; // the longest colony.http.request may wait
+  std::int64_t plugin_http_max_body = 1 << 20;         // of its answer
+  bool console_operator_actions = false;               // the console's operator actions (platform_operator), audited
+  std::string clock_start;                             // debug.clock-start as given; empty: the system clock
+  std::int64_t clock_start_us = 0;                     // ... in microseconds since the epoch
+  std::string stripe_webhook_secret;                   // empty: the Stripe webhook route is off
+  std::vector<std::string> http_cors_origins;          // browser origins allowed (CORS); empty: no CORS
   std::chrono::milliseconds payment_grace{std::chrono::hours(72)};
   bool billing_allow_tenant_plan_change = false; // with Stripe configured: may tenants change their plan?
   int webhook_max_attempts = 8;

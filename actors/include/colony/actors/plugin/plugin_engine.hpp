@@ -31,7 +31,8 @@ struct plugin_run {
 /// "" for colony.<name>): each yields the hook until the actor answers.
 inline const std::vector<std::pair<std::string, std::string>>& plugin_host_calls() {
   static const std::vector<std::pair<std::string, std::string>> calls{
-    {"kv", "get"}, {"kv", "set"}, {"kv", "delete"}, {"kv", "list"}, {"", "emit"}, {"users", "get"}, {"users", "list"}};
+    {"kv", "get"}, {"kv", "set"},    {"kv", "delete"},  {"kv", "list"},
+    {"", "emit"},  {"users", "get"}, {"users", "list"}, {"http", "request"}};
   return calls;
 }
 
