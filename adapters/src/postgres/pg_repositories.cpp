@@ -495,9 +495,7 @@ plugin_result pg_backend::plugins(const plugin_op& op) {
           out.status = store_status::moved;
           return out;
         }
-        std::map<std::string, const std::optional<std::string>*> last;
-        for (const auto& wr : e.writes)
-          last[wr.key] = &wr.value;
+        auto last = store::last_writes(e);
         if (!last.empty()) {
           // One writer per (tenant, plugin) at a time: the quota sum below holds until commit.
           w.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))", op.tenant_id + "\x1f" + op.name);
@@ -514,12 +512,8 @@ plugin_result pg_backend::plugins(const plugin_op& op) {
             if (*value)
               bytes += kv_footprint(key.size(), (*value)->size());
           }
-          out.kv_bytes = bytes;
-          if (bytes > e.quota) {
-            out.over_quota = true;
-            out.status = store_status::error;
+          if (!store::within_quota(bytes, e, out))
             return out; // rolled back: nothing written
-          }
         }
         auto now = protocol::now_us();
         for (const auto& [key, value] : last) {

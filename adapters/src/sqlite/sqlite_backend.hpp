@@ -206,19 +206,9 @@ private:
     }
     auto now = protocol::now_us();
     write_cursor_changes(ch.plugin_cursors, now); // before the events: a cursor opens at the outbox's end
-    for (const auto& ev : ch.events) {
-      prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
-              "created_us, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-        .bind(1, ev.id)
-        .bind(2, ev.type)
-        .bind(3, r.tenant_id)
-        .bind(4, std::string{to_string(ch.kind)})
-        .bind(5, r.id)
-        .bind(6, static_cast<std::int64_t>(ch.what == change_kind::remove ? ch.expected_version + 1 : r.version))
-        .bind(7, now)
-        .bind_blob(8, ev.payload)
-        .step();
-    }
+    for (const auto& ev : ch.events)
+      write_event(ev, r.tenant_id, to_string(ch.kind), r.id,
+                  static_cast<std::int64_t>(ch.what == change_kind::remove ? ch.expected_version + 1 : r.version), now);
     for (const auto& [system, id] : ch.external_ids)
       prepare("INSERT INTO external_ids (system, external_id, tenant_id) VALUES (?1, ?2, ?3) "
               "ON CONFLICT (system, external_id) DO UPDATE SET tenant_id = excluded.tenant_id")
@@ -332,6 +322,22 @@ private:
       exec_noexcept("ROLLBACK");
       throw;
     }
+  }
+
+  /// One outbox row: `ev` about (kind, aggregate_id) of `tenant_id` at `version`.
+  void write_event(const outbox_event& ev, const std::string& tenant_id, const std::string& kind,
+                   const std::string& aggregate_id, std::int64_t version, std::int64_t now) {
+    prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
+            "created_us, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+      .bind(1, ev.id)
+      .bind(2, ev.type)
+      .bind(3, tenant_id)
+      .bind(4, kind)
+      .bind(5, aggregate_id)
+      .bind(6, version)
+      .bind(7, now)
+      .bind_blob(8, ev.payload)
+      .step();
   }
 
   stmt prepare(const std::string& sql) {

@@ -368,15 +368,7 @@ actors::user_data sqlite_backend::user_data(const user_data_op& op) {
     au.bind(1, op.tenant_id).bind(2, "user:" + op.user_id).bind(3, about).step();
     out.audit_scrubbed = au.changes();
     for (const auto& t : op.tombstone)
-      prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
-              "created_us, payload) VALUES (?1, ?2, ?3, 'user', ?4, 0, ?5, ?6)")
-        .bind(1, t.id)
-        .bind(2, t.type)
-        .bind(3, op.tenant_id)
-        .bind(4, op.user_id)
-        .bind(5, op.now_us)
-        .bind_blob(6, t.payload)
-        .step();
+      write_event(t, op.tenant_id, "user", op.user_id, 0, op.now_us);
     write_audit(op.audit);
   });
   return out;
@@ -541,9 +533,7 @@ plugin_result sqlite_backend::plugins(const plugin_op& op) {
     case k::effects: {
       const auto& e = op.effects;
       write_transaction([&] {
-        std::map<std::string, const std::optional<std::string>*> last;
-        for (const auto& w : e.writes)
-          last[w.key] = &w.value;
+        auto last = last_writes(e);
         if (!last.empty()) {
           auto total = prepare("SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) + 64), 0) "
                                "FROM plugin_kv WHERE tenant_id = ?1 AND plugin = ?2");
@@ -558,12 +548,8 @@ plugin_result sqlite_backend::plugins(const plugin_op& op) {
             if (*value)
               bytes += kv_footprint(key.size(), (*value)->size());
           }
-          out.kv_bytes = bytes;
-          if (bytes > e.quota) {
-            out.over_quota = true;
-            out.status = store_status::error;
+          if (!within_quota(bytes, e, out))
             return; // nothing written
-          }
         }
         auto now = protocol::now_us();
         for (const auto& [key, value] : last) {
@@ -585,15 +571,7 @@ plugin_result sqlite_backend::plugins(const plugin_op& op) {
               .step();
         }
         for (const auto& ev : e.events)
-          prepare("INSERT INTO outbox (event_id, type, tenant_id, aggregate_kind, aggregate_id, aggregate_version, "
-                  "created_us, payload) VALUES (?1, ?2, ?3, 'plugin', ?4, 0, ?5, ?6)")
-            .bind(1, ev.id)
-            .bind(2, ev.type)
-            .bind(3, op.tenant_id)
-            .bind(4, op.name)
-            .bind(5, now)
-            .bind_blob(6, ev.payload)
-            .step();
+          write_event(ev, op.tenant_id, "plugin", op.name, 0, now);
       });
       break;
     }

@@ -5,7 +5,9 @@
 #include "colony/actors/user/personal_data.hpp"
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -171,5 +173,24 @@ using actors::scrub_user_event;
 std::string event_json(const std::string& payload);
 
 list_sql build_list_sql(const actors::list_query& q, const std::function<std::string(int)>& placeholder);
+
+/// colony.kv effects: the last write of each key (the one that counts), by key.
+inline std::map<std::string, const std::optional<std::string>*> last_writes(const actors::plugin_effects& e) {
+  std::map<std::string, const std::optional<std::string>*> last;
+  for (const auto& w : e.writes)
+    last[w.key] = &w.value;
+  return last;
+}
+
+/// Whether the store would hold `bytes` within the effects' quota; records
+/// them in `out`, and (false) marks it over quota, nothing to be written.
+inline bool within_quota(std::int64_t bytes, const actors::plugin_effects& e, actors::plugin_result& out) {
+  out.kv_bytes = bytes;
+  if (bytes <= e.quota)
+    return true;
+  out.over_quota = true;
+  out.status = actors::store_status::error;
+  return false;
+}
 
 } // namespace colony::adapters::store
