@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "json_bridge.hpp"
+#include "patterns.hpp"
 
 namespace colony::adapters::lua {
 
@@ -95,9 +96,13 @@ struct sandbox::impl {
     return p;
   }
 
-  static void count_hook(lua_State* s, lua_Debug* /*ar*/) {
+  static void count_hook(lua_State* s, lua_Debug* /*ar*/) { charge(s, period); }
+
+  /// What the metered matcher spent (patterns.cpp): the same budget and
+  /// deadline as the count hook's.
+  static void charge(lua_State* s, std::uint64_t steps) {
     auto* self = of(s);
-    self->spent += period;
+    self->spent += steps;
     if (self->tripped == fault::none && self->running) {
       if (self->spent > self->lim.instructions)
         self->tripped = fault::instructions;
@@ -260,11 +265,13 @@ void sandbox::impl::install_library() {
   } else {
     lua_error(L);
   }
-  // string.dump makes binary chunks. find, match, gmatch and gsub are not
-  // metered yet: one call can run for minutes inside the C matcher, where no
-  // hook fires (a pattern such as ".-.-.-x" on a long subject), and even a
-  // plain find compares in O(n*m). They come back as metered functions.
-  drop(L, LUA_STRLIBNAME, {"dump", "find", "match", "gmatch", "gsub"});
+  // string.dump makes binary chunks. find, match, gmatch and gsub are the
+  // metered matcher's (patterns.cpp): the library's C matcher runs where no
+  // hook fires, and one call with ".-.-.-x" on a long subject takes minutes.
+  drop(L, LUA_STRLIBNAME, {"dump"});
+  lua_getglobal(L, LUA_STRLIBNAME);
+  detail::install_patterns(L);
+  lua_pop(L, 1);
   // The string metatable is the one shared type's: plugin code cannot get
   // or change it (getmetatable answers false).
   lua_pushliteral(L, "");
@@ -539,6 +546,8 @@ outcome sandbox::impl::finish(int status, int nresults) {
   out.needs_reset = out.f != fault::error;
   return out;
 }
+
+void detail::charge_steps(lua_State* L, std::uint64_t steps) { sandbox::impl::charge(L, steps); }
 
 sandbox::sandbox(std::unique_ptr<impl> p) : p_(std::move(p)) {}
 sandbox::~sandbox() = default;

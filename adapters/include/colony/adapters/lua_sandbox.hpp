@@ -11,9 +11,9 @@
 // calls. A state whose call broke a limit may be inconsistent: the embedder
 // makes a new sandbox from the same source (reset()).
 //
-// Not yet: string.find, match, gmatch and gsub are left out until they are
-// metered (time spent inside the C pattern matcher is out of the hook's
-// reach); the embedder (the plugin actor, the registry) comes next.
+// string.find, match, gmatch and gsub are a metered matcher's: its steps
+// count against the same instruction budget and deadline (the library's C
+// matcher runs where no count hook fires).
 //
 // Values cross as JSON text: a hook's arguments are decoded into Lua tables,
 // its results encoded back (at most 64 levels deep; a table is an array when
