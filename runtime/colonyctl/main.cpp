@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client.hpp"
+#include "plugin_kit.hpp"
 #include "tail.hpp"
 #include "top.hpp"
 #include "views.hpp"
@@ -160,12 +161,34 @@ int main(int argc, char** argv) {
   auto* top = app.add_subcommand("top", "a live full-screen view of the cluster (q quits)");
   top->add_option("-i,--interval", interval, "seconds between samples")->check(CLI::Range(0.5, 60.0));
 
+  auto* plugin = app.add_subcommand("plugin", "the plugin kit: make, test and publish a plugin (docs/plugins.md)");
+  plugin->require_subcommand(1);
+  std::string plugin_name, plugin_parent, plugin_dir, colonyd_path, plugin_config;
+  std::vector<std::string> plugin_dirs, plugin_settings;
+  auto* plugin_new = plugin->add_subcommand("new", "make a plugin directory (plugin.json, plugin.lua, tests/)");
+  plugin_new->add_option("name", plugin_name, "the plugin's name")->required();
+  plugin_new->add_option("--dir", plugin_parent, "where to make it (default: here)");
+  auto* plugin_test = plugin->add_subcommand(
+    "test", "run each directory's tests/*.json in the node's sandbox, with its limits (runs colonyd plugin-test)");
+  plugin_test->add_option("dirs", plugin_dirs, "plugin directories")->required();
+  plugin_test->add_option("--colonyd", colonyd_path,
+                          "the colonyd to run (default: $COLONYD, next to colonyctl, $PATH)");
+  plugin_test->add_option("--set", plugin_settings, "a node option for the limits, e.g. plugins.instructions=1000000");
+  plugin_test->add_option("--config", plugin_config, "a node configuration file to take the limits from")
+    ->check(CLI::ExistingFile);
+  auto* plugin_publish = plugin->add_subcommand("publish", "POST /v1/plugins with the directory's manifest and source");
+  plugin_publish->add_option("dir", plugin_dir, "the plugin directory")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     auto code = app.exit(e);
     return code == 0 ? 0 : exit_usage;
   }
+  if (*plugin_new)
+    return colony::ctl::plugin_new(plugin_name, plugin_parent);
+  if (*plugin_test)
+    return colony::ctl::plugin_test(plugin_dirs, colonyd_path, plugin_settings, plugin_config);
   o.url = o.url.empty() ? env_or("COLONY_URL", "http://127.0.0.1:8080") : o.url;
   o.token = o.token.empty() ? env_or("COLONY_TOKEN", "") : o.token;
   if (!o.token_file.empty()) {
@@ -227,6 +250,8 @@ int main(int argc, char** argv) {
       return exit_failed;
     }
   }
+  if (*plugin_publish)
+    return colony::ctl::plugin_publish(cl, plugin_dir, o.output == "json");
   if (*top)
     return run_top(cl, std::chrono::milliseconds(static_cast<std::int64_t>(interval * 1000)));
   return exit_usage;

@@ -1,4 +1,4 @@
-// The sandbox's metered string.find/match/gmatch/gsub (adapters/src/lua/patterns.cpp):
+// The sandbox's metered string.find/match/gmatch/gsub (the lua adapter's patterns.cpp):
 // the same answers as Lua 5.4's own library, checked against it case by case
 // and on random patterns, and the limits hold inside one matcher call.
 #include <catch2/catch.hpp>

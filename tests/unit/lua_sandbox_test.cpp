@@ -66,6 +66,9 @@ TEST_CASE("lua sandbox: hooks, arguments and results as JSON") {
   CHECK(results(ok) == njson::parse(R"~([{"email": "a@example.com", "name": "Ann (t1)", "roles": ["member"]}])~"));
   auto no = s->call("before_user_create", R"~([{"tenantId": "t1"}, {"email": "b@other.org", "name": "B"}])~");
   CHECK(results(no) == njson::parse(R"~([null, "only example.com addresses"])~"));
+  // JSON integers are Lua integers (500, not 500.0, in a message); fractions stay floats.
+  auto n = make("return { run = function(a, b, c) return math.type(a), math.type(b), math.type(c), tostring(a) end }");
+  CHECK(results(n->call("run", "[500, -3, 1.5]")) == njson::parse(R"~(["integer", "integer", "float", "500"])~"));
   auto missing = s->call("on_event", "[]");
   CHECK(missing.f == fault::no_such_hook);
   CHECK(s->call("before_user_create", "not json").f == fault::output);

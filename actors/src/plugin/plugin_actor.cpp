@@ -16,7 +16,7 @@
 // that arrive meanwhile queue behind it, in arrival order.
 #include "../entity_common.hpp"
 #include "colony/actors/plugin/plugin_model.hpp"
-#include "plugin_host.hpp"
+#include "plugin_host_node.hpp"
 #include "colony/v1/plugin.pb.h"
 #include "colony/protocol/json.hpp"
 #include "colony/v1/event.pb.h"
@@ -135,7 +135,8 @@ void finish(self_ptr self, const std::shared_ptr<hook_job>& job, v1::PluginOutco
 void step(self_ptr self, const std::shared_ptr<hook_job>& job, plugin_run r) {
   auto& st = self->state;
   if (r.st == plugin_run::state::pending) {
-    detail::serve_host_call(self, *st.env, st.host, r.request, [self, job](detail::host_answer a) {
+    detail::node_host_io io{self, *st.env};
+    detail::serve_host_call(io, st.host, r.request, [self, job](detail::host_answer a) {
       auto& s = self->state;
       if (!s.code) { // cannot happen while busy; answered rather than left hanging
         finish(self, job, failed("load", "the plugin's state was lost during a host call"));

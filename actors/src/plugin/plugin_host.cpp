@@ -1,7 +1,6 @@
-#include "plugin_host.hpp"
+#include "colony/actors/plugin/plugin_host.hpp"
 
 #include <algorithm>
-#include <caf/all.hpp>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -55,7 +54,7 @@ json decode_stored(const std::string& text) {
   return v.is_discarded() ? json() : v;
 }
 
-void kv_write(host_call& call, const std::string& fn, const json& args, bool erase, const entity_env& env,
+void kv_write(host_io& io, host_call& call, const std::string& fn, const json& args, bool erase,
               const reply_fn& reply) {
   if (args.size() != (erase ? 1u : 2u)) {
     reply(raise("colony." + fn + (erase ? "(key) takes one argument" : "(key, value) takes two arguments")));
@@ -81,9 +80,9 @@ void kv_write(host_call& call, const std::string& fn, const json& args, bool era
   }
   // What the call keeps in hand is bounded too (the store checks the quota at the end).
   auto bytes = static_cast<std::size_t>(kv_footprint(w.key.size(), w.value ? w.value->size() : 0));
-  if (static_cast<std::int64_t>(call.pending_bytes + bytes) > env.plugin_kv_quota) {
+  if (static_cast<std::int64_t>(call.pending_bytes + bytes) > io.kv_quota()) {
     reply(raise("colony." + fn + ": this call's writes would pass the plugin's kv quota of " +
-                std::to_string(env.plugin_kv_quota) + " bytes"));
+                std::to_string(io.kv_quota()) + " bytes"));
     return;
   }
   call.pending_bytes += bytes;
@@ -91,8 +90,7 @@ void kv_write(host_call& call, const std::string& fn, const json& args, bool era
   reply(value(true));
 }
 
-void kv_get(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
-            const reply_fn& reply) {
+void kv_get(host_io& io, host_call& call, const json& args, const reply_fn& reply) {
   if (args.size() != 1) {
     reply(raise("colony.kv.get(key) takes one argument"));
     return;
@@ -106,27 +104,16 @@ void kv_get(caf::event_based_actor* self, const entity_env& env, host_call& call
     reply(w->value ? host_answer{*w->value, std::nullopt} : value(nullptr));
     return;
   }
-  plugin_op op;
-  op.what = plugin_op::kind::kv_get;
-  op.tenant_id = call.tenant_id;
-  op.name = call.binding.name();
-  op.version = std::move(key);
-  self->request(caf::actor_cast<plugin_store>(env.store), env.store_timeout, plugin_atom::value, std::move(op))
-    .then(
-      [reply](plugin_result& r) {
-        if (r.status == store_status::not_found || (r.status == store_status::ok && r.kv.empty()))
-          reply(value(nullptr));
-        else if (r.status != store_status::ok || !r.kv.front().value)
-          reply(raise("colony.kv.get: the store is unavailable; retry later"));
-        else
-          reply(value(decode_stored(*r.kv.front().value)));
-      },
-      [reply](caf::error&) { reply(raise("colony.kv.get: the store did not answer; retry later")); });
+  io.kv_get(call, key, [reply](std::optional<std::string> v, std::optional<std::string> error) {
+    if (error)
+      reply(raise("colony.kv.get: " + *error));
+    else
+      reply(v ? value(decode_stored(*v)) : value(nullptr));
+  });
 }
 
 /// colony.kv.list{prefix=, after=, limit=} -> {items = {{key=, value=}, ...}, next = key | nil}
-void kv_list(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
-             const reply_fn& reply) {
+void kv_list(host_io& io, host_call& call, const json& args, const reply_fn& reply) {
   json opts = args.empty() ? json::object() : args[0];
   if (args.size() > 1 || !(opts.is_object() || opts.is_null()) ||
       (opts.is_array() && !opts.empty())) { // an empty Lua table arrives as []
@@ -164,48 +151,39 @@ void kv_list(caf::event_based_actor* self, const entity_env& env, host_call& cal
       reply(raise("colony.kv.list: unknown option '" + k + "' (prefix, after, limit)"));
       return;
     }
-  plugin_op op;
-  op.what = plugin_op::kind::kv_list;
-  op.tenant_id = call.tenant_id;
-  op.name = call.binding.name();
-  op.version = prefix;
-  op.after = after;
-  op.limit = limit;
   // The call's own writes in range overlay the page (up to its last key when it is full).
   std::map<std::string, std::optional<std::string>> own;
   for (const auto& w : call.effects.writes)
     if (w.key > after && w.key.compare(0, prefix.size(), prefix) == 0)
       own[w.key] = w.value;
-  self->request(caf::actor_cast<plugin_store>(env.store), env.store_timeout, plugin_atom::value, std::move(op))
-    .then(
-      [reply, own = std::move(own), limit](plugin_result& r) {
-        if (r.status != store_status::ok) {
-          reply(raise("colony.kv.list: the store is unavailable; retry later"));
-          return;
-        }
-        bool full = static_cast<int>(r.kv.size()) >= limit;
-        std::map<std::string, std::optional<std::string>> page;
-        for (auto& e : r.kv)
-          page[e.key] = std::move(e.value);
-        for (const auto& [k, v] : own)
-          if (!full || r.kv.empty() || k <= r.kv.back().key)
-            page[k] = v;
-        json items = json::array();
-        std::string last;
-        for (const auto& [k, v] : page) {
-          if (!v)
-            continue;
-          if (static_cast<int>(items.size()) == limit)
-            break;
-          items.push_back(json{{"key", k}, {"value", decode_stored(*v)}});
-          last = k;
-        }
-        json out{{"items", items}};
-        if (full && !last.empty())
-          out["next"] = last;
-        reply(value(out));
-      },
-      [reply](caf::error&) { reply(raise("colony.kv.list: the store did not answer; retry later")); });
+  io.kv_list(call, prefix, after, limit,
+             [reply, own = std::move(own), limit](std::vector<plugin_kv> kv, std::optional<std::string> error) {
+               if (error) {
+                 reply(raise("colony.kv.list: " + *error));
+                 return;
+               }
+               bool full = static_cast<int>(kv.size()) >= limit;
+               std::map<std::string, std::optional<std::string>> page;
+               for (auto& e : kv)
+                 page[e.key] = std::move(e.value);
+               for (const auto& [k, v] : own)
+                 if (!full || kv.empty() || k <= kv.back().key)
+                   page[k] = v;
+               json items = json::array();
+               std::string last;
+               for (const auto& [k, v] : page) {
+                 if (!v)
+                   continue;
+                 if (static_cast<int>(items.size()) == limit)
+                   break;
+                 items.push_back(json{{"key", k}, {"value", decode_stored(*v)}});
+                 last = k;
+               }
+               json out{{"items", items}};
+               if (full && !last.empty())
+                 out["next"] = last;
+               reply(value(out));
+             });
 }
 
 /// plugin.<name>.<type>: a type is dot-separated words of [a-z0-9_], each starting with a letter.
@@ -267,52 +245,22 @@ void emit(host_call& call, const json& args, const reply_fn& reply) {
   reply(value(ev.id()));
 }
 
-std::string user_json(const entity_reply& r) {
-  if (r.bytes) {
-    v1::User u;
-    if (u.ParseFromString(*r.bytes))
-      return protocol::to_json(u);
-    return "null";
-  }
-  if (const auto* u = dynamic_cast<const v1::User*>(r.entity.get()))
-    return protocol::to_json(*u);
-  return "null";
-}
-
-void users_get(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
-               const reply_fn& reply) {
+void users_get(host_io& io, host_call& call, const json& args, const reply_fn& reply) {
   if (args.size() != 1 || !args[0].is_string() || args[0].get_ref<const std::string&>().empty() ||
       args[0].get_ref<const std::string&>().size() > 64) {
     reply(raise("colony.users.get(id) takes a user id (a string)"));
     return;
   }
-  auto router = env.router.lock();
-  auto target =
-    router ? router->route(entity_key{entity_kind::user, call.tenant_id, args[0].get<std::string>()}) : caf::actor{};
-  if (!target) {
-    reply(raise("colony.users.get: the node is shutting down"));
-    return;
-  }
-  command get;
-  get.what = op::get;
-  get.meta.request_id = call.meta.request_id;
-  get.meta.traceparent = call.meta.traceparent;
-  self->request(target, env.store_timeout, std::move(get))
-    .then(
-      [reply](entity_reply& r) {
-        if (r.error && r.error->code == errc::not_found)
-          reply(value(nullptr));
-        else if (r.error)
-          reply(raise("colony.users.get: " + r.error->detail));
-        else
-          reply(host_answer{user_json(r), std::nullopt});
-      },
-      [reply](caf::error&) { reply(raise("colony.users.get: the user did not answer; retry later")); });
+  io.user_get(call, args[0].get<std::string>(), [reply](std::string user, std::optional<std::string> error) {
+    if (error)
+      reply(raise("colony.users.get: " + *error));
+    else
+      reply(host_answer{std::move(user), std::nullopt});
+  });
 }
 
 /// colony.users.list{status=, role=, q=, limit=, after=} -> {users = {...}, next = cursor | nil}
-void users_list(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
-                const reply_fn& reply) {
+void users_list(host_io& io, host_call& call, const json& args, const reply_fn& reply) {
   json opts = args.empty() || args[0].is_null() || (args[0].is_array() && args[0].empty()) ? json::object() : args[0];
   if (args.size() > 1 || !opts.is_object()) {
     reply(raise("colony.users.list takes one table: {status=, role=, q=, limit=, after=}"));
@@ -359,28 +307,23 @@ void users_list(caf::event_based_actor* self, const entity_env& env, host_call& 
     }
   }
   auto limit = q.limit;
-  self->request(env.store, env.store_timeout, list_atom::value, std::move(q))
-    .then(
-      [reply, limit](row_page& page) {
-        if (page.status != store_status::ok) {
-          reply(raise("colony.users.list: the store is unavailable; retry later"));
-          return;
-        }
-        bool more = static_cast<int>(page.rows.size()) > limit;
-        if (more)
-          page.rows.resize(static_cast<std::size_t>(limit));
-        std::string body = "{\"users\":[";
-        for (std::size_t i = 0; i < page.rows.size(); ++i) {
-          v1::User u;
-          body += (i == 0 ? "" : ",") + (u.ParseFromString(page.rows[i].state) ? protocol::to_json(u) : "null");
-        }
-        body += "]";
-        if (more)
-          body += ",\"next\":\"" + std::to_string(page.rows.back().sort_number) + ":" +
-            protocol::json_escape(page.rows.back().id) + "\"";
-        reply(host_answer{body + "}", std::nullopt});
-      },
-      [reply](caf::error&) { reply(raise("colony.users.list: the store did not answer; retry later")); });
+  io.users_list(call, std::move(q), [reply, limit](std::vector<listed_user> rows, std::optional<std::string> error) {
+    if (error) {
+      reply(raise("colony.users.list: " + *error));
+      return;
+    }
+    bool more = static_cast<int>(rows.size()) > limit;
+    if (more)
+      rows.resize(static_cast<std::size_t>(limit));
+    std::string body = "{\"users\":[";
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      body += (i == 0 ? "" : ",") + rows[i].json;
+    body += "]";
+    if (more)
+      body +=
+        ",\"next\":\"" + std::to_string(rows.back().sort_number) + ":" + protocol::json_escape(rows.back().id) + "\"";
+    reply(host_answer{body + "}", std::nullopt});
+  });
 }
 
 /// A header name a plugin may send: a token, not one the client sets itself.
@@ -406,10 +349,10 @@ std::optional<std::string> header_error(const std::string& name, const std::stri
 }
 
 /// colony.http.request{method=, url=, headers=, body=, timeout=} -> {status=, headers=, body=}
-void http_request(caf::event_based_actor* self, const entity_env& env, host_call& call, const json& args,
-                  const reply_fn& reply) {
+void http_request(host_io& io, host_call& call, const json& args, const reply_fn& reply) {
   auto bad = [&reply](const std::string& why) { reply(raise("colony.http.request: " + why)); };
-  if (!env.plugin_http) {
+  auto max_timeout = io.http_max_timeout();
+  if (!max_timeout) {
     bad("outgoing requests are not available on this node");
     return;
   }
@@ -480,7 +423,7 @@ void http_request(caf::event_based_actor* self, const entity_env& env, host_call
         r.headers.emplace_back("Content-Type", "application/json");
     }
   }
-  auto longest = env.plugin_http->max_timeout;
+  auto longest = *max_timeout;
   r.timeout = std::min(longest, std::chrono::milliseconds(5000));
   if (a.contains("timeout")) {
     if (!a["timeout"].is_number() || a["timeout"].get<double>() < 1 ||
@@ -491,36 +434,31 @@ void http_request(caf::event_based_actor* self, const entity_env& env, host_call
     r.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(a["timeout"].get<double>()));
   }
   r.label = call.tenant_id + "/" + call.binding.name();
-  auto wait = r.timeout + std::chrono::seconds(1);
-  self->request(env.plugin_http->client, wait, http_fetch_atom::value, std::move(r))
-    .then(
-      [reply, host = *host](outbound_response& res) {
-        if (res.status == 0) {
-          reply(raise("colony.http.request: " + host + ": " + res.error));
-          return;
-        }
-        json headers = json::object();
-        for (auto& [k, v] : res.headers)
-          headers[k] = headers.contains(k) ? headers[k].get<std::string>() + ", " + v : v;
-        json out{{"status", res.status}, {"headers", headers}};
-        // Not text (invalid UTF-8) cannot cross as JSON: the body is then left out, named.
-        auto body = json(res.body);
-        try {
-          (void)body.dump();
-          out["body"] = std::move(body);
-        } catch (const json::exception&) {
-          out["body"] = nullptr;
-          out["bodyError"] = "the answer is not UTF-8 text";
-        }
-        reply(value(out));
-      },
-      [reply, host = *host](caf::error&) { reply(raise("colony.http.request: " + host + ": timeout")); });
+  io.http(call, std::move(r), [reply, host = *host](outbound_response res) {
+    if (res.status == 0) {
+      reply(raise("colony.http.request: " + host + ": " + res.error));
+      return;
+    }
+    json headers = json::object();
+    for (auto& [k, v] : res.headers)
+      headers[k] = headers.contains(k) ? headers[k].get<std::string>() + ", " + v : v;
+    json out{{"status", res.status}, {"headers", headers}};
+    // Not text (invalid UTF-8) cannot cross as JSON: the body is then left out, named.
+    auto body = json(res.body);
+    try {
+      (void)body.dump();
+      out["body"] = std::move(body);
+    } catch (const json::exception&) {
+      out["body"] = nullptr;
+      out["bodyError"] = "the answer is not UTF-8 text";
+    }
+    reply(value(out));
+  });
 }
 
 } // namespace
 
-void serve_host_call(caf::event_based_actor* self, const entity_env& env, host_call& call, const std::string& request,
-                     std::function<void(host_answer)> reply) {
+void serve_host_call(host_io& io, host_call& call, const std::string& request, std::function<void(host_answer)> reply) {
   auto req = json::parse(request, nullptr, false);
   if (!req.is_object() || !req.contains("fn") || !req["fn"].is_string() || !req.contains("args") ||
       !req["args"].is_array()) {
@@ -534,58 +472,21 @@ void serve_host_call(caf::event_based_actor* self, const entity_env& env, host_c
     return;
   }
   if (fn == "kv.get")
-    kv_get(self, env, call, args, reply);
+    kv_get(io, call, args, reply);
   else if (fn == "kv.set" || fn == "kv.delete")
-    kv_write(call, fn, args, fn == "kv.delete", env, reply);
+    kv_write(io, call, fn, args, fn == "kv.delete", reply);
   else if (fn == "kv.list")
-    kv_list(self, env, call, args, reply);
+    kv_list(io, call, args, reply);
   else if (fn == "emit")
     emit(call, args, reply);
   else if (fn == "users.get")
-    users_get(self, env, call, args, reply);
+    users_get(io, call, args, reply);
   else if (fn == "users.list")
-    users_list(self, env, call, args, reply);
+    users_list(io, call, args, reply);
   else if (fn == "http.request")
-    http_request(self, env, call, args, reply);
+    http_request(io, call, args, reply);
   else
     reply(raise("colony." + fn + " is not available"));
-}
-
-void commit_effects(caf::event_based_actor* self, const entity_env& env, host_call& call,
-                    std::function<void(std::optional<std::pair<std::string, std::string>>)> done) {
-  if (call.effects.writes.empty() && call.effects.events.empty()) {
-    done(std::nullopt);
-    return;
-  }
-  plugin_op op;
-  op.what = plugin_op::kind::effects;
-  op.tenant_id = call.tenant_id;
-  op.name = call.binding.name();
-  op.effects = std::move(call.effects);
-  op.effects.quota = env.plugin_kv_quota;
-  call.effects = {};
-  auto quota = env.plugin_kv_quota;
-  self->request(caf::actor_cast<plugin_store>(env.store), env.store_timeout, plugin_atom::value, std::move(op))
-    .then(
-      [done, quota](plugin_result& r) {
-        if (r.status == store_status::ok)
-          done(std::nullopt);
-        else if (r.over_quota)
-          done(std::make_pair(std::string{"kv-quota"},
-                              "colony.kv: the plugin's store would hold " + std::to_string(r.kv_bytes) +
-                                " bytes, over its quota of " + std::to_string(quota) +
-                                "; nothing of this call was written"));
-        else
-          done(std::make_pair(std::string{"store"},
-                              r.status == store_status::moved
-                                ? std::string{"the tenant moved to another node; nothing of this call was written"}
-                                : std::string{"the store could not write this call's kv writes and events; retry"}));
-      },
-      [done](caf::error&) {
-        done(std::make_pair(std::string{"store"},
-                            std::string{"the store did not answer; the call's writes may "
-                                        "or may not be written"}));
-      });
 }
 
 } // namespace colony::actors::detail

@@ -328,6 +328,16 @@ const std::vector<std::string>& plugin_settable_user_fields() {
   return f;
 }
 
+std::optional<std::string> created_user_error(const std::string& returned_user) {
+  auto body = creation_from_hook(returned_user);
+  if (!body)
+    return body.error().detail;
+  v1::CreateUserRequest req;
+  if (auto err = protocol::from_json(body.value(), req))
+    return "the returned user's " + err->field + " " + err->message;
+  return std::nullopt;
+}
+
 outcome<std::string> creation_from_hook(const std::string& returned_user) {
   auto u = parse_object(returned_user);
   json body = json::object();

@@ -237,15 +237,7 @@ void create_with_hooks(self_ptr self, std::shared_ptr<command> cmd, caf::respons
   h->hook = std::string{plugin_hook::before_user_create};
   h->user = protocol::to_json(*cmd->payload);
   h->meta = cmd->meta;
-  h->check = [](const std::string& user) -> std::optional<std::string> {
-    auto body = creation_from_hook(user);
-    if (!body)
-      return body.error().detail;
-    v1::CreateUserRequest req;
-    if (auto err = protocol::from_json(body.value(), req))
-      return "the returned user's " + err->field + " " + err->message;
-    return std::nullopt;
-  };
+  h->check = [](const std::string& user) { return created_user_error(user); };
   h->done = [self, cmd, rp](outcome<std::string> user) mutable {
     if (!user) {
       --self->state.seats_in_flight;

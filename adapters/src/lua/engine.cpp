@@ -158,13 +158,7 @@ public:
   }
 
   void start(runtime::node_context& node) override {
-    lua::limits lim;
-    lim.instructions = static_cast<std::uint64_t>(node.cfg.plugin_instructions);
-    lim.wall = node.cfg.plugin_wall;
-    lim.memory = static_cast<std::size_t>(node.cfg.plugin_memory);
-    lim.output = static_cast<std::size_t>(node.cfg.plugin_output);
-    lim.host_calls = node.cfg.plugin_host_calls;
-    node.provide(make_lua_engine(lim));
+    node.provide(make_lua_engine(plugin_limits(node.cfg)));
     // colony.http.request: the webhooks' client rules (SSRF checks, trusted CAs).
     outbound_http_options ho;
     ho.allow_private_targets = node.cfg.webhook_allow_private_targets;
@@ -188,6 +182,16 @@ private:
 
 std::shared_ptr<const actors::plugin_engine> make_lua_engine(const lua::limits& lim) {
   return std::make_shared<const engine>(lim);
+}
+
+lua::limits plugin_limits(const runtime::node_config& cfg) {
+  lua::limits lim;
+  lim.instructions = static_cast<std::uint64_t>(cfg.plugin_instructions);
+  lim.wall = cfg.plugin_wall;
+  lim.memory = static_cast<std::size_t>(cfg.plugin_memory);
+  lim.output = static_cast<std::size_t>(cfg.plugin_output);
+  lim.host_calls = cfg.plugin_host_calls;
+  return lim;
 }
 
 std::unique_ptr<runtime::module> plugins_module() { return std::make_unique<plugins_module_impl>(); }

@@ -1,6 +1,7 @@
 #include "json_bridge.hpp"
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "colony/protocol/json.hpp"
@@ -101,7 +102,14 @@ void push(lua_State* L, const njson& v, int depth) {
     case njson::value_t::null: lua_pushnil(L); return;
     case njson::value_t::boolean: lua_pushboolean(L, v.get<bool>() ? 1 : 0); return;
     case njson::value_t::number_integer: lua_pushinteger(L, static_cast<lua_Integer>(v.get<std::int64_t>())); return;
-    case njson::value_t::number_unsigned: lua_pushnumber(L, static_cast<lua_Number>(v.get<std::uint64_t>())); return;
+    case njson::value_t::number_unsigned: { // what JSON's non-negative integers parse as: Lua integers when they fit
+      auto u = v.get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<lua_Integer>::max()))
+        lua_pushinteger(L, static_cast<lua_Integer>(u));
+      else
+        lua_pushnumber(L, static_cast<lua_Number>(u));
+      return;
+    }
     case njson::value_t::number_float: lua_pushnumber(L, static_cast<lua_Number>(v.get<double>())); return;
     case njson::value_t::string: {
       const auto& s = v.get_ref<const std::string&>();

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include "colony/actors/plugin/plugin_kit.hpp"
 #include "colony/actors/plugin/config_schema.hpp"
 #include "colony/actors/plugin/plugin_model.hpp"
 #include "colony/protocol/json.hpp"
@@ -101,17 +102,6 @@ void publish(api_core& a, std::shared_ptr<call> c) {
   auto req = std::make_shared<v1::PublishPluginRequest>();
   if (!a.parse_body(c, *req))
     return;
-  if (auto err = validate_publication(*req)) {
-    c->respond(api::failure_response(*err, c->req.request_id));
-    return;
-  }
-  if (req->has_config_schema())
-    if (auto err = check_config_schema(protocol::to_json(req->config_schema()))) {
-      failure f = fail(errc::invalid, err->field + ": " + err->message);
-      f.errors.push_back(*err);
-      c->respond(api::failure_response(f, c->req.request_id));
-      return;
-    }
   if (!a.ctx.plugins) {
     a.fail(c, 503, "unavailable", "Service unavailable", "this node runs no plugin sandbox");
     return;
@@ -119,23 +109,10 @@ void publish(api_core& a, std::shared_ptr<call> c) {
   // The source runs once (its chunk returns the hooks) under the sandbox's
   // limits: on a body worker, not on the io thread.
   a.bridges.post_blocking(c, [&a, c, req](caf::event_based_actor*) {
-    plugin_run err;
-    auto code = a.ctx.plugins->load(req->name() + "@" + req->version(), req->source(), &err);
-    if (!code) {
-      failure f = fail(errc::invalid, "source: " + err.message);
-      f.errors.push_back({"source", err.message});
-      c->respond(api::failure_response(f, c->req.request_id));
+    if (auto err = check_publication(*a.ctx.plugins, *req)) {
+      c->respond(api::failure_response(*err, c->req.request_id));
       return;
     }
-    for (int i = 0; i < req->hooks_size(); ++i)
-      if (!code->has(req->hooks(i))) {
-        failure f =
-          fail(errc::invalid,
-               "hooks[" + std::to_string(i) + "]: the source's table has no function '" + req->hooks(i) + "'");
-        f.errors.push_back({"hooks[" + std::to_string(i) + "]", "the source's table has no function of this name"});
-        c->respond(api::failure_response(f, c->req.request_id));
-        return;
-      }
     v1::PluginVersion v;
     v.set_name(req->name());
     v.set_version(req->version());

@@ -83,6 +83,9 @@ struct user_verdict {
 /// before_user_create: the returned user as a creation body (only the settable
 /// members), or why not (invalid).
 [[nodiscard]] outcome<std::string> creation_from_hook(const std::string& returned_user);
+/// before_user_create: why the node would refuse the returned user (not a
+/// creation body, or not a valid CreateUserRequest); nullopt when it takes it.
+[[nodiscard]] std::optional<std::string> created_user_error(const std::string& returned_user);
 /// before_user_update: the user as the update would leave it, for the hook.
 [[nodiscard]] outcome<std::string> proposed_user(const std::string& current_user, const std::string& patch);
 /// before_user_update: the merge patch from `current_user` to what the hook
