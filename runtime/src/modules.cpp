@@ -10,6 +10,23 @@
 namespace colony::runtime {
 namespace {
 
+/// The plugin actors' reports as metrics (docs/plugins.md, "Metrics and audit").
+class plugin_metrics final : public actors::plugin_observer {
+public:
+  explicit plugin_metrics(std::shared_ptr<metrics> m) : m_(std::move(m)) {}
+  void call_ended(std::string_view plugin, std::string_view hook, std::string_view outcome) override {
+    m_->count("colony_plugin_calls_total", "Plugin hook calls, by plugin, hook and outcome (ok, or the fault)",
+              {{"plugin", std::string{plugin}}, {"hook", std::string{hook}}, {"outcome", std::string{outcome}}});
+  }
+  void suspended(std::string_view plugin) override {
+    m_->count("colony_plugin_suspensions_total", "Plugins the circuit breaker suspended for a tenant, by plugin",
+              {{"plugin", std::string{plugin}}});
+  }
+
+private:
+  std::shared_ptr<metrics> m_;
+};
+
 class entities final : public module {
 public:
   std::string_view name() const override { return "entities"; }
@@ -53,6 +70,8 @@ public:
     env.plugin_event_batch = node.cfg.plugin_event_batch;
     env.plugin_kv_quota = node.cfg.plugin_kv_quota;
     env.plugin_http = node.find<const actors::outbound_http_service>(); // the plugins module's too
+    if (node.metrics)
+      env.plugin_reports = std::make_shared<plugin_metrics>(node.metrics);
     node.entities = spawn_entity_registry(node.sys, env, node.metrics);
     // The directory itself, for introspection, whatever the cluster module
     // puts in front of node.entities later.

@@ -12,7 +12,7 @@ import time
 import unittest
 import uuid
 
-from colony_testkit import NodeCase, Node
+from colony_testkit import NodeCase, Node, wait_until
 
 EMAIL_DOMAINS = """
 return {
@@ -259,6 +259,19 @@ class Plugins(NodeCase):
         self.assertIn("broken limits in a row", b["suspendedReason"])
         events = [e["event"]["type"] for e in n.json("GET", f"/v1/tenants/{tid}/events?limit=200")[2]["data"]]
         self.assertIn("plugin.suspended", events)
+        # Each broken limit is in the tenant's audit log and in the metrics, and so is the suspension.
+        audit = wait_until(lambda: [r for r in n.json("GET", f"/v1/tenants/{tid}/audit-log?action=plugin.limit_exceeded")
+                                    [2]["data"] if r["actor"] == "plugin:" + spin] or None,
+                           timeout=10, what="the broken limits audited")
+        self.assertGreaterEqual(len(audit), 3)
+        self.assertEqual(audit[0]["target"], f"plugin:{spin}@1.0.0")
+        self.assertEqual(audit[0]["outcome"], "failure")
+        self.assertRegex(audit[0]["detail"], r"^before_user_create: (instruction|time)-limit: plugin stopped")
+        metrics = n.request("GET", "/metrics")[2].decode()
+        calls = [line for line in metrics.splitlines() if line.startswith("colony_plugin_calls_total{")
+                 and f'plugin="{spin}"' in line and 'hook="before_user_create"' in line and "-limit" in line]
+        self.assertEqual(sum(float(line.rsplit(" ", 1)[1]) for line in calls), 3, calls)
+        self.assertIn(f'colony_plugin_suspensions_total{{plugin="{spin}"}} 1', metrics)
         self.assertEqual(self.user(tid, "after@x.example")[0], 201)  # a suspended plugin's hooks are skipped
         # The tenant enables it again (PUT), and it runs again.
         status, _, again = self.enable(tid, spin)

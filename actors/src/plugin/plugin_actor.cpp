@@ -83,14 +83,36 @@ std::string label(const plugin_state& st, const std::string& version) {
   return st.key.tenant_id + "/" + st.key.id + "@" + version;
 }
 
+/// A broken limit in the audit log (actor and target the plugin), written
+/// on its own: the call it ended wrote nothing.
+void audit_limit(self_ptr self, const plugin_run& r, const std::string& hook, const request_meta& meta) {
+  auto& st = self->state;
+  audit_record a;
+  a.id = protocol::new_uuid_v7();
+  a.tenant_id = st.key.tenant_id;
+  a.at_us = protocol::now_us();
+  a.actor = "plugin:" + st.key.id;
+  a.action = "plugin.limit_exceeded";
+  a.target = "plugin:" + st.key.id + "@" + st.version;
+  a.request_id = meta.request_id;
+  a.outcome = "failure";
+  a.detail = hook + ": " + r.fault + ": " + r.message.substr(0, 300);
+  audit_op op;
+  op.append = true;
+  op.records.push_back(std::move(a));
+  self->request(caf::actor_cast<audit_store>(st.env->store), st.env->store_timeout, audit_atom::value, std::move(op))
+    .then([](audit_page&) {}, [](caf::error&) {});
+}
+
 /// The circuit breaker: asks the tenant once to suspend the plugin.
-void count_fault(self_ptr self, const plugin_run& r) {
+void count_fault(self_ptr self, const plugin_run& r, const std::string& hook, const request_meta& meta) {
   auto& st = self->state;
   if (!r.limit_broken()) {
     if (r.st == plugin_run::state::done)
       st.faults_in_a_row = 0;
     return;
   }
+  audit_limit(self, r, hook, meta);
   if (++st.faults_in_a_row < st.env->plugin_fault_threshold || st.suspension_asked)
     return;
   auto router = st.env->router.lock();
@@ -109,8 +131,14 @@ void count_fault(self_ptr self, const plugin_run& r) {
   auto tenant = router->route(entity_key{entity_kind::tenant, st.key.tenant_id, st.key.tenant_id});
   if (tenant)
     self->request(tenant, st.env->store_timeout * 2, std::move(cmd))
-      .then([self](entity_reply& rep) { self->state.suspension_asked = !rep.error.has_value(); },
-            [self](caf::error&) { self->state.suspension_asked = false; });
+      .then(
+        [self](entity_reply& rep) {
+          auto& s = self->state;
+          s.suspension_asked = !rep.error.has_value();
+          if (s.suspension_asked && s.env->plugin_reports)
+            s.env->plugin_reports->suspended(s.key.id);
+        },
+        [self](caf::error&) { self->state.suspension_asked = false; });
 }
 
 void hold(plugin_state& st) { st.committing = st.pumping || st.busy; }
@@ -121,6 +149,8 @@ using next_job_atom = caf::atom_constant<caf::atom("nextjob")>;
 /// recursion through a long queue).
 void finish(self_ptr self, const std::shared_ptr<hook_job>& job, v1::PluginOutcome o) {
   auto& st = self->state;
+  if (st.env->plugin_reports)
+    st.env->plugin_reports->call_ended(st.key.id, job->call.hook(), o.outcome() == "ok" ? "ok" : o.fault());
   st.host = {};
   job->done(std::move(o));
   st.busy = false;
@@ -146,7 +176,7 @@ void step(self_ptr self, const std::shared_ptr<hook_job>& job, plugin_run r) {
     });
     return;
   }
-  count_fault(self, r);
+  count_fault(self, r, job->call.hook(), job->meta);
   if (r.needs_reset) {
     plugin_run err;
     if (!st.code->reset(&err))

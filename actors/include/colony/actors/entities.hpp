@@ -121,6 +121,8 @@ struct entity_env {
   int plugin_event_batch = 100;
   // colony.kv: bytes one (tenant, plugin) may keep (keys, values, 64 a key).
   std::int64_t plugin_kv_quota = 1 << 20;
+  // Told of every hook call's end and every suspension (metrics); null: no one.
+  std::shared_ptr<plugin_observer> plugin_reports;
   // colony.http.request's client; null: plugins cannot make requests.
   std::shared_ptr<const outbound_http_service> plugin_http;
   // The registry's store of activation::cell: held here too, so it

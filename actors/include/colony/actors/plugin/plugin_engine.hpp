@@ -64,4 +64,15 @@ public:
   [[nodiscard]] virtual std::string describe_limits() const = 0;
 };
 
+/// Where the plugin actors report what their calls came to (the node's
+/// metrics, runtime/src/modules.cpp). Thread-safe: every actor calls it.
+class plugin_observer {
+public:
+  virtual ~plugin_observer() = default;
+  /// A hook call ended: `outcome` is "ok", or its fault (instruction-limit, error, kv-quota, load, ...).
+  virtual void call_ended(std::string_view plugin, std::string_view hook, std::string_view outcome) = 0;
+  /// The circuit breaker suspended `plugin` for a tenant.
+  virtual void suspended(std::string_view plugin) = 0;
+};
+
 } // namespace colony::actors
