@@ -70,6 +70,8 @@ public:
     env.plugin_event_batch = node.cfg.plugin_event_batch;
     env.plugin_kv_quota = node.cfg.plugin_kv_quota;
     env.plugin_http = node.find<const actors::outbound_http_service>(); // the plugins module's too
+    env.plugin_pool = node.find<actors::plugin_executor>();             // the plugins module's
+    env.plugin_inline_time = node.cfg.plugin_inline_time;
     if (node.metrics)
       env.plugin_reports = std::make_shared<plugin_metrics>(node.metrics);
     node.entities = spawn_entity_registry(node.sys, env, node.metrics);

@@ -23,7 +23,7 @@ import urllib.request
 import uuid
 
 from console_cost import console_figure
-from plugin_cost import plugin_events_figure, plugin_figure
+from plugin_cost import plugin_events_figure, plugin_figure, plugin_noisy_figure
 from report import report_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -261,6 +261,23 @@ class BenchCluster:
     def request(self, k, method, path, body=None, headers=None, timeout=20):
         from cluster_kit import request_at
         return request_at(self.nodes[k - 1].port, self.key, method, path, body, headers, timeout)
+
+
+class OneNode:
+    """One node as paced() sees a cluster: a new connection per request, as BenchCluster's."""
+
+    def __init__(self, node):
+        self.node, self.n = node, 1
+
+    def request(self, k, method, path, body=None, headers=None, timeout=20):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.node.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
 
 
 def paced(cluster, path, key, rate, seconds, threads=4):
@@ -631,8 +648,8 @@ def main():
             g["rate"] >= 0.5 * n["rate"] and g["p99_ms"] is not None and g["p99_ms"] <= 5,
             {"colony": g, "nginx": n, "body_bytes": len(body)})
         half = g["rate"] / 2
-        paced = lua(work, "paced.lua", PACED % (a.connections * 1000.0 / max(half, 1.0)))
-        p = wrk(url, a.seconds, a.connections, paced, key=node.key)
+        paced_lua = lua(work, "paced.lua", PACED % (a.connections * 1000.0 / max(half, 1.0)))
+        p = wrk(url, a.seconds, a.connections, paced_lua, key=node.key)
         add(7, "GET latency at half of figure 1's rate", p["p99_ms"], None, "ms p99", "p99 <= 2 ms",
             p["p99_ms"] is not None and p["p99_ms"] <= 2, {"offered_rate": half, "achieved": p})
 
@@ -651,6 +668,10 @@ def main():
         # 16: on_event's rate, draining a backlog.
         plugin_events_figure(node, a.seconds, add, http, lambda t, s: wrk(
             f"{node.base}/", s, a.connections, lua(work, f"post-{t}.lua", POST_USERS % (t, node.key, uuid.uuid4().hex[:8]))))
+        # 17: a victim's p99 while another tenant's plugins burn CPU within their limits.
+        one = OneNode(node)
+        plugin_noisy_figure(node, 2 if a.smoke else max(4.0, a.seconds), add, http,
+                            lambda p, r, s: paced(one, p, node.key, r, s)[0])
         post_sqlite["shutdown_s"] = node.stop()
         started.remove(node)
 
@@ -733,7 +754,7 @@ def main():
                 pass
         subprocess.run([PG_FIXTURE, "stop", pg_state], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    return report_of(a, results, colonyd, expected=16)
+    return report_of(a, results, colonyd, expected=17)
 
 
 if __name__ == "__main__":

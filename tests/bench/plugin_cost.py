@@ -99,3 +99,76 @@ def plugin_events_figure(node, seconds, add, http, post_users):
         raise RuntimeError(f"figure 16: on_event handled {seen} of {backlog} events in 120 s")
     add(16, "on_event invocations/s (a small handler, one plugin entity)", backlog / elapsed, None, "events/s",
         "reported", None, {"backlog": backlog, "drain_s": elapsed})
+
+
+BURNER = """
+return {
+  http = function(ctx, req)
+    -- as much CPU as a call may take and stay within its limits (35 ms of
+    -- the 50 ms budget, ~3M of the 10M instructions): the breaker never opens
+    local t0, x = os.clock(), 0
+    while os.clock() - t0 < 0.035 do x = x + 1 end
+    return { body = { spun = x } }
+  end,
+}
+"""
+
+
+def plugin_noisy_figure(node, seconds, add, http, paced_get, burners=2, callers=4):
+    """Figure 17: a victim tenant's p99 (paced GETs of one of its users at
+    50/s) while another tenant keeps `burners` plugins busy with hooks that
+    spend as much CPU as a call may without breaking a limit (so the breaker
+    never stops them), `callers` connections each; against the victim alone,
+    alternating. `paced_get(path, rate, seconds)` returns sorted latencies."""
+    import threading
+    import urllib.request
+    victim, attacker = node.tenant(), node.tenant()
+    status, body = http("POST", f"{node.base}/v1/tenants/{victim}/users",
+                        {"email": "victim@bench.example", "name": "V"}, node.key)
+    uid = json.loads(body)["id"]
+    names = []
+    for i in range(burners):
+        name = f"bench-burn-{i}-" + uuid.uuid4().hex[:6]
+        http("POST", node.base + "/v1/plugins", {"name": name, "version": "1.0.0", "source": BURNER,
+                                                 "hooks": ["http"]}, node.key)
+        status, body = http("PUT", f"{node.base}/v1/tenants/{attacker}/plugins/{name}", {"version": "1.0.0"},
+                            node.key)
+        if status != 201:
+            raise RuntimeError(f"figure 17: enabling answered {status} {body!r}")
+        names.append(name)
+    path = f"/v1/tenants/{victim}/users/{uid}"
+    paced_get(path, 50, 1)  # warm-up
+
+    def burn(name, stop, counts):
+        while not stop.is_set():
+            req = urllib.request.Request(f"{node.base}/v1/tenants/{attacker}/x/{name}/burn",
+                                         headers={"Authorization": "Bearer " + node.key})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+                    counts[r.status] = counts.get(r.status, 0) + 1
+            except Exception as e:  # a 503 would mean the breaker opened: counted, and reported
+                counts[str(e)[:40]] = counts.get(str(e)[:40], 0) + 1
+
+    rounds = 2 if seconds >= 4 else 1
+    alone, noisy, attack = [], [], []
+    for _ in range(rounds):
+        alone.append(p99_of(paced_get(path, 50, seconds / rounds / 2)))
+        stop, counts = threading.Event(), {}
+        ts = [threading.Thread(target=burn, args=(n, stop, counts)) for n in names for _ in range(callers)]
+        for t in ts:
+            t.start()
+        time.sleep(0.5)  # the burners' queues fill
+        noisy.append(p99_of(paced_get(path, 50, seconds / rounds / 2)))
+        stop.set()
+        for t in ts:
+            t.join()
+        attack.append(counts)
+    with_burn, without = max(noisy), max(alone)
+    add(17, f"noisy neighbour: victim p99 while {burners} plugins of another tenant burn CPU", with_burn * 1000,
+        without * 1000, "ms p99", "<= 1.5x the victim alone", with_burn <= 1.5 * without,
+        {"victim_alone_s": alone, "victim_with_burners_s": noisy, "burner_calls": attack})
+
+
+def p99_of(xs):
+    return xs[min(len(xs) - 1, int(len(xs) * 0.99))] if xs else float("inf")

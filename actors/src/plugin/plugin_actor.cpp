@@ -34,13 +34,17 @@ struct hook_job {
   request_meta meta;
   std::function<void(v1::PluginOutcome)> done;
   bool chained = false;
+  std::shared_ptr<plugin_code> code; // the state the call runs in (taken when it starts)
 };
 
 struct plugin_state {
   entity_key key; // kind plugin, the tenant, the plugin's name
   std::shared_ptr<const entity_env> env;
-  std::unique_ptr<plugin_code> code;
-  std::string version; // of `code`
+  std::shared_ptr<plugin_code> code;  // shared with a pool thread while a step runs there
+  std::uint64_t step_token = 0;       // of the step running on the pool
+  bool offloaded = false;             // a step took longer than plugins.inline-time: steps run on the pool
+  std::shared_ptr<hook_job> stepping; // its job
+  std::string version;                // of `code`
   int faults_in_a_row = 0;
   bool suspension_asked = false;
   std::int64_t binding_at_us = 0; // the binding's updatedAt: enabling again starts the count anew
@@ -161,27 +165,47 @@ void finish(self_ptr self, const std::shared_ptr<hook_job>& job, v1::PluginOutco
   hold(st);
 }
 
+using step_done_atom = caf::atom_constant<caf::atom("stepdone")>;
+
+void step(self_ptr self, const std::shared_ptr<hook_job>& job, plugin_run r);
+
+/// Runs one step of the job's hook (a call or a resume) on the plugin pool
+/// (or here, without one); step() goes on with its outcome. The actor keeps
+/// serving its mailbox meanwhile, and touches the code only once it is back.
+void run_step(self_ptr self, const std::shared_ptr<hook_job>& job, std::function<plugin_run(plugin_code&)> work) {
+  auto& st = self->state;
+  const auto& env = *st.env;
+  if (!env.plugin_pool || (!st.offloaded && env.plugin_inline_time.count() > 0)) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = run_plugin_step(*job->code, work);
+    // A step longer than plugins.inline-time sends this plugin's steps to
+    // the pool from now on (the rest of this activation).
+    if (env.plugin_pool && std::chrono::steady_clock::now() - t0 > env.plugin_inline_time)
+      st.offloaded = true;
+    step(self, job, std::move(r));
+    return;
+  }
+  st.stepping = job;
+  auto token = ++st.step_token;
+  st.env->plugin_pool->post(
+    [me = caf::actor_cast<caf::actor>(self), code = job->code, work = std::move(work), token]() mutable {
+      caf::anon_send(me, step_done_atom::value, token, run_plugin_step(*code, work));
+    });
+}
+
 /// Where a run of the hook stands: waiting for a host call, or at its end.
 void step(self_ptr self, const std::shared_ptr<hook_job>& job, plugin_run r) {
   auto& st = self->state;
   if (r.st == plugin_run::state::pending) {
     detail::node_host_io io{self, *st.env};
     detail::serve_host_call(io, st.host, r.request, [self, job](detail::host_answer a) {
-      auto& s = self->state;
-      if (!s.code) { // cannot happen while busy; answered rather than left hanging
-        finish(self, job, failed("load", "the plugin's state was lost during a host call"));
-        return;
-      }
-      step(self, job, s.code->resume(a.json, a.error));
+      run_step(self, job, [a = std::move(a)](plugin_code& c) { return c.resume(a.json, a.error); });
     });
     return;
   }
   count_fault(self, r, job->call.hook(), job->meta);
-  if (r.needs_reset) {
-    plugin_run err;
-    if (!st.code->reset(&err))
-      st.code.reset();
-  }
+  if (r.lost && st.code == job->code)
+    st.code.reset();
   v1::PluginOutcome o;
   o.set_instructions(static_cast<std::int64_t>(r.instructions));
   if (r.st != plugin_run::state::done) {
@@ -234,7 +258,8 @@ void start_next(self_ptr self) {
     const auto& args = call.args_json();
     auto ctx = hook_context(s.key.tenant_id, call.binding(), job->meta.request_id, job->meta.traceparent);
     std::string all = args.size() > 2 ? "[" + ctx + "," + args.substr(1) : "[" + ctx + "]";
-    step(self, job, s.code->call(call.hook(), all));
+    job->code = s.code;
+    run_step(self, job, [hook = call.hook(), all = std::move(all)](plugin_code& c) { return c.call(hook, all); });
   });
 }
 
@@ -243,7 +268,8 @@ void start_next(self_ptr self) {
 void submit(self_ptr self, v1::PluginCall call, request_meta meta, std::function<void(v1::PluginOutcome)> done,
             bool chained = false) {
   auto& st = self->state;
-  st.jobs.push_back(std::make_shared<hook_job>(hook_job{std::move(call), std::move(meta), std::move(done), chained}));
+  st.jobs.push_back(
+    std::make_shared<hook_job>(hook_job{std::move(call), std::move(meta), std::move(done), chained, nullptr}));
   if (st.busy)
     return;
   st.busy = true;
@@ -556,6 +582,12 @@ caf::behavior plugin_actor(self_ptr self, entity_key key, std::shared_ptr<const 
     },
     [self](feed_atom) { feed_next(self); },
     [self](next_job_atom) { start_next(self); },
+    [self](step_done_atom, std::uint64_t token, plugin_run& r) {
+      auto& st = self->state;
+      if (token != st.step_token || !st.stepping)
+        return;
+      step(self, std::exchange(st.stepping, nullptr), std::move(r));
+    },
     [self](idle_atom) { detail::offer_passivation(self); },
     [self](passivate_atom) { return detail::offer_passivation(self); },
   };

@@ -1,5 +1,13 @@
 // actors::plugin_engine over the Lua sandbox, and the plugins module.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "colony/adapters/plugins.hpp"
 #include "colony/adapters/webhooks.hpp"
@@ -100,6 +108,67 @@ private:
   lua::limits lim_;
 };
 
+/// The threads hook code runs on (actors::plugin_executor): a FIFO queue,
+/// `n` threads at nice `nice`. Linux's nice is per thread, so the actor
+/// system's workers keep their priority and a plugin that spends its whole
+/// budget yields the cores to them at once (docs/plugins.md, "Noisy neighbours").
+class plugin_pool final : public actors::plugin_executor {
+public:
+  plugin_pool(int n, int nice) {
+    for (int i = 0; i < n; ++i)
+      threads_.emplace_back([this, nice] {
+        if (nice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), nice) != 0)
+          log::warn("the plugin pool runs at the node's priority (setpriority failed)");
+        run();
+      });
+  }
+  ~plugin_pool() override { stop(); }
+
+  void post(std::function<void()> work) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_)
+        return; // the node is going: the actor that waits is going too
+      queue_.push_back(std::move(work));
+    }
+    cv_.notify_one();
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      queue_.clear();
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable())
+        t.join();
+  }
+
+private:
+  void run() {
+    for (;;) {
+      std::function<void()> work;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (stopping_)
+          return;
+        work = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      work();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
 using runtime::node_config;
 namespace opt = runtime::opt;
 
@@ -125,6 +194,18 @@ public:
     r.add(m,
           opt::integer("plugins.host-calls", "colony.* calls one hook call may make", 0, 100'000,
                        &node_config::plugin_host_calls));
+    r.add(m,
+          opt::integer("plugins.threads", "threads hook code runs on, off the actor system's workers; 0: one per core",
+                       0, 256, &node_config::plugin_threads));
+    r.add(m,
+          opt::duration("plugins.inline-time",
+                        "a plugin's hook steps run on its actor until one takes longer than this, then on the "
+                        "plugin threads (0: always on the threads)",
+                        std::chrono::milliseconds(0), std::chrono::seconds(1), &node_config::plugin_inline_time));
+    r.add(m,
+          opt::integer("plugins.nice",
+                       "nice value of those threads (0: the node's priority); higher yields the cores to requests", 0,
+                       19, &node_config::plugin_nice));
     r.add(m,
           opt::integer("plugins.fault-threshold",
                        "broken limits in a row after which a plugin is suspended for its tenant", 1, 1000,
@@ -159,6 +240,10 @@ public:
 
   void start(runtime::node_context& node) override {
     node.provide(make_lua_engine(plugin_limits(node.cfg)));
+    int n = node.cfg.plugin_threads > 0 ? node.cfg.plugin_threads
+                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    pool_ = std::make_shared<plugin_pool>(n, node.cfg.plugin_nice);
+    node.provide(std::static_pointer_cast<actors::plugin_executor>(pool_));
     // colony.http.request: the webhooks' client rules (SSRF checks, trusted CAs).
     outbound_http_options ho;
     ho.allow_private_targets = node.cfg.webhook_allow_private_targets;
@@ -170,12 +255,15 @@ public:
   }
 
   void stop(runtime::node_context& node, std::chrono::steady_clock::time_point deadline) override {
+    if (pool_)
+      pool_->stop(); // the entities stopped before this module: nothing waits for a step any more
     if (client_)
       runtime::stop_and_wait(node.sys, caf::actor_cast<caf::actor>(client_), deadline, "the plugins' http client");
   }
 
 private:
   actors::outbound_http client_;
+  std::shared_ptr<plugin_pool> pool_;
 };
 
 } // namespace

@@ -20,7 +20,8 @@ class NodeCase(unittest.TestCase):
                                   "--billing.payment-grace", "1s", "--timers.poll-interval", "200ms",
                                   "--http.cors-origins", "https://app.example.com,http://localhost:3000",
                                   "--plugins.fault-threshold", "3", "--plugins.event-attempts", "3",
-                                  "--plugins.event-poll", "50ms", "--plugins.kv-quota", "8KiB"])
+                                  "--plugins.event-poll", "50ms", "--plugins.kv-quota", "8KiB",
+                                  "--plugins.inline-time", "0ms"])  # every hook step on the plugin threads
 
     @classmethod
     def tearDownClass(cls):

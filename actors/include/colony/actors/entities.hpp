@@ -121,6 +121,11 @@ struct entity_env {
   int plugin_event_batch = 100;
   // colony.kv: bytes one (tenant, plugin) may keep (keys, values, 64 a key).
   std::int64_t plugin_kv_quota = 1 << 20;
+  // Runs hook code off the actor system's workers; null: on the plugin actor itself.
+  std::shared_ptr<plugin_executor> plugin_pool;
+  // Steps run on the plugin actor until one takes longer than this (then on
+  // the pool, for the rest of the activation); 0: always on the pool.
+  std::chrono::microseconds plugin_inline_time{1000};
   // Told of every hook call's end and every suspension (metrics); null: no one.
   std::shared_ptr<plugin_observer> plugin_reports;
   // colony.http.request's client; null: plugins cannot make requests.
@@ -145,3 +150,4 @@ struct entity_env {
 } // namespace colony::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::keyed_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(colony::actors::plugin_run)

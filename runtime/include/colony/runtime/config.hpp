@@ -58,6 +58,9 @@ struct node_config {
   std::int64_t plugin_memory = 16 << 20;
   std::int64_t plugin_output = 1 << 20;
   int plugin_host_calls = 100;
+  int plugin_threads = 0;                          // the pool hook code runs on; 0: one per core
+  int plugin_nice = 10;                            // its threads' nice value (below the actor system's workers)
+  std::chrono::milliseconds plugin_inline_time{1}; // a plugin's steps run inline until one takes longer
   int plugin_fault_threshold = 5;
   std::chrono::milliseconds plugin_event_poll{200}; // how often on_event cursors with new events are looked for
   int plugin_event_attempts = 5;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@ struct plugin_run {
   std::string message;            // failed: the limit named, or the plugin's error with its line
   std::uint64_t instructions = 0; // spent by the call so far
   bool needs_reset = false;       // the state may be inconsistent: reset() before the next call
+  bool lost = false;              // run_plugin_step: reset() was needed and failed, the state is gone
   /// A broken limit (not the plugin's own error): what the circuit breaker counts.
   [[nodiscard]] bool limit_broken() const { return st == state::failed && fault != "error" && fault != "no_such_hook"; }
 };
@@ -63,6 +65,28 @@ public:
   /// The limits as the docs and problems name them ("10000000 instructions, 50 ms, 16 MiB").
   [[nodiscard]] virtual std::string describe_limits() const = 0;
 };
+
+/// Where hook code runs: a pool of threads of its own, below the actor
+/// system's workers in priority, so that a plugin spending its whole budget
+/// never holds another tenant's requests (docs/plugins.md, "Noisy
+/// neighbours"). `work` runs on a pool thread, in submission order.
+class plugin_executor {
+public:
+  virtual ~plugin_executor() = default;
+  virtual void post(std::function<void()> work) = 0;
+};
+
+/// One step of a hook call on `code` (call or resume), and the reset a
+/// broken limit asks for right after it (so that it runs where the step ran).
+[[nodiscard]] inline plugin_run run_plugin_step(plugin_code& code,
+                                                const std::function<plugin_run(plugin_code&)>& step) {
+  auto r = step(code);
+  if (r.st != plugin_run::state::pending && r.needs_reset) {
+    plugin_run err;
+    r.lost = !code.reset(&err);
+  }
+  return r;
+}
 
 /// Where the plugin actors report what their calls came to (the node's
 /// metrics, runtime/src/modules.cpp). Thread-safe: every actor calls it.
