@@ -33,6 +33,15 @@ std::string lower(std::string s) {
   return s;
 }
 
+/// The value of header `name` (any case) in `headers`, or "".
+std::string header_of(const std::vector<std::pair<std::string, std::string>>& headers, const std::string& name) {
+  std::string value;
+  for (const auto& [k, v] : headers)
+    if (lower(k) == lower(name))
+      value = v;
+  return value;
+}
+
 /// A failure as one line: its detail and each field's message.
 std::string describe(const failure& f) {
   std::string out = f.detail;
@@ -247,10 +256,7 @@ void check_answer(const std::string& hook, const json& want, const run_result& r
       fails.push_back("body " + a->body + ", expected " + want["body"].dump());
     if (want.contains("headers") && want["headers"].is_object())
       for (const auto& [k, v] : want["headers"].items()) {
-        std::string got = lower(k) == "content-type" ? a->content_type : std::string{};
-        for (const auto& [hk, hv] : a->headers)
-          if (lower(hk) == lower(k))
-            got = hv;
+        auto got = lower(k) == "content-type" ? a->content_type : header_of(a->headers, k);
         if (!v.is_string() || got != v.get<std::string>())
           fails.push_back("header " + k + " is \"" + got + "\", expected " + v.dump());
       }
@@ -284,10 +290,7 @@ void check_effects(const json& want, const run_result& r, const fixture_io& io, 
         fails.push_back(at + "body " + got.body + ", expected " + w["body"].dump());
       if (w.contains("headers") && w["headers"].is_object())
         for (const auto& [k, v] : w["headers"].items()) {
-          std::string value;
-          for (const auto& [hk, hv] : got.headers)
-            if (lower(hk) == lower(k))
-              value = hv;
+          auto value = header_of(got.headers, k);
           if (!v.is_string() || value != v.get<std::string>())
             fails.push_back(at + "header " + k + " is \"" + value + "\", expected " + v.dump());
         }
